@@ -1,0 +1,455 @@
+package kassa
+
+import (
+	"bytes"
+	"context"
+	"crypto/md5"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/shopspring/decimal"
+)
+
+func init() {
+	caddy.RegisterModule(CrystalPay{})
+}
+
+// crystalPayEndpoint is CrystalPAY's API v1 URL.
+const crystalPayEndpoint = "https://api.crystalpay.ru/api.php"
+
+// CrystalPay is a payment account at CrystalPAY (API v1, api.php).
+//
+// CrystalPAY takes whole rubles only: an amount with kopecks is refused
+// before any request. Its secret travels in the query string, so no URL of a
+// call is ever logged or put in an error. It has no cancel call, no webhook
+// and no idempotency key: payment status is learned by polling checkpay, and
+// generate and withdraw are never retried, since a retry after a lost reply
+// would create a second invoice or pay out twice.
+type CrystalPay struct {
+	// Login is the cash register's login.
+	Login string `json:"login,omitempty"`
+	// Secret is secret key 1, sent with every call. Use {env.*}.
+	Secret string `json:"secret,omitempty"`
+	// Secret2 is secret key 2, which signs payouts. Optional. Use {env.*}.
+	Secret2 string `json:"secret2,omitempty"`
+	// Endpoint is the API's URL; default https://api.crystalpay.ru/api.php.
+	Endpoint string `json:"endpoint,omitempty"`
+	// Timeout bounds each call; default 10s.
+	Timeout caddy.Duration `json:"timeout,omitempty"`
+
+	login, secret, secret2 string
+	api                    *apiClient
+}
+
+// CaddyModule returns the Caddy module information.
+func (CrystalPay) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "kassa.payments.crystalpay",
+		New: func() caddy.Module { return new(CrystalPay) },
+	}
+}
+
+// Provision resolves the credentials and builds the HTTP client.
+func (c *CrystalPay) Provision(caddy.Context) error {
+	c.login = resolvePlaceholders(c.Login)
+	c.secret = resolvePlaceholders(c.Secret)
+	c.secret2 = resolvePlaceholders(c.Secret2)
+	endpoint := c.Endpoint
+	if endpoint == "" {
+		endpoint = crystalPayEndpoint
+	}
+	api, err := newAPIClient("crystalpay", endpoint, time.Duration(c.Timeout), c.secret, c.secret2)
+	if err != nil {
+		return fmt.Errorf("crystalpay: %w", err)
+	}
+	c.api = api
+	return nil
+}
+
+// Validate checks that the credentials are set.
+func (c *CrystalPay) Validate() error {
+	if c.login == "" {
+		return errors.New("crystalpay: login is empty (is its environment variable set?)")
+	}
+	if c.secret == "" {
+		return errors.New("crystalpay: secret is empty (is its environment variable set?)")
+	}
+	return nil
+}
+
+// Cleanup closes the client's idle connections.
+func (c *CrystalPay) Cleanup() error {
+	if c.api != nil {
+		c.api.close()
+	}
+	return nil
+}
+
+// UnmarshalCaddyfile sets up the account from Caddyfile tokens.
+//
+// Syntax:
+//
+//	crystalpay {
+//		login    <login>
+//		secret   <secret key 1>
+//		secret2  <secret key 2>      # payouts only
+//		endpoint <url>               # default https://api.crystalpay.ru/api.php
+//		timeout  <duration>          # default 10s
+//	}
+func (c *CrystalPay) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	if err := parseNoInlineArgs(d); err != nil {
+		return err
+	}
+	for d.NextBlock(0) {
+		var err error
+		switch d.Val() {
+		case "login":
+			err = parseOneArg(d, &c.Login)
+		case "secret":
+			err = parseOneArg(d, &c.Secret)
+		case "secret2":
+			err = parseOneArg(d, &c.Secret2)
+		case "endpoint":
+			err = parseOneArg(d, &c.Endpoint)
+		case "timeout":
+			err = parseDuration(d, &c.Timeout)
+		default:
+			err = d.Errf("unrecognized subdirective %q", d.Val())
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// CreatePayment generates a payment link (operation generate).
+func (c *CrystalPay) CreatePayment(ctx context.Context, req PaymentRequest) (Payment, error) {
+	amount, err := wholeRubles("amount", req.Amount)
+	if err != nil {
+		return Payment{}, err
+	}
+	q := c.query("generate")
+	q.Set("amount", amount)
+	if req.ReturnURL != "" {
+		if err := validateReturnURL(req.ReturnURL); err != nil {
+			return Payment{}, err
+		}
+		q.Set("redirect", req.ReturnURL)
+	}
+	reply, err := c.get(ctx, "generate", q)
+	if err != nil {
+		return Payment{}, err
+	}
+	p, err := parseCrystalPayGenerate(reply)
+	if err != nil {
+		return Payment{}, c.api.malformed("generate", http.StatusOK, reply, "%v", err)
+	}
+	return p, nil
+}
+
+// PaymentStatus asks whether a payment link was paid (operation checkpay).
+func (c *CrystalPay) PaymentStatus(ctx context.Context, ref PaymentRef) (PaymentStatus, error) {
+	if ref.ID == "" {
+		return PaymentStatus{}, invalid("id", "checkpay needs the payment id")
+	}
+	q := c.query("checkpay")
+	q.Set("i", ref.ID)
+	reply, err := c.get(ctx, "checkpay", q)
+	if err != nil {
+		return PaymentStatus{}, err
+	}
+	st, err := parseCrystalPayCheckpay(reply)
+	if err != nil {
+		return PaymentStatus{}, c.api.malformed("checkpay", http.StatusOK, reply, "%v", err)
+	}
+	return st, nil
+}
+
+// CancelPayment is not offered by CrystalPAY: an unpaid link simply stays
+// unpaid.
+func (c *CrystalPay) CancelPayment(context.Context, PaymentRef) error {
+	return &ProviderError{Provider: "crystalpay", Op: "cancel", Kind: ErrNotSupported}
+}
+
+// Balance reports the cash register's balance (operation balance), in either
+// of its reply forms.
+func (c *CrystalPay) Balance(ctx context.Context) (Balance, error) {
+	reply, err := c.get(ctx, "balance", c.query("balance"))
+	if err != nil {
+		return Balance{}, err
+	}
+	b, err := parseCrystalPayBalance(reply)
+	if err != nil {
+		return Balance{}, c.api.malformed("balance", http.StatusOK, reply, "%v", err)
+	}
+	return b, nil
+}
+
+// Payout withdraws money to a payee (operation withdraw), signed with secret
+// key 2. It is sent once and never retried: CrystalPAY returns no id, so a
+// payout whose reply was lost cannot be checked, and a retry could pay twice.
+func (c *CrystalPay) Payout(ctx context.Context, req PayoutRequest) (Payout, error) {
+	if c.secret2 == "" {
+		return Payout{}, invalid("secret2", "payouts need secret2 in the account's configuration")
+	}
+	amount, err := wholeRubles("amount", req.Amount)
+	if err != nil {
+		return Payout{}, err
+	}
+	if err := validateToken("to", req.To, 64); err != nil {
+		return Payout{}, err
+	}
+	if err := validateToken("method", req.Method, 32); err != nil {
+		return Payout{}, err
+	}
+	q := c.query("withdraw")
+	q.Set("amount", amount)
+	q.Set("wallet", req.To)
+	q.Set("service", req.Method)
+	q.Set("secret", crystalPaySignature(req.To, amount, c.secret2))
+	reply, err := c.get(ctx, "withdraw", q)
+	if err != nil {
+		return Payout{}, err
+	}
+	if err := parseCrystalPayWithdraw(reply); err != nil {
+		return Payout{}, c.api.malformed("withdraw", http.StatusOK, reply, "%v", err)
+	}
+	return Payout{}, nil
+}
+
+// crystalPaySignature signs a payout: lowercase hex md5 of
+// wallet-amount-secret2, over the exact strings sent.
+func crystalPaySignature(wallet, amount, secret2 string) string {
+	sum := md5.Sum([]byte(wallet + "-" + amount + "-" + secret2))
+	return hex.EncodeToString(sum[:])
+}
+
+// query starts a call's query string with the credentials and operation.
+func (c *CrystalPay) query(op string) url.Values {
+	return url.Values{"s": {c.secret}, "n": {c.login}, "o": {op}}
+}
+
+// get makes one call and returns its reply once the envelope says it
+// succeeded; auth, error and transport failures become ProviderErrors.
+func (c *CrystalPay) get(ctx context.Context, op string, q url.Values) ([]byte, error) {
+	status, reply, err := c.api.call(ctx, op, http.MethodGet, c.api.endpoint("", q), nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	if status >= 500 {
+		return nil, c.api.failure(op, ErrUnavailable, status, reply, nil)
+	}
+	env, err := parseCrystalPayEnvelope(reply)
+	if err != nil {
+		return nil, c.api.malformed(op, status, reply, "%v", err)
+	}
+	switch {
+	case env.Auth == "error":
+		e := c.api.failure(op, ErrAuth, status, reply, nil)
+		e.Message = c.api.redact(env.ErrorMessage)
+		return nil, e
+	case env.Error:
+		e := c.api.failure(op, ErrRejected, status, reply, nil)
+		e.Message = c.api.redact(env.ErrorMessage)
+		return nil, e
+	case status != http.StatusOK:
+		return nil, c.api.malformed(op, status, reply, "unexpected HTTP status")
+	}
+	return reply, nil
+}
+
+// crystalPayEnvelope is the part every CrystalPAY reply shares.
+type crystalPayEnvelope struct {
+	Auth         string `json:"auth"`
+	Error        bool   `json:"-"`
+	ErrorMessage string `json:"error_message"`
+}
+
+// parseCrystalPayEnvelope reads auth, error and error_message. A reply
+// without "auth" is malformed; "error" may be absent (balance) or a bool.
+func parseCrystalPayEnvelope(reply []byte) (crystalPayEnvelope, error) {
+	var raw struct {
+		Auth         *string         `json:"auth"`
+		Error        json.RawMessage `json:"error"`
+		ErrorMessage json.RawMessage `json:"error_message"`
+	}
+	if err := json.Unmarshal(reply, &raw); err != nil {
+		return crystalPayEnvelope{}, fmt.Errorf("not a JSON object: %v", err)
+	}
+	if raw.Auth == nil {
+		return crystalPayEnvelope{}, errors.New(`no "auth" field`)
+	}
+	env := crystalPayEnvelope{Auth: *raw.Auth}
+	if env.Auth != "ok" && env.Auth != "error" {
+		return env, fmt.Errorf(`"auth" is %q`, env.Auth)
+	}
+	switch e := string(bytes.TrimSpace(raw.Error)); e {
+	case "", "null", "false":
+	case "true":
+		env.Error = true
+	default:
+		// Some replies carry the message in "error" itself.
+		var msg string
+		if json.Unmarshal(raw.Error, &msg) != nil {
+			return env, fmt.Errorf(`"error" is %.40s`, e)
+		}
+		env.Error, env.ErrorMessage = true, msg
+	}
+	if len(raw.ErrorMessage) > 0 {
+		var msg flexString
+		if err := json.Unmarshal(raw.ErrorMessage, &msg); err == nil && msg != "" {
+			env.ErrorMessage = string(msg)
+		}
+	}
+	return env, nil
+}
+
+// parseCrystalPayGenerate reads a generate reply: the payment id and URL.
+func parseCrystalPayGenerate(reply []byte) (Payment, error) {
+	var r struct {
+		ID  flexString `json:"id"`
+		URL string     `json:"url"`
+	}
+	if err := json.Unmarshal(reply, &r); err != nil {
+		return Payment{}, err
+	}
+	if r.ID == "" {
+		return Payment{}, errors.New(`no payment "id"`)
+	}
+	if !isHTTPURL(r.URL) {
+		return Payment{}, errors.New(`payment "url" is not an absolute http(s) URL`)
+	}
+	return Payment{ID: string(r.ID), URL: r.URL}, nil
+}
+
+// parseCrystalPayCheckpay reads a checkpay reply: payed or notpayed, and the
+// amount when it is given.
+func parseCrystalPayCheckpay(reply []byte) (PaymentStatus, error) {
+	var r struct {
+		State  string              `json:"state"`
+		Amount decimal.NullDecimal `json:"amount"`
+	}
+	if err := json.Unmarshal(reply, &r); err != nil {
+		return PaymentStatus{}, err
+	}
+	var st PaymentStatus
+	switch r.State {
+	case "payed":
+		st.Paid = true
+	case "notpayed":
+	default:
+		return st, fmt.Errorf(`unknown "state" %q`, r.State)
+	}
+	if r.Amount.Valid && r.Amount.Decimal.IsNegative() {
+		return st, errors.New(`negative "amount"`)
+	}
+	st.Amount = r.Amount
+	return st, nil
+}
+
+// parseCrystalPayBalance reads a balance reply in either form: a single
+// amount, or an object of wallets whose sum is the total.
+func parseCrystalPayBalance(reply []byte) (Balance, error) {
+	var r struct {
+		Balance json.RawMessage `json:"balance"`
+	}
+	if err := json.Unmarshal(reply, &r); err != nil {
+		return Balance{}, err
+	}
+	raw := bytes.TrimSpace(r.Balance)
+	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
+		return Balance{}, errors.New(`no "balance"`)
+	}
+	if raw[0] == '{' {
+		var wallets map[string]decimal.Decimal
+		if err := json.Unmarshal(raw, &wallets); err != nil {
+			return Balance{}, fmt.Errorf(`"balance" wallets: %v`, err)
+		}
+		b := Balance{Total: decimal.Zero, Wallets: wallets}
+		for _, amount := range wallets {
+			b.Total = b.Total.Add(amount)
+		}
+		return b, nil
+	}
+	var total decimal.Decimal
+	if err := json.Unmarshal(raw, &total); err != nil {
+		return Balance{}, fmt.Errorf(`"balance": %v`, err)
+	}
+	return Balance{Total: total}, nil
+}
+
+// parseCrystalPayWithdraw checks a withdraw reply, which says only that it
+// did not fail: "error" must be present and false.
+func parseCrystalPayWithdraw(reply []byte) error {
+	var r struct {
+		Error *bool `json:"error"`
+	}
+	if err := json.Unmarshal(reply, &r); err != nil {
+		return err
+	}
+	if r.Error == nil {
+		return errors.New(`no "error" field`)
+	}
+	return nil
+}
+
+// wholeRubles formats an amount for CrystalPAY, which takes whole rubles
+// only: an amount with kopecks is refused, never rounded.
+func wholeRubles(field string, amount decimal.Decimal) (string, error) {
+	if err := validateMoney(field, amount, false); err != nil {
+		return "", err
+	}
+	if !amount.Equal(amount.Truncate(0)) {
+		return "", invalid(field, "%s has kopecks; CrystalPAY takes whole rubles only", amount.StringFixed(2))
+	}
+	return amount.StringFixed(0), nil
+}
+
+// validateReturnURL accepts an absolute http(s) URL.
+func validateReturnURL(raw string) error {
+	if !isHTTPURL(raw) || len(raw) > maxURL {
+		return invalid("return_url", "want an absolute http:// or https:// URL of at most %d bytes", maxURL)
+	}
+	return nil
+}
+
+// maxURL bounds a URL sent to a provider.
+const maxURL = 2048
+
+// isHTTPURL reports whether raw is an absolute http(s) URL.
+func isHTTPURL(raw string) bool {
+	u, err := url.Parse(raw)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
+}
+
+// validateToken accepts a non-empty value of at most max characters with
+// no spaces or control characters: an account number, a method code.
+func validateToken(field, value string, max int) error {
+	switch {
+	case value == "":
+		return invalid(field, "must not be empty")
+	case len(value) > max:
+		return invalid(field, "longer than %d characters", max)
+	case strings.ContainsFunc(value, func(r rune) bool { return r <= ' ' || r == 0x7f }):
+		return invalid(field, "must not contain spaces or control characters")
+	}
+	return nil
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner     = (*CrystalPay)(nil)
+	_ caddy.Validator       = (*CrystalPay)(nil)
+	_ caddy.CleanerUpper    = (*CrystalPay)(nil)
+	_ caddyfile.Unmarshaler = (*CrystalPay)(nil)
+	_ PaymentProvider       = (*CrystalPay)(nil)
+)

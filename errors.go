@@ -1,0 +1,145 @@
+package kassa
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+)
+
+// The kinds of failure every provider client reports. Test for them with
+// errors.Is; get the details (provider code, field path, HTTP status) with
+// errors.As and *ProviderError or *ValidationError.
+var (
+	// ErrAuth: the provider refused the credentials (bad login, secret or
+	// token). An operator must fix the configuration.
+	ErrAuth = errors.New("provider refused the credentials")
+
+	// ErrRejected: the provider understood the request and refused it.
+	ErrRejected = errors.New("provider rejected the request")
+
+	// ErrDuplicate: the provider already has an operation with this order
+	// id. After a lost reply this means the first request went through.
+	// Every ErrDuplicate is also ErrRejected.
+	ErrDuplicate = errors.New("provider already has this order id")
+
+	// ErrNotFound: the provider does not know the payment, document or
+	// operation asked for. Every ErrNotFound is also ErrRejected.
+	ErrNotFound = errors.New("provider does not know this object")
+
+	// ErrUnavailable: the provider could not be reached or did not answer
+	// in time, or answered with a server error. Safe operations may be
+	// retried later.
+	ErrUnavailable = errors.New("provider unavailable")
+
+	// ErrMalformedReply: the provider answered something that is not the
+	// reply its API documents.
+	ErrMalformedReply = errors.New("provider sent a malformed reply")
+
+	// ErrInvalid: the request was refused locally, before anything was
+	// sent, because the provider would refuse it.
+	ErrInvalid = errors.New("invalid request")
+
+	// ErrNotSupported: the provider's API has no such operation.
+	ErrNotSupported = errors.New("operation not supported by this provider")
+)
+
+// ProviderError is a failed provider call. Its text never carries a secret,
+// a token or a URL with a query string.
+type ProviderError struct {
+	// Provider is the provider's name: crystalpay, pegas or smartcashier.
+	Provider string
+	// Op is the provider's operation, as its API names it.
+	Op string
+	// Kind is one of ErrAuth, ErrRejected, ErrDuplicate, ErrNotFound,
+	// ErrUnavailable or ErrMalformedReply.
+	Kind error
+	// Status is the reply's HTTP status, or 0 when there was no reply.
+	Status int
+	// Code is the provider's error code, when it sent one.
+	Code string
+	// Path is the dotted path of the field the provider refused, when it
+	// named one (Pegas-kassa validation_error).
+	Path string
+	// Message is the provider's own message, when it sent one.
+	Message string
+	// Body is the start of the raw reply, with secrets removed, for the
+	// operator.
+	Body string
+	// Err is the underlying cause, with secrets removed.
+	Err error
+}
+
+// Error describes the failure for an operator's log.
+func (e *ProviderError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %s: %v", e.Provider, e.Op, e.Kind)
+	if e.Status != 0 {
+		fmt.Fprintf(&b, " (HTTP %d)", e.Status)
+	}
+	for _, s := range []string{e.Code, e.Path, e.Message} {
+		if s != "" {
+			b.WriteString(": ")
+			b.WriteString(s)
+		}
+	}
+	if e.Err != nil {
+		b.WriteString(": ")
+		b.WriteString(e.Err.Error())
+	}
+	return b.String()
+}
+
+// Is reports whether the error is of the target kind.
+func (e *ProviderError) Is(target error) bool {
+	if target == e.Kind {
+		return true
+	}
+	return target == ErrRejected && (e.Kind == ErrDuplicate || e.Kind == ErrNotFound)
+}
+
+// Unwrap returns the underlying cause.
+func (e *ProviderError) Unwrap() error { return e.Err }
+
+// ValidationError is a request refused locally before anything was sent.
+// Every ValidationError is ErrInvalid.
+type ValidationError struct {
+	// Field is the path of the offending field, such as "amount" or
+	// "positions[1].name".
+	Field string
+	// Reason says what is wrong with it.
+	Reason string
+}
+
+// Error names the field and what is wrong with it.
+func (e *ValidationError) Error() string {
+	return "invalid " + e.Field + ": " + e.Reason
+}
+
+// Is makes every ValidationError match ErrInvalid.
+func (e *ValidationError) Is(target error) bool { return target == ErrInvalid }
+
+func invalid(field, format string, args ...any) error {
+	return &ValidationError{Field: field, Reason: fmt.Sprintf(format, args...)}
+}
+
+// StatusCode is the HTTP status a buyer or operator gets for err: 400 for a
+// request refused locally, 503 when the provider is unavailable (worth trying
+// again), 502 when it refused or answered nonsense, 501 for an operation the
+// provider lacks, and 500 for anything else.
+func StatusCode(err error) int {
+	switch {
+	case err == nil:
+		return http.StatusOK
+	case errors.Is(err, ErrInvalid):
+		return http.StatusBadRequest
+	case errors.Is(err, ErrUnavailable):
+		return http.StatusServiceUnavailable
+	case errors.Is(err, ErrAuth), errors.Is(err, ErrRejected), errors.Is(err, ErrMalformedReply):
+		return http.StatusBadGateway
+	case errors.Is(err, ErrNotSupported):
+		return http.StatusNotImplemented
+	default:
+		return http.StatusInternalServerError
+	}
+}

@@ -1,0 +1,158 @@
+// Package kassa is a Caddy plugin that lets a storefront take payments through
+// CrystalPAY or Pegas-kassa and issue 54-FZ fiscal receipts through Smart
+// Cashier, with every provider call made inside Caddy.
+//
+// Payment providers are Caddy modules in the kassa.payments namespace and
+// receipt providers in kassa.receipts, so another plugin can add a provider
+// without touching this one.
+package kassa
+
+import (
+	"context"
+	"io"
+	"time"
+
+	"github.com/shopspring/decimal"
+)
+
+// PaymentProvider is what a payment account does: it creates payment links
+// and reports on them, cancels unpaid ones, and moves the account's money.
+// Every method honours ctx and returns the typed errors of errors.go.
+type PaymentProvider interface {
+	// CreatePayment creates an invoice for req.Amount and tells how the
+	// buyer pays it. It is not retried by the provider: see each provider's
+	// notes on what a retry means for it.
+	CreatePayment(ctx context.Context, req PaymentRequest) (Payment, error)
+
+	// PaymentStatus reports whether the payment has been paid.
+	PaymentStatus(ctx context.Context, ref PaymentRef) (PaymentStatus, error)
+
+	// CancelPayment withdraws an unpaid invoice. A provider that cannot
+	// cancel returns an error that is ErrNotSupported.
+	CancelPayment(ctx context.Context, ref PaymentRef) error
+
+	// Balance reports the account's balance.
+	Balance(ctx context.Context) (Balance, error)
+
+	// Payout sends money from the account to a payee. It is never retried:
+	// a payout whose reply was lost may have been made.
+	Payout(ctx context.Context, req PayoutRequest) (Payout, error)
+}
+
+// DocumentProvider is a payment provider that can hand out a document for a
+// paid payment (Pegas-kassa's receipt file).
+type DocumentProvider interface {
+	// PaymentDocument opens the document of a paid payment in the given
+	// format ("pdf" or "jpeg"). The caller closes Document.Body.
+	PaymentDocument(ctx context.Context, ref PaymentRef, format string) (*Document, error)
+}
+
+// ReceiptProvider is a fiscal-receipt service (54-FZ). Operations are
+// idempotent by their operation id: sending one again returns the first
+// result and creates nothing new.
+type ReceiptProvider interface {
+	// FormReceipt queues a fiscal receipt under r.OperationID.
+	FormReceipt(ctx context.Context, r Receipt) error
+
+	// ReceiptStatus reports the state of an operation: a receipt or a cash
+	// deposit or withdrawal.
+	ReceiptStatus(ctx context.Context, operationID string) (Operation, error)
+
+	// DepositCash records cash put into a till.
+	DepositCash(ctx context.Context, op CashOperation) error
+
+	// WithdrawCash records cash taken out of a till.
+	WithdrawCash(ctx context.Context, op CashOperation) error
+}
+
+// PaymentRequest is an invoice to create.
+type PaymentRequest struct {
+	// OrderID is the shop's own id of the order. Pegas-kassa requires it to
+	// be unique and rejects a repeat, which makes a re-sent request safe.
+	OrderID string
+	// Amount is what the buyer pays, in rubles.
+	Amount decimal.Decimal
+	// ReturnURL is where the buyer is sent after paying (CrystalPAY
+	// redirect, Pegas-kassa success_url). Optional.
+	ReturnURL string
+	// Phone is the buyer's phone in international format (Pegas-kassa
+	// invoice-qw). Optional.
+	Phone string
+	// PayerAccount is the sender's wallet (Pegas-kassa qiwi_account). Optional.
+	PayerAccount string
+	// TTL is how long a wallet-type invoice lives (Pegas-kassa ttl, whole
+	// minutes). Optional.
+	TTL time.Duration
+}
+
+// Payment is a created invoice and how the buyer pays it: by following URL,
+// or, for wallet types that have no page, by paying to Wallet or Card.
+type Payment struct {
+	ID         string          `json:"id"`
+	URL        string          `json:"url,omitempty"`
+	Wallet     string          `json:"wallet,omitempty"`
+	Card       string          `json:"card,omitempty"`
+	Commission decimal.Decimal `json:"commission"`
+}
+
+// PaymentRef identifies a payment at its provider: by the provider's id, the
+// shop's order id, or both (Pegas-kassa cancel needs both).
+type PaymentRef struct {
+	ID      string
+	OrderID string
+}
+
+// PaymentStatus is what a provider says of a payment.
+type PaymentStatus struct {
+	Paid bool
+	// Amount is the amount the provider reports as paid, when it reports one.
+	Amount decimal.NullDecimal
+}
+
+// Balance is an account's balance: its total and, where the provider splits
+// it, the balance of each wallet.
+type Balance struct {
+	Total   decimal.Decimal            `json:"balance"`
+	Wallets map[string]decimal.Decimal `json:"wallets,omitempty"`
+}
+
+// PayoutRequest is money to send from a payment account to a payee.
+type PayoutRequest struct {
+	Amount decimal.Decimal
+	// To is the payee's account: wallet, card or phone number, or nickname.
+	To string
+	// Method is the provider's payout method: a CrystalPAY service code such
+	// as "qw", or a Pegas-kassa method (wallet, yandex, card, nickname, phone).
+	Method string
+	// Comment goes with a Pegas-kassa payout (3 to 100 characters). Optional.
+	Comment string
+	// OrderID is the shop's id of the payout; Pegas-kassa rejects a repeat.
+	// Optional.
+	OrderID string
+	// TTL is the payout's lifetime for Pegas-kassa wallet payouts. Optional.
+	TTL time.Duration
+}
+
+// Payout is a payout the provider accepted. CrystalPAY returns no id, so ID
+// may be empty.
+type Payout struct {
+	ID         string          `json:"id,omitempty"`
+	Commission decimal.Decimal `json:"commission"`
+}
+
+// Document is a provider's document, streamed: the caller closes Body.
+type Document struct {
+	ContentType string
+	// Length is the body's length in bytes, or -1 when unknown.
+	Length int64
+	Body   io.ReadCloser
+}
+
+// CashOperation is cash put into or taken out of a till.
+type CashOperation struct {
+	OperationID string
+	// CashboxID is the till's GUID; the receipt provider's configured
+	// cashbox is used when it is empty.
+	CashboxID string
+	Amount    decimal.Decimal
+}
