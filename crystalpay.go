@@ -145,7 +145,7 @@ func (c *CrystalPay) CreatePayment(ctx context.Context, req PaymentRequest) (Pay
 		}
 		q.Set("redirect", req.ReturnURL)
 	}
-	reply, err := c.get(ctx, "generate", q)
+	reply, err := c.get(ctx, c.api, "generate", q)
 	if err != nil {
 		return Payment{}, err
 	}
@@ -163,7 +163,7 @@ func (c *CrystalPay) PaymentStatus(ctx context.Context, ref PaymentRef) (Payment
 	}
 	q := c.query("checkpay")
 	q.Set("i", ref.ID)
-	reply, err := c.get(ctx, "checkpay", q)
+	reply, err := c.get(ctx, c.api, "checkpay", q)
 	if err != nil {
 		return PaymentStatus{}, err
 	}
@@ -183,7 +183,7 @@ func (c *CrystalPay) CancelPayment(context.Context, PaymentRef) error {
 // Balance reports the cash register's balance (operation balance), in either
 // of its reply forms.
 func (c *CrystalPay) Balance(ctx context.Context) (Balance, error) {
-	reply, err := c.get(ctx, "balance", c.query("balance"))
+	reply, err := c.get(ctx, c.api, "balance", c.query("balance"))
 	if err != nil {
 		return Balance{}, err
 	}
@@ -215,13 +215,17 @@ func (c *CrystalPay) Payout(ctx context.Context, req PayoutRequest) (Payout, err
 	q.Set("amount", amount)
 	q.Set("wallet", req.To)
 	q.Set("service", req.Method)
-	q.Set("secret", crystalPaySignature(req.To, amount, c.secret2))
-	reply, err := c.get(ctx, "withdraw", q)
+	signature := crystalPaySignature(req.To, amount, c.secret2)
+	q.Set("secret", signature)
+	// The signature is as good as secret 2 for this payout: keep it out of
+	// errors too.
+	api := c.api.withSecrets(signature)
+	reply, err := c.get(ctx, api, "withdraw", q)
 	if err != nil {
 		return Payout{}, err
 	}
 	if err := parseCrystalPayWithdraw(reply); err != nil {
-		return Payout{}, c.api.malformed("withdraw", http.StatusOK, reply, "%v", err)
+		return Payout{}, api.malformed("withdraw", http.StatusOK, reply, "%v", err)
 	}
 	return Payout{}, nil
 }
@@ -238,31 +242,32 @@ func (c *CrystalPay) query(op string) url.Values {
 	return url.Values{"s": {c.secret}, "n": {c.login}, "o": {op}}
 }
 
-// get makes one call and returns its reply once the envelope says it
-// succeeded; auth, error and transport failures become ProviderErrors.
-func (c *CrystalPay) get(ctx context.Context, op string, q url.Values) ([]byte, error) {
-	status, reply, err := c.api.call(ctx, op, http.MethodGet, c.api.endpoint("", q), nil, nil)
+// get makes one call through api and returns its reply once the envelope
+// says it succeeded; auth, error and transport failures become
+// ProviderErrors.
+func (c *CrystalPay) get(ctx context.Context, api *apiClient, op string, q url.Values) ([]byte, error) {
+	status, reply, err := api.call(ctx, op, http.MethodGet, api.endpoint("", q), nil, nil)
 	if err != nil {
 		return nil, err
 	}
 	if status >= 500 {
-		return nil, c.api.failure(op, ErrUnavailable, status, reply, nil)
+		return nil, api.failure(op, ErrUnavailable, status, reply, nil)
 	}
 	env, err := parseCrystalPayEnvelope(reply)
 	if err != nil {
-		return nil, c.api.malformed(op, status, reply, "%v", err)
+		return nil, api.malformed(op, status, reply, "%v", err)
 	}
 	switch {
 	case env.Auth == "error":
-		e := c.api.failure(op, ErrAuth, status, reply, nil)
-		e.Message = c.api.redact(env.ErrorMessage)
+		e := api.failure(op, ErrAuth, status, reply, nil)
+		e.Message = api.redact(env.ErrorMessage)
 		return nil, e
 	case env.Error:
-		e := c.api.failure(op, ErrRejected, status, reply, nil)
-		e.Message = c.api.redact(env.ErrorMessage)
+		e := api.failure(op, ErrRejected, status, reply, nil)
+		e.Message = api.redact(env.ErrorMessage)
 		return nil, e
 	case status != http.StatusOK:
-		return nil, c.api.malformed(op, status, reply, "unexpected HTTP status")
+		return nil, api.malformed(op, status, reply, "unexpected HTTP status")
 	}
 	return reply, nil
 }

@@ -85,6 +85,14 @@ func parseEndpoint(endpoint string) (*url.URL, error) {
 	return u, nil
 }
 
+// withSecrets returns a client for one call that also redacts extra values,
+// such as a signature derived from a secret. It shares the connections.
+func (c *apiClient) withSecrets(extra ...string) *apiClient {
+	call := *c
+	call.secrets = append(append([]string(nil), c.secrets...), extra...)
+	return &call
+}
+
 // close releases the client's idle connections.
 func (c *apiClient) close() {
 	c.http.CloseIdleConnections()

@@ -1,0 +1,185 @@
+package kassa
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestAPIClientEndpoint(t *testing.T) {
+	for base, want := range map[string]string{
+		"https://pegas.example/api/v1":  "https://pegas.example/api/v1/deposit/cancel?id=7",
+		"https://pegas.example/api/v1/": "https://pegas.example/api/v1/deposit/cancel?id=7",
+	} {
+		c, err := newAPIClient("pegas", base, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := c.endpoint("/deposit/cancel", url.Values{"id": {"7"}}).String(); got != want {
+			t.Errorf("%s: got %s, want %s", base, got, want)
+		}
+		if c.timeout != defaultTimeout {
+			t.Errorf("default timeout = %v", c.timeout)
+		}
+	}
+	c, _ := newAPIClient("crystalpay", "https://api.crystalpay.ru/api.php", time.Second)
+	if got := c.endpoint("", url.Values{"o": {"balance"}}).String(); got != "https://api.crystalpay.ru/api.php?o=balance" {
+		t.Errorf("got %s", got)
+	}
+}
+
+func TestRedact(t *testing.T) {
+	c, _ := newAPIClient("x", "http://127.0.0.1/", 0, "p@ss word/1", "", "tok")
+	got := c.redact("a p@ss word/1 b p%40ss+word%2F1 c p@ss%20word%2F1 d tok")
+	if strings.Contains(got, "ss") || strings.Contains(got, "tok") {
+		t.Errorf("redact left a secret: %q", got)
+	}
+	if strings.Count(got, "[redacted]") != 4 {
+		t.Errorf("redact = %q", got)
+	}
+	if len(c.secrets) != 2 {
+		t.Errorf("empty secret kept: %q", c.secrets)
+	}
+	one := c.withSecrets("sig")
+	if c.redact("sig") != "sig" || one.redact("sig tok") != "[redacted] [redacted]" {
+		t.Error("withSecrets must add to a copy only")
+	}
+}
+
+func TestSafeURL(t *testing.T) {
+	for raw, want := range map[string]string{
+		"https://u:p@api.example/api.php?s=secret&n=x#frag":  "https://api.example/api.php",
+		"http://127.0.0.1:9080/pegas/api/v1/deposit?token=t": "http://127.0.0.1:9080/pegas/api/v1/deposit",
+		"::": "(unparsable URL)",
+	} {
+		if got := safeURL(raw); got != want {
+			t.Errorf("safeURL(%q) = %q, want %q", raw, got, want)
+		}
+	}
+}
+
+func TestTransportErrorsAreScrubbed(t *testing.T) {
+	c, _ := newAPIClient("crystalpay", closedEndpoint(t)+"/api.php", time.Second, "hunter2")
+	_, _, err := c.call(context.Background(), "balance", http.MethodGet,
+		c.endpoint("", url.Values{"s": {"hunter2"}}), nil, nil)
+	if !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("err = %v, want ErrUnavailable", err)
+	}
+	if strings.Contains(err.Error(), "hunter2") || strings.Contains(err.Error(), "?") {
+		t.Errorf("error carries the query: %v", err)
+	}
+	if !strings.Contains(err.Error(), "/api.php") {
+		t.Errorf("error should still say which endpoint failed: %v", err)
+	}
+
+	// A timeout stays a deadline error under the scrubbing.
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() }))
+	defer slow.Close()
+	c, _ = newAPIClient("smartcashier", slow.URL, 50*time.Millisecond)
+	_, _, err = c.call(context.Background(), "checkStatus", http.MethodGet, c.endpoint("", nil), nil, nil)
+	if !errors.Is(err, ErrUnavailable) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("err = %v, want ErrUnavailable and DeadlineExceeded", err)
+	}
+}
+
+func TestCallRefusesHugeReply(t *testing.T) {
+	big := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte(strings.Repeat("x", maxReplyBytes+10)))
+	}))
+	defer big.Close()
+	c, _ := newAPIClient("pegas", big.URL, time.Second)
+	_, _, err := c.call(context.Background(), "balance", http.MethodGet, c.endpoint("", nil), nil, nil)
+	var pe *ProviderError
+	if !errors.As(err, &pe) || pe.Kind != ErrMalformedReply || len(pe.Body) > maxBodyExcerpt {
+		t.Errorf("err = %v", err)
+	}
+}
+
+// TestConnectionsAreReused proves one keep-alive connection serves
+// sequential calls, and that Cleanup's close drops it.
+func TestConnectionsAreReused(t *testing.T) {
+	var mu sync.Mutex
+	conns := map[net.Conn]http.ConnState{}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte(`{"balance":"1","auth":"ok"}`))
+	}))
+	srv.Config.ConnState = func(c net.Conn, s http.ConnState) {
+		mu.Lock()
+		conns[c] = s
+		mu.Unlock()
+	}
+	srv.Start()
+	defer srv.Close()
+
+	c, _ := newAPIClient("crystalpay", srv.URL, time.Second)
+	for range 20 {
+		if _, _, err := c.call(context.Background(), "balance", http.MethodGet, c.endpoint("", nil), nil, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mu.Lock()
+	n := len(conns)
+	mu.Unlock()
+	if n != 1 {
+		t.Errorf("20 calls opened %d connections, want 1", n)
+	}
+	c.close()
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		mu.Lock()
+		state := conns[firstConn(conns)]
+		mu.Unlock()
+		if state == http.StateClosed {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("connection still %v after close", state)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func firstConn(m map[net.Conn]http.ConnState) net.Conn {
+	for c := range m {
+		return c
+	}
+	return nil
+}
+
+func TestNoRedirectIsFollowed(t *testing.T) {
+	var hits int
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits++ }))
+	defer other.Close()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, other.URL+"/steal?"+r.URL.RawQuery, http.StatusFound)
+	}))
+	defer srv.Close()
+	c, _ := newAPIClient("crystalpay", srv.URL, time.Second)
+	status, _, err := c.call(context.Background(), "balance", http.MethodGet, c.endpoint("", url.Values{"s": {"x"}}), nil, nil)
+	if err != nil || status != http.StatusFound || hits != 0 {
+		t.Errorf("status %d, err %v, redirect target hit %d times", status, err, hits)
+	}
+}
+
+func TestFlexString(t *testing.T) {
+	for in, want := range map[string]string{`"1_ab"`: "1_ab", `100001`: "100001", `null`: "", `1.5e3`: "1.5e3"} {
+		var f flexString
+		if err := json.Unmarshal([]byte(in), &f); err != nil || string(f) != want {
+			t.Errorf("%s: %q, %v", in, f, err)
+		}
+	}
+	for _, in := range []string{`true`, `{}`, `[1]`} {
+		var f flexString
+		if err := json.Unmarshal([]byte(in), &f); err == nil {
+			t.Errorf("%s accepted as %q", in, f)
+		}
+	}
+}
