@@ -170,7 +170,7 @@ func (c *apiClient) failure(op string, kind error, status int, body []byte, caus
 
 // malformed is the error for a reply that is not what the API documents.
 func (c *apiClient) malformed(op string, status int, body []byte, format string, args ...any) *ProviderError {
-	return c.failure(op, ErrMalformedReply, status, body, fmt.Errorf(format, args...))
+	return c.failure(op, ErrMalformedReply, status, body, errors.New(c.redact(fmt.Sprintf(format, args...))))
 }
 
 // excerpt returns the start of a reply, valid UTF-8, with secrets removed.
@@ -178,10 +178,12 @@ func (c *apiClient) excerpt(body []byte) string {
 	if len(body) == 0 {
 		return ""
 	}
-	if len(body) > maxBodyExcerpt {
-		body = body[:maxBodyExcerpt]
+	// Redact before cutting, so that a secret across the cut leaves no part.
+	s := c.redact(string(body))
+	if len(s) > maxBodyExcerpt {
+		s = s[:maxBodyExcerpt]
 	}
-	return c.redact(strings.ToValidUTF8(string(body), "\uFFFD"))
+	return strings.ToValidUTF8(s, "\uFFFD")
 }
 
 // redact replaces every secret, plain or URL-escaped, with [redacted].

@@ -183,3 +183,16 @@ func TestFlexString(t *testing.T) {
 		}
 	}
 }
+
+func TestExcerptRedactsAcrossTheCut(t *testing.T) {
+	c, _ := newAPIClient("pegas", "http://127.0.0.1/", 0, "TOKEN-0123456789")
+	body := strings.Repeat("x", maxBodyExcerpt-5) + "TOKEN-0123456789 and more"
+	got := c.excerpt([]byte(body))
+	if strings.Contains(got, "TOKEN") || len(got) > maxBodyExcerpt {
+		t.Errorf("excerpt = ...%q", got[len(got)-20:])
+	}
+	err := c.malformed("balance", 200, nil, "bad %q", "TOKEN-0123456789")
+	if strings.Contains(err.Error(), "TOKEN") {
+		t.Errorf("malformed message carries the token: %v", err)
+	}
+}

@@ -1,0 +1,1052 @@
+package kassa
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/shopspring/decimal"
+)
+
+func init() {
+	caddy.RegisterModule(Pegas{})
+}
+
+// The Pegas-kassa calls; each is also the operation name in a ProviderError.
+const (
+	pegasOpDeposit    = "deposit"
+	pegasOpCancel     = "deposit/cancel"
+	pegasOpWithdrawal = "withdrawal"
+	pegasOpReceipt    = "transaction/receipt/file"
+	pegasOpBalance    = "balance"
+)
+
+// pegasDefaultType is the deposit type of an account that names none: a
+// payment page where the buyer chooses between card and wallet.
+const pegasDefaultType = "invoice-select"
+
+// pegasDepositTypes are the deposit types Pegas-kassa offers.
+var pegasDepositTypes = []string{"wallet", "wallet-card", "invoice-qw", "invoice-card", "invoice-select", "yandex"}
+
+// pegasPayoutMethods are the payout methods Pegas-kassa offers.
+var pegasPayoutMethods = []string{"wallet", "yandex", "card", "nickname", "phone"}
+
+// pegasDocumentTypes maps a receipt document format to its media type.
+var pegasDocumentTypes = map[string]string{"pdf": "application/pdf", "jpeg": "image/jpeg"}
+
+// pegasDocumentMagic is how each receipt document format starts; it
+// recognises a document sent without a proper Content-Type.
+var pegasDocumentMagic = map[string][]byte{"pdf": []byte("%PDF-"), "jpeg": {0xFF, 0xD8, 0xFF}}
+
+// Limits of what is sent to and accepted from Pegas-kassa.
+const (
+	// maxPegasOrderID bounds the shop's order id.
+	maxPegasOrderID = 64
+	// maxPegasID bounds Pegas-kassa's own payment id, sent and received.
+	maxPegasID = 128
+	// maxPegasAccount bounds a wallet, card or phone number or a nickname.
+	maxPegasAccount = 64
+	// minPegasComment and maxPegasComment bound a payout comment, in
+	// characters.
+	minPegasComment, maxPegasComment = 3, 100
+	// maxPegasErrorText bounds an error message, code or path kept from a
+	// reply.
+	maxPegasErrorText = 300
+	// maxPegasErrorItems bounds how many messages of an error reply are
+	// collected.
+	maxPegasErrorItems = 10
+)
+
+// Pegas is a payment account at Pegas-kassa (REST API v1).
+//
+// Every call is a GET whose query string carries the site token, so no URL
+// of a call is ever logged or put in an error. Pegas-kassa publishes no host:
+// the API's base URL is required configuration.
+//
+// Pegas-kassa has no idempotency key, but it refuses a second deposit or
+// payout with an order_id it already has. That refusal is reported as
+// ErrDuplicate, so a deposit whose reply was lost can be sent again with the
+// same order_id and the duplicate read as "the invoice exists". It documents
+// no status call and no webhook: a deposit counts as paid once its receipt
+// document can be fetched (PaymentStatus probes for it), or when an operator
+// confirms it.
+type Pegas struct {
+	// Token is the site token from the Pegas-kassa dashboard. Use {env.*}.
+	Token string `json:"token,omitempty"`
+	// Endpoint is the API's base URL, such as https://pegas.example/api/v1.
+	// Required: there is no public default host.
+	Endpoint string `json:"endpoint,omitempty"`
+	// Type is the deposit type of every invoice: wallet, wallet-card,
+	// invoice-qw, invoice-card, invoice-select (default) or yandex. The
+	// invoice types and yandex give the buyer a payment page; the wallet
+	// types give a wallet or card number to pay to.
+	Type string `json:"type,omitempty"`
+	// Timeout bounds each call; default 10s.
+	Timeout caddy.Duration `json:"timeout,omitempty"`
+
+	token       string
+	depositType string
+	api         *apiClient
+}
+
+// CaddyModule returns the Caddy module information.
+func (Pegas) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "kassa.payments.pegas",
+		New: func() caddy.Module { return new(Pegas) },
+	}
+}
+
+// Provision resolves the token and endpoint, checks the deposit type and
+// builds the HTTP client.
+func (p *Pegas) Provision(caddy.Context) error {
+	p.token = resolvePlaceholders(p.Token)
+	p.depositType = p.Type
+	if p.depositType == "" {
+		p.depositType = pegasDefaultType
+	}
+	if err := checkPegasDepositType(p.depositType); err != nil {
+		return fmt.Errorf("pegas: %w", err)
+	}
+	endpoint := resolvePlaceholders(p.Endpoint)
+	if endpoint == "" {
+		return errors.New("pegas: endpoint is required: Pegas-kassa has no public default host (set the API's base URL, such as https://pegas.example/api/v1)")
+	}
+	api, err := newAPIClient("pegas", endpoint, time.Duration(p.Timeout), p.token)
+	if err != nil {
+		return fmt.Errorf("pegas: %w", err)
+	}
+	p.api = api
+	return nil
+}
+
+// Validate checks that the account has an endpoint and a token.
+func (p *Pegas) Validate() error {
+	if p.api == nil {
+		return errors.New("pegas: endpoint is required")
+	}
+	if p.token == "" {
+		return errors.New("pegas: token is empty (is its environment variable set?)")
+	}
+	return nil
+}
+
+// Cleanup closes the client's idle connections.
+func (p *Pegas) Cleanup() error {
+	if p.api != nil {
+		p.api.close()
+	}
+	return nil
+}
+
+// UnmarshalCaddyfile sets up the account from Caddyfile tokens.
+//
+// Syntax:
+//
+//	pegas {
+//		token    <site token>
+//		endpoint <url>               # required, e.g. https://pegas.example/api/v1
+//		type     <deposit type>      # wallet wallet-card invoice-qw invoice-card invoice-select yandex; default invoice-select
+//		timeout  <duration>          # default 10s
+//	}
+func (p *Pegas) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	if err := parseNoInlineArgs(d); err != nil {
+		return err
+	}
+	for d.NextBlock(0) {
+		var err error
+		switch d.Val() {
+		case "token":
+			err = parseOneArg(d, &p.Token)
+		case "endpoint":
+			err = parseOneArg(d, &p.Endpoint)
+		case "type":
+			if err = parseOneArg(d, &p.Type); err == nil {
+				if bad := checkPegasDepositType(p.Type); bad != nil {
+					err = d.Errf("type: %v", bad)
+				}
+			}
+		case "timeout":
+			err = parseDuration(d, &p.Timeout)
+		default:
+			err = d.Errf("unrecognized subdirective %q", d.Val())
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkPegasDepositType accepts one of the deposit types Pegas-kassa offers.
+func checkPegasDepositType(t string) error {
+	if !slices.Contains(pegasDepositTypes, t) {
+		return fmt.Errorf("unknown deposit type %q (want one of %s)", t, strings.Join(pegasDepositTypes, ", "))
+	}
+	return nil
+}
+
+// pegasWalletType reports whether a deposit of type t is paid to a wallet or
+// card number rather than on a payment page.
+func pegasWalletType(t string) bool {
+	return t == "wallet" || t == "wallet-card"
+}
+
+// CreatePayment creates an invoice of the account's deposit type (GET
+// /deposit). The invoice types and yandex answer with a payment page URL;
+// the wallet types with a wallet or card number to pay to.
+//
+// req.OrderID is required (1 to 64 printable ASCII characters, no spaces)
+// and Pegas-kassa refuses a repeat of it. The call is never retried here. A
+// caller whose request may have gone through (the reply was lost) sends it
+// again with the same OrderID: an error that is ErrDuplicate (and so also
+// ErrRejected) then means the invoice from the first request exists, and
+// must be recovered (its payment confirmed by PaymentStatus), never created
+// again under a new order id.
+func (p *Pegas) CreatePayment(ctx context.Context, req PaymentRequest) (Payment, error) {
+	if err := validateMoney("amount", req.Amount, false); err != nil {
+		return Payment{}, err
+	}
+	if err := validatePegasOrderID("order_id", req.OrderID); err != nil {
+		return Payment{}, err
+	}
+	q := p.query()
+	q.Set("amount", req.Amount.StringFixed(2))
+	q.Set("type", p.depositType)
+	q.Set("order_id", req.OrderID)
+	if req.Phone != "" {
+		if err := validatePegasPhone("phone", req.Phone); err != nil {
+			return Payment{}, err
+		}
+		q.Set("phone", req.Phone)
+	}
+	if req.PayerAccount != "" {
+		if err := validateToken("payer_account", req.PayerAccount, maxPegasAccount); err != nil {
+			return Payment{}, err
+		}
+		q.Set("qiwi_account", req.PayerAccount)
+	}
+	if req.TTL != 0 {
+		ttl, err := pegasTTL(req.TTL)
+		if err != nil {
+			return Payment{}, err
+		}
+		q.Set("ttl", ttl)
+	}
+	if req.ReturnURL != "" {
+		if err := validateReturnURL(req.ReturnURL); err != nil {
+			return Payment{}, err
+		}
+		q.Set("success_url", req.ReturnURL)
+	}
+	reply, err := p.get(ctx, pegasOpDeposit, q)
+	if err != nil {
+		return Payment{}, err
+	}
+	payment, err := parsePegasDeposit(reply, p.depositType)
+	if err != nil {
+		return Payment{}, p.malformed(pegasOpDeposit, http.StatusOK, reply, err)
+	}
+	return payment, nil
+}
+
+// PaymentStatus reports whether a deposit was paid. Pegas-kassa documents no
+// status call, so this probes for the deposit's receipt document (GET
+// /transaction/receipt/file, by order id or else by payment id): a document
+// means paid, a 404 means not paid (yet), and anything else is an error. The
+// document itself is not downloaded. The amount paid is not reported.
+func (p *Pegas) PaymentStatus(ctx context.Context, ref PaymentRef) (PaymentStatus, error) {
+	resp, err := p.openReceipt(ctx, ref, "pdf")
+	if err != nil {
+		var pe *ProviderError
+		if errors.As(err, &pe) && pe.Kind == ErrNotFound && pe.Status == http.StatusNotFound {
+			return PaymentStatus{}, nil
+		}
+		return PaymentStatus{}, err
+	}
+	resp.Body.Close()
+	return PaymentStatus{Paid: true}, nil
+}
+
+// PaymentDocument opens a paid deposit's receipt document (GET
+// /transaction/receipt/file) as "pdf" or "jpeg", streamed: the caller closes
+// Document.Body, which also ends the call's timeout. A deposit that has no
+// document (not paid) is an error that is ErrNotFound.
+func (p *Pegas) PaymentDocument(ctx context.Context, ref PaymentRef, format string) (*Document, error) {
+	resp, err := p.openReceipt(ctx, ref, format)
+	if err != nil {
+		return nil, err
+	}
+	return &Document{
+		ContentType: pegasDocumentTypes[format],
+		Length:      resp.ContentLength,
+		Body:        resp.Body,
+	}, nil
+}
+
+// CancelPayment withdraws an unpaid invoice (GET /deposit/cancel), which
+// Pegas-kassa identifies by both the shop's order id and its own payment id.
+func (p *Pegas) CancelPayment(ctx context.Context, ref PaymentRef) error {
+	if err := validatePegasOrderID("order_id", ref.OrderID); err != nil {
+		return err
+	}
+	if err := validatePegasID("id", ref.ID); err != nil {
+		return err
+	}
+	q := p.query()
+	q.Set("order_id", ref.OrderID)
+	q.Set("id", ref.ID)
+	reply, err := p.get(ctx, pegasOpCancel, q)
+	if err != nil {
+		return err
+	}
+	if _, err := parsePegasCancel(reply); err != nil {
+		return p.malformed(pegasOpCancel, http.StatusOK, reply, err)
+	}
+	return nil
+}
+
+// Balance reports the site's balance (GET /balance).
+func (p *Pegas) Balance(ctx context.Context) (Balance, error) {
+	reply, err := p.get(ctx, pegasOpBalance, p.query())
+	if err != nil {
+		return Balance{}, err
+	}
+	b, err := parsePegasBalance(reply)
+	if err != nil {
+		return Balance{}, p.malformed(pegasOpBalance, http.StatusOK, reply, err)
+	}
+	return b, nil
+}
+
+// Payout requests a payout to req.To by req.Method (GET /withdrawal): one of
+// wallet, yandex, card, nickname or phone. It is sent once and never
+// retried. With an OrderID, Pegas-kassa refuses a repeat of it, reported as
+// ErrDuplicate (and so also ErrRejected): a payout re-sent after a lost reply
+// with the same OrderID cannot pay twice.
+func (p *Pegas) Payout(ctx context.Context, req PayoutRequest) (Payout, error) {
+	if err := validateMoney("amount", req.Amount, false); err != nil {
+		return Payout{}, err
+	}
+	if !slices.Contains(pegasPayoutMethods, req.Method) {
+		return Payout{}, invalid("method", "unknown payout method %q (want one of %s)",
+			req.Method, strings.Join(pegasPayoutMethods, ", "))
+	}
+	if err := validatePegasPayee("to", req.Method, req.To); err != nil {
+		return Payout{}, err
+	}
+	q := p.query()
+	q.Set("amount", req.Amount.StringFixed(2))
+	q.Set("number", req.To)
+	q.Set("method", req.Method)
+	if req.Comment != "" {
+		if err := validatePegasComment("comment", req.Comment); err != nil {
+			return Payout{}, err
+		}
+		q.Set("comment", req.Comment)
+	}
+	if req.OrderID != "" {
+		if err := validatePegasOrderID("order_id", req.OrderID); err != nil {
+			return Payout{}, err
+		}
+		q.Set("order_id", req.OrderID)
+	}
+	if req.TTL != 0 {
+		ttl, err := pegasTTL(req.TTL)
+		if err != nil {
+			return Payout{}, err
+		}
+		q.Set("ttl", ttl)
+	}
+	reply, err := p.get(ctx, pegasOpWithdrawal, q)
+	if err != nil {
+		return Payout{}, err
+	}
+	payout, err := parsePegasWithdrawal(reply)
+	if err != nil {
+		return Payout{}, p.malformed(pegasOpWithdrawal, http.StatusOK, reply, err)
+	}
+	return payout, nil
+}
+
+// query starts a call's query string with the site token.
+func (p *Pegas) query() url.Values {
+	return url.Values{"token": {p.token}}
+}
+
+// get makes one JSON call and returns its reply when it succeeded: HTTP 200
+// and no error object. Anything else becomes a ProviderError.
+func (p *Pegas) get(ctx context.Context, op string, q url.Values) ([]byte, error) {
+	header := http.Header{"Accept": {"application/json"}}
+	status, reply, err := p.api.call(ctx, op, http.MethodGet, p.api.endpoint(op, q), header, nil)
+	if err != nil {
+		return nil, err
+	}
+	if status != http.StatusOK || parsePegasError(reply).Found {
+		return nil, p.replyError(op, status, reply)
+	}
+	return reply, nil
+}
+
+// openReceipt asks for the receipt document of ref in format and returns the
+// reply, body open, when it is that document. Any other reply is read,
+// closed and turned into a ProviderError.
+func (p *Pegas) openReceipt(ctx context.Context, ref PaymentRef, format string) (*http.Response, error) {
+	want, ok := pegasDocumentTypes[format]
+	if !ok {
+		return nil, invalid("format", "want pdf or jpeg, got %q", format)
+	}
+	q := p.query()
+	switch {
+	case ref.OrderID != "":
+		if err := validatePegasOrderID("order_id", ref.OrderID); err != nil {
+			return nil, err
+		}
+		q.Set("order_id", ref.OrderID)
+	case ref.ID != "":
+		if err := validatePegasID("id", ref.ID); err != nil {
+			return nil, err
+		}
+		q.Set("id", ref.ID)
+	default:
+		return nil, invalid("order_id", "the receipt needs the order id or the payment id")
+	}
+	q.Set("format", format)
+	header := http.Header{"Accept": {want + ", application/json;q=0.9"}}
+	op := pegasOpReceipt
+	resp, err := p.api.do(ctx, op, http.MethodGet, p.api.endpoint(op, q), header, nil)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, p.replyError(op, resp.StatusCode, readAndClose(resp.Body, maxReplyBytes))
+	}
+	mediaType, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	switch {
+	case mediaType == want:
+		return resp, nil
+	case isJSONMediaType(mediaType):
+		reply := readAndClose(resp.Body, maxReplyBytes)
+		if info := parsePegasError(reply); info.Found || info.Code != "" || info.Message != "" {
+			return nil, p.replyError(op, resp.StatusCode, reply)
+		}
+		return nil, p.malformed(op, resp.StatusCode, reply, errors.New("a JSON reply instead of the document"))
+	case mediaType == "" || mediaType == "application/octet-stream":
+		// A document sent as anonymous bytes is accepted when it starts
+		// the way its format does.
+		br := bufio.NewReader(resp.Body)
+		magic := pegasDocumentMagic[format]
+		if head, _ := br.Peek(len(magic)); bytes.Equal(head, magic) {
+			resp.Body = pegasBody{Reader: br, Closer: resp.Body}
+			return resp, nil
+		}
+		head, _ := br.Peek(maxBodyExcerpt)
+		excerpt := bytes.Clone(head)
+		resp.Body.Close()
+		return nil, p.malformed(op, resp.StatusCode, excerpt, fmt.Errorf("the reply is not a %s document", format))
+	default:
+		excerpt := readAndClose(resp.Body, maxBodyExcerpt)
+		return nil, p.malformed(op, resp.StatusCode, excerpt,
+			fmt.Errorf("Content-Type %q, want %q", mediaType, want))
+	}
+}
+
+// pegasBody is a document body read through a buffer, closed at its source.
+type pegasBody struct {
+	io.Reader
+	io.Closer
+}
+
+// readAndClose reads up to limit bytes of body and closes it. A read error
+// keeps what was read: the reply is only wanted for its error details.
+func readAndClose(body io.ReadCloser, limit int64) []byte {
+	defer body.Close()
+	b, _ := io.ReadAll(io.LimitReader(body, limit))
+	return b
+}
+
+// isJSONMediaType reports whether a media type is JSON.
+func isJSONMediaType(t string) bool {
+	return t == "application/json" || t == "text/json" || strings.HasSuffix(t, "+json")
+}
+
+// replyError turns a failed reply into a ProviderError. Its kind comes from
+// the HTTP status (400 and other refusals ErrRejected, 401 and 403 ErrAuth,
+// 404 ErrNotFound, 408, 429 and 5xx ErrUnavailable) or, for an error object
+// sent with HTTP 200, from its code (ErrRejected unless the code says
+// otherwise). A refused deposit or payout whose fault is a repeated order_id
+// is ErrDuplicate. Code, path and message come from the error object, in any
+// of its shapes, with secrets removed.
+func (p *Pegas) replyError(op string, status int, reply []byte) *ProviderError {
+	info := parsePegasError(reply)
+	var kind error
+	if status == http.StatusOK {
+		kind = pegasCodeKind(info.Code)
+	} else {
+		kind = pegasStatusKind(status)
+	}
+	if kind == ErrRejected && (op == pegasOpDeposit || op == pegasOpWithdrawal) && info.duplicate() {
+		kind = ErrDuplicate
+	}
+	e := p.api.failure(op, kind, status, reply, nil)
+	e.Code = p.clean(info.Code)
+	e.Path = p.clean(info.Path)
+	e.Message = p.clean(info.Message)
+	return e
+}
+
+// malformed is the error for a 200 reply that is not what the API documents.
+func (p *Pegas) malformed(op string, status int, reply []byte, err error) *ProviderError {
+	return p.api.malformed(op, status, reply, "%s", p.clean(err.Error()))
+}
+
+// clean makes text from a reply fit for an error: secrets removed, valid
+// UTF-8, no control characters, at most maxPegasErrorText bytes.
+func (p *Pegas) clean(s string) string {
+	s = p.api.redact(strings.ToValidUTF8(s, "\uFFFD"))
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return ' '
+		}
+		return r
+	}, s)
+	s = strings.TrimSpace(s)
+	if len(s) > maxPegasErrorText {
+		cut := maxPegasErrorText
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut] + "…"
+	}
+	return s
+}
+
+// pegasStatusKind is the kind of failure an HTTP status other than 200 means.
+func pegasStatusKind(status int) error {
+	switch {
+	case status == http.StatusUnauthorized || status == http.StatusForbidden:
+		return ErrAuth
+	case status == http.StatusNotFound:
+		return ErrNotFound
+	case status == http.StatusRequestTimeout || status == http.StatusTooManyRequests || status >= 500:
+		return ErrUnavailable
+	default:
+		return ErrRejected
+	}
+}
+
+// pegasCodeKind is the kind of failure a Pegas-kassa error code means, for an
+// error object that came without an error status.
+func pegasCodeKind(code string) error {
+	switch code {
+	case "authorization_error", "access_denied":
+		return ErrAuth
+	case "resource_not_found":
+		return ErrNotFound
+	case "internal_error":
+		return ErrUnavailable
+	default:
+		return ErrRejected
+	}
+}
+
+// pegasErrorInfo is what an error reply says, in whichever of its shapes it
+// came.
+type pegasErrorInfo struct {
+	// Found: the reply carries a non-empty "errors" or "error" member,
+	// which makes even an HTTP 200 reply a failure.
+	Found bool
+	// Code is the error code, such as invalid_parameters.
+	Code string
+	// Path is the dotted path of the refused field (validation_error.path,
+	// or the first field of a field → message map).
+	Path string
+	// Message joins the reply's messages.
+	Message string
+}
+
+// pegasOrderIDText matches how a message names the order id (order_id, order id).
+var pegasOrderIDText = regexp.MustCompile(`order[ _-]?id`)
+
+// pegasDuplicateWords are what a message says about a repeated order id.
+var pegasDuplicateWords = []string{"already", "exist", "taken", "duplicate", "unique", "уже", "существ"}
+
+// pegasNotExistWords say the opposite: the order id is unknown.
+var pegasNotExistWords = []string{"not exist", "doesn't exist", "does not exist", "не существ"}
+
+// duplicate reports whether the error is Pegas-kassa refusing an order_id it
+// already has: a validation error on the path order_id, or, with no path, a
+// message that says the order id already exists.
+func (info pegasErrorInfo) duplicate() bool {
+	if info.Path != "" {
+		return info.Path == "order_id" || strings.HasSuffix(info.Path, ".order_id")
+	}
+	msg := strings.ToLower(info.Message)
+	if !pegasOrderIDText.MatchString(msg) {
+		return false
+	}
+	for _, w := range pegasNotExistWords {
+		if strings.Contains(msg, w) {
+			return false
+		}
+	}
+	for _, w := range pegasDuplicateWords {
+		if strings.Contains(msg, w) {
+			return true
+		}
+	}
+	return false
+}
+
+// parsePegasError reads an error reply. The error object's shape is not
+// documented, so it accepts each shape seen in the wild:
+//
+//	{"errors": [{"code": ..., "message": ..., "validation_error": {...}}, "text", ...]}
+//	{"errors": {"field": "message" or ["message", ...]}}
+//	{"error": {"code": ..., "message": ...}} or {"error": "text"}
+//	{"code": ..., "message": ..., "validation_error": {"path": ..., "message": ...}}
+//
+// where validation_error may also be an array whose first element counts. A
+// body that is not a JSON object gives a zero pegasErrorInfo.
+func parsePegasError(body []byte) pegasErrorInfo {
+	var top map[string]json.RawMessage
+	if json.Unmarshal(body, &top) != nil || top == nil {
+		return pegasErrorInfo{}
+	}
+	var c pegasErrorCollector
+	for _, key := range []string{"errors", "error"} {
+		if raw, ok := top[key]; ok && !pegasEmptyJSON(raw) {
+			c.found = true
+			c.any(raw, 0)
+		}
+	}
+	c.object(top)
+	return pegasErrorInfo{
+		Found:   c.found,
+		Code:    c.code,
+		Path:    c.path,
+		Message: strings.Join(c.messages, "; "),
+	}
+}
+
+// pegasErrorCollector gathers an error reply's first code, first path and
+// distinct messages.
+type pegasErrorCollector struct {
+	found      bool
+	code, path string
+	messages   []string
+}
+
+// any reads an error value: a message, a list of errors, an error object
+// or a field → message(s) map.
+func (c *pegasErrorCollector) any(raw json.RawMessage, depth int) {
+	if depth > 3 {
+		return
+	}
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 {
+		return
+	}
+	switch raw[0] {
+	case '"':
+		var s string
+		if json.Unmarshal(raw, &s) == nil {
+			c.message(s)
+		}
+	case '[':
+		var list []json.RawMessage
+		if json.Unmarshal(raw, &list) == nil {
+			for i, item := range list {
+				if i == maxPegasErrorItems {
+					break
+				}
+				c.any(item, depth+1)
+			}
+		}
+	case '{':
+		var obj map[string]json.RawMessage
+		if json.Unmarshal(raw, &obj) != nil {
+			return
+		}
+		if pegasErrorObject(obj) {
+			c.object(obj)
+			return
+		}
+		fields := make([]string, 0, len(obj))
+		for field := range obj {
+			fields = append(fields, field)
+		}
+		slices.Sort(fields)
+		for i, field := range fields {
+			if i == maxPegasErrorItems {
+				break
+			}
+			if c.path == "" {
+				c.path = field
+			}
+			c.any(obj[field], depth+1)
+		}
+	}
+}
+
+// pegasErrorObject reports whether obj is an error object rather than a
+// field → message map.
+func pegasErrorObject(obj map[string]json.RawMessage) bool {
+	for _, key := range []string{"code", "message", "validation_error", "path"} {
+		if _, ok := obj[key]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+// object reads an error object's code, message and validation_error.
+func (c *pegasErrorCollector) object(obj map[string]json.RawMessage) {
+	if c.code == "" {
+		c.code = pegasText(obj["code"])
+	}
+	if c.path == "" {
+		c.path = pegasText(obj["path"])
+	}
+	c.messageValue(obj["message"])
+	raw := bytes.TrimSpace(obj["validation_error"])
+	if len(raw) > 0 && raw[0] == '[' {
+		var list []json.RawMessage
+		if json.Unmarshal(raw, &list) != nil || len(list) == 0 {
+			return
+		}
+		raw = list[0]
+	}
+	var v struct {
+		Path    json.RawMessage `json:"path"`
+		Message json.RawMessage `json:"message"`
+	}
+	if json.Unmarshal(raw, &v) != nil {
+		return
+	}
+	if c.path == "" {
+		c.path = pegasText(v.Path)
+	}
+	c.messageValue(v.Message)
+}
+
+// messageValue reads a message given as a string or a list of strings.
+func (c *pegasErrorCollector) messageValue(raw json.RawMessage) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) > 0 && raw[0] == '[' {
+		var list []json.RawMessage
+		if json.Unmarshal(raw, &list) == nil {
+			for i, item := range list {
+				if i == maxPegasErrorItems {
+					break
+				}
+				c.message(pegasText(item))
+			}
+		}
+		return
+	}
+	c.message(pegasText(raw))
+}
+
+// message adds a distinct, non-empty message.
+func (c *pegasErrorCollector) message(s string) {
+	s = strings.TrimSpace(s)
+	if s != "" && len(c.messages) < maxPegasErrorItems && !slices.Contains(c.messages, s) {
+		c.messages = append(c.messages, s)
+	}
+}
+
+// pegasText is the text of a JSON string or number, or "" for anything else.
+func pegasText(raw json.RawMessage) string {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || (raw[0] != '"' && raw[0] != '-' && (raw[0] < '0' || raw[0] > '9')) {
+		return ""
+	}
+	var s flexString
+	if json.Unmarshal(raw, &s) != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(s))
+}
+
+// pegasEmptyJSON reports whether a JSON value says "no error": absent, null,
+// false, an empty string, array or object.
+func pegasEmptyJSON(raw json.RawMessage) bool {
+	raw = bytes.TrimSpace(raw)
+	switch string(raw) {
+	case "", "null", "false", `""`, "0":
+		return true
+	}
+	if raw[0] == '[' || raw[0] == '{' {
+		var v []json.RawMessage
+		if raw[0] == '[' && json.Unmarshal(raw, &v) == nil {
+			return len(v) == 0
+		}
+		var m map[string]json.RawMessage
+		if raw[0] == '{' && json.Unmarshal(raw, &m) == nil {
+			return len(m) == 0
+		}
+	}
+	return false
+}
+
+// parsePegasDeposit reads a deposit reply for a deposit of type depositType:
+// the payment id and commission, and the payment page URL (invoice types,
+// yandex) or the wallet or card number to pay to (wallet types).
+func parsePegasDeposit(reply []byte, depositType string) (Payment, error) {
+	var r struct {
+		ID         flexString      `json:"id"`
+		Commission json.RawMessage `json:"commission"`
+		URL        *string         `json:"url"`
+		Wallet     flexString      `json:"wallet"`
+		Card       flexString      `json:"card"`
+	}
+	if err := json.Unmarshal(reply, &r); err != nil {
+		return Payment{}, err
+	}
+	id, err := pegasReplyID(r.ID)
+	if err != nil {
+		return Payment{}, err
+	}
+	commission, _, err := parsePegasAmount("commission", r.Commission)
+	if err != nil {
+		return Payment{}, err
+	}
+	p := Payment{ID: id, Commission: commission}
+	if r.URL != nil && *r.URL != "" {
+		if !isHTTPURL(*r.URL) {
+			return Payment{}, errors.New(`payment "url" is not an absolute http(s) URL`)
+		}
+		p.URL = *r.URL
+	}
+	if !pegasWalletType(depositType) {
+		if p.URL == "" {
+			return Payment{}, fmt.Errorf(`no payment "url" for a %s deposit`, depositType)
+		}
+		return p, nil
+	}
+	if p.Wallet, err = pegasPayTo("wallet", r.Wallet); err != nil {
+		return Payment{}, err
+	}
+	if p.Card, err = pegasPayTo("card", r.Card); err != nil {
+		return Payment{}, err
+	}
+	if p.Wallet == "" && p.Card == "" {
+		return Payment{}, fmt.Errorf(`no "wallet" or "card" to pay to for a %s deposit`, depositType)
+	}
+	return p, nil
+}
+
+// pegasPayTo checks a wallet or card number the buyer is told to pay to.
+func pegasPayTo(field string, v flexString) (string, error) {
+	s := strings.TrimSpace(string(v))
+	switch {
+	case s == "":
+		return "", nil
+	case len(s) > maxPegasAccount:
+		return "", fmt.Errorf("%q is longer than %d characters", field, maxPegasAccount)
+	case !utf8.ValidString(s) || strings.ContainsFunc(s, unicode.IsControl):
+		return "", fmt.Errorf("%q has control characters or bad UTF-8", field)
+	}
+	return s, nil
+}
+
+// parsePegasCancel reads a cancel reply: the cancelled payment's id.
+func parsePegasCancel(reply []byte) (string, error) {
+	var r struct {
+		ID flexString `json:"id"`
+	}
+	if err := json.Unmarshal(reply, &r); err != nil {
+		return "", err
+	}
+	return pegasReplyID(r.ID)
+}
+
+// parsePegasWithdrawal reads a withdrawal reply: the payout's id and
+// commission.
+func parsePegasWithdrawal(reply []byte) (Payout, error) {
+	var r struct {
+		ID         flexString      `json:"id"`
+		Commission json.RawMessage `json:"commission"`
+	}
+	if err := json.Unmarshal(reply, &r); err != nil {
+		return Payout{}, err
+	}
+	id, err := pegasReplyID(r.ID)
+	if err != nil {
+		return Payout{}, err
+	}
+	commission, _, err := parsePegasAmount("commission", r.Commission)
+	if err != nil {
+		return Payout{}, err
+	}
+	return Payout{ID: id, Commission: commission}, nil
+}
+
+// parsePegasBalance reads a balance reply: the site's balance, a number or a
+// string.
+func parsePegasBalance(reply []byte) (Balance, error) {
+	var r struct {
+		Balance json.RawMessage `json:"balance"`
+	}
+	if err := json.Unmarshal(reply, &r); err != nil {
+		return Balance{}, err
+	}
+	total, ok, err := parsePegasAmount("balance", r.Balance)
+	if err != nil {
+		return Balance{}, err
+	}
+	if !ok {
+		return Balance{}, errors.New(`no "balance"`)
+	}
+	return Balance{Total: total}, nil
+}
+
+// pegasReplyID checks a payment id from a reply: present, and one that can
+// be sent back (see validatePegasID).
+func pegasReplyID(id flexString) (string, error) {
+	if id == "" {
+		return "", errors.New(`no "id"`)
+	}
+	if err := validatePegasID("id", string(id)); err != nil {
+		return "", fmt.Errorf(`"id": %v`, err)
+	}
+	return string(id), nil
+}
+
+// maxPegasReplyAmount bounds an amount in a reply: anything larger is not
+// money but a broken reply.
+var maxPegasReplyAmount = decimal.New(1, 15)
+
+// parsePegasAmount reads an amount given as a JSON number or string. Absent,
+// null or "" is zero and not present. Exponents beyond ±18 are refused before
+// any arithmetic, which would otherwise expand them digit by digit.
+func parsePegasAmount(field string, raw json.RawMessage) (amount decimal.Decimal, present bool, err error) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || string(raw) == "null" || string(raw) == `""` {
+		return decimal.Zero, false, nil
+	}
+	var text flexString
+	if err := json.Unmarshal(raw, &text); err != nil {
+		return decimal.Zero, false, fmt.Errorf("%q: %v", field, err)
+	}
+	amount, err = decimal.NewFromString(strings.TrimSpace(string(text)))
+	if err != nil {
+		return decimal.Zero, false, fmt.Errorf("%q is not a number", field)
+	}
+	if e := amount.Exponent(); e > 18 || e < -18 || amount.Abs().GreaterThan(maxPegasReplyAmount) {
+		return decimal.Zero, false, fmt.Errorf("%q is out of range", field)
+	}
+	return amount, true, nil
+}
+
+// validatePegasOrderID accepts the shop's order id: 1 to 64 printable ASCII
+// characters, no spaces.
+func validatePegasOrderID(field, id string) error {
+	switch {
+	case id == "":
+		return invalid(field, "must not be empty")
+	case len(id) > maxPegasOrderID:
+		return invalid(field, "longer than %d characters", maxPegasOrderID)
+	case strings.ContainsFunc(id, func(r rune) bool { return r <= ' ' || r >= 0x7f }):
+		return invalid(field, "only printable ASCII without spaces")
+	}
+	return nil
+}
+
+// validatePegasID accepts Pegas-kassa's payment id: 1 to 128 printable
+// ASCII characters, no spaces.
+func validatePegasID(field, id string) error {
+	switch {
+	case id == "":
+		return invalid(field, "must not be empty")
+	case len(id) > maxPegasID:
+		return invalid(field, "longer than %d characters", maxPegasID)
+	case strings.ContainsFunc(id, func(r rune) bool { return r <= ' ' || r >= 0x7f }):
+		return invalid(field, "only printable ASCII without spaces")
+	}
+	return nil
+}
+
+// validatePegasPhone accepts a phone number in international format: an
+// optional + and 10 to 15 digits.
+func validatePegasPhone(field, phone string) error {
+	digits := strings.TrimPrefix(phone, "+")
+	if len(digits) < 10 || len(digits) > 15 || strings.ContainsFunc(digits, func(r rune) bool { return r < '0' || r > '9' }) {
+		return invalid(field, "want an international phone number: an optional + and 10 to 15 digits")
+	}
+	return nil
+}
+
+// validatePegasPayee accepts a payout's payee for its method: a card number
+// of 12 to 19 digits, a phone number in international format, or, for the
+// other methods, an account or nickname without spaces.
+func validatePegasPayee(field, method, to string) error {
+	if err := validateToken(field, to, maxPegasAccount); err != nil {
+		return err
+	}
+	switch method {
+	case "card":
+		if len(to) < 12 || len(to) > 19 || strings.ContainsFunc(to, func(r rune) bool { return r < '0' || r > '9' }) {
+			return invalid(field, "want a card number of 12 to 19 digits")
+		}
+	case "phone":
+		return validatePegasPhone(field, to)
+	}
+	return nil
+}
+
+// validatePegasComment accepts a payout comment of 3 to 100 characters,
+// valid UTF-8 without control characters.
+func validatePegasComment(field, comment string) error {
+	n := utf8.RuneCountInString(comment)
+	switch {
+	case !utf8.ValidString(comment):
+		return invalid(field, "must be valid UTF-8")
+	case n < minPegasComment || n > maxPegasComment:
+		return invalid(field, "want %d to %d characters, got %d", minPegasComment, maxPegasComment, n)
+	case strings.ContainsFunc(comment, unicode.IsControl):
+		return invalid(field, "must not contain control characters")
+	}
+	return nil
+}
+
+// pegasTTL formats a lifetime in whole minutes, rounded up: Pegas-kassa
+// counts ttl in minutes, and rounding down could end an invoice before the
+// shop expects.
+func pegasTTL(ttl time.Duration) (string, error) {
+	if ttl < 0 {
+		return "", invalid("ttl", "must not be negative")
+	}
+	minutes := ttl / time.Minute
+	if ttl%time.Minute != 0 {
+		minutes++
+	}
+	return strconv.FormatInt(int64(minutes), 10), nil
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner     = (*Pegas)(nil)
+	_ caddy.Validator       = (*Pegas)(nil)
+	_ caddy.CleanerUpper    = (*Pegas)(nil)
+	_ caddyfile.Unmarshaler = (*Pegas)(nil)
+	_ PaymentProvider       = (*Pegas)(nil)
+	_ DocumentProvider      = (*Pegas)(nil)
+)

@@ -1,0 +1,910 @@
+package kassa
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/shopspring/decimal"
+	"go.uber.org/zap"
+)
+
+func init() {
+	caddy.RegisterModule(SmartCashier{})
+}
+
+// smartCashierEndpoint is Smart Cashier's API v1.0 base URL.
+const smartCashierEndpoint = "https://api.smart-cashier.ru/v1.0"
+
+// Retry policy of Smart Cashier calls.
+const (
+	// smartCashierRetries is how often a failed call is re-sent by default.
+	smartCashierRetries = 3
+	// smartCashierMaxRetries bounds the retries option: beyond it a call
+	// would outlive any request that waits for it.
+	smartCashierMaxRetries = 10
+	// smartCashierBackoff is the first wait before a retry; it doubles
+	// with each retry up to smartCashierMaxBackoff.
+	smartCashierBackoff = 200 * time.Millisecond
+	// smartCashierMaxBackoff caps the wait before a retry.
+	smartCashierMaxBackoff = 5 * time.Second
+)
+
+// SmartCashier is a fiscal-receipt service account at Smart Cashier
+// («Смарт кассир», API v1.0): it forms 54-FZ receipts, records cash put into
+// and taken out of a till, and reports on those operations.
+//
+// Every operation is idempotent by its operation id, so a call that failed
+// on the network, timed out or met a server error (HTTP 5xx) is re-sent with
+// the same body, up to Retries times, with exponential backoff and jitter.
+// A refusal (HTTP 4xx) or a malformed reply is never retried. Receipts and
+// cash operations are checked before sending: one the service would refuse
+// is refused locally with a *ValidationError and nothing is sent.
+type SmartCashier struct {
+	// Token is the JWT from the Smart Cashier account, sent as a Bearer
+	// token. Use {env.*}.
+	Token string `json:"token,omitempty"`
+	// Endpoint is the API's base URL; default
+	// https://api.smart-cashier.ru/v1.0.
+	Endpoint string `json:"endpoint,omitempty"`
+	// CashboxID is the GUID of the till that prints receipts sent without
+	// one, and the till of cash operations that name none. Optional: without
+	// it the service picks a till for receipts, and cash operations must
+	// name theirs.
+	CashboxID string `json:"cashbox_id,omitempty"`
+	// Taxation is the shop's taxation system, stated on every receipt that
+	// does not state its own. Required.
+	Taxation TaxationSystem `json:"taxation,omitempty"`
+	// VAT is the VAT rate of positions that have none; default none
+	// (not subject to VAT).
+	VAT VAT `json:"vat,omitempty"`
+	// Print asks for paper receipts on receipts that do not say; default
+	// false.
+	Print bool `json:"print,omitempty"`
+	// Timeout bounds each attempt of a call; default 10s.
+	Timeout caddy.Duration `json:"timeout,omitempty"`
+	// Retries is how many times a call that failed on the network or with
+	// a server error is re-sent; default 3, at most 10. 0 sends once.
+	Retries *int `json:"retries,omitempty"`
+
+	token, cashboxID string
+	vat              VAT
+	retries          int
+	backoff          time.Duration // the first wait before a retry
+	api              *apiClient
+	logger           *zap.Logger
+}
+
+// CaddyModule returns the Caddy module information.
+func (SmartCashier) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "kassa.receipts.smartcashier",
+		New: func() caddy.Module { return new(SmartCashier) },
+	}
+}
+
+// Provision resolves the token and cashbox, applies the defaults and builds
+// the HTTP client.
+func (s *SmartCashier) Provision(ctx caddy.Context) error {
+	s.logger = ctx.Logger()
+	s.token = resolvePlaceholders(s.Token)
+	s.cashboxID = strings.TrimSpace(resolvePlaceholders(s.CashboxID))
+	s.vat = s.VAT
+	if s.vat == 0 {
+		s.vat = VATNone
+	}
+	s.retries = smartCashierRetries
+	if s.Retries != nil {
+		s.retries = *s.Retries
+	}
+	s.backoff = smartCashierBackoff
+	endpoint := resolvePlaceholders(s.Endpoint)
+	if endpoint == "" {
+		endpoint = smartCashierEndpoint
+	}
+	api, err := newAPIClient("smartcashier", endpoint, time.Duration(s.Timeout), s.token)
+	if err != nil {
+		return fmt.Errorf("smartcashier: %w", err)
+	}
+	s.api = api
+	return nil
+}
+
+// Validate checks that the token and taxation system are set and that the
+// other options are in range.
+func (s *SmartCashier) Validate() error {
+	switch {
+	case s.token == "":
+		return errors.New("smartcashier: token is empty (is its environment variable set?)")
+	case strings.ContainsFunc(s.token, func(r rune) bool { return r <= ' ' || r == 0x7f }):
+		return errors.New("smartcashier: token contains spaces or control characters")
+	case s.Taxation == 0:
+		return fmt.Errorf("smartcashier: taxation is required (one of %s)", strings.Join(smartCashierTaxationNames(), ", "))
+	case s.Taxation < TaxationOSN || s.Taxation > TaxationPatent:
+		return fmt.Errorf("smartcashier: unknown taxation system %d", int(s.Taxation))
+	case s.vat < VAT0 || s.vat > VAT120:
+		return fmt.Errorf("smartcashier: unknown VAT rate %d", int(s.vat))
+	case s.Retries != nil && (*s.Retries < 0 || *s.Retries > smartCashierMaxRetries):
+		return fmt.Errorf("smartcashier: retries must be from 0 to %d", smartCashierMaxRetries)
+	case s.Timeout < 0:
+		return errors.New("smartcashier: timeout must not be negative")
+	}
+	if s.cashboxID != "" {
+		if err := validateSmartCashierGUID("cashbox_id", s.cashboxID); err != nil {
+			return fmt.Errorf("smartcashier: %w", err)
+		}
+	}
+	return nil
+}
+
+// smartCashierTaxationNames lists the taxation systems' config names in
+// code order, for error messages.
+func smartCashierTaxationNames() []string {
+	names := make([]string, 0, int(TaxationPatent))
+	for t := TaxationOSN; t <= TaxationPatent; t++ {
+		names = append(names, t.String())
+	}
+	return names
+}
+
+// Cleanup closes the client's idle connections.
+func (s *SmartCashier) Cleanup() error {
+	if s.api != nil {
+		s.api.close()
+	}
+	return nil
+}
+
+// UnmarshalCaddyfile sets up the account from Caddyfile tokens.
+//
+// Syntax:
+//
+//	smartcashier {
+//		token      <jwt>
+//		endpoint   <url>         # default https://api.smart-cashier.ru/v1.0
+//		cashbox_id <guid>        # default till; required for cash operations that name none
+//		taxation   osn|usn_income|usn_income_outcome|envd|esn|patent
+//		vat        vat0|vat10|vat20|vat18|none|vat110|vat120|vat118   # default none
+//		print      [true|false]  # paper receipts; bare print = true; default false
+//		timeout    <duration>    # per attempt; default 10s
+//		retries    <n>           # re-sends after a network or server error; default 3
+//	}
+func (s *SmartCashier) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	if err := parseNoInlineArgs(d); err != nil {
+		return err
+	}
+	seen := make(map[string]bool)
+	for d.NextBlock(0) {
+		name := d.Val()
+		if seen[name] {
+			return d.Errf("%s given twice", name)
+		}
+		seen[name] = true
+		var err error
+		switch name {
+		case "token":
+			err = parseOneArg(d, &s.Token)
+		case "endpoint":
+			err = parseOneArg(d, &s.Endpoint)
+		case "cashbox_id":
+			err = parseOneArg(d, &s.CashboxID)
+		case "taxation":
+			var raw string
+			if err = parseOneArg(d, &raw); err == nil {
+				if s.Taxation, err = ParseTaxationSystem(raw); err != nil {
+					err = d.Errf("taxation: %v", err)
+				}
+			}
+		case "vat":
+			var raw string
+			if err = parseOneArg(d, &raw); err == nil {
+				if s.VAT, err = ParseVAT(raw); err != nil {
+					err = d.Errf("vat: %v", err)
+				}
+			}
+		case "print":
+			err = parseSmartCashierPrint(d, &s.Print)
+		case "timeout":
+			err = parseDuration(d, &s.Timeout)
+		case "retries":
+			var raw string
+			if err = parseOneArg(d, &raw); err == nil {
+				n, convErr := strconv.Atoi(raw)
+				switch {
+				case convErr != nil:
+					err = d.Errf("retries: %q is not a whole number", raw)
+				case n < 0 || n > smartCashierMaxRetries:
+					err = d.Errf("retries must be from 0 to %d", smartCashierMaxRetries)
+				default:
+					s.Retries = &n
+				}
+			}
+		default:
+			err = d.Errf("unrecognized subdirective %q", name)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// parseSmartCashierPrint reads print's optional argument: bare print means
+// true.
+func parseSmartCashierPrint(d *caddyfile.Dispenser, dst *bool) error {
+	if !d.NextArg() {
+		*dst = true
+		return nil
+	}
+	switch strings.ToLower(d.Val()) {
+	case "true":
+		*dst = true
+	case "false":
+		*dst = false
+	default:
+		return d.Errf("print: %q is not true or false", d.Val())
+	}
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	return nil
+}
+
+// FormReceipt queues a fiscal receipt (POST /operations/formReceipt). The
+// receipt's zero fields take the account's defaults: type sale, the
+// configured taxation system, VAT rate, print setting and cashbox. A receipt
+// that fails Receipt.Validate, or names a malformed GUID, is refused with
+// its *ValidationError and nothing is sent.
+func (s *SmartCashier) FormReceipt(ctx context.Context, r Receipt) error {
+	r = s.withDefaults(r)
+	if err := r.Validate(); err != nil {
+		return err
+	}
+	for _, id := range []struct{ field, value string }{
+		{"juridical_person_id", r.JuridicalPersonID},
+		{"cashbox_group_id", r.CashboxGroupID},
+		{"cashbox_id", r.CashboxID},
+	} {
+		if id.value != "" {
+			if err := validateSmartCashierGUID(id.field, id.value); err != nil {
+				return err
+			}
+		}
+	}
+	body, err := json.Marshal(newSmartCashierReceipt(r))
+	if err != nil {
+		return fmt.Errorf("smartcashier formReceipt: encoding the receipt: %w", err)
+	}
+	_, err = s.post(ctx, "formReceipt", body)
+	return err
+}
+
+// withDefaults returns the receipt with the account's defaults in its zero
+// fields. The caller's positions are copied, never changed.
+func (s *SmartCashier) withDefaults(r Receipt) Receipt {
+	if r.Type == 0 {
+		r.Type = ReceiptSale
+	}
+	if r.Taxation == 0 {
+		r.Taxation = s.Taxation
+	}
+	if r.Print == nil {
+		p := s.Print
+		r.Print = &p
+	}
+	if r.CashboxID == "" {
+		r.CashboxID = s.cashboxID
+	}
+	positions := make([]Position, len(r.Positions))
+	copy(positions, r.Positions)
+	for i := range positions {
+		if positions[i].VAT == 0 {
+			positions[i].VAT = s.vat
+		}
+	}
+	r.Positions = positions
+	return r
+}
+
+// DepositCash records cash put into a till (POST /operations/depositCash).
+func (s *SmartCashier) DepositCash(ctx context.Context, op CashOperation) error {
+	return s.cashOperation(ctx, "depositCash", op)
+}
+
+// WithdrawCash records cash taken out of a till (POST
+// /operations/withdrawCash).
+func (s *SmartCashier) WithdrawCash(ctx context.Context, op CashOperation) error {
+	return s.cashOperation(ctx, "withdrawCash", op)
+}
+
+// cashOperation checks and sends a deposit or withdrawal: a till (the
+// operation's or the configured one), an amount above zero with at most two
+// decimals, and an operation id.
+func (s *SmartCashier) cashOperation(ctx context.Context, op string, cash CashOperation) error {
+	if err := validateOperationID(cash.OperationID); err != nil {
+		return err
+	}
+	cashbox := cash.CashboxID
+	if cashbox == "" {
+		cashbox = s.cashboxID
+	}
+	if cashbox == "" {
+		return invalid("cashbox_id", "a cash operation needs a cashbox: name one or configure cashbox_id")
+	}
+	if err := validateSmartCashierGUID("cashbox_id", cashbox); err != nil {
+		return err
+	}
+	if err := validateMoney("amount", cash.Amount, false); err != nil {
+		return err
+	}
+	body, err := json.Marshal(smartCashierCash{
+		CashboxID:   cashbox,
+		Amount:      smartCashierMoney(cash.Amount),
+		OperationID: cash.OperationID,
+	})
+	if err != nil {
+		return fmt.Errorf("smartcashier %s: encoding the operation: %w", op, err)
+	}
+	_, err = s.post(ctx, op, body)
+	return err
+}
+
+// ReceiptStatus reports the state of an operation (GET
+// /operations/checkStatus). An operation the service does not know is
+// ErrNotFound.
+func (s *SmartCashier) ReceiptStatus(ctx context.Context, operationID string) (Operation, error) {
+	if err := validateOperationID(operationID); err != nil {
+		return Operation{}, err
+	}
+	const op = "checkStatus"
+	u := s.api.endpoint("operations/"+op, url.Values{"operationId": {operationID}})
+	status, reply, err := s.send(ctx, op, http.MethodGet, u, nil)
+	if err != nil {
+		return Operation{}, err
+	}
+	o, err := parseSmartCashierStatus(reply)
+	if err != nil {
+		return Operation{}, s.api.malformed(op, status, reply, "%v", err)
+	}
+	o.ID = operationID
+	return o, nil
+}
+
+// post sends an operation's JSON body. Any 2xx reply that is empty or JSON
+// is success: the service documents no reply body.
+func (s *SmartCashier) post(ctx context.Context, op string, body []byte) ([]byte, error) {
+	status, reply, err := s.send(ctx, op, http.MethodPost, s.api.endpoint("operations/"+op, nil), body)
+	if err != nil {
+		return nil, err
+	}
+	if trimmed := bytes.TrimSpace(reply); len(trimmed) > 0 && !json.Valid(trimmed) {
+		return nil, s.api.malformed(op, status, reply, "reply is not JSON")
+	}
+	return reply, nil
+}
+
+// send makes a call and returns a 2xx reply. A failure that is
+// ErrUnavailable (network error, timeout, HTTP 5xx) is retried with the same
+// body, up to s.retries times, waiting with exponential backoff and jitter;
+// anything else, or the caller's context ending, stops at once. The error is
+// the last attempt's *ProviderError.
+func (s *SmartCashier) send(ctx context.Context, op, method string, u *url.URL, body []byte) (int, []byte, error) {
+	header := http.Header{
+		"Authorization": {"Bearer " + s.token},
+		"Accept":        {"application/json"},
+	}
+	if body != nil {
+		header.Set("Content-Type", "application/json; charset=utf-8")
+	}
+	for attempt := 0; ; attempt++ {
+		status, reply, err := s.api.call(ctx, op, method, u, header, body)
+		if err == nil {
+			if status >= 200 && status <= 299 {
+				return status, reply, nil
+			}
+			err = s.replyError(op, status, reply)
+		}
+		var failure *ProviderError
+		if !errors.As(err, &failure) || !errors.Is(failure, ErrUnavailable) || attempt >= s.retries {
+			return status, nil, err
+		}
+		if ctx.Err() != nil {
+			return status, nil, smartCashierWithCause(failure, ctx.Err())
+		}
+		delay := smartCashierDelay(s.backoff, attempt)
+		if s.logger != nil {
+			s.logger.Warn("retrying Smart Cashier call",
+				zap.String("op", op), zap.Int("attempt", attempt+1),
+				zap.Duration("delay", delay), zap.Error(failure))
+		}
+		timer := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return status, nil, smartCashierWithCause(failure, ctx.Err())
+		case <-timer.C:
+		}
+	}
+}
+
+// smartCashierWithCause is a copy of failure that also says why retrying
+// stopped, so that errors.Is finds context.Canceled or DeadlineExceeded.
+func smartCashierWithCause(failure *ProviderError, cause error) *ProviderError {
+	e := *failure
+	if !errors.Is(failure, cause) {
+		e.Err = errors.Join(failure.Err, cause)
+	}
+	return &e
+}
+
+// smartCashierDelay is the wait before retry number attempt+1: base doubled
+// per attempt, capped at smartCashierMaxBackoff, with the upper half
+// randomised so that many clients do not retry in step.
+func smartCashierDelay(base time.Duration, attempt int) time.Duration {
+	if base <= 0 {
+		return 0
+	}
+	delay := base
+	for i := 0; i < attempt && delay < smartCashierMaxBackoff; i++ {
+		delay *= 2
+	}
+	delay = min(delay, smartCashierMaxBackoff)
+	half := delay / 2
+	return half + rand.N(delay-half+1)
+}
+
+// replyError maps a non-2xx reply to its ProviderError: 400 and other
+// refusals are ErrRejected, 401 and 403 ErrAuth, 404 ErrNotFound, 5xx
+// ErrUnavailable.
+func (s *SmartCashier) replyError(op string, status int, reply []byte) *ProviderError {
+	var kind error
+	code := ""
+	switch {
+	case status == http.StatusUnauthorized:
+		kind, code = ErrAuth, "unauthorized"
+	case status == http.StatusForbidden:
+		kind, code = ErrAuth, "forbidden"
+	case status == http.StatusNotFound:
+		kind, code = ErrNotFound, "not_found"
+	case status >= 500:
+		kind = ErrUnavailable
+	default:
+		kind = ErrRejected
+	}
+	fault := parseSmartCashierError(reply)
+	if code == "" {
+		code = fault.Code
+	}
+	e := s.api.failure(op, kind, status, reply, nil)
+	e.Code = s.api.redact(code)
+	e.Path = s.api.redact(fault.Path)
+	e.Message = s.api.redact(fault.Message)
+	return e
+}
+
+// smartCashierFault is what a Smart Cashier error reply says.
+type smartCashierFault struct {
+	Code    string
+	Path    string
+	Message string
+}
+
+// maxSmartCashierFault bounds the length, in characters, of a message or
+// path taken from an error reply.
+const maxSmartCashierFault = 300
+
+// parseSmartCashierError reads an error reply in whichever form it comes:
+// ASP.NET problem details ({"title":...,"errors":{"field":["..."]}}: the
+// message is the title and the first field's first error, the path that
+// field), {"message":...} or {"error":...} (a string or such an object), or
+// plain text. An HTML page or an empty body says nothing. The results are
+// single-line, valid UTF-8 and bounded in length.
+func parseSmartCashierError(body []byte) smartCashierFault {
+	body = bytes.TrimSpace(body)
+	if len(body) == 0 || body[0] == '<' {
+		return smartCashierFault{}
+	}
+	if json.Valid(body) {
+		return smartCashierFaultFromJSON(body, 0)
+	}
+	return smartCashierFault{Message: smartCashierText(string(body))}
+}
+
+// smartCashierFaultFromJSON reads a JSON error reply; depth bounds the
+// nesting of "error" objects followed.
+func smartCashierFaultFromJSON(body []byte, depth int) smartCashierFault {
+	var s string
+	if json.Unmarshal(body, &s) == nil {
+		return smartCashierFault{Message: smartCashierText(s)}
+	}
+	var raw struct {
+		Title   json.RawMessage `json:"title"`
+		Detail  json.RawMessage `json:"detail"`
+		Message json.RawMessage `json:"message"`
+		Error   json.RawMessage `json:"error"`
+		Code    json.RawMessage `json:"code"`
+		Errors  json.RawMessage `json:"errors"`
+	}
+	if json.Unmarshal(body, &raw) != nil {
+		return smartCashierFault{}
+	}
+	var f smartCashierFault
+	f.Code = smartCashierText(smartCashierJSONText(raw.Code))
+	path, fieldMsg := smartCashierFirstFieldError(raw.Errors)
+	f.Path = smartCashierText(strings.TrimPrefix(path, "$."))
+	var parts []string
+	for _, part := range []json.RawMessage{raw.Title, raw.Message, raw.Detail} {
+		if t := smartCashierJSONText(part); t != "" {
+			parts = append(parts, t)
+		}
+	}
+	if len(raw.Error) > 0 {
+		if t := smartCashierJSONText(raw.Error); t != "" {
+			parts = append(parts, t)
+		} else if depth < 2 && bytes.HasPrefix(bytes.TrimSpace(raw.Error), []byte("{")) {
+			inner := smartCashierFaultFromJSON(raw.Error, depth+1)
+			if inner.Message != "" {
+				parts = append(parts, inner.Message)
+			}
+			if f.Code == "" {
+				f.Code = inner.Code
+			}
+			if f.Path == "" {
+				f.Path = inner.Path
+			}
+		}
+	}
+	if fieldMsg != "" {
+		parts = append(parts, fieldMsg)
+	}
+	f.Message = smartCashierText(strings.Join(parts, ": "))
+	return f
+}
+
+// smartCashierFirstFieldError returns the first field of an "errors" value
+// and its first message: an object of field → message(s) in document order
+// (problem details), or an array of messages or of {field|path, message}
+// objects.
+func smartCashierFirstFieldError(raw json.RawMessage) (path, message string) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 {
+		return "", ""
+	}
+	switch raw[0] {
+	case '{':
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		if _, err := dec.Token(); err != nil {
+			return "", ""
+		}
+		for dec.More() {
+			tok, err := dec.Token()
+			if err != nil {
+				return path, message
+			}
+			key, _ := tok.(string)
+			var value json.RawMessage
+			if dec.Decode(&value) != nil {
+				return path, message
+			}
+			if msg := smartCashierFirstMessage(value); msg != "" {
+				return key, msg
+			}
+			if path == "" {
+				path = key
+			}
+		}
+		return path, ""
+	case '[':
+		var items []json.RawMessage
+		if json.Unmarshal(raw, &items) != nil {
+			return "", ""
+		}
+		for _, item := range items {
+			if msg := smartCashierJSONText(item); msg != "" {
+				return "", msg
+			}
+			var obj struct {
+				Field   json.RawMessage `json:"field"`
+				Path    json.RawMessage `json:"path"`
+				Message json.RawMessage `json:"message"`
+			}
+			if json.Unmarshal(item, &obj) == nil {
+				p := smartCashierJSONText(obj.Path)
+				if p == "" {
+					p = smartCashierJSONText(obj.Field)
+				}
+				if msg := smartCashierJSONText(obj.Message); msg != "" || p != "" {
+					return p, msg
+				}
+			}
+		}
+	}
+	return "", ""
+}
+
+// smartCashierFirstMessage is the first message of one field's errors: a
+// string or an array of strings.
+func smartCashierFirstMessage(raw json.RawMessage) string {
+	if t := smartCashierJSONText(raw); t != "" {
+		return t
+	}
+	var list []json.RawMessage
+	if json.Unmarshal(raw, &list) == nil {
+		for _, item := range list {
+			if t := smartCashierJSONText(item); t != "" {
+				return t
+			}
+		}
+	}
+	return ""
+}
+
+// smartCashierJSONText is the text of a JSON string or number, or "" for
+// anything else.
+func smartCashierJSONText(raw json.RawMessage) string {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || (raw[0] != '"' && raw[0] != '-' && (raw[0] < '0' || raw[0] > '9')) {
+		return ""
+	}
+	var f flexString
+	if json.Unmarshal(raw, &f) != nil {
+		return ""
+	}
+	return string(f)
+}
+
+// smartCashierText makes text from a reply fit for a log line: valid
+// UTF-8, control characters and runs of spaces turned into single spaces,
+// at most maxSmartCashierFault characters.
+func smartCashierText(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	s = strings.Join(strings.FieldsFunc(s, func(r rune) bool {
+		return unicode.IsSpace(r) || unicode.IsControl(r)
+	}), " ")
+	if utf8.RuneCountInString(s) > maxSmartCashierFault {
+		s = strings.TrimRight(string([]rune(s)[:maxSmartCashierFault]), " ") + "…"
+	}
+	return s
+}
+
+// parseSmartCashierStatus reads a checkStatus reply: status 1, 2 or 3, the
+// times (RFC 3339 with any fraction, or with no offset meaning UTC; null
+// allowed), the handling cashbox, the fiscal data (null allowed) and the
+// error message. The operation's ID is left for the caller.
+func parseSmartCashierStatus(body []byte) (Operation, error) {
+	body = bytes.TrimSpace(body)
+	if len(body) == 0 || body[0] != '{' {
+		return Operation{}, errors.New("reply is not a JSON object")
+	}
+	var r struct {
+		Status       *int              `json:"status"`
+		Created      smartCashierTime  `json:"creationDateTimeUtc"`
+		Cashbox      flexString        `json:"handlerCashboxId"`
+		Processed    smartCashierTime  `json:"processingDateTimeUtc"`
+		Fiscal       *smartCashierFisc `json:"fiscalParams"`
+		ErrorMessage flexString        `json:"errorMessage"`
+	}
+	if err := json.Unmarshal(body, &r); err != nil {
+		return Operation{}, err
+	}
+	if r.Status == nil {
+		return Operation{}, errors.New(`no "status"`)
+	}
+	status := OperationStatus(*r.Status)
+	if status < OperationQueued || status > OperationFailed {
+		return Operation{}, fmt.Errorf(`unknown "status" %d`, *r.Status)
+	}
+	o := Operation{
+		Status:    status,
+		Created:   time.Time(r.Created),
+		Processed: time.Time(r.Processed),
+		CashboxID: string(r.Cashbox),
+		Error:     string(r.ErrorMessage),
+	}
+	if r.Fiscal != nil {
+		fp, err := r.Fiscal.params()
+		if err != nil {
+			return Operation{}, fmt.Errorf(`"fiscalParams": %v`, err)
+		}
+		o.Fiscal = &fp
+	}
+	return o, nil
+}
+
+// smartCashierFisc is checkStatus's fiscalParams as sent: numbers may come
+// as strings and strings as numbers.
+type smartCashierFisc struct {
+	DocumentNumber     flexString       `json:"fiscalDocumentNumber"`
+	DocumentSign       flexString       `json:"fiscalDocumentSign"`
+	DocumentTime       smartCashierTime `json:"fiscalDocumentDateTimeUtc"`
+	ReceiptNumber      flexString       `json:"fiscalReceiptNumber"`
+	ShiftNumber        flexString       `json:"shiftNumber"`
+	FNNumber           flexString       `json:"fnNumber"`
+	RegistrationNumber flexString       `json:"registrationNumber"`
+	FNSURL             flexString       `json:"fnsUrl"`
+	NotPrinted         *bool            `json:"notPrinted"`
+}
+
+// params converts the wire form, refusing numbers that are not whole.
+func (w smartCashierFisc) params() (FiscalParams, error) {
+	fp := FiscalParams{
+		DocumentSign:       string(w.DocumentSign),
+		DocumentTime:       time.Time(w.DocumentTime),
+		FNNumber:           string(w.FNNumber),
+		RegistrationNumber: string(w.RegistrationNumber),
+		FNSURL:             string(w.FNSURL),
+		NotPrinted:         w.NotPrinted != nil && *w.NotPrinted,
+	}
+	for _, n := range []struct {
+		name string
+		raw  flexString
+		dst  *int64
+	}{
+		{"fiscalDocumentNumber", w.DocumentNumber, &fp.DocumentNumber},
+		{"fiscalReceiptNumber", w.ReceiptNumber, &fp.ReceiptNumber},
+		{"shiftNumber", w.ShiftNumber, &fp.ShiftNumber},
+	} {
+		if n.raw == "" {
+			continue
+		}
+		v, err := strconv.ParseInt(string(n.raw), 10, 64)
+		if err != nil || v < 0 {
+			return fp, fmt.Errorf("%q is not a whole number: %.20q", n.name, string(n.raw))
+		}
+		*n.dst = v
+	}
+	return fp, nil
+}
+
+// smartCashierTime is a time as Smart Cashier sends it: RFC 3339 with any
+// number of fractional digits, or without an offset, meaning UTC; null or
+// "" is the zero time.
+type smartCashierTime time.Time
+
+// UnmarshalJSON reads the time tolerantly; the result is in UTC.
+func (t *smartCashierTime) UnmarshalJSON(data []byte) error {
+	if bytes.Equal(bytes.TrimSpace(data), []byte("null")) {
+		*t = smartCashierTime{}
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(data, &s); err != nil {
+		return fmt.Errorf("time: want a string, got %.30s", data)
+	}
+	parsed, err := parseSmartCashierTime(s)
+	if err != nil {
+		return err
+	}
+	*t = smartCashierTime(parsed)
+	return nil
+}
+
+// parseSmartCashierTime reads an RFC 3339 time, or one without an offset as
+// UTC; "" is the zero time.
+func parseSmartCashierTime(s string) (time.Time, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t.UTC(), nil
+	}
+	if t, err := time.ParseInLocation("2006-01-02T15:04:05.999999999", s, time.UTC); err == nil {
+		return t, nil
+	}
+	return time.Time{}, fmt.Errorf("time %.40q is not RFC 3339", s)
+}
+
+// smartCashierMoney is an amount sent as a JSON number with at most two
+// decimals (270, 99.5), as the API wants, instead of decimal.Decimal's
+// quoted string.
+type smartCashierMoney decimal.Decimal
+
+// MarshalJSON writes the amount as a JSON number, never through a float.
+func (m smartCashierMoney) MarshalJSON() ([]byte, error) {
+	return []byte(decimal.Decimal(m).Round(2).String()), nil
+}
+
+// smartCashierReceipt is formReceipt's body, fields in the vendor's order.
+type smartCashierReceipt struct {
+	OperationID        string                 `json:"operationId"`
+	ReceiptType        int                    `json:"receiptType"`
+	PrintReceipt       bool                   `json:"printReceipt"`
+	TaxationSystem     int                    `json:"taxationSystem"`
+	BuyerEmail         string                 `json:"buyerEmail,omitempty"`
+	BuyerPhoneNumber   string                 `json:"buyerPhoneNumber,omitempty"`
+	Positions          []smartCashierPosition `json:"positions"`
+	CashPaymentSum     smartCashierMoney      `json:"cashPaymentSum"`
+	CashlessPaymentSum smartCashierMoney      `json:"cashlessPaymentSum"`
+	TotalSum           smartCashierMoney      `json:"totalSum"`
+	JuridicalPersonID  string                 `json:"juridicalPersonId,omitempty"`
+	CashboxGroupID     string                 `json:"cashboxGroupId,omitempty"`
+	CashboxID          string                 `json:"cashboxId,omitempty"`
+}
+
+// smartCashierPosition is one position of formReceipt's body.
+type smartCashierPosition struct {
+	Name     string            `json:"name"`
+	Quantity int64             `json:"quantity"`
+	Price    smartCashierMoney `json:"price"`
+	TaxType  int               `json:"taxType"`
+}
+
+// smartCashierCash is depositCash's and withdrawCash's body.
+type smartCashierCash struct {
+	CashboxID   string            `json:"cashboxId"`
+	Amount      smartCashierMoney `json:"amount"`
+	OperationID string            `json:"operationId"`
+}
+
+// newSmartCashierReceipt builds formReceipt's body from a receipt with its
+// defaults applied.
+func newSmartCashierReceipt(r Receipt) smartCashierReceipt {
+	w := smartCashierReceipt{
+		OperationID:        r.OperationID,
+		ReceiptType:        int(r.Type),
+		PrintReceipt:       r.Print != nil && *r.Print,
+		TaxationSystem:     int(r.Taxation),
+		BuyerEmail:         r.Email,
+		BuyerPhoneNumber:   r.Phone,
+		Positions:          make([]smartCashierPosition, len(r.Positions)),
+		CashPaymentSum:     smartCashierMoney(r.Cash),
+		CashlessPaymentSum: smartCashierMoney(r.Cashless),
+		TotalSum:           smartCashierMoney(r.Total()),
+		JuridicalPersonID:  r.JuridicalPersonID,
+		CashboxGroupID:     r.CashboxGroupID,
+		CashboxID:          r.CashboxID,
+	}
+	for i, p := range r.Positions {
+		w.Positions[i] = smartCashierPosition{
+			Name:     p.Name,
+			Quantity: p.Quantity,
+			Price:    smartCashierMoney(p.Price),
+			TaxType:  int(p.VAT),
+		}
+	}
+	return w
+}
+
+// validateSmartCashierGUID accepts a GUID in its canonical form,
+// 8-4-4-4-12 hexadecimal digits.
+func validateSmartCashierGUID(field, value string) error {
+	if len(value) != 36 {
+		return invalid(field, "%.40q is not a GUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)", value)
+	}
+	for i := 0; i < len(value); i++ {
+		c := value[i]
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return invalid(field, "%q is not a GUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)", value)
+			}
+		default:
+			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+				return invalid(field, "%q is not a GUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)", value)
+			}
+		}
+	}
+	return nil
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner     = (*SmartCashier)(nil)
+	_ caddy.Validator       = (*SmartCashier)(nil)
+	_ caddy.CleanerUpper    = (*SmartCashier)(nil)
+	_ caddyfile.Unmarshaler = (*SmartCashier)(nil)
+	_ ReceiptProvider       = (*SmartCashier)(nil)
+)
