@@ -70,7 +70,7 @@ func (c *CrystalPay) Provision(caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("crystalpay: %w", err)
 	}
-	c.api = api
+	c.api = api.neverReplay("generate", "withdraw")
 	return nil
 }
 

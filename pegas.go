@@ -132,7 +132,7 @@ func (p *Pegas) Provision(caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("pegas: %w", err)
 	}
-	p.api = api
+	p.api = api.neverReplay(pegasOpDeposit, pegasOpWithdrawal)
 	return nil
 }
 

@@ -37,6 +37,9 @@ type apiClient struct {
 	http     *http.Client
 	timeout  time.Duration
 	secrets  []string
+	// sendOnce names the operations that move money: net/http must never
+	// re-send them (see do).
+	sendOnce map[string]bool
 }
 
 // newAPIClient makes the client of one provider module. secrets are the
@@ -85,6 +88,16 @@ func parseEndpoint(endpoint string) (*url.URL, error) {
 	return u, nil
 }
 
+// neverReplay marks operations that create invoices or move money, so that
+// a call is sent at most once even over a connection that dies.
+func (c *apiClient) neverReplay(ops ...string) *apiClient {
+	c.sendOnce = make(map[string]bool, len(ops))
+	for _, op := range ops {
+		c.sendOnce[op] = true
+	}
+	return c
+}
+
 // withSecrets returns a client for one call that also redacts extra values,
 // such as a signature derived from a secret. It shares the connections.
 func (c *apiClient) withSecrets(extra ...string) *apiClient {
@@ -126,6 +139,13 @@ func (c *apiClient) do(ctx context.Context, op, method string, u *url.URL, heade
 	}
 	for k, v := range header {
 		req.Header[k] = v
+	}
+	if c.sendOnce[op] && body == nil {
+		// net/http re-sends a GET without a body, unasked, when a reused
+		// keep-alive connection closes before the reply: after the provider
+		// may have acted on it. A body without GetBody makes the request
+		// non-replayable; being empty, nothing of it goes on the wire.
+		req.Body, req.GetBody, req.ContentLength = emptyBody{}, nil, 0
 	}
 	req.Header.Set("User-Agent", userAgent)
 	resp, err := c.http.Do(req)
@@ -233,6 +253,12 @@ type scrubbedError struct {
 
 func (e *scrubbedError) Error() string { return e.text }
 func (e *scrubbedError) Unwrap() error { return e.cause }
+
+// emptyBody is an empty request body that net/http cannot replay.
+type emptyBody struct{}
+
+func (emptyBody) Read([]byte) (int, error) { return 0, io.EOF }
+func (emptyBody) Close() error             { return nil }
 
 // cancelOnClose releases a call's timeout when its body is closed.
 type cancelOnClose struct {

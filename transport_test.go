@@ -196,3 +196,54 @@ func TestExcerptRedactsAcrossTheCut(t *testing.T) {
 		t.Errorf("malformed message carries the token: %v", err)
 	}
 }
+
+// TestMoneyMovingCallsAreNeverReplayed: a provider acts on a request, then
+// the reused keep-alive connection dies before the reply. net/http would
+// re-send a plain GET by itself; an operation marked neverReplay is sent
+// once and fails as unavailable.
+func TestMoneyMovingCallsAreNeverReplayed(t *testing.T) {
+	for _, tc := range []struct {
+		op        string
+		neverOnce bool
+		want      int
+	}{
+		{"generate", true, 1},
+		{"checkpay", false, 2},
+	} {
+		var mu sync.Mutex
+		received := 0
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			received++
+			mu.Unlock()
+			if r.URL.Query().Get("warm") != "" {
+				w.Write([]byte("{}"))
+				return
+			}
+			conn, _, _ := w.(http.Hijacker).Hijack()
+			conn.Close()
+		}))
+		c, _ := newAPIClient("crystalpay", srv.URL, time.Second)
+		if tc.neverOnce {
+			c.neverReplay(tc.op)
+		}
+		ctx := context.Background()
+		if _, _, err := c.call(ctx, "balance", http.MethodGet, c.endpoint("", url.Values{"warm": {"1"}}), nil, nil); err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		received = 0
+		mu.Unlock()
+		_, _, err := c.call(ctx, tc.op, http.MethodGet, c.endpoint("", url.Values{"o": {tc.op}}), nil, nil)
+		mu.Lock()
+		got := received
+		mu.Unlock()
+		if tc.neverOnce && !errors.Is(err, ErrUnavailable) {
+			t.Errorf("%s: err = %v, want ErrUnavailable", tc.op, err)
+		}
+		if got != tc.want {
+			t.Errorf("%s: the provider received %d requests, want %d", tc.op, got, tc.want)
+		}
+		srv.Close()
+	}
+}
