@@ -117,7 +117,7 @@ func TestProvidersAgainstSandboxInCaddy(t *testing.T) {
 	sc := provision(t, &kassa.SmartCashier{Token: "sandbox-token", Endpoint: sandboxURL + "/smartcashier/v1.0",
 		Taxation: kassa.TaxationUSNIncome})
 	receipt := kassa.Receipt{OperationID: "caddytest-receipt-1", Cashless: decimal.RequireFromString("99.90"),
-		Email: "buyer@example.com",
+		Email:     "buyer@example.com",
 		Positions: []kassa.Position{{Name: "Чай зелёный", Quantity: 1, Price: decimal.RequireFromString("99.90")}}}
 	if err := sc.FormReceipt(ctx, receipt); err != nil {
 		t.Fatal(err)
