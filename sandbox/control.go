@@ -1,0 +1,252 @@
+package sandbox
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+)
+
+// controlRoutes lists the methods of every control route.
+var controlRoutes = map[string][]string{
+	"state":    {http.MethodGet},
+	"calls":    {http.MethodGet, http.MethodDelete},
+	"faults":   {http.MethodGet, http.MethodPost, http.MethodDelete},
+	"pay":      {http.MethodPost},
+	"settings": {http.MethodGet, http.MethodPost},
+	"reset":    {http.MethodPost},
+}
+
+// controlError answers a control request that failed.
+func controlError(w http.ResponseWriter, status int, format string, args ...any) {
+	writeJSON(w, status, map[string]string{"error": fmt.Sprintf(format, args...)})
+}
+
+// serveControl answers /control/{route}.
+func (h *Handler) serveControl(w http.ResponseWriter, r *http.Request, route string) {
+	methods, ok := controlRoutes[route]
+	if !ok {
+		controlError(w, http.StatusNotFound, "unknown control route /control/%s", route)
+		return
+	}
+	if !slices.Contains(methods, r.Method) {
+		w.Header().Set("Allow", strings.Join(methods, ", "))
+		controlError(w, http.StatusMethodNotAllowed, "method %s not allowed on /control/%s", r.Method, route)
+		return
+	}
+	switch route + " " + r.Method {
+	case "state GET":
+		writeJSON(w, http.StatusOK, h.st.view())
+	case "calls GET":
+		h.controlCalls(w, r)
+	case "calls DELETE":
+		writeJSON(w, http.StatusOK, map[string]int{"cleared": h.st.clearCalls()})
+	case "faults GET":
+		writeJSON(w, http.StatusOK, map[string][]faultView{"faults": h.st.listFaults()})
+	case "faults POST":
+		var f Fault
+		if err := decodeControl(r, &f); err != nil {
+			controlError(w, http.StatusBadRequest, "%v", err)
+			return
+		}
+		f, err := h.st.addFault(f)
+		if err != nil {
+			controlError(w, http.StatusBadRequest, "%v", err)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]faultView{"fault": f.view()})
+	case "faults DELETE":
+		writeJSON(w, http.StatusOK, map[string]int{"cleared": h.st.clearFaults()})
+	case "pay POST":
+		h.controlPay(w, r)
+	case "settings GET":
+		writeJSON(w, http.StatusOK, h.st.currentSettings())
+	case "settings POST":
+		h.controlSettings(w, r)
+	case "reset POST":
+		h.st.reset()
+		writeJSON(w, http.StatusOK, map[string]bool{"reset": true})
+	}
+}
+
+func (h *Handler) controlCalls(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	for k := range q {
+		if k != "api" && k != "op" {
+			controlError(w, http.StatusBadRequest, "unknown query parameter %q (want api, op)", k)
+			return
+		}
+	}
+	api := q.Get("api")
+	if _, ok := apiOps[api]; api != "" && !ok {
+		controlError(w, http.StatusBadRequest, "unknown api %q (want crystalpay, pegas or smartcashier)", api)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string][]Call{"calls": h.st.calls(api, q.Get("op"))})
+}
+
+// payRequest is the body of POST /control/pay.
+type payRequest struct {
+	API     string          `json:"api"`
+	ID      json.RawMessage `json:"id"`
+	OrderID string          `json:"order_id"`
+}
+
+func (h *Handler) controlPay(w http.ResponseWriter, r *http.Request) {
+	var req payRequest
+	if err := decodeControl(r, &req); err != nil {
+		controlError(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	id, err := rawID(req.ID)
+	if err != nil {
+		controlError(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	var invoice any
+	switch req.API {
+	case APICrystalPay:
+		if id == "" || req.OrderID != "" {
+			controlError(w, http.StatusBadRequest, "crystalpay: give the invoice id, and only it")
+			return
+		}
+		inv, paidNow, perr := h.st.payCrystalPay(id)
+		if err = perr; err == nil {
+			invoice = inv.view()
+			h.logPaid(req.API, id, inv.amount.String(), paidNow)
+		}
+	case APIPegas:
+		if (id == "") == (req.OrderID == "") {
+			controlError(w, http.StatusBadRequest, "pegas: give either id or order_id")
+			return
+		}
+		var n int64
+		if req.OrderID != "" {
+			var ok bool
+			if n, ok = h.st.pegasIDByOrder(req.OrderID); !ok {
+				err = errUnknownInvoice
+			}
+		} else if n, err = strconv.ParseInt(id, 10, 64); err != nil {
+			controlError(w, http.StatusBadRequest, "pegas: id must be an integer")
+			return
+		}
+		if err == nil {
+			inv, paidNow, perr := h.st.payPegas(n)
+			if err = perr; err == nil {
+				invoice = inv.view()
+				h.logPaid(req.API, strconv.FormatInt(n, 10), inv.amount.String(), paidNow)
+			}
+		}
+	default:
+		controlError(w, http.StatusBadRequest, "api must be crystalpay or pegas")
+		return
+	}
+	switch {
+	case errors.Is(err, errUnknownInvoice):
+		controlError(w, http.StatusNotFound, "unknown %s invoice", req.API)
+	case errors.Is(err, errInvoiceCancelled):
+		controlError(w, http.StatusConflict, "the %s invoice is cancelled", req.API)
+	default:
+		writeJSON(w, http.StatusOK, map[string]any{"invoice": invoice})
+	}
+}
+
+// rawID reads an id given as a JSON string or number.
+func rawID(raw json.RawMessage) (string, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return "", nil
+	}
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		return s, nil
+	}
+	var n json.Number
+	if err := json.Unmarshal(raw, &n); err != nil {
+		return "", errors.New("id must be a string or a number")
+	}
+	return n.String(), nil
+}
+
+// settingsView is the JSON of the run-time settings.
+type settingsView struct {
+	Latency           string `json:"latency"`
+	ReceiptDelay      string `json:"receipt_delay"`
+	CrystalPayWallets bool   `json:"crystalpay_wallets"`
+}
+
+func viewSettings(s settings) settingsView {
+	return settingsView{Latency: s.Latency.String(), ReceiptDelay: s.ReceiptDelay.String(), CrystalPayWallets: s.CrystalPayWallets}
+}
+
+func (s *state) currentSettings() settingsView {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return viewSettings(s.settings)
+}
+
+// settingsRequest is the body of POST /control/settings.
+type settingsRequest struct {
+	Latency           *caddy.Duration `json:"latency"`
+	ReceiptDelay      *caddy.Duration `json:"receipt_delay"`
+	CrystalPayWallets *bool           `json:"crystalpay_wallets"`
+}
+
+func (h *Handler) controlSettings(w http.ResponseWriter, r *http.Request) {
+	var req settingsRequest
+	if err := decodeControl(r, &req); err != nil {
+		controlError(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	if (req.Latency != nil && *req.Latency < 0) || (req.ReceiptDelay != nil && *req.ReceiptDelay < 0) {
+		controlError(w, http.StatusBadRequest, "durations must not be negative")
+		return
+	}
+	writeJSON(w, http.StatusOK, h.st.changeSettings(req))
+}
+
+// changeSettings applies the settings given; the others are kept.
+func (s *state) changeSettings(req settingsRequest) settingsView {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	// Operations already due under the old delay are processed under it.
+	s.processLocked()
+	if req.Latency != nil {
+		s.settings.Latency = time.Duration(*req.Latency)
+	}
+	if req.ReceiptDelay != nil {
+		s.settings.ReceiptDelay = time.Duration(*req.ReceiptDelay)
+	}
+	if req.CrystalPayWallets != nil {
+		s.settings.CrystalPayWallets = *req.CrystalPayWallets
+	}
+	return viewSettings(s.settings)
+}
+
+// decodeControl decodes a control request body: one JSON object, no
+// unknown fields.
+func decodeControl(r *http.Request, v any) error {
+	body, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return errors.New("a JSON object body is required")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("bad JSON body: %v", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("bad JSON body: unexpected data after the object")
+	}
+	return nil
+}
