@@ -230,6 +230,13 @@ func (c *CrystalPay) Payout(ctx context.Context, req PayoutRequest) (Payout, err
 	return Payout{}, nil
 }
 
+// CheckAmount refuses an amount CrystalPAY would not take: not positive,
+// or with kopecks.
+func (c *CrystalPay) CheckAmount(amount decimal.Decimal) error {
+	_, err := wholeRubles("amount", amount)
+	return err
+}
+
 // crystalPaySignature signs a payout: lowercase hex md5 of
 // wallet-amount-secret2, over the exact strings sent.
 func crystalPaySignature(wallet, amount, secret2 string) string {
@@ -457,4 +464,5 @@ var (
 	_ caddy.CleanerUpper    = (*CrystalPay)(nil)
 	_ caddyfile.Unmarshaler = (*CrystalPay)(nil)
 	_ PaymentProvider       = (*CrystalPay)(nil)
+	_ AmountChecker         = (*CrystalPay)(nil)
 )

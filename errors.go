@@ -123,12 +123,15 @@ func invalid(field, format string, args ...any) error {
 	return &ValidationError{Field: field, Reason: fmt.Sprintf(format, args...)}
 }
 
-// StatusCode is the HTTP status a buyer or operator gets for err: 400 for a
-// request refused locally, 503 when the provider is unavailable (worth trying
+// StatusCode is the HTTP status a buyer or operator gets for err: a
+// RequestError's own status; 400 for a request refused locally, 503 when the provider is unavailable (worth trying
 // again), 502 when it refused or answered nonsense, 501 for an operation the
 // provider lacks, and 500 for anything else.
 func StatusCode(err error) int {
+	var re *RequestError
 	switch {
+	case errors.As(err, &re):
+		return re.Status
 	case err == nil:
 		return http.StatusOK
 	case errors.Is(err, ErrInvalid):
@@ -142,4 +145,31 @@ func StatusCode(err error) int {
 	default:
 		return http.StatusInternalServerError
 	}
+}
+
+// RequestError is a request refused with a stable code that clients can
+// act on, such as unknown_sku or amount_out_of_range. It is ErrInvalid when
+// its status is a 4xx.
+type RequestError struct {
+	// Status is the HTTP status: 400, 404, 405, 413, 409...
+	Status int
+	// Code is the stable, machine-readable reason.
+	Code string
+	// Field names the offending field or parameter, when there is one.
+	Field string
+	// Message says what is wrong, for a person; it never carries a secret.
+	Message string
+}
+
+// Error returns the message.
+func (e *RequestError) Error() string { return e.Message }
+
+// Is makes a 4xx RequestError match ErrInvalid.
+func (e *RequestError) Is(target error) bool {
+	return target == ErrInvalid && e.Status >= 400 && e.Status < 500
+}
+
+// badRequest is a 400 RequestError.
+func badRequest(code, field, format string, args ...any) *RequestError {
+	return &RequestError{Status: http.StatusBadRequest, Code: code, Field: field, Message: fmt.Sprintf(format, args...)}
 }

@@ -51,6 +51,7 @@ func TestStatusCode(t *testing.T) {
 		&ProviderError{Kind: ErrMalformedReply}: http.StatusBadGateway,
 		&ProviderError{Kind: ErrNotSupported}:   http.StatusNotImplemented,
 		errors.New("disk full"):                 http.StatusInternalServerError,
+		fmt.Errorf("x: %w", &RequestError{Status: 413, Code: "body_too_large"}): http.StatusRequestEntityTooLarge,
 	} {
 		if got := StatusCode(err); got != want {
 			t.Errorf("StatusCode(%v) = %d, want %d", err, got, want)

@@ -156,3 +156,20 @@ type CashOperation struct {
 	CashboxID string
 	Amount    decimal.Decimal
 }
+
+// OrderIDIdempotent is a payment provider that refuses a second payment for
+// an order id it already has (with ErrDuplicate), so CreatePayment may be
+// sent again after a lost reply without creating a second invoice. The
+// reconciler re-sends only to such providers.
+type OrderIDIdempotent interface {
+	PaymentProvider
+	// RefusesRepeatedOrderID marks the behaviour; it does nothing.
+	RefusesRepeatedOrderID()
+}
+
+// AmountChecker is a payment provider with rules on amounts beyond the
+// general ones (CrystalPAY: whole rubles only). The checkout asks it before
+// an order is stored, so a refused amount changes nothing.
+type AmountChecker interface {
+	CheckAmount(amount decimal.Decimal) error
+}

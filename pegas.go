@@ -1041,6 +1041,10 @@ func pegasTTL(ttl time.Duration) (string, error) {
 	return strconv.FormatInt(int64(minutes), 10), nil
 }
 
+// RefusesRepeatedOrderID marks Pegas-kassa as refusing a repeated
+// order_id, which makes re-sending a deposit safe.
+func (p *Pegas) RefusesRepeatedOrderID() {}
+
 // Interface guards
 var (
 	_ caddy.Provisioner     = (*Pegas)(nil)
@@ -1049,4 +1053,5 @@ var (
 	_ caddyfile.Unmarshaler = (*Pegas)(nil)
 	_ PaymentProvider       = (*Pegas)(nil)
 	_ DocumentProvider      = (*Pegas)(nil)
+	_ OrderIDIdempotent     = (*Pegas)(nil)
 )

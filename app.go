@@ -1,0 +1,259 @@
+package kassa
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/certmagic"
+	"go.uber.org/zap"
+)
+
+func init() {
+	caddy.RegisterModule(App{})
+}
+
+// Defaults of the app's options.
+const (
+	defaultPollInterval = 10 * time.Second
+	defaultOrderTTL     = 30 * time.Minute
+)
+
+// App is the kassa app: the shop's payment accounts, its receipt service,
+// its catalog, the order store and the reconciler that finishes orders in
+// the background. The handlers find it at provision time.
+type App struct {
+	// Payments are the payment accounts by name; each is a module in the
+	// kassa.payments namespace.
+	PaymentsRaw map[string]json.RawMessage `json:"payments,omitempty" caddy:"namespace=kassa.payments inline_key=provider"`
+	// Receipts is the fiscal-receipt service, a module in kassa.receipts.
+	// Optional: without it no receipts are issued.
+	ReceiptsRaw json.RawMessage `json:"receipts,omitempty" caddy:"namespace=kassa.receipts inline_key=provider"`
+	// CatalogFile is a JSON catalog: {"products":[{"sku","name","price","vat"}]}.
+	CatalogFile string `json:"catalog,omitempty"`
+	// Products are catalog products given inline; with CatalogFile, the two
+	// are merged and a SKU may appear once.
+	Products []Product `json:"products,omitempty"`
+	// PollInterval is how often the reconciler looks at open orders;
+	// default 10s.
+	PollInterval caddy.Duration `json:"poll_interval,omitempty"`
+	// OrderTTL is how long an order waits for its payment before it
+	// expires; default 30m.
+	OrderTTL caddy.Duration `json:"order_ttl,omitempty"`
+	// StorageRaw keeps orders in this storage instead of Caddy's own.
+	StorageRaw json.RawMessage `json:"storage,omitempty" caddy:"namespace=caddy.storage inline_key=module"`
+
+	accounts   map[string]*account
+	receipts   ReceiptProvider
+	catalog    *Catalog
+	orders     *OrderStore
+	storage    certmagic.Storage
+	logger     *zap.Logger
+	statuses   *statusGate
+	reconciler *reconciler
+	creating   *keyLocks
+	now        func() time.Time
+}
+
+// account is a named payment account and its provider.
+type account struct {
+	name     string
+	provider string // the module's name: crystalpay, pegas
+	PaymentProvider
+}
+
+// CaddyModule returns the Caddy module information.
+func (App) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "kassa",
+		New: func() caddy.Module { return new(App) },
+	}
+}
+
+// Provision loads the providers, the catalog and the storage.
+func (a *App) Provision(ctx caddy.Context) error {
+	a.logger = ctx.Logger()
+	a.now = time.Now
+	if a.PollInterval <= 0 {
+		a.PollInterval = caddy.Duration(defaultPollInterval)
+	}
+	if a.OrderTTL <= 0 {
+		a.OrderTTL = caddy.Duration(defaultOrderTTL)
+	}
+
+	a.accounts = make(map[string]*account, len(a.PaymentsRaw))
+	if a.PaymentsRaw != nil {
+		mods, err := ctx.LoadModule(a, "PaymentsRaw")
+		if err != nil {
+			return fmt.Errorf("loading payment accounts: %v", err)
+		}
+		for name, mod := range mods.(map[string]any) {
+			provider, ok := mod.(PaymentProvider)
+			if !ok {
+				return fmt.Errorf("payment account %q: module %T is not a payment provider", name, mod)
+			}
+			a.accounts[name] = &account{name: name, provider: caddy.GetModuleName(mod), PaymentProvider: provider}
+		}
+	}
+	if a.ReceiptsRaw != nil {
+		mod, err := ctx.LoadModule(a, "ReceiptsRaw")
+		if err != nil {
+			return fmt.Errorf("loading the receipt service: %v", err)
+		}
+		receipts, ok := mod.(ReceiptProvider)
+		if !ok {
+			return fmt.Errorf("receipts: module %T is not a receipt provider", mod)
+		}
+		a.receipts = receipts
+	}
+
+	products := slices.Clone(a.Products)
+	if a.CatalogFile != "" {
+		fromFile, err := LoadCatalogFile(a.CatalogFile)
+		if err != nil {
+			return err
+		}
+		products = append(fromFile, products...)
+	}
+	catalog, err := NewCatalog(products)
+	if err != nil {
+		return fmt.Errorf("catalog: %v", err)
+	}
+	a.catalog = catalog
+	a.warnKopecks()
+
+	a.storage = ctx.Storage()
+	if a.StorageRaw != nil {
+		mod, err := ctx.LoadModule(a, "StorageRaw")
+		if err != nil {
+			return fmt.Errorf("loading storage: %v", err)
+		}
+		conv, ok := mod.(caddy.StorageConverter)
+		if !ok {
+			return fmt.Errorf("storage module %T is not a caddy.StorageConverter", mod)
+		}
+		if a.storage, err = conv.CertMagicStorage(); err != nil {
+			return fmt.Errorf("creating storage: %v", err)
+		}
+	}
+	a.orders = NewOrderStore(a.storage)
+	a.orders.Now = func() time.Time { return a.now() }
+	a.statuses = newStatusGate(time.Second)
+	a.creating = new(keyLocks)
+	a.reconciler = newReconciler(a)
+	return nil
+}
+
+// warnKopecks warns when a catalog price has kopecks and a CrystalPAY
+// account exists: a cart with such a total is refused for that account.
+func (a *App) warnKopecks() {
+	skus := a.catalog.WithKopecks()
+	if len(skus) == 0 {
+		return
+	}
+	for _, acc := range a.sortedAccounts() {
+		if acc.provider == "crystalpay" {
+			a.logger.Warn("catalog prices have kopecks, but CrystalPAY takes whole rubles: carts whose total has kopecks will be refused for this account",
+				zap.String("account", acc.name), zap.Strings("skus", skus))
+		}
+	}
+}
+
+// Validate checks the options.
+func (a *App) Validate() error {
+	for name := range a.accounts {
+		if err := validateAccountName(name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Start starts the reconciler.
+func (a *App) Start() error {
+	a.reconciler.start()
+	a.logger.Info("kassa started", zap.Int("payment_accounts", len(a.accounts)),
+		zap.Bool("receipts", a.receipts != nil), zap.Int("products", a.catalog.Len()),
+		zap.Duration("poll_interval", time.Duration(a.PollInterval)), zap.Duration("order_ttl", time.Duration(a.OrderTTL)))
+	return nil
+}
+
+// Stop stops the reconciler and waits for its pass to end; the next config's
+// app resumes the open orders from storage.
+func (a *App) Stop() error {
+	a.reconciler.stop()
+	return nil
+}
+
+// account returns the named payment account, or the only one when name is
+// empty.
+func (a *App) account(name string) (*account, error) {
+	if name == "" {
+		if len(a.accounts) == 1 {
+			for _, acc := range a.accounts {
+				return acc, nil
+			}
+		}
+		return nil, fmt.Errorf("name the payment account: the kassa app has %d (%s)", len(a.accounts), a.accountNames())
+	}
+	acc, ok := a.accounts[name]
+	if !ok {
+		return nil, fmt.Errorf("no payment account %q in the kassa app (it has: %s)", name, a.accountNames())
+	}
+	return acc, nil
+}
+
+func (a *App) sortedAccounts() []*account {
+	out := make([]*account, 0, len(a.accounts))
+	for _, acc := range a.accounts {
+		out = append(out, acc)
+	}
+	slices.SortFunc(out, func(x, y *account) int { return strings.Compare(x.name, y.name) })
+	return out
+}
+
+func (a *App) accountNames() string {
+	var names []string
+	for _, acc := range a.sortedAccounts() {
+		names = append(names, acc.name)
+	}
+	if len(names) == 0 {
+		return "none"
+	}
+	return strings.Join(names, ", ")
+}
+
+// validateAccountName accepts 1 to 32 lowercase letters, digits, '-' and '_'.
+func validateAccountName(name string) error {
+	if name == "" || len(name) > 32 || strings.TrimLeft(name, "abcdefghijklmnopqrstuvwxyz0123456789-_") != "" {
+		return fmt.Errorf("payment account name %q: want 1 to 32 of a-z, 0-9, '-' and '_'", name)
+	}
+	return nil
+}
+
+// findApp returns the config's kassa app, or an error saying how to add one.
+func findApp(ctx caddy.Context, who string) (*App, error) {
+	mod, err := ctx.AppIfConfigured("kassa")
+	if errors.Is(err, caddy.ErrNotConfigured) {
+		return nil, fmt.Errorf("%s needs the kassa global option: add a `kassa { payment ... }` block to the Caddyfile's global options", who)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: loading the kassa app: %v", who, err)
+	}
+	app, ok := mod.(*App)
+	if !ok {
+		return nil, fmt.Errorf("%s: the kassa app is a %T", who, mod)
+	}
+	return app, nil
+}
+
+// Interface guards
+var (
+	_ caddy.App         = (*App)(nil)
+	_ caddy.Provisioner = (*App)(nil)
+	_ caddy.Validator   = (*App)(nil)
+)

@@ -1,0 +1,164 @@
+package kassa
+
+import (
+	"encoding/json"
+	"net/url"
+	"slices"
+
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/dustin/go-humanize"
+)
+
+// parseSize reads a subdirective's size argument (bytes, or with a unit
+// such as 64KiB or 1MB) into dst.
+func parseSize(d *caddyfile.Dispenser, dst *int64) error {
+	name := d.Val()
+	if *dst != 0 {
+		return d.Errf("%s given twice", name)
+	}
+	var raw string
+	if err := parseOneArg(d, &raw); err != nil {
+		return err
+	}
+	size, err := humanize.ParseBytes(raw)
+	if err != nil || size == 0 || size > 1<<30 {
+		return d.Errf("%s: bad size %q: want 1 byte to 1 GiB", name, raw)
+	}
+	*dst = int64(size)
+	return nil
+}
+
+// parseFormBody reads a form-encoded body.
+func parseFormBody(body []byte) (url.Values, error) {
+	form, err := url.ParseQuery(string(body))
+	if err != nil {
+		return nil, badRequest("bad_request", "", "the form is not valid application/x-www-form-urlencoded")
+	}
+	return form, nil
+}
+
+func init() {
+	httpcaddyfile.RegisterGlobalOption("kassa", parseGlobalOption)
+}
+
+// parseGlobalOption sets up the kassa app from the Caddyfile's global
+// options.
+//
+// Syntax:
+//
+//	kassa {
+//		payment  <name> <provider> { <provider options> }
+//		receipts <provider> { <provider options> }
+//		catalog  <file.json>
+//		product  <sku> <price> <name> [<vat>]
+//		poll_interval <duration>        # default 10s
+//		order_ttl     <duration>        # default 30m
+//		storage <module> [<args>] { ... } # default: Caddy's storage
+//	}
+func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
+	if existing != nil {
+		return nil, d.Err("the kassa global option is given twice")
+	}
+	app := &App{PaymentsRaw: map[string]json.RawMessage{}}
+	d.Next()
+	if d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		var err error
+		switch d.Val() {
+		case "payment":
+			err = parsePaymentAccount(d, app)
+		case "receipts":
+			if app.ReceiptsRaw != nil {
+				return nil, d.Err("receipts given twice")
+			}
+			app.ReceiptsRaw, err = parseGuestModule(d, "kassa.receipts", "provider")
+		case "catalog":
+			err = parseOneArg(d, &app.CatalogFile)
+		case "product":
+			err = parseProduct(d, app)
+		case "poll_interval":
+			err = parseDuration(d, &app.PollInterval)
+		case "order_ttl":
+			err = parseDuration(d, &app.OrderTTL)
+		case "storage":
+			if app.StorageRaw != nil {
+				return nil, d.Err("storage given twice")
+			}
+			app.StorageRaw, err = parseGuestModule(d, "caddy.storage", "module")
+		default:
+			err = d.Errf("unrecognized kassa option %q", d.Val())
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if len(app.PaymentsRaw) == 0 {
+		app.PaymentsRaw = nil
+	}
+	return httpcaddyfile.App{Name: "kassa", Value: caddyconfig.JSON(app, nil)}, nil
+}
+
+// parsePaymentAccount reads `payment <name> <provider> { ... }`.
+func parsePaymentAccount(d *caddyfile.Dispenser, app *App) error {
+	if !d.NextArg() {
+		return d.ArgErr()
+	}
+	name := d.Val()
+	if err := validateAccountName(name); err != nil {
+		return d.Err(err.Error())
+	}
+	if _, dup := app.PaymentsRaw[name]; dup {
+		return d.Errf("payment account %q given twice", name)
+	}
+	raw, err := parseGuestModule(d, "kassa.payments", "provider")
+	if err != nil {
+		return err
+	}
+	app.PaymentsRaw[name] = raw
+	return nil
+}
+
+// parseGuestModule reads `<module> [args] { ... }` at the dispenser's next
+// argument as a module of the namespace, and returns its JSON with the
+// module's name under inlineKey.
+func parseGuestModule(d *caddyfile.Dispenser, namespace, inlineKey string) (json.RawMessage, error) {
+	if !d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	name := d.Val()
+	unm, err := caddyfile.UnmarshalModule(d, namespace+"."+name)
+	if err != nil {
+		return nil, err
+	}
+	return caddyconfig.JSONModuleObject(unm, inlineKey, name, nil), nil
+}
+
+// parseProduct reads `product <sku> <price> <name> [<vat>]`.
+func parseProduct(d *caddyfile.Dispenser, app *App) error {
+	args := d.RemainingArgs()
+	if len(args) != 3 && len(args) != 4 {
+		return d.Errf("product: want <sku> <price> <name> [<vat>], got %d arguments", len(args))
+	}
+	price, err := ParseAmount("price", args[1])
+	if err != nil {
+		return d.Errf("product %s: %v", args[0], err)
+	}
+	p := Product{SKU: args[0], Name: args[2], Price: price}
+	if len(args) == 4 {
+		if p.VAT, err = ParseVAT(args[3]); err != nil {
+			return d.Errf("product %s: %v", args[0], err)
+		}
+	}
+	if err := p.Validate(); err != nil {
+		return d.Errf("product %s: %v", args[0], err)
+	}
+	if slices.ContainsFunc(app.Products, func(q Product) bool { return q.SKU == p.SKU }) {
+		return d.Errf("product %s given twice", p.SKU)
+	}
+	app.Products = append(app.Products, p)
+	return nil
+}

@@ -1,0 +1,577 @@
+package kassa
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/shopspring/decimal"
+	"go.uber.org/zap"
+)
+
+func init() {
+	caddy.RegisterModule(Checkout{})
+	httpcaddyfile.RegisterHandlerDirective("kassa_checkout", parseCheckout)
+	httpcaddyfile.RegisterDirectiveOrder("kassa_checkout", httpcaddyfile.Before, "respond")
+}
+
+// defaultMaxBody caps a checkout request's body.
+const defaultMaxBody = 64 << 10
+
+// Checkout creates orders and their payment links, and reports an order's
+// status. A plain HTML form posts to it and is sent to the payment page; a
+// JavaScript or API client gets JSON. Prices come from the catalog, a
+// buyer-chosen amount within amount_range, or, for a proxied storefront, a
+// trusted upstream's placeholders: never from the buyer's request.
+type Checkout struct {
+	// Payment names the payment account; optional when there is one.
+	Payment string `json:"payment,omitempty"`
+	// Amount, OrderID, Description, Items, Email and Phone take
+	// placeholders, for a proxied storefront whose trusted upstream answered
+	// with X-Kassa-* headers. With Amount set, the request body is not read.
+	Amount      string `json:"amount,omitempty"`
+	OrderID     string `json:"order_id,omitempty"`
+	Description string `json:"description,omitempty"`
+	// Items is a JSON array of {"name","qty","price","vat"} for the receipt.
+	Items string `json:"items,omitempty"`
+	Email string `json:"email,omitempty"`
+	Phone string `json:"phone,omitempty"`
+	// AmountRange lets the buyer choose the amount, within bounds.
+	AmountRange *AmountRange `json:"amount_range,omitempty"`
+	// Redirect is where the provider sends the buyer after paying;
+	// {kassa.order_id} is the order's id.
+	Redirect string `json:"redirect,omitempty"`
+	// MaxBody caps the request body in bytes; default 64 KiB.
+	MaxBody int64 `json:"max_body,omitempty"`
+
+	app    *App
+	acc    *account
+	logger *zap.Logger
+}
+
+// AmountRange bounds an amount the buyer chooses.
+type AmountRange struct {
+	Min decimal.Decimal `json:"min"`
+	Max decimal.Decimal `json:"max"`
+}
+
+// CaddyModule returns the Caddy module information.
+func (Checkout) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.kassa_checkout",
+		New: func() caddy.Module { return new(Checkout) },
+	}
+}
+
+// Provision finds the kassa app and the payment account.
+func (h *Checkout) Provision(ctx caddy.Context) error {
+	h.logger = ctx.Logger()
+	app, err := findApp(ctx, "kassa_checkout")
+	if err != nil {
+		return err
+	}
+	h.app = app
+	if h.acc, err = app.account(h.Payment); err != nil {
+		return fmt.Errorf("kassa_checkout: %v", err)
+	}
+	if h.MaxBody <= 0 {
+		h.MaxBody = defaultMaxBody
+	}
+	return nil
+}
+
+// Validate checks that the handler can price an order.
+func (h *Checkout) Validate() error {
+	proxied := h.Amount != ""
+	switch {
+	case !proxied && (h.Items != "" || h.OrderID != ""):
+		return errors.New("kassa_checkout: items and order_id come from a trusted upstream and need amount")
+	case proxied && h.AmountRange != nil:
+		return errors.New("kassa_checkout: amount and amount_range exclude each other")
+	case !proxied && h.AmountRange == nil && h.app.catalog.Len() == 0:
+		return errors.New("kassa_checkout: nothing to sell: add products to the kassa catalog, or use amount_range or amount")
+	}
+	if r := h.AmountRange; r != nil {
+		if !r.Min.IsPositive() || r.Max.LessThan(r.Min) {
+			return fmt.Errorf("kassa_checkout: amount_range %s %s: want 0 < min ≤ max", FormatAmount(r.Min), FormatAmount(r.Max))
+		}
+	}
+	return nil
+}
+
+// ServeHTTP creates an order (POST) or reports one (GET ?order=).
+func (h *Checkout) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
+	w.Header().Set("Cache-Control", "no-store")
+	var err error
+	switch {
+	case (r.Method == http.MethodGet || r.Method == http.MethodHead) && r.URL.Query().Has("order"):
+		err = h.status(w, r)
+	case r.Method == http.MethodPost, r.Method == http.MethodGet && h.Amount != "":
+		err = h.create(w, r)
+	default:
+		w.Header().Set("Allow", "GET, HEAD, POST")
+		err = &RequestError{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed",
+			Message: "POST to check out; GET with ?order=<id> for an order's status"}
+	}
+	if err != nil {
+		return h.fail(w, r, err)
+	}
+	return nil
+}
+
+// create prices the request, stores the order, creates its payment and
+// answers with where to pay.
+func (h *Checkout) create(w http.ResponseWriter, r *http.Request) error {
+	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	o, err := h.newOrder(r, repl)
+	if err != nil {
+		return err
+	}
+	if checker, ok := h.acc.PaymentProvider.(AmountChecker); ok {
+		if err := checker.CheckAmount(o.Amount); err != nil {
+			return badRequest("amount_not_accepted", "amount", "%s", strings.TrimPrefix(err.Error(), "invalid amount: "))
+		}
+	}
+
+	if o.IdempotencyKey != "" {
+		unlock := h.app.creating.lock(o.IdempotencyKey)
+		defer unlock()
+		id, ok, err := h.app.orders.ByIdempotencyKey(r.Context(), o.IdempotencyKey)
+		if err != nil {
+			return err
+		}
+		if ok {
+			prior, err := h.app.orders.Load(r.Context(), id)
+			if err == nil {
+				w.Header().Set("Idempotent-Replayed", "true")
+				return h.created(w, r, repl, prior)
+			}
+			if !errors.Is(err, ErrOrderNotFound) {
+				return err
+			}
+			// The key was written but its order was not (a crash inside
+			// Create): make the order under the same id.
+			o.ID = id
+		}
+	}
+	if o.ID == "" {
+		o.ID = NewOrderID()
+	}
+	repl.Set("kassa.order_id", o.ID)
+	if h.Redirect != "" {
+		o.ReturnURL = repl.ReplaceKnown(h.Redirect, "")
+		if !isHTTPURL(o.ReturnURL) {
+			return fmt.Errorf("kassa_checkout: redirect %q is not an absolute http(s) URL", o.ReturnURL)
+		}
+	}
+	now := h.app.now()
+	o.State, o.CreatedAt, o.UpdatedAt = OrderCreating, now, now
+	o.ExpiresAt = now.Add(time.Duration(h.app.OrderTTL))
+	if err := h.app.orders.Create(r.Context(), o); err != nil {
+		return err
+	}
+
+	start := time.Now()
+	payment, err := h.acc.CreatePayment(r.Context(), h.app.paymentRequest(o))
+	if err != nil {
+		h.createFailed(o, err, time.Since(start))
+		return err
+	}
+	o.Payment, o.State, o.UpdatedAt = payment, OrderPending, h.app.now()
+	// A failure to store this is logged, not returned: the buyer can pay,
+	// and the reconciler finds the order in creating and recovers it.
+	if err := h.app.orders.Save(context.WithoutCancel(r.Context()), o); err != nil {
+		h.logger.Error("storing a created payment", zap.String("order_id", o.ID), zap.Error(err))
+	}
+	h.logger.Info("order created", zap.String("order_id", o.ID), zap.String("account", o.Account),
+		zap.String("provider", o.Provider), zap.Duration("duration", time.Since(start)))
+	return h.created(w, r, repl, o)
+}
+
+// createFailed records a failed payment creation. An order whose provider
+// refuses repeated order ids and could not be reached stays in creating for
+// the reconciler to finish; every other failure fails the order.
+func (h *Checkout) createFailed(o *Order, err error, took time.Duration) {
+	ctx := context.Background()
+	_, resendable := h.acc.PaymentProvider.(OrderIDIdempotent)
+	if !(resendable && errors.Is(err, ErrUnavailable)) {
+		now := h.app.now()
+		o.State, o.Error, o.UpdatedAt, o.ClosedAt = OrderFailed, err.Error(), now, now
+		if serr := h.app.orders.Save(ctx, o); serr != nil {
+			h.logger.Error("storing a failed order", zap.String("order_id", o.ID), zap.Error(serr))
+		}
+	}
+	h.logger.Warn("creating payment failed", zap.String("order_id", o.ID), zap.String("account", o.Account),
+		zap.String("provider", o.Provider), zap.String("state", string(o.State)), zap.Duration("duration", took), zap.Error(err))
+}
+
+// newOrder builds an order from the request: what is bought, for how much,
+// and by whom. Nothing is stored.
+func (h *Checkout) newOrder(r *http.Request, repl *caddy.Replacer) (*Order, error) {
+	o := &Order{Account: h.acc.name, Provider: h.acc.provider}
+	var email, phone string
+	if h.Amount != "" {
+		amount, err := ParseAmount("amount", repl.ReplaceKnown(h.Amount, ""))
+		if err != nil {
+			return nil, err
+		}
+		o.Amount = amount
+		o.ShopOrderID = repl.ReplaceKnown(h.OrderID, "")
+		o.Description = repl.ReplaceKnown(h.Description, "")
+		if raw := repl.ReplaceKnown(h.Items, ""); raw != "" {
+			items, total, err := ParseItems(raw)
+			if err != nil {
+				return nil, err
+			}
+			if !total.Equal(amount) {
+				return nil, badRequest("bad_items", "items", "items total %s, but the amount is %s", FormatAmount(total), FormatAmount(amount))
+			}
+			o.Items = items
+		}
+		email, phone = repl.ReplaceKnown(h.Email, ""), repl.ReplaceKnown(h.Phone, "")
+		if o.ShopOrderID != "" {
+			if err := validateToken("order_id", o.ShopOrderID, 64); err != nil {
+				return nil, badRequest("bad_order_id", "order_id", "%v", err)
+			}
+			// One upstream order is one order here, however often it is posted.
+			o.IdempotencyKey = "shop:" + o.ShopOrderID
+		}
+	} else {
+		req, err := h.readRequest(r)
+		if err != nil {
+			return nil, err
+		}
+		if h.AmountRange != nil && len(req.Items) == 0 {
+			amount, err := ParseAmount("amount", req.Amount)
+			if err != nil {
+				return nil, err
+			}
+			if amount.LessThan(h.AmountRange.Min) || amount.GreaterThan(h.AmountRange.Max) {
+				return nil, badRequest("amount_out_of_range", "amount", "the amount must be from %s to %s",
+					FormatAmount(h.AmountRange.Min), FormatAmount(h.AmountRange.Max))
+			}
+			o.Amount = amount
+			o.Description = repl.ReplaceKnown(h.Description, "")
+		} else {
+			items, total, err := h.app.catalog.Price(req.Items)
+			if err != nil {
+				return nil, err
+			}
+			o.Items, o.Amount = items, total
+		}
+		email, phone = req.Email, req.Phone
+	}
+	if !o.Amount.IsPositive() {
+		return nil, badRequest("bad_amount", "amount", "the amount must be more than zero")
+	}
+	var err error
+	if o.Email, o.Phone, err = ValidateContacts(email, phone); err != nil {
+		return nil, err
+	}
+	if key := r.Header.Get("Idempotency-Key"); key != "" && o.IdempotencyKey == "" {
+		if err := ValidIdempotencyKey(key); err != nil {
+			return nil, err
+		}
+		o.IdempotencyKey = key
+	}
+	return o, nil
+}
+
+// readRequest reads a checkout's body, form-encoded or JSON, up to MaxBody.
+func (h *Checkout) readRequest(r *http.Request) (CheckoutRequest, error) {
+	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, h.MaxBody))
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		return CheckoutRequest{}, &RequestError{Status: http.StatusRequestEntityTooLarge, Code: "body_too_large",
+			Message: fmt.Sprintf("the request body is larger than %d bytes", h.MaxBody)}
+	}
+	if err != nil {
+		return CheckoutRequest{}, badRequest("bad_request", "", "reading the request body failed")
+	}
+	mediaType, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	switch mediaType {
+	case "application/json":
+		return ParseCheckoutJSON(body)
+	case "application/x-www-form-urlencoded", "":
+		form, err := parseFormBody(body)
+		if err != nil {
+			return CheckoutRequest{}, err
+		}
+		return ParseCheckoutForm(form)
+	default:
+		return CheckoutRequest{}, &RequestError{Status: http.StatusUnsupportedMediaType, Code: "unsupported_media_type",
+			Message: "send application/x-www-form-urlencoded or application/json"}
+	}
+}
+
+// created answers a created (or replayed) order: a form is sent to the
+// payment page, or shown where to pay; a JSON client gets the order.
+func (h *Checkout) created(w http.ResponseWriter, r *http.Request, repl *caddy.Replacer, o *Order) error {
+	switch o.State {
+	case OrderFailed:
+		return &RequestError{Status: http.StatusBadGateway, Code: "order_failed",
+			Message: "the payment for this order could not be created; start a new order"}
+	case OrderCreating:
+		w.Header().Set("Retry-After", "2")
+		return &RequestError{Status: http.StatusConflict, Code: "order_in_progress",
+			Message: "this order's payment is still being created; try again in a moment"}
+	}
+	repl.Set("kassa.order_id", o.ID)
+	repl.Set("kassa.payment_url", o.Payment.URL)
+	repl.Set("kassa.amount", FormatAmount(o.Amount))
+	if wantsJSON(r) {
+		return writeJSON(w, http.StatusCreated, newCreatedView(o))
+	}
+	if o.Payment.URL != "" {
+		http.Redirect(w, r, o.Payment.URL, http.StatusSeeOther)
+		return nil
+	}
+	return writePayToPage(w, o)
+}
+
+// status reports an order. A pending order is refreshed from its provider,
+// at most once a second however many buyers poll it.
+func (h *Checkout) status(w http.ResponseWriter, r *http.Request) error {
+	id := r.URL.Query().Get("order")
+	if !ValidOrderID(id) {
+		return badRequest("bad_order_id", "order", "that is not an order id")
+	}
+	o, err := h.app.orders.Load(r.Context(), id)
+	if errors.Is(err, ErrOrderNotFound) {
+		return &RequestError{Status: http.StatusNotFound, Code: "unknown_order", Message: "no such order"}
+	}
+	if err != nil {
+		return err
+	}
+	if acc, ok := h.app.accounts[o.Account]; ok && o.State == OrderPending {
+		st, err := h.app.paymentStatus(r.Context(), acc, o)
+		if err == nil && st.Paid && (!st.Amount.Valid || !st.Amount.Decimal.LessThan(o.Amount)) {
+			// The reconciler records it; the buyer need not wait for that.
+			o.State, o.PaidAt = OrderPaid, h.app.now()
+			h.app.reconciler.nudge(o.ID)
+		}
+	}
+	return writeJSON(w, http.StatusOK, newStatusView(o))
+}
+
+// fail answers an error: through the site's handle_errors routes when it
+// has any, else as JSON for a JSON client and a short page for a form. The
+// message never carries a provider's internals.
+func (h *Checkout) fail(w http.ResponseWriter, r *http.Request, err error) error {
+	status, code, message := publicError(err)
+	if status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "5")
+	}
+	if status >= 500 {
+		h.logger.Error("checkout failed", zap.Int("status", status), zap.String("code", code), zap.Error(err))
+	}
+	if hasErrorRoutes(r) {
+		return caddyhttp.Error(status, &RequestError{Status: status, Code: code, Message: message})
+	}
+	if wantsJSON(r) || r.Method != http.MethodPost {
+		return writeJSON(w, status, map[string]any{"error": map[string]string{"code": code, "message": message}})
+	}
+	return writeErrorPage(w, status, message)
+}
+
+// publicError is what a buyer is told of err.
+func publicError(err error) (status int, code, message string) {
+	status = StatusCode(err)
+	var re *RequestError
+	var ve *ValidationError
+	switch {
+	case errors.As(err, &re):
+		return status, re.Code, re.Message
+	case errors.As(err, &ve):
+		return status, "invalid_" + strings.ReplaceAll(ve.Field, ".", "_"), ve.Error()
+	case errors.Is(err, ErrUnavailable):
+		return status, "provider_unavailable", "the payment service is not answering; please try again in a minute"
+	case errors.Is(err, ErrAuth), errors.Is(err, ErrRejected), errors.Is(err, ErrMalformedReply):
+		return status, "provider_error", "the payment service refused the payment; please try again later or contact the shop"
+	default:
+		return http.StatusInternalServerError, "internal_error", "something went wrong on our side; please try again later"
+	}
+}
+
+// hasErrorRoutes reports whether the site handles errors itself.
+func hasErrorRoutes(r *http.Request) bool {
+	srv, ok := r.Context().Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server)
+	return ok && srv.Errors != nil && len(srv.Errors.Routes) > 0
+}
+
+// wantsJSON reports whether the client speaks JSON rather than HTML forms.
+func wantsJSON(r *http.Request) bool {
+	mediaType, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	return mediaType == "application/json" || strings.Contains(r.Header.Get("Accept"), "application/json")
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) error {
+	body, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, err = w.Write(append(body, '\n'))
+	return err
+}
+
+// paymentRequest is the provider request for an order; the same for the
+// first try and for a recovery.
+func (a *App) paymentRequest(o *Order) PaymentRequest {
+	return PaymentRequest{OrderID: o.ID, Amount: o.Amount, ReturnURL: o.ReturnURL, TTL: time.Duration(a.OrderTTL)}
+}
+
+// paymentStatus asks an order's provider whether it was paid, through the
+// gate that coalesces polls.
+func (a *App) paymentStatus(ctx context.Context, acc *account, o *Order) (PaymentStatus, error) {
+	ref := PaymentRef{ID: o.Payment.ID, OrderID: o.ID}
+	return a.statuses.check(ctx, o.ID, func(ctx context.Context) (PaymentStatus, error) {
+		return acc.PaymentStatus(ctx, ref)
+	})
+}
+
+// orderPaid runs once, in the reconciler, when an order becomes paid. The
+// fiscal receipt is issued from here.
+func (a *App) orderPaid(context.Context, *Order) {}
+
+// keyLocks serialises the checkouts that share an idempotency key within
+// this instance, so a double-clicked button makes one order.
+type keyLocks struct {
+	mu    sync.Mutex
+	locks map[string]*keyLock
+}
+
+type keyLock struct {
+	sync.Mutex
+	refs int
+}
+
+func (k *keyLocks) lock(key string) (unlock func()) {
+	k.mu.Lock()
+	if k.locks == nil {
+		k.locks = make(map[string]*keyLock)
+	}
+	l := k.locks[key]
+	if l == nil {
+		l = new(keyLock)
+		k.locks[key] = l
+	}
+	l.refs++
+	k.mu.Unlock()
+	l.Lock()
+	return func() {
+		l.Unlock()
+		k.mu.Lock()
+		if l.refs--; l.refs == 0 {
+			delete(k.locks, key)
+		}
+		k.mu.Unlock()
+	}
+}
+
+// parseCheckout sets up the handler from Caddyfile tokens.
+func parseCheckout(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	c := new(Checkout)
+	err := c.UnmarshalCaddyfile(h.Dispenser)
+	return c, err
+}
+
+// UnmarshalCaddyfile sets up the handler from Caddyfile tokens.
+//
+// Syntax:
+//
+//	kassa_checkout [<matcher>] [<payment>] {
+//		payment      <name>
+//		amount       <amount>          # proxied storefront: placeholders
+//		order_id     <id>
+//		description  <text>
+//		items        <json>
+//		email        <email>
+//		phone        <phone>
+//		amount_range <min> <max>       # buyer-chosen amount
+//		redirect     <url>             # {kassa.order_id} is the order's id
+//		max_body     <bytes>           # default 65536
+//	}
+func (h *Checkout) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next()
+	if d.NextArg() {
+		h.Payment = d.Val()
+		if d.NextArg() {
+			return d.ArgErr()
+		}
+	}
+	for d.NextBlock(0) {
+		var err error
+		switch d.Val() {
+		case "payment":
+			err = parseOneArg(d, &h.Payment)
+		case "amount":
+			err = parseOneArg(d, &h.Amount)
+		case "order_id":
+			err = parseOneArg(d, &h.OrderID)
+		case "description":
+			err = parseOneArg(d, &h.Description)
+		case "items":
+			err = parseOneArg(d, &h.Items)
+		case "email":
+			err = parseOneArg(d, &h.Email)
+		case "phone":
+			err = parseOneArg(d, &h.Phone)
+		case "redirect":
+			err = parseOneArg(d, &h.Redirect)
+		case "amount_range":
+			err = h.parseAmountRange(d)
+		case "max_body":
+			err = parseSize(d, &h.MaxBody)
+		default:
+			err = d.Errf("unrecognized subdirective %q", d.Val())
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (h *Checkout) parseAmountRange(d *caddyfile.Dispenser) error {
+	if h.AmountRange != nil {
+		return d.Errf("amount_range given twice")
+	}
+	args := d.RemainingArgs()
+	if len(args) != 2 {
+		return d.ArgErr()
+	}
+	minimum, err := ParseAmount("amount_range", args[0])
+	if err != nil {
+		return d.Errf("amount_range: %v", err)
+	}
+	maximum, err := ParseAmount("amount_range", args[1])
+	if err != nil {
+		return d.Errf("amount_range: %v", err)
+	}
+	if !minimum.IsPositive() || maximum.LessThan(minimum) {
+		return d.Errf("amount_range %s %s: want 0 < min ≤ max", args[0], args[1])
+	}
+	h.AmountRange = &AmountRange{Min: minimum, Max: maximum}
+	return nil
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*Checkout)(nil)
+	_ caddy.Validator             = (*Checkout)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Checkout)(nil)
+	_ caddyfile.Unmarshaler       = (*Checkout)(nil)
+)

@@ -1,0 +1,671 @@
+package kassa
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/certmagic"
+	"github.com/shopspring/decimal"
+)
+
+// OrderState is where an order stands.
+type OrderState string
+
+// The states of an order. Creating and pending are open: the reconciler
+// works on them until they close.
+const (
+	// OrderCreating: written, its payment not yet confirmed created at the
+	// provider. A crash leaves an order here for the reconciler to finish.
+	OrderCreating OrderState = "creating"
+	// OrderPending: the payment exists and waits for the buyer.
+	OrderPending OrderState = "pending"
+	// OrderPaid: the provider reported the payment paid.
+	OrderPaid OrderState = "paid"
+	// OrderExpired: unpaid past the order's time to live.
+	OrderExpired OrderState = "expired"
+	// OrderCancelled: cancelled by an operator.
+	OrderCancelled OrderState = "cancelled"
+	// OrderFailed: the payment could not be created.
+	OrderFailed OrderState = "failed"
+)
+
+// Open reports whether the reconciler still has work on an order in this
+// state.
+func (s OrderState) Open() bool { return s == OrderCreating || s == OrderPending }
+
+// Public is the state a buyer sees: an order being created is pending.
+func (s OrderState) Public() OrderState {
+	if s == OrderCreating {
+		return OrderPending
+	}
+	return s
+}
+
+// OrderItem is one priced line of an order, and of its receipt.
+type OrderItem struct {
+	// SKU is the catalog product's SKU; empty for items a trusted upstream
+	// supplied.
+	SKU   string          `json:"sku,omitempty"`
+	Name  string          `json:"name"`
+	Qty   int64           `json:"qty"`
+	Price decimal.Decimal `json:"price"`
+	// VAT is the product's rate; zero takes the receipt provider's default.
+	VAT VAT `json:"vat,omitempty"`
+}
+
+// Order is one purchase: what was bought, for how much, through which
+// payment account, and where its payment stands. It is stored as one JSON
+// record.
+type Order struct {
+	// ID is random and unguessable: it is the buyer's capability to read
+	// the order's status and receipt.
+	ID    string     `json:"id"`
+	State OrderState `json:"state"`
+	// Account is the name of the payment account; Provider its module
+	// (crystalpay, pegas).
+	Account  string          `json:"account"`
+	Provider string          `json:"provider"`
+	Amount   decimal.Decimal `json:"amount"`
+	Items    []OrderItem     `json:"items,omitempty"`
+	// Description names the purchase when there are no items.
+	Description string `json:"description,omitempty"`
+	// ShopOrderID is the order id a trusted upstream gave (proxied
+	// storefront).
+	ShopOrderID string `json:"shop_order_id,omitempty"`
+	// Email and Phone are the buyer's contacts for the receipt.
+	Email string `json:"email,omitempty"`
+	Phone string `json:"phone,omitempty"`
+	// IdempotencyKey is the buyer's Idempotency-Key, if any: a repeat with
+	// the same key gets this order again.
+	IdempotencyKey string `json:"idempotency_key,omitempty"`
+	// ReturnURL is where the provider sends the buyer after paying.
+	ReturnURL string `json:"return_url,omitempty"`
+	// Payment is the provider's invoice, once created.
+	Payment Payment `json:"payment"`
+	// PaidAmount is what the provider reported as paid, when it reports it.
+	PaidAmount decimal.NullDecimal `json:"paid_amount"`
+
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+	ExpiresAt time.Time `json:"expires_at"`
+	PaidAt    time.Time `json:"paid_at,omitzero"`
+	ClosedAt  time.Time `json:"closed_at,omitzero"`
+
+	// Error is the last failure on the order, for the operator.
+	Error string `json:"error,omitempty"`
+}
+
+// Valid reports whether s is one of the order states above.
+func (s OrderState) Valid() bool {
+	switch s {
+	case OrderCreating, OrderPending, OrderPaid, OrderExpired, OrderCancelled, OrderFailed:
+		return true
+	}
+	return false
+}
+
+// Masked returns a copy of the order fit for the buyer's public status
+// endpoint: the contacts masked (MaskEmail, MaskPhone) and the
+// Idempotency-Key dropped. Anyone holding the order id can read the status,
+// so it must not reveal a whole email address or phone number.
+func (o *Order) Masked() *Order {
+	m := *o
+	m.Items = append([]OrderItem(nil), o.Items...)
+	m.Email = MaskEmail(o.Email)
+	m.Phone = MaskPhone(o.Phone)
+	m.IdempotencyKey = ""
+	return &m
+}
+
+// emailStars and phoneStars hide the masked part of a contact. Their length
+// is fixed so that the mask does not reveal how long the hidden part is.
+const (
+	emailStars = "***"
+	phoneStars = "*******"
+)
+
+// MaskEmail masks an email address for display to whoever holds the order
+// id: buyer@example.com becomes b***r@example.com (a local part shorter than
+// 3 characters keeps only its first character: ab@x.ru becomes a***@x.ru).
+// The domain is kept. Odd input (no @, empty, invalid UTF-8) is masked the
+// same way and never panics; the result is always valid UTF-8.
+func MaskEmail(email string) string {
+	if email == "" {
+		return ""
+	}
+	local, domain, hasAt := email, "", false
+	if i := strings.LastIndexByte(email, '@'); i >= 0 {
+		local, domain, hasAt = email[:i], email[i+1:], true
+	}
+	r := []rune(local) // invalid bytes become U+FFFD
+	var b strings.Builder
+	switch {
+	case len(r) >= 3:
+		b.WriteRune(r[0])
+		b.WriteString(emailStars)
+		b.WriteRune(r[len(r)-1])
+	case len(r) > 0:
+		b.WriteRune(r[0])
+		b.WriteString(emailStars)
+	default:
+		b.WriteString(emailStars)
+	}
+	if hasAt {
+		b.WriteByte('@')
+		b.WriteString(strings.ToValidUTF8(domain, "\uFFFD"))
+	}
+	return b.String()
+}
+
+// MaskPhone masks a phone number for display to whoever holds the order id:
+// +79991234567 becomes +7*******67. It keeps a leading +, the first digit
+// and the last two digits, drops any punctuation, and hides the rest behind
+// a fixed number of stars. A number with fewer than 5 digits keeps no digit
+// at all. It never panics on odd input.
+func MaskPhone(phone string) string {
+	if phone == "" {
+		return ""
+	}
+	plus := strings.HasPrefix(strings.TrimSpace(phone), "+")
+	digits := make([]byte, 0, len(phone))
+	for i := 0; i < len(phone); i++ {
+		if c := phone[i]; c >= '0' && c <= '9' {
+			digits = append(digits, c)
+		}
+	}
+	var b strings.Builder
+	if plus {
+		b.WriteByte('+')
+	}
+	if len(digits) < 5 {
+		b.WriteString(phoneStars)
+		return b.String()
+	}
+	b.WriteByte(digits[0])
+	b.WriteString(phoneStars)
+	b.Write(digits[len(digits)-2:])
+	return b.String()
+}
+
+// maxIdempotencyKey is the longest Idempotency-Key accepted.
+const maxIdempotencyKey = 255
+
+// ValidIdempotencyKey checks a client's Idempotency-Key: 1 to 255 printable
+// ASCII characters (space through tilde). Anything else is a 400
+// *RequestError with code bad_idempotency_key, so a client learns of a broken
+// key instead of silently getting no idempotency.
+func ValidIdempotencyKey(key string) error {
+	if key == "" || len(key) > maxIdempotencyKey {
+		return badRequest("bad_idempotency_key", "Idempotency-Key",
+			"Idempotency-Key must be 1 to %d characters long", maxIdempotencyKey)
+	}
+	for i := 0; i < len(key); i++ {
+		if c := key[i]; c < 0x20 || c > 0x7e {
+			return badRequest("bad_idempotency_key", "Idempotency-Key",
+				"Idempotency-Key must be printable ASCII")
+		}
+	}
+	return nil
+}
+
+// orderIDBytes is the entropy of an order id: 128 bits.
+const orderIDBytes = 16
+
+// orderIDLen is the length of an order id: 16 bytes in unpadded base64url.
+const orderIDLen = 22
+
+// NewOrderID returns a random order id: 128 bits from crypto/rand in
+// unpadded base64url (22 URL-safe characters). The id is the buyer's
+// capability to read the order, so it must be unguessable.
+func NewOrderID() string {
+	var b [orderIDBytes]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails; it crashes the program instead
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// ValidOrderID reports whether s has the shape of an order id: exactly 22
+// characters of the base64url alphabet. Ids from a request are checked with
+// it before they reach storage, so that an id can never be a path such as
+// ../x nor cost a storage read when it is garbage.
+func ValidOrderID(s string) bool {
+	if len(s) != orderIDLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// The storage keys the order store owns.
+const (
+	ordersPrefix      = "kassa/orders"
+	openPrefix        = "kassa/open"
+	idempotencyPrefix = "kassa/idempotency"
+)
+
+func orderKey(id string) string { return ordersPrefix + "/" + id + ".json" }
+func openKey(id string) string  { return openPrefix + "/" + id }
+
+func idempotencyStorageKey(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return idempotencyPrefix + "/" + hex.EncodeToString(sum[:])
+}
+
+// The order store's errors.
+var (
+	// ErrOrderNotFound: no order has this id (or the id is malformed). It
+	// also matches fs.ErrNotExist.
+	ErrOrderNotFound error = orderStoreError{"order not found", fs.ErrNotExist}
+	// ErrOrderExists: Create was given an id that already has a record.
+	ErrOrderExists error = orderStoreError{"order already exists", fs.ErrExist}
+	// ErrIdempotencyKeyUsed: Create was given an idempotency key that
+	// already maps to another order which has a record. The caller should
+	// answer with that order (ByIdempotencyKey) instead of a new one.
+	ErrIdempotencyKeyUsed error = orderStoreError{"idempotency key already used by another order", fs.ErrExist}
+)
+
+// orderStoreError is a sentinel that also matches a standard fs error.
+type orderStoreError struct {
+	msg  string
+	like error
+}
+
+func (e orderStoreError) Error() string        { return e.msg }
+func (e orderStoreError) Is(target error) bool { return target == e.like }
+
+// OrderStore keeps orders in Caddy storage (ctx.Storage(): the file system,
+// or Redis, Postgres, Consul in a cluster) under the kassa/ prefix:
+//
+//	kassa/orders/<id>.json          the order record (the Order as JSON)
+//	kassa/open/<id>                 index of open orders (creating, pending)
+//	kassa/idempotency/<sha256 hex>  an idempotency scope -> the order id
+//
+// The store holds no cache and no other state, so several Caddy instances
+// sharing one storage see the same orders; it never takes a storage lock
+// (locks are slow and belong to the reconciler, not to each request). The
+// storage offers no compare-and-swap, so two writers of one order race with
+// last-write-wins: cross-instance steps that must not race (the reconciler)
+// take a storage lock around Load and Save.
+type OrderStore struct {
+	storage certmagic.Storage
+	// Now is the clock the store stamps CreatedAt and UpdatedAt with, and
+	// ages index entries by in Prune; tests swap it.
+	Now func() time.Time
+}
+
+// NewOrderStore returns a store over storage, using the wall clock.
+func NewOrderStore(storage certmagic.Storage) *OrderStore {
+	return &OrderStore{storage: storage, Now: time.Now}
+}
+
+func (s *OrderStore) now() time.Time {
+	if s.Now == nil {
+		return time.Now().UTC()
+	}
+	return s.Now().UTC() // UTC also strips the monotonic reading, so records round-trip
+}
+
+// checkOrder refuses an order the store must not write.
+func checkOrder(o *Order) error {
+	if !ValidOrderID(o.ID) {
+		return invalid("id", "malformed order id")
+	}
+	if !o.State.Valid() {
+		return invalid("state", "unknown order state %q", o.State)
+	}
+	return nil
+}
+
+// Create writes a new order so that a crash at any point leaves either
+// nothing the reconciler must act on, or a state it can finish: first the
+// idempotency mapping (when o.IdempotencyKey is set), then the open-index
+// entry (when the order is open), then the record. A crash after the
+// mapping leaves a mapping to a missing record, which a retry with the same
+// key replaces; a crash after the index entry leaves an entry whose record
+// is missing, which OpenIDs reports and Prune removes.
+//
+// An empty o.ID is filled with NewOrderID; a zero CreatedAt is set to now,
+// and UpdatedAt always is. Create refuses an id that already has a record
+// (ErrOrderExists) and an idempotency key already mapped to another
+// existing order (ErrIdempotencyKeyUsed). These checks are reads before
+// writes, not atomic: two concurrent Creates with one key can both succeed,
+// the mapping then naming the later one.
+//
+// o.IdempotencyKey is hashed as given: callers build the scope they need
+// (the Idempotency-Key header prefixed with the account, "shop:" + the
+// upstream order id, ...).
+func (s *OrderStore) Create(ctx context.Context, o *Order) error {
+	if o.ID == "" {
+		o.ID = NewOrderID()
+	}
+	if err := checkOrder(o); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	switch _, err := s.storage.Stat(ctx, orderKey(o.ID)); {
+	case err == nil:
+		return fmt.Errorf("kassa: order %s: %w", o.ID, ErrOrderExists)
+	case !errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("kassa: checking order %s: %w", o.ID, err)
+	}
+	now := s.now()
+	if o.CreatedAt.IsZero() {
+		o.CreatedAt = now
+	}
+	o.UpdatedAt = now
+	rec, err := encodeOrder(o)
+	if err != nil {
+		return err
+	}
+
+	if o.IdempotencyKey != "" {
+		if err := s.claimIdempotencyKey(ctx, o.IdempotencyKey, o.ID); err != nil {
+			return err
+		}
+	}
+	if o.State.Open() {
+		if err := s.storeKey(ctx, openKey(o.ID), []byte(o.ID)); err != nil {
+			return err
+		}
+	}
+	return s.storeKey(ctx, orderKey(o.ID), rec)
+}
+
+// claimIdempotencyKey maps key to id unless it already maps to another
+// order that has a record.
+func (s *OrderStore) claimIdempotencyKey(ctx context.Context, key, id string) error {
+	prev, ok, err := s.ByIdempotencyKey(ctx, key)
+	if err != nil {
+		return err
+	}
+	if ok && prev != id {
+		switch _, err := s.storage.Stat(ctx, orderKey(prev)); {
+		case err == nil:
+			return fmt.Errorf("kassa: order %s: %w (order %s)", id, ErrIdempotencyKeyUsed, prev)
+		case !errors.Is(err, fs.ErrNotExist):
+			return fmt.Errorf("kassa: checking order %s: %w", prev, err)
+		}
+		// The previous order's Create crashed before its record: take the key over.
+	}
+	return s.storeKey(ctx, idempotencyStorageKey(key), []byte(id))
+}
+
+// Save writes the order's record, stamping o.UpdatedAt with the store's
+// clock (every write carries a fresh UpdatedAt, so no caller can forget it).
+// An open order's index entry is rewritten after the record (healing an
+// entry a reconciler dropped while the record was missing); a closed
+// order's entry is deleted after the record, so a crash in between leaves
+// an entry pointing at a closed order, which callers of OpenIDs skip and
+// which the next Save or Prune removes.
+func (s *OrderStore) Save(ctx context.Context, o *Order) error {
+	if err := checkOrder(o); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	o.UpdatedAt = s.now()
+	rec, err := encodeOrder(o)
+	if err != nil {
+		return err
+	}
+	if err := s.storeKey(ctx, orderKey(o.ID), rec); err != nil {
+		return err
+	}
+	if o.State.Open() {
+		return s.storeKey(ctx, openKey(o.ID), []byte(o.ID))
+	}
+	return s.CloseIndex(ctx, o.ID)
+}
+
+// Load reads one order. An unknown or malformed id is ErrOrderNotFound
+// (which also matches fs.ErrNotExist); a record that does not decode is an
+// error naming its key.
+func (s *OrderStore) Load(ctx context.Context, id string) (*Order, error) {
+	if !ValidOrderID(id) {
+		return nil, ErrOrderNotFound
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	key := orderKey(id)
+	rec, err := s.storage.Load(ctx, key)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("kassa: order %s: %w", id, ErrOrderNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("kassa: loading %s: %w", key, err)
+	}
+	o, err := decodeOrder(rec)
+	if err != nil {
+		return nil, fmt.Errorf("kassa: decoding %s: %w", key, err)
+	}
+	if o.ID != id {
+		if strings.EqualFold(o.ID, id) {
+			// A case-insensitive file system found another id's record.
+			return nil, fmt.Errorf("kassa: order %s: %w", id, ErrOrderNotFound)
+		}
+		return nil, fmt.Errorf("kassa: decoding %s: record holds order %q", key, o.ID)
+	}
+	return o, nil
+}
+
+// OpenIDs lists the ids in the open index, sorted. It lists only the index,
+// never kassa/orders, so its cost grows with open work, not with history.
+// An id may point at a record that is already closed (a crash inside Save)
+// or missing (a crash inside Create, or a Create still in flight): callers
+// Load each id and skip those.
+func (s *OrderStore) OpenIDs(ctx context.Context) ([]string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	keys, err := s.storage.List(ctx, openPrefix, false)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("kassa: listing %s: %w", openPrefix, err)
+	}
+	ids := make([]string, 0, len(keys))
+	for _, k := range keys {
+		// Storage backends differ in how they spell listed keys; the last
+		// component is the id. Anything else (a backend's temporary file)
+		// is not an entry.
+		if id := path.Base(k); ValidOrderID(id) {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	return slices.Compact(ids), nil
+}
+
+// OpenSince returns when id's open-index entry was last written, so that
+// the reconciler can leave alone an entry whose record is missing because
+// its Create is still in flight. A missing entry is fs.ErrNotExist.
+func (s *OrderStore) OpenSince(ctx context.Context, id string) (time.Time, error) {
+	if !ValidOrderID(id) {
+		return time.Time{}, fs.ErrNotExist
+	}
+	info, err := s.storage.Stat(ctx, openKey(id))
+	if err != nil {
+		return time.Time{}, err
+	}
+	return info.Modified, nil
+}
+
+// CloseIndex removes id from the open index: for a stale entry whose record
+// is closed, or missing for longer than any Create takes (see OpenSince).
+// Removing an entry that is not there is not an error.
+func (s *OrderStore) CloseIndex(ctx context.Context, id string) error {
+	if !ValidOrderID(id) {
+		return nil // such an entry cannot exist
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := s.storage.Delete(ctx, openKey(id)); err != nil {
+		return fmt.Errorf("kassa: closing index entry of order %s: %w", id, err)
+	}
+	return nil
+}
+
+// Prune removes stale entries from the open index: those whose record is
+// closed, and those whose record has been missing for at least grace (a
+// Create that crashed between its index entry and its record). It returns
+// how many it removed. It reads every open record, so it belongs in the
+// reconciler's pass, not in a request.
+func (s *OrderStore) Prune(ctx context.Context, grace time.Duration) (int, error) {
+	ids, err := s.OpenIDs(ctx)
+	if err != nil {
+		return 0, err
+	}
+	removed := 0
+	for _, id := range ids {
+		o, err := s.Load(ctx, id)
+		switch {
+		case errors.Is(err, ErrOrderNotFound):
+			since, err := s.OpenSince(ctx, id)
+			if errors.Is(err, fs.ErrNotExist) {
+				continue // removed meanwhile
+			}
+			if err != nil {
+				return removed, fmt.Errorf("kassa: index entry of order %s: %w", id, err)
+			}
+			if s.now().Sub(since) < grace {
+				continue
+			}
+		case err != nil:
+			return removed, err
+		case o.State.Open():
+			continue
+		}
+		if err := s.CloseIndex(ctx, id); err != nil {
+			return removed, err
+		}
+		removed++
+	}
+	return removed, nil
+}
+
+// ByIdempotencyKey returns the id of the order created under key (an
+// Idempotency-Key or any scope string the caller builds); ok is false when
+// there is none. The order itself may be missing if its Create crashed:
+// Load then says ErrOrderNotFound and the caller may create afresh.
+func (s *OrderStore) ByIdempotencyKey(ctx context.Context, key string) (id string, ok bool, err error) {
+	if key == "" {
+		return "", false, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return "", false, err
+	}
+	skey := idempotencyStorageKey(key)
+	b, err := s.storage.Load(ctx, skey)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("kassa: loading %s: %w", skey, err)
+	}
+	id = strings.TrimSpace(string(b))
+	if !ValidOrderID(id) {
+		return "", false, fmt.Errorf("kassa: %s does not hold an order id", skey)
+	}
+	return id, true, nil
+}
+
+// List returns orders newest first (by CreatedAt, then by id), only those
+// in state when state is not empty, at most limit of them (all when limit
+// <= 0). It is for the admin API: it lists kassa/orders and reads every
+// record, so its cost grows with the whole order history (one storage read
+// per order ever stored), and it is no hot path. An unknown state is a 400
+// *RequestError (bad_state); a record that does not decode is an error
+// naming its key.
+func (s *OrderStore) List(ctx context.Context, state OrderState, limit int) ([]*Order, error) {
+	if state != "" && !state.Valid() {
+		return nil, badRequest("bad_state", "state", "unknown order state %q", state)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	keys, err := s.storage.List(ctx, ordersPrefix, false)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("kassa: listing %s: %w", ordersPrefix, err)
+	}
+	var orders []*Order
+	for _, k := range keys {
+		id, ok := strings.CutSuffix(path.Base(k), ".json")
+		if !ok || !ValidOrderID(id) {
+			continue
+		}
+		o, err := s.Load(ctx, id)
+		if errors.Is(err, ErrOrderNotFound) {
+			continue // deleted since the listing
+		}
+		if err != nil {
+			return nil, err
+		}
+		if state == "" || o.State == state {
+			orders = append(orders, o)
+		}
+	}
+	slices.SortFunc(orders, func(a, b *Order) int {
+		if c := b.CreatedAt.Compare(a.CreatedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	if limit > 0 && len(orders) > limit {
+		orders = orders[:limit:limit]
+	}
+	return orders, nil
+}
+
+// storeKey writes one key, naming it in the error.
+func (s *OrderStore) storeKey(ctx context.Context, key string, value []byte) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := s.storage.Store(ctx, key, value); err != nil {
+		return fmt.Errorf("kassa: storing %s: %w", key, err)
+	}
+	return nil
+}
+
+// encodeOrder is the record format: the Order as JSON.
+func encodeOrder(o *Order) ([]byte, error) {
+	b, err := json.Marshal(o)
+	if err != nil {
+		return nil, fmt.Errorf("kassa: encoding order %s: %w", o.ID, err)
+	}
+	return b, nil
+}
+
+// decodeOrder reads a record. Unknown fields are ignored, so that an older
+// instance in a cluster reads what a newer one wrote.
+func decodeOrder(b []byte) (*Order, error) {
+	var o Order
+	if err := json.Unmarshal(b, &o); err != nil {
+		return nil, err
+	}
+	return &o, nil
+}

@@ -1,0 +1,1008 @@
+package kassa
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"path"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/caddyserver/certmagic"
+	"github.com/shopspring/decimal"
+)
+
+// fileOrderStore returns a store over a fresh file-system storage, with a
+// fixed clock that tests advance by hand.
+func fileOrderStore(t testing.TB) (*OrderStore, *testClock) {
+	t.Helper()
+	clock := &testClock{t: time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)}
+	s := NewOrderStore(&certmagic.FileStorage{Path: t.TempDir()})
+	s.Now = clock.Now
+	return s, clock
+}
+
+type testClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *testClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *testClock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// fullOrder has every field of Order and OrderItem set to something that
+// is not its zero value.
+func fullOrder() *Order {
+	at := time.Date(2025, 2, 28, 9, 30, 15, 123456789, time.FixedZone("MSK", 3*3600))
+	return &Order{
+		ID:       NewOrderID(),
+		State:    OrderPending,
+		Account:  "main",
+		Provider: "crystalpay",
+		Amount:   decimal.RequireFromString("700.50"),
+		Items: []OrderItem{
+			{SKU: "tea-green", Name: "Green tea 100 g", Qty: 2, Price: decimal.RequireFromString("350.25"), VAT: VAT20},
+			{Name: "Чай «Улун»", Qty: 1, Price: decimal.RequireFromString("0.01"), VAT: VATNone},
+		},
+		Description:    "Tea",
+		ShopOrderID:    "shop-42",
+		Email:          "buyer@example.com",
+		Phone:          "+79991234567",
+		IdempotencyKey: "key-1",
+		ReturnURL:      "https://shop.example.com/thanks.html?order=1",
+		Payment: Payment{
+			ID:         "inv_123",
+			URL:        "https://pay.example/inv_123",
+			Wallet:     "79990000000",
+			Card:       "2200 0000 0000 0000",
+			Commission: decimal.RequireFromString("12.34"),
+		},
+		PaidAmount: decimal.NewNullDecimal(decimal.RequireFromString("700.49")),
+		CreatedAt:  at,
+		UpdatedAt:  at.Add(time.Second),
+		ExpiresAt:  at.Add(30 * time.Minute),
+		PaidAt:     at.Add(time.Minute),
+		ClosedAt:   at.Add(2 * time.Minute),
+		Error:      "provider said no",
+	}
+}
+
+// sameOrder fails unless got and want are equal field by field: decimals
+// by value, times by instant, everything else exactly. It walks the struct
+// by reflection so that a field added to Order later is compared too.
+func sameOrder(t *testing.T, got, want *Order) {
+	t.Helper()
+	var diffs []string
+	compareValues("Order", reflect.ValueOf(*got), reflect.ValueOf(*want), &diffs)
+	for _, d := range diffs {
+		t.Error(d)
+	}
+}
+
+var (
+	decimalType     = reflect.TypeOf(decimal.Decimal{})
+	nullDecimalType = reflect.TypeOf(decimal.NullDecimal{})
+	timeType        = reflect.TypeOf(time.Time{})
+)
+
+func compareValues(name string, got, want reflect.Value, diffs *[]string) {
+	switch got.Type() {
+	case decimalType:
+		g, w := got.Interface().(decimal.Decimal), want.Interface().(decimal.Decimal)
+		if !g.Equal(w) {
+			*diffs = append(*diffs, fmt.Sprintf("%s = %s, want %s", name, g, w))
+		}
+		return
+	case nullDecimalType:
+		g, w := got.Interface().(decimal.NullDecimal), want.Interface().(decimal.NullDecimal)
+		if g.Valid != w.Valid || g.Valid && !g.Decimal.Equal(w.Decimal) {
+			*diffs = append(*diffs, fmt.Sprintf("%s = %v, want %v", name, g, w))
+		}
+		return
+	case timeType:
+		g, w := got.Interface().(time.Time), want.Interface().(time.Time)
+		if !g.Equal(w) {
+			*diffs = append(*diffs, fmt.Sprintf("%s = %v, want %v", name, g, w))
+		}
+		return
+	}
+	switch got.Kind() {
+	case reflect.Struct:
+		for i := 0; i < got.NumField(); i++ {
+			compareValues(name+"."+got.Type().Field(i).Name, got.Field(i), want.Field(i), diffs)
+		}
+	case reflect.Slice:
+		if got.Len() != want.Len() {
+			*diffs = append(*diffs, fmt.Sprintf("len(%s) = %d, want %d", name, got.Len(), want.Len()))
+			return
+		}
+		for i := 0; i < got.Len(); i++ {
+			compareValues(fmt.Sprintf("%s[%d]", name, i), got.Index(i), want.Index(i), diffs)
+		}
+	default:
+		if !reflect.DeepEqual(got.Interface(), want.Interface()) {
+			*diffs = append(*diffs, fmt.Sprintf("%s = %#v, want %#v", name, got.Interface(), want.Interface()))
+		}
+	}
+}
+
+// nonZeroFields fails for every field of v (recursively through structs and
+// the first element of slices) left at its zero value, so the round-trip
+// test cannot silently skip a field added later.
+func nonZeroFields(t *testing.T, name string, v reflect.Value) {
+	t.Helper()
+	if v.IsZero() {
+		t.Errorf("fullOrder leaves %s zero: set it so the round trip covers it", name)
+		return
+	}
+	switch v.Type() {
+	case decimalType, nullDecimalType, timeType:
+		return
+	}
+	switch v.Kind() {
+	case reflect.Struct:
+		for i := 0; i < v.NumField(); i++ {
+			nonZeroFields(t, name+"."+v.Type().Field(i).Name, v.Field(i))
+		}
+	case reflect.Slice:
+		nonZeroFields(t, name+"[0]", v.Index(0))
+	}
+}
+
+func TestOrderStoreRoundTrip(t *testing.T) {
+	ctx := context.Background()
+	s, clock := fileOrderStore(t)
+	o := fullOrder()
+	nonZeroFields(t, "Order", reflect.ValueOf(*o))
+	created := o.CreatedAt
+
+	if err := s.Create(ctx, o); err != nil {
+		t.Fatal(err)
+	}
+	if !o.CreatedAt.Equal(created) {
+		t.Errorf("Create changed a set CreatedAt to %v", o.CreatedAt)
+	}
+	if !o.UpdatedAt.Equal(clock.Now()) {
+		t.Errorf("Create set UpdatedAt = %v, want the store's clock %v", o.UpdatedAt, clock.Now())
+	}
+	got, err := s.Load(ctx, o.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameOrder(t, got, o)
+	if got.PaidAmount.Decimal.String() != "700.49" || got.Items[1].Price.String() != "0.01" {
+		t.Errorf("decimals lost precision: %s, %s", got.PaidAmount.Decimal, got.Items[1].Price)
+	}
+
+	// A null PaidAmount, zero optional times and no items round-trip too.
+	o2 := &Order{ID: NewOrderID(), State: OrderCreating, Account: "main", Amount: decimal.RequireFromString("1")}
+	if err := s.Create(ctx, o2); err != nil {
+		t.Fatal(err)
+	}
+	got2, err := s.Load(ctx, o2.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameOrder(t, got2, o2)
+	if got2.PaidAmount.Valid || !got2.PaidAt.IsZero() || got2.Items != nil {
+		t.Errorf("empty fields came back as %+v", got2)
+	}
+	if !o2.CreatedAt.Equal(clock.Now()) {
+		t.Errorf("Create left a zero CreatedAt at %v, want the store's clock", o2.CreatedAt)
+	}
+
+	// Save stamps UpdatedAt and writes the changes.
+	clock.Add(time.Minute)
+	got.State = OrderPaid
+	got.PaidAmount = decimal.NullDecimal{}
+	if err := s.Save(ctx, got); err != nil {
+		t.Fatal(err)
+	}
+	if !got.UpdatedAt.Equal(clock.Now()) {
+		t.Errorf("Save set UpdatedAt = %v, want %v", got.UpdatedAt, clock.Now())
+	}
+	again, err := s.Load(ctx, o.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameOrder(t, again, got)
+}
+
+func TestOrderStoreCreateAssignsID(t *testing.T) {
+	s, _ := fileOrderStore(t)
+	o := &Order{State: OrderCreating}
+	if err := s.Create(context.Background(), o); err != nil {
+		t.Fatal(err)
+	}
+	if !ValidOrderID(o.ID) {
+		t.Fatalf("Create assigned id %q", o.ID)
+	}
+	if _, err := s.Load(context.Background(), o.ID); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestOrderStoreRefusesBadOrders(t *testing.T) {
+	ctx := context.Background()
+	s, _ := fileOrderStore(t)
+	for _, o := range []*Order{
+		{ID: "../../etc/passwd", State: OrderPending},
+		{ID: NewOrderID(), State: "weird"},
+		{ID: NewOrderID()},
+	} {
+		if err := s.Create(ctx, o); !errors.Is(err, ErrInvalid) {
+			t.Errorf("Create(id %q, state %q) = %v, want ErrInvalid", o.ID, o.State, err)
+		}
+		if err := s.Save(ctx, o); !errors.Is(err, ErrInvalid) {
+			t.Errorf("Save(id %q, state %q) = %v, want ErrInvalid", o.ID, o.State, err)
+		}
+	}
+	if ids, _ := s.OpenIDs(ctx); len(ids) != 0 {
+		t.Errorf("refused orders left index entries %v", ids)
+	}
+}
+
+func TestOrderStoreCreateRefusesExistingID(t *testing.T) {
+	ctx := context.Background()
+	s, _ := fileOrderStore(t)
+	o := fullOrder()
+	if err := s.Create(ctx, o); err != nil {
+		t.Fatal(err)
+	}
+	dup := &Order{ID: o.ID, State: OrderCreating, Amount: decimal.RequireFromString("1")}
+	err := s.Create(ctx, dup)
+	if !errors.Is(err, ErrOrderExists) || !errors.Is(err, fs.ErrExist) {
+		t.Fatalf("second Create = %v, want ErrOrderExists", err)
+	}
+	got, err := s.Load(ctx, o.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.Amount.Equal(o.Amount) {
+		t.Errorf("refused Create overwrote the record: amount %s", got.Amount)
+	}
+}
+
+func TestOrderStoreLoadUnknown(t *testing.T) {
+	ctx := context.Background()
+	s, _ := fileOrderStore(t)
+	for _, id := range []string{NewOrderID(), "", "../orders/x", "not-an-id"} {
+		_, err := s.Load(ctx, id)
+		if !errors.Is(err, ErrOrderNotFound) || !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("Load(%q) = %v, want ErrOrderNotFound and fs.ErrNotExist", id, err)
+		}
+	}
+}
+
+func TestOrderStoreLoadCorruptRecord(t *testing.T) {
+	ctx := context.Background()
+	storage := &certmagic.FileStorage{Path: t.TempDir()}
+	s := NewOrderStore(storage)
+	id := NewOrderID()
+	key := "kassa/orders/" + id + ".json"
+	for _, rec := range []string{`{"id":`, `{"id":"` + NewOrderID() + `","state":"pending"}`, `{"amount":"x"}`} {
+		if err := storage.Store(ctx, key, []byte(rec)); err != nil {
+			t.Fatal(err)
+		}
+		_, err := s.Load(ctx, id)
+		if err == nil || errors.Is(err, ErrOrderNotFound) || !strings.Contains(err.Error(), key) {
+			t.Errorf("Load of record %s = %v, want an error naming %s", rec, err, key)
+		}
+	}
+}
+
+func TestOrderStoreOpenIndex(t *testing.T) {
+	ctx := context.Background()
+	s, _ := fileOrderStore(t)
+	if ids, err := s.OpenIDs(ctx); err != nil || len(ids) != 0 {
+		t.Fatalf("OpenIDs of an empty store = %v, %v", ids, err)
+	}
+
+	creating := &Order{ID: NewOrderID(), State: OrderCreating}
+	pending := &Order{ID: NewOrderID(), State: OrderPending}
+	failed := &Order{ID: NewOrderID(), State: OrderFailed}
+	for _, o := range []*Order{creating, pending, failed} {
+		if err := s.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wantIDs(t, s, creating.ID, pending.ID)
+
+	for _, state := range []OrderState{OrderPaid, OrderExpired, OrderCancelled} {
+		pending.State = state
+		if err := s.Save(ctx, pending); err != nil {
+			t.Fatal(err)
+		}
+		wantIDs(t, s, creating.ID)
+		pending.State = OrderPending
+		if err := s.Save(ctx, pending); err != nil {
+			t.Fatal(err)
+		}
+		wantIDs(t, s, creating.ID, pending.ID)
+	}
+	creating.State = OrderFailed
+	if err := s.Save(ctx, creating); err != nil {
+		t.Fatal(err)
+	}
+	wantIDs(t, s, pending.ID)
+
+	// CloseIndex drops an entry, and dropping a missing one is no error.
+	if err := s.CloseIndex(ctx, pending.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CloseIndex(ctx, pending.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CloseIndex(ctx, "../orders"); err != nil {
+		t.Fatal(err)
+	}
+	wantIDs(t, s)
+	if _, err := s.Load(ctx, pending.ID); err != nil {
+		t.Errorf("CloseIndex touched the record: %v", err)
+	}
+}
+
+func wantIDs(t *testing.T, s *OrderStore, want ...string) {
+	t.Helper()
+	got, err := s.OpenIDs(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("OpenIDs = %v, want %v", got, want)
+	}
+}
+
+func TestOrderStoreOpenIDsSkipsForeignKeys(t *testing.T) {
+	ctx := context.Background()
+	storage := &certmagic.FileStorage{Path: t.TempDir()}
+	s := NewOrderStore(storage)
+	o := &Order{ID: NewOrderID(), State: OrderPending}
+	if err := s.Create(ctx, o); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"kassa/open/.tmp-123", "kassa/open/README", "kassa/open/sub/" + NewOrderID()} {
+		if err := storage.Store(ctx, k, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wantIDs(t, s, o.ID)
+}
+
+// The storage used to simulate crashes: a map that fails its Nth write
+// (Store or Delete) and every write after it, as a process that died there
+// would, and that fails the test if anyone takes a lock.
+type crashStorage struct {
+	t       testing.TB
+	now     func() time.Time
+	mu      sync.Mutex
+	keys    map[string]crashValue
+	writes  int
+	crashAt int // the write number that fails; 0: none
+}
+
+type crashValue struct {
+	value    []byte
+	modified time.Time
+}
+
+var errCrash = errors.New("simulated crash")
+
+func newCrashStorage(t testing.TB, now func() time.Time) *crashStorage {
+	return &crashStorage{t: t, now: now, keys: map[string]crashValue{}}
+}
+
+func (m *crashStorage) write() error {
+	m.writes++
+	if m.crashAt > 0 && m.writes >= m.crashAt {
+		return errCrash
+	}
+	return nil
+}
+
+func (m *crashStorage) Store(ctx context.Context, key string, value []byte) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.write(); err != nil {
+		return err
+	}
+	m.keys[key] = crashValue{slices.Clone(value), m.now()}
+	return nil
+}
+
+func (m *crashStorage) Load(ctx context.Context, key string) ([]byte, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	v, ok := m.keys[key]
+	if !ok {
+		return nil, fs.ErrNotExist
+	}
+	return slices.Clone(v.value), nil
+}
+
+func (m *crashStorage) Delete(ctx context.Context, key string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.write(); err != nil {
+		return err
+	}
+	for k := range m.keys {
+		if k == key || strings.HasPrefix(k, key+"/") {
+			delete(m.keys, k)
+		}
+	}
+	return nil
+}
+
+func (m *crashStorage) Exists(ctx context.Context, key string) bool {
+	_, err := m.Stat(ctx, key)
+	return err == nil
+}
+
+func (m *crashStorage) List(ctx context.Context, prefix string, recursive bool) ([]string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	seen := map[string]bool{}
+	var keys []string
+	for k := range m.keys {
+		rest, ok := strings.CutPrefix(k, prefix+"/")
+		if !ok {
+			continue
+		}
+		if !recursive {
+			rest, _, _ = strings.Cut(rest, "/")
+		}
+		if k := path.Join(prefix, rest); !seen[k] {
+			seen[k] = true
+			keys = append(keys, k)
+		}
+	}
+	if len(keys) == 0 {
+		return nil, fs.ErrNotExist
+	}
+	return keys, nil
+}
+
+func (m *crashStorage) Stat(ctx context.Context, key string) (certmagic.KeyInfo, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if v, ok := m.keys[key]; ok {
+		return certmagic.KeyInfo{Key: key, Modified: v.modified, Size: int64(len(v.value)), IsTerminal: true}, nil
+	}
+	for k := range m.keys {
+		if strings.HasPrefix(k, key+"/") {
+			return certmagic.KeyInfo{Key: key}, nil
+		}
+	}
+	return certmagic.KeyInfo{}, fs.ErrNotExist
+}
+
+func (m *crashStorage) Lock(ctx context.Context, name string) error {
+	m.t.Errorf("the order store took storage lock %q", name)
+	return nil
+}
+
+func (m *crashStorage) Unlock(ctx context.Context, name string) error {
+	m.t.Errorf("the order store released storage lock %q", name)
+	return nil
+}
+
+// restart ends the simulated crash: the next process writes again.
+func (m *crashStorage) restart() {
+	m.mu.Lock()
+	m.crashAt = 0
+	m.mu.Unlock()
+}
+
+func (m *crashStorage) crashAtWrite(n int) {
+	m.mu.Lock()
+	m.writes, m.crashAt = 0, n
+	m.mu.Unlock()
+}
+
+func (m *crashStorage) has(key string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	_, ok := m.keys[key]
+	return ok
+}
+
+var _ certmagic.Storage = (*crashStorage)(nil)
+
+func TestOrderStoreCreateCrashes(t *testing.T) {
+	ctx := context.Background()
+	clock := &testClock{t: time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)}
+
+	// Write 1 is the idempotency mapping, 2 the index entry, 3 the record.
+	t.Run("before the mapping", func(t *testing.T) {
+		m := newCrashStorage(t, clock.Now)
+		s := NewOrderStore(m)
+		s.Now = clock.Now
+		o := &Order{ID: NewOrderID(), State: OrderCreating, IdempotencyKey: "k"}
+		m.crashAtWrite(1)
+		if err := s.Create(ctx, o); !errors.Is(err, errCrash) {
+			t.Fatalf("Create = %v, want the crash", err)
+		}
+		m.restart()
+		if len(m.keys) != 0 {
+			t.Errorf("a crash at the first write left %v", m.keys)
+		}
+	})
+
+	t.Run("after the mapping", func(t *testing.T) {
+		m := newCrashStorage(t, clock.Now)
+		s := NewOrderStore(m)
+		s.Now = clock.Now
+		o := &Order{ID: NewOrderID(), State: OrderCreating, IdempotencyKey: "k"}
+		m.crashAtWrite(2)
+		if err := s.Create(ctx, o); !errors.Is(err, errCrash) {
+			t.Fatalf("Create = %v, want the crash", err)
+		}
+		m.restart()
+		// Nothing for the reconciler; the mapping points at no record.
+		wantIDs(t, s)
+		id, ok, err := s.ByIdempotencyKey(ctx, "k")
+		if err != nil || !ok || id != o.ID {
+			t.Fatalf("ByIdempotencyKey = %q, %v, %v; want %q", id, ok, err, o.ID)
+		}
+		if _, err := s.Load(ctx, id); !errors.Is(err, ErrOrderNotFound) {
+			t.Fatalf("Load of the mapped id = %v, want ErrOrderNotFound", err)
+		}
+		// The buyer retries with the same key: a new order takes it over.
+		retry := &Order{ID: NewOrderID(), State: OrderCreating, IdempotencyKey: "k"}
+		if err := s.Create(ctx, retry); err != nil {
+			t.Fatalf("retry after a crash: %v", err)
+		}
+		if id, _, _ := s.ByIdempotencyKey(ctx, "k"); id != retry.ID {
+			t.Errorf("ByIdempotencyKey = %q after the retry, want %q", id, retry.ID)
+		}
+		wantIDs(t, s, retry.ID)
+	})
+
+	t.Run("after the index entry", func(t *testing.T) {
+		m := newCrashStorage(t, clock.Now)
+		s := NewOrderStore(m)
+		s.Now = clock.Now
+		o := &Order{ID: NewOrderID(), State: OrderCreating, IdempotencyKey: "k"}
+		m.crashAtWrite(3)
+		if err := s.Create(ctx, o); !errors.Is(err, errCrash) {
+			t.Fatalf("Create = %v, want the crash", err)
+		}
+		m.restart()
+		if m.has("kassa/orders/" + o.ID + ".json") {
+			t.Fatal("the record was written despite the crash")
+		}
+		// The reconciler finds the entry and learns the record is missing.
+		wantIDs(t, s, o.ID)
+		_, err := s.Load(ctx, o.ID)
+		if !errors.Is(err, ErrOrderNotFound) || !errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf("Load = %v, want ErrOrderNotFound", err)
+		}
+		since, err := s.OpenSince(ctx, o.ID)
+		if err != nil || !since.Equal(clock.Now()) {
+			t.Fatalf("OpenSince = %v, %v; want %v", since, err, clock.Now())
+		}
+		// Prune leaves a young entry alone (its Create may be in flight)...
+		if n, err := s.Prune(ctx, time.Minute); err != nil || n != 0 {
+			t.Fatalf("Prune of a young orphan = %d, %v; want 0", n, err)
+		}
+		wantIDs(t, s, o.ID)
+		// ...and drops it once it is older than the grace period.
+		clock.Add(time.Minute)
+		if n, err := s.Prune(ctx, time.Minute); err != nil || n != 1 {
+			t.Fatalf("Prune of an old orphan = %d, %v; want 1", n, err)
+		}
+		wantIDs(t, s)
+	})
+
+	t.Run("after the index entry, retried", func(t *testing.T) {
+		m := newCrashStorage(t, clock.Now)
+		s := NewOrderStore(m)
+		o := &Order{ID: NewOrderID(), State: OrderCreating, IdempotencyKey: "k"}
+		m.crashAtWrite(3)
+		if err := s.Create(ctx, o); !errors.Is(err, errCrash) {
+			t.Fatalf("Create = %v, want the crash", err)
+		}
+		m.restart()
+		// The same order written again completes it.
+		if err := s.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Load(ctx, o.ID); err != nil {
+			t.Fatal(err)
+		}
+		wantIDs(t, s, o.ID)
+		if id, ok, _ := s.ByIdempotencyKey(ctx, "k"); !ok || id != o.ID {
+			t.Errorf("ByIdempotencyKey = %q, %v", id, ok)
+		}
+	})
+}
+
+func TestOrderStoreSaveCrash(t *testing.T) {
+	ctx := context.Background()
+	clock := &testClock{t: time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)}
+	m := newCrashStorage(t, clock.Now)
+	s := NewOrderStore(m)
+	s.Now = clock.Now
+	o := &Order{ID: NewOrderID(), State: OrderPending}
+	other := &Order{ID: NewOrderID(), State: OrderPending}
+	for _, o := range []*Order{o, other} {
+		if err := s.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Closing writes the record (write 1), then drops the entry (write 2).
+	o.State = OrderPaid
+	m.crashAtWrite(2)
+	if err := s.Save(ctx, o); !errors.Is(err, errCrash) {
+		t.Fatalf("Save = %v, want the crash", err)
+	}
+	m.restart()
+	wantIDs(t, s, o.ID, other.ID)
+	got, err := s.Load(ctx, o.ID)
+	if err != nil || got.State != OrderPaid {
+		t.Fatalf("Load = %+v, %v; want the paid record", got, err)
+	}
+	if n, err := s.Prune(ctx, time.Hour); err != nil || n != 1 {
+		t.Fatalf("Prune = %d, %v; want 1", n, err)
+	}
+	wantIDs(t, s, other.ID)
+
+	// A crash before the record leaves the order as it was.
+	other.State = OrderExpired
+	m.crashAtWrite(1)
+	if err := s.Save(ctx, other); !errors.Is(err, errCrash) {
+		t.Fatalf("Save = %v, want the crash", err)
+	}
+	m.restart()
+	if got, _ := s.Load(ctx, other.ID); got.State != OrderPending {
+		t.Errorf("state after a crash before the record = %s", got.State)
+	}
+	wantIDs(t, s, other.ID)
+}
+
+func TestOrderStoreIdempotency(t *testing.T) {
+	ctx := context.Background()
+	s, _ := fileOrderStore(t)
+	if id, ok, err := s.ByIdempotencyKey(ctx, "nope"); err != nil || ok || id != "" {
+		t.Fatalf("ByIdempotencyKey of an unknown key = %q, %v, %v", id, ok, err)
+	}
+	if _, ok, err := s.ByIdempotencyKey(ctx, ""); err != nil || ok {
+		t.Fatalf("ByIdempotencyKey(\"\") = %v, %v", ok, err)
+	}
+	a := &Order{ID: NewOrderID(), State: OrderCreating, IdempotencyKey: "main:abc"}
+	b := &Order{ID: NewOrderID(), State: OrderCreating, IdempotencyKey: "shop:../../x\x00"}
+	noKey := &Order{ID: NewOrderID(), State: OrderCreating}
+	for _, o := range []*Order{a, b, noKey} {
+		if err := s.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for key, want := range map[string]string{"main:abc": a.ID, "shop:../../x\x00": b.ID} {
+		id, ok, err := s.ByIdempotencyKey(ctx, key)
+		if err != nil || !ok || id != want {
+			t.Errorf("ByIdempotencyKey(%q) = %q, %v, %v; want %q", key, id, ok, err, want)
+		}
+	}
+	if _, ok, _ := s.ByIdempotencyKey(ctx, "main:ABC"); ok {
+		t.Error("keys must be compared exactly")
+	}
+
+	// A second order under a used key is refused, and the key still names
+	// the first.
+	dup := &Order{ID: NewOrderID(), State: OrderCreating, IdempotencyKey: "main:abc"}
+	if err := s.Create(ctx, dup); !errors.Is(err, ErrIdempotencyKeyUsed) {
+		t.Fatalf("Create under a used key = %v, want ErrIdempotencyKeyUsed", err)
+	}
+	if id, _, _ := s.ByIdempotencyKey(ctx, "main:abc"); id != a.ID {
+		t.Errorf("refused Create remapped the key to %q", id)
+	}
+	if _, err := s.Load(ctx, dup.ID); !errors.Is(err, ErrOrderNotFound) {
+		t.Errorf("refused Create wrote a record: %v", err)
+	}
+	wantIDs(t, s, a.ID, b.ID, noKey.ID)
+}
+
+func TestOrderStoreList(t *testing.T) {
+	ctx := context.Background()
+	s, clock := fileOrderStore(t)
+	if got, err := s.List(ctx, "", 10); err != nil || len(got) != 0 {
+		t.Fatalf("List of an empty store = %v, %v", got, err)
+	}
+	states := []OrderState{OrderPending, OrderPaid, OrderPending, OrderExpired, OrderPaid, OrderPaid}
+	var ids []string // oldest first
+	for _, st := range states {
+		clock.Add(time.Second)
+		o := &Order{ID: NewOrderID(), State: st}
+		if err := s.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, o.ID)
+	}
+	// Two orders created at the same instant are ordered by id.
+	tie := []*Order{{ID: strings.Repeat("B", 22), State: OrderFailed}, {ID: strings.Repeat("A", 22), State: OrderFailed}}
+	clock.Add(time.Second)
+	for _, o := range tie {
+		if err := s.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	listIDs := func(state OrderState, limit int) []string {
+		t.Helper()
+		orders, err := s.List(ctx, state, limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := make([]string, len(orders))
+		for i, o := range orders {
+			out[i] = o.ID
+			if state != "" && o.State != state {
+				t.Errorf("List(%q) returned a %s order", state, o.State)
+			}
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		state OrderState
+		limit int
+		want  []string
+	}{
+		{"", 0, []string{tie[1].ID, tie[0].ID, ids[5], ids[4], ids[3], ids[2], ids[1], ids[0]}},
+		{"", 3, []string{tie[1].ID, tie[0].ID, ids[5]}},
+		{"", -1, []string{tie[1].ID, tie[0].ID, ids[5], ids[4], ids[3], ids[2], ids[1], ids[0]}},
+		{OrderPaid, 0, []string{ids[5], ids[4], ids[1]}},
+		{OrderPaid, 2, []string{ids[5], ids[4]}},
+		{OrderPending, 100, []string{ids[2], ids[0]}},
+		{OrderCancelled, 5, []string{}},
+	} {
+		if got := listIDs(tc.state, tc.limit); !slices.Equal(got, tc.want) {
+			t.Errorf("List(%q, %d) = %v, want %v", tc.state, tc.limit, got, tc.want)
+		}
+	}
+
+	_, err := s.List(ctx, "bogus", 1)
+	var re *RequestError
+	if !errors.As(err, &re) || re.Status != http.StatusBadRequest || re.Code != "bad_state" {
+		t.Errorf("List with an unknown state = %v, want a 400 bad_state", err)
+	}
+}
+
+func TestOrderStoreTwoInstances(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	a := NewOrderStore(&certmagic.FileStorage{Path: dir})
+	b := NewOrderStore(&certmagic.FileStorage{Path: dir})
+
+	o := fullOrder()
+	if err := a.Create(ctx, o); err != nil {
+		t.Fatal(err)
+	}
+	got, err := b.Load(ctx, o.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameOrder(t, got, o)
+	wantIDs(t, b, o.ID)
+	if id, ok, _ := b.ByIdempotencyKey(ctx, o.IdempotencyKey); !ok || id != o.ID {
+		t.Errorf("instance b: ByIdempotencyKey = %q, %v", id, ok)
+	}
+	if err := b.Create(ctx, &Order{ID: o.ID, State: OrderCreating}); !errors.Is(err, ErrOrderExists) {
+		t.Errorf("instance b re-created a's order: %v", err)
+	}
+
+	got.State = OrderPaid
+	if err := b.Save(ctx, got); err != nil {
+		t.Fatal(err)
+	}
+	wantIDs(t, a)
+	if again, err := a.Load(ctx, o.ID); err != nil || again.State != OrderPaid {
+		t.Errorf("instance a sees %v, %v; want the paid order", again, err)
+	}
+	if list, err := a.List(ctx, OrderPaid, 0); err != nil || len(list) != 1 || list[0].ID != o.ID {
+		t.Errorf("instance a lists %v, %v", list, err)
+	}
+}
+
+func TestOrderStoreRespectsContext(t *testing.T) {
+	s, _ := fileOrderStore(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	o := &Order{ID: NewOrderID(), State: OrderPending, IdempotencyKey: "k"}
+	if err := s.Create(ctx, o); !errors.Is(err, context.Canceled) {
+		t.Errorf("Create = %v", err)
+	}
+	if err := s.Save(ctx, o); !errors.Is(err, context.Canceled) {
+		t.Errorf("Save = %v", err)
+	}
+	if _, err := s.Load(ctx, o.ID); !errors.Is(err, context.Canceled) {
+		t.Errorf("Load = %v", err)
+	}
+	if _, err := s.OpenIDs(ctx); !errors.Is(err, context.Canceled) {
+		t.Errorf("OpenIDs = %v", err)
+	}
+	if _, _, err := s.ByIdempotencyKey(ctx, "k"); !errors.Is(err, context.Canceled) {
+		t.Errorf("ByIdempotencyKey = %v", err)
+	}
+	if _, err := s.List(ctx, "", 0); !errors.Is(err, context.Canceled) {
+		t.Errorf("List = %v", err)
+	}
+	if err := s.CloseIndex(ctx, o.ID); !errors.Is(err, context.Canceled) {
+		t.Errorf("CloseIndex = %v", err)
+	}
+	if _, err := s.Load(context.Background(), o.ID); !errors.Is(err, ErrOrderNotFound) {
+		t.Errorf("a cancelled Create or Save wrote the record: %v", err)
+	}
+}
+
+func TestNewOrderID(t *testing.T) {
+	const n = 10000
+	seen := make(map[string]bool, n)
+	for range n {
+		id := NewOrderID()
+		if len(id) != 22 {
+			t.Fatalf("NewOrderID() = %q: %d characters, want 22", id, len(id))
+		}
+		if !ValidOrderID(id) {
+			t.Fatalf("ValidOrderID(%q) = false for a fresh id", id)
+		}
+		if seen[id] {
+			t.Fatalf("NewOrderID repeated %q", id)
+		}
+		seen[id] = true
+	}
+}
+
+func TestValidOrderID(t *testing.T) {
+	for _, tc := range []struct {
+		id   string
+		want bool
+	}{
+		{"AAAAAAAAAAAAAAAAAAAAAA", true},
+		{"abcdefghijklmnopqrstuv", true},
+		{"0123456789-_ABCDEFwxyz", true},
+		{"", false},
+		{"../etc/passwd", false},
+		{"../../../../etc/passwd", false}, // 22 characters
+		{strings.Repeat("a", 21), false},
+		{strings.Repeat("a", 23), false},
+		{"abcdefghijklmnopqrstu+", false},
+		{"abcdefghijklmnopqrstu/", false},
+		{"abcdefghijklmnopqrstu=", false},
+		{"abcdefghijklmnopqrstu.", false},
+		{"abcdefghijklmnopqrstu ", false},
+		{"abcdefghijklmnopqrst\u00e9", false}, // 22 bytes, 21 runes
+		{"abcdefghijklmnopqrstu\x00", false},
+	} {
+		if got := ValidOrderID(tc.id); got != tc.want {
+			t.Errorf("ValidOrderID(%q) = %v, want %v", tc.id, got, tc.want)
+		}
+	}
+}
+
+func TestMaskEmail(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"buyer@example.com", "b***r@example.com"},
+		{"abc@x.ru", "a***c@x.ru"},
+		{"ab@x.ru", "a***@x.ru"},
+		{"a@x.ru", "a***@x.ru"},
+		{"@x.ru", "***@x.ru"},
+		{"ivan.petrov+shop@mail.ru", "i***p@mail.ru"},
+		{"\"a@b\"@example.com", "\"***\"@example.com"},
+		{"иван@почта.рф", "и***н@почта.рф"},
+		{"buyer", "b***r"},
+		{"", ""},
+		{"x@", "x***@"},
+		{"\xff\xfe\xfd@ex\xffample.com", "\uFFFD***\uFFFD@ex\uFFFDample.com"},
+	} {
+		got := MaskEmail(tc.in)
+		if got != tc.want {
+			t.Errorf("MaskEmail(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+		if !utf8.ValidString(got) {
+			t.Errorf("MaskEmail(%q) = %q is not valid UTF-8", tc.in, got)
+		}
+	}
+}
+
+func TestMaskPhone(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"+79991234567", "+7*******67"},
+		{"79991234567", "7*******67"},
+		{"+7 (999) 123-45-67", "+7*******67"},
+		{"89991234567", "8*******67"},
+		{"12345", "1*******45"},
+		{"1234", "*******"},
+		{"+1", "+*******"},
+		{"", ""},
+		{"call me", "*******"},
+		{"\xff+7999\xfe1234567", "7*******67"},
+	} {
+		if got := MaskPhone(tc.in); got != tc.want {
+			t.Errorf("MaskPhone(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestOrderMasked(t *testing.T) {
+	o := fullOrder()
+	m := o.Masked()
+	if m.Email != "b***r@example.com" || m.Phone != "+7*******67" || m.IdempotencyKey != "" {
+		t.Errorf("Masked = email %q, phone %q, key %q", m.Email, m.Phone, m.IdempotencyKey)
+	}
+	if o.Email != "buyer@example.com" || o.Phone != "+79991234567" || o.IdempotencyKey != "key-1" {
+		t.Error("Masked changed the original order")
+	}
+	m.Items[0].Name = "changed"
+	if o.Items[0].Name == "changed" {
+		t.Error("Masked shares the items with the original order")
+	}
+	if m.ID != o.ID || !m.Amount.Equal(o.Amount) || len(m.Items) != len(o.Items) {
+		t.Errorf("Masked lost fields: %+v", m)
+	}
+}
+
+func TestValidIdempotencyKey(t *testing.T) {
+	for _, key := range []string{"a", "550e8400-e29b-41d4-a716-446655440000", strings.Repeat("k", 255), "with space ~!@#$%^&*()"} {
+		if err := ValidIdempotencyKey(key); err != nil {
+			t.Errorf("ValidIdempotencyKey(%q) = %v", key, err)
+		}
+	}
+	for _, key := range []string{"", strings.Repeat("k", 256), "tab\there", "new\nline", "ключ", "nul\x00", "del\x7f", "\xff"} {
+		err := ValidIdempotencyKey(key)
+		var re *RequestError
+		if !errors.As(err, &re) || re.Status != http.StatusBadRequest || re.Code != "bad_idempotency_key" {
+			t.Errorf("ValidIdempotencyKey(%q) = %v, want a 400 bad_idempotency_key", key, err)
+			continue
+		}
+		if !errors.Is(err, ErrInvalid) || StatusCode(err) != http.StatusBadRequest {
+			t.Errorf("ValidIdempotencyKey(%q) is not a 400 ErrInvalid", key)
+		}
+	}
+}
+
+func BenchmarkOrderStoreCreate(b *testing.B) {
+	ctx := context.Background()
+	s := NewOrderStore(&certmagic.FileStorage{Path: b.TempDir()})
+	proto := fullOrder()
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		o := *proto
+		o.ID = NewOrderID()
+		o.IdempotencyKey = fmt.Sprint("bench:", i)
+		if err := s.Create(ctx, &o); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkOrderEncode(b *testing.B) {
+	o := fullOrder()
+	b.ReportAllocs()
+	var n int
+	for b.Loop() {
+		rec, err := encodeOrder(o)
+		if err != nil {
+			b.Fatal(err)
+		}
+		n = len(rec)
+	}
+	b.SetBytes(int64(n))
+}

@@ -1,0 +1,265 @@
+package kassa
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// reconcilerLock is the storage lock a reconciler pass holds, so that of
+// several Caddy instances sharing storage (or the old and new config during
+// a reload) one works on the open orders at a time.
+const reconcilerLock = "kassa/reconciler"
+
+// creatingGrace is how long an order may stay in creating before the
+// reconciler takes it for one whose checkout was interrupted: longer than
+// any provider call of the checkout can take.
+const creatingGrace = time.Minute
+
+// reconciler finishes open orders in the background: it asks providers
+// whether pending payments were paid, expires unpaid orders past their time
+// to live, and recovers orders a crash left half created. It is the only
+// writer of an order's later states, so every step happens once.
+type reconciler struct {
+	app    *App
+	nudges chan string
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func newReconciler(app *App) *reconciler {
+	return &reconciler{app: app, nudges: make(chan string, 256)}
+}
+
+// start runs the reconciler until stop. Its first pass resumes whatever
+// open orders the storage holds.
+func (r *reconciler) start() {
+	ctx, cancel := context.WithCancel(context.Background())
+	r.cancel, r.done = cancel, make(chan struct{})
+	go r.run(ctx)
+}
+
+// stop ends the reconciler and waits for it.
+func (r *reconciler) stop() {
+	if r.cancel == nil {
+		return
+	}
+	r.cancel()
+	<-r.done
+}
+
+// nudge asks the reconciler to look at an order now, as when a buyer's poll
+// learned it was paid. It never blocks: a full queue waits for the next pass.
+func (r *reconciler) nudge(id string) {
+	select {
+	case r.nudges <- id:
+	default:
+	}
+}
+
+func (r *reconciler) run(ctx context.Context) {
+	defer close(r.done)
+	ticker := time.NewTicker(time.Duration(r.app.PollInterval))
+	defer ticker.Stop()
+	r.locked(ctx, r.pass)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+			r.locked(ctx, r.pass)
+		case id := <-r.nudges:
+			r.locked(ctx, func(ctx context.Context) { r.reconcile(ctx, id) })
+		}
+	}
+}
+
+// locked runs step under the reconciler's storage lock.
+func (r *reconciler) locked(ctx context.Context, step func(context.Context)) {
+	if err := r.app.storage.Lock(ctx, reconcilerLock); err != nil {
+		if ctx.Err() == nil {
+			r.app.logger.Error("reconciler: taking the storage lock", zap.Error(err))
+		}
+		return
+	}
+	defer func() {
+		if err := r.app.storage.Unlock(context.WithoutCancel(ctx), reconcilerLock); err != nil {
+			r.app.logger.Error("reconciler: releasing the storage lock", zap.Error(err))
+		}
+	}()
+	step(ctx)
+}
+
+// pass looks at every open order once.
+func (r *reconciler) pass(ctx context.Context) {
+	start := time.Now()
+	ids, err := r.app.orders.OpenIDs(ctx)
+	if err != nil {
+		r.app.logger.Error("reconciler: listing open orders", zap.Error(err))
+		return
+	}
+	for _, id := range ids {
+		if ctx.Err() != nil {
+			return
+		}
+		r.reconcile(ctx, id)
+	}
+	r.app.logger.Debug("reconciler pass", zap.Int("open_orders", len(ids)), zap.Duration("duration", time.Since(start)))
+}
+
+// reconcile moves one open order as far as it can go.
+func (r *reconciler) reconcile(ctx context.Context, id string) {
+	a := r.app
+	o, err := a.orders.Load(ctx, id)
+	if errors.Is(err, ErrOrderNotFound) {
+		r.dropOrphanIndex(ctx, id)
+		return
+	}
+	if err != nil {
+		a.logger.Error("reconciler: loading order", zap.String("order_id", id), zap.Error(err))
+		return
+	}
+	if !o.State.Open() {
+		if err := a.orders.CloseIndex(ctx, id); err != nil {
+			a.logger.Error("reconciler: closing index entry", zap.String("order_id", id), zap.Error(err))
+		}
+		return
+	}
+	acc, ok := a.accounts[o.Account]
+	if !ok {
+		a.logger.Warn("reconciler: order's payment account is no longer configured; leaving it open",
+			zap.String("order_id", o.ID), zap.String("account", o.Account))
+		return
+	}
+	switch o.State {
+	case OrderCreating:
+		if a.now().Sub(o.CreatedAt) >= creatingGrace {
+			r.recoverCreating(ctx, acc, o)
+		}
+	case OrderPending:
+		r.checkPending(ctx, acc, o)
+	}
+}
+
+// dropOrphanIndex removes an open-index entry whose record was never
+// written (a crash inside Create, before any provider call), once it is
+// older than a checkout can take.
+func (r *reconciler) dropOrphanIndex(ctx context.Context, id string) {
+	since, err := r.app.orders.OpenSince(ctx, id)
+	if err != nil || r.app.now().Sub(since) < creatingGrace {
+		return
+	}
+	if err := r.app.orders.CloseIndex(ctx, id); err != nil {
+		r.app.logger.Error("reconciler: dropping orphan index entry", zap.String("order_id", id), zap.Error(err))
+	}
+}
+
+// recoverCreating finishes an order whose checkout was interrupted between
+// writing it and storing the provider's reply. A provider that refuses a
+// repeated order id gets the same request again; the others cannot be
+// asked whether the first one went through, so the order fails rather than
+// risk a second invoice. The buyer never got a payment link for it.
+func (r *reconciler) recoverCreating(ctx context.Context, acc *account, o *Order) {
+	a := r.app
+	if _, ok := acc.PaymentProvider.(OrderIDIdempotent); !ok {
+		r.transition(ctx, o, OrderFailed, "checkout interrupted before the provider's reply; "+
+			acc.provider+" cannot be asked whether the payment was created, so it is not created twice")
+		return
+	}
+	start := time.Now()
+	payment, err := acc.CreatePayment(ctx, a.paymentRequest(o))
+	switch {
+	case err == nil:
+		o.Payment = payment
+		r.transition(ctx, o, OrderPending, "")
+	case errors.Is(err, ErrDuplicate):
+		// The first request went through; its reply was lost. The payment
+		// is found by our order id from now on.
+		r.transition(ctx, o, OrderPending, "recovered: the provider already had this order")
+	case errors.Is(err, ErrUnavailable):
+		a.logger.Warn("reconciler: provider unavailable while recovering an order; will retry",
+			zap.String("order_id", o.ID), zap.String("provider", acc.provider), zap.Duration("duration", time.Since(start)), zap.Error(err))
+	default:
+		r.transition(ctx, o, OrderFailed, err.Error())
+	}
+}
+
+// checkPending asks the provider about a pending payment and expires the
+// order when its time is up and it is still unpaid.
+func (r *reconciler) checkPending(ctx context.Context, acc *account, o *Order) {
+	a := r.app
+	st, err := a.paymentStatus(ctx, acc, o)
+	if err == nil && st.Paid {
+		r.markPaid(ctx, o, st)
+		return
+	}
+	if err != nil && !errors.Is(err, ErrNotSupported) {
+		a.logger.Warn("reconciler: payment status", zap.String("order_id", o.ID), zap.String("provider", acc.provider), zap.Error(err))
+		return
+	}
+	if a.now().Before(o.ExpiresAt) {
+		return
+	}
+	err = acc.CancelPayment(ctx, PaymentRef{ID: o.Payment.ID, OrderID: o.ID})
+	switch {
+	case err == nil, errors.Is(err, ErrNotSupported), errors.Is(err, ErrInvalid):
+		r.transition(ctx, o, OrderExpired, "")
+	case errors.Is(err, ErrUnavailable):
+		a.logger.Warn("reconciler: provider unavailable while cancelling an expired order; will retry",
+			zap.String("order_id", o.ID), zap.String("provider", acc.provider), zap.Error(err))
+	default:
+		// Refused: perhaps paid at the last moment. Look once more.
+		if st, err := a.paymentStatus(ctx, acc, o); err == nil && st.Paid {
+			r.markPaid(ctx, o, st)
+			return
+		}
+		r.transition(ctx, o, OrderExpired, "cancel refused: "+err.Error())
+	}
+}
+
+// markPaid records a payment. A reported amount below the order's keeps
+// the order pending for an operator to look at.
+func (r *reconciler) markPaid(ctx context.Context, o *Order, st PaymentStatus) {
+	if st.Amount.Valid {
+		o.PaidAmount = st.Amount
+		if st.Amount.Decimal.LessThan(o.Amount) {
+			msg := "provider reports " + FormatAmount(st.Amount.Decimal) + " paid of " + FormatAmount(o.Amount)
+			if o.Error != msg {
+				o.Error = msg
+				r.save(ctx, o)
+				r.app.logger.Warn("order underpaid", zap.String("order_id", o.ID), zap.String("provider", o.Provider))
+			}
+			return
+		}
+	}
+	o.PaidAt = r.app.now()
+	if r.transition(ctx, o, OrderPaid, "") {
+		r.app.orderPaid(ctx, o)
+	}
+}
+
+// transition moves an order to a new state, stores it and logs the change.
+func (r *reconciler) transition(ctx context.Context, o *Order, state OrderState, note string) bool {
+	from := o.State
+	o.State, o.Error = state, note
+	if !state.Open() {
+		o.ClosedAt = r.app.now()
+	}
+	if !r.save(ctx, o) {
+		return false
+	}
+	r.app.logger.Info("order "+string(state), zap.String("order_id", o.ID), zap.String("from", string(from)),
+		zap.String("account", o.Account), zap.String("provider", o.Provider), zap.String("note", note))
+	return true
+}
+
+func (r *reconciler) save(ctx context.Context, o *Order) bool {
+	o.UpdatedAt = r.app.now()
+	if err := r.app.orders.Save(ctx, o); err != nil {
+		r.app.logger.Error("reconciler: saving order", zap.String("order_id", o.ID), zap.Error(err))
+		return false
+	}
+	return true
+}

@@ -1,0 +1,68 @@
+package kassa
+
+import "time"
+
+// The JSON a buyer's client gets. Amounts are strings with two decimals.
+
+// itemView is an order line.
+type itemView struct {
+	SKU   string `json:"sku,omitempty"`
+	Name  string `json:"name"`
+	Qty   int64  `json:"qty"`
+	Price string `json:"price"`
+	VAT   VAT    `json:"vat,omitempty"`
+}
+
+// payToView is where to pay when the provider has no payment page.
+type payToView struct {
+	Wallet string `json:"wallet,omitempty"`
+	Card   string `json:"card,omitempty"`
+}
+
+// createdView answers a checkout.
+type createdView struct {
+	OrderID    string     `json:"order_id"`
+	State      OrderState `json:"state"`
+	Amount     string     `json:"amount"`
+	PaymentURL string     `json:"payment_url,omitempty"`
+	PayTo      *payToView `json:"pay_to"`
+}
+
+// statusView answers a status poll; the buyer's contacts are masked.
+type statusView struct {
+	createdView
+	Items     []itemView  `json:"items"`
+	CreatedAt time.Time   `json:"created_at"`
+	PaidAt    *time.Time  `json:"paid_at"`
+	ExpiresAt time.Time   `json:"expires_at"`
+	Email     string      `json:"email,omitempty"`
+	Phone     string      `json:"phone,omitempty"`
+	Receipt   receiptView `json:"receipt"`
+}
+
+// receiptView is where an order's fiscal receipt stands.
+type receiptView struct {
+	State string `json:"state"`
+}
+
+func newCreatedView(o *Order) createdView {
+	v := createdView{OrderID: o.ID, State: o.State.Public(), Amount: FormatAmount(o.Amount), PaymentURL: o.Payment.URL}
+	if o.Payment.Wallet != "" || o.Payment.Card != "" {
+		v.PayTo = &payToView{Wallet: o.Payment.Wallet, Card: o.Payment.Card}
+	}
+	return v
+}
+
+func newStatusView(o *Order) statusView {
+	v := statusView{createdView: newCreatedView(o), Items: make([]itemView, len(o.Items)),
+		CreatedAt: o.CreatedAt, ExpiresAt: o.ExpiresAt, Email: MaskEmail(o.Email), Phone: MaskPhone(o.Phone),
+		Receipt: receiptView{State: "none"}}
+	for i, it := range o.Items {
+		v.Items[i] = itemView{SKU: it.SKU, Name: it.Name, Qty: it.Qty, Price: FormatAmount(it.Price), VAT: it.VAT}
+	}
+	if !o.PaidAt.IsZero() {
+		paid := o.PaidAt
+		v.PaidAt = &paid
+	}
+	return v
+}
