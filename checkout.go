@@ -178,12 +178,15 @@ func (h *Checkout) create(w http.ResponseWriter, r *http.Request) error {
 	now := h.app.now()
 	o.State, o.CreatedAt, o.UpdatedAt = OrderCreating, now, now
 	o.ExpiresAt = now.Add(time.Duration(h.app.OrderTTL))
-	if err := h.app.orders.Create(r.Context(), o); err != nil {
+	// From here on a buyer who leaves does not cut the checkout short: the
+	// provider's timeout bounds it, and its outcome is recorded either way.
+	ctx := context.WithoutCancel(r.Context())
+	if err := h.app.orders.Create(ctx, o); err != nil {
 		return err
 	}
 
 	start := time.Now()
-	payment, err := h.acc.CreatePayment(r.Context(), h.app.paymentRequest(o))
+	payment, err := h.acc.CreatePayment(ctx, h.app.paymentRequest(o))
 	if err != nil {
 		h.createFailed(o, err, time.Since(start))
 		return err
@@ -191,7 +194,7 @@ func (h *Checkout) create(w http.ResponseWriter, r *http.Request) error {
 	o.Payment, o.State, o.UpdatedAt = payment, OrderPending, h.app.now()
 	// A failure to store this is logged, not returned: the buyer can pay,
 	// and the reconciler finds the order in creating and recovers it.
-	if err := h.app.orders.Save(context.WithoutCancel(r.Context()), o); err != nil {
+	if err := h.app.orders.Save(ctx, o); err != nil {
 		h.logger.Error("storing a created payment", zap.String("order_id", o.ID), zap.Error(err))
 	}
 	h.logger.Info("order created", zap.String("order_id", o.ID), zap.String("account", o.Account),

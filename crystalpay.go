@@ -457,6 +457,10 @@ func validateToken(field, value string, max int) error {
 	return nil
 }
 
+// callTimeout is how long one call may take; the reconciler waits longer
+// than a checkout can take before it recovers one.
+func (c *CrystalPay) callTimeout() time.Duration { return c.api.callTimeout() }
+
 // Interface guards
 var (
 	_ caddy.Provisioner     = (*CrystalPay)(nil)

@@ -1045,6 +1045,10 @@ func pegasTTL(ttl time.Duration) (string, error) {
 // order_id, which makes re-sending a deposit safe.
 func (p *Pegas) RefusesRepeatedOrderID() {}
 
+// callTimeout is how long one call may take; the reconciler waits longer
+// than a checkout can take before it recovers one.
+func (p *Pegas) callTimeout() time.Duration { return p.api.callTimeout() }
+
 // Interface guards
 var (
 	_ caddy.Provisioner     = (*Pegas)(nil)

@@ -13,10 +13,19 @@ import (
 // a reload) one works on the open orders at a time.
 const reconcilerLock = "kassa/reconciler"
 
-// creatingGrace is how long an order may stay in creating before the
-// reconciler takes it for one whose checkout was interrupted: longer than
-// any provider call of the checkout can take.
-const creatingGrace = time.Minute
+// defaultCreatingGrace is how long an order may stay in creating before the
+// reconciler takes it for one whose checkout was interrupted, for a
+// provider that does not say how long its calls can take.
+const defaultCreatingGrace = time.Minute
+
+// creatingGrace is how long a checkout through acc can take: twice the
+// provider's call timeout and a second, or the default.
+func creatingGrace(acc *account) time.Duration {
+	if t, ok := acc.PaymentProvider.(interface{ callTimeout() time.Duration }); ok {
+		return 2*t.callTimeout() + time.Second
+	}
+	return defaultCreatingGrace
+}
 
 // reconciler finishes open orders in the background: it asks providers
 // whether pending payments were paid, expires unpaid orders past their time
@@ -135,7 +144,7 @@ func (r *reconciler) reconcile(ctx context.Context, id string) {
 	}
 	switch o.State {
 	case OrderCreating:
-		if a.now().Sub(o.CreatedAt) >= creatingGrace {
+		if a.now().Sub(o.CreatedAt) >= creatingGrace(acc) {
 			r.recoverCreating(ctx, acc, o)
 		}
 	case OrderPending:
@@ -148,7 +157,7 @@ func (r *reconciler) reconcile(ctx context.Context, id string) {
 // older than a checkout can take.
 func (r *reconciler) dropOrphanIndex(ctx context.Context, id string) {
 	since, err := r.app.orders.OpenSince(ctx, id)
-	if err != nil || r.app.now().Sub(since) < creatingGrace {
+	if err != nil || r.app.now().Sub(since) < defaultCreatingGrace {
 		return
 	}
 	if err := r.app.orders.CloseIndex(ctx, id); err != nil {

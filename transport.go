@@ -106,6 +106,9 @@ func (c *apiClient) withSecrets(extra ...string) *apiClient {
 	return &call
 }
 
+// callTimeout is how long one call may take.
+func (c *apiClient) callTimeout() time.Duration { return c.timeout }
+
 // close releases the client's idle connections.
 func (c *apiClient) close() {
 	c.http.CloseIdleConnections()
