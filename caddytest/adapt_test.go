@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -76,5 +78,64 @@ func writeGolden(t *testing.T, file, caddyfile string) {
 	out := strings.TrimRight(caddyfile, "\n") + goldenSeparator + pretty.String() + "\n"
 	if err := os.WriteFile(file, []byte(out), 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// syntaxReference matches a Caddyfile block that documents syntax with
+// <placeholders> rather than giving a config.
+var syntaxReference = regexp.MustCompile(`<[a-z][a-z0-9 ._|-]*>`)
+
+// TestReadmeExamples adapts every Caddyfile example in README.md and
+// compares it with testdata/readme/NN.json (-update rewrites them). A
+// snippet of provider options is adapted inside the kassa global option,
+// a sandbox snippet inside a site.
+func TestReadmeExamples(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks := regexp.MustCompile("(?s)```caddyfile\n(.*?)```").FindAllStringSubmatch(string(readme), -1)
+	tested := 0
+	for i, m := range blocks {
+		example := m[1]
+		if syntaxReference.MatchString(example) {
+			continue
+		}
+		wrapped := true
+		switch first := strings.Fields(example)[0]; first {
+		case "payment", "receipts":
+			example = "{\n\tkassa {\n" + example + "\t}\n}\n"
+		case "fault":
+			example = "http://localhost:9080 {\n\tkassa_sandbox {\n" + example + "\t}\n}\n"
+		default:
+			wrapped = false
+		}
+		tested++
+		name := fmt.Sprintf("testdata/readme/%02d.json", i)
+		adapted, warnings, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(example), nil)
+		if err != nil {
+			t.Errorf("README example %d does not adapt: %v\n%s", i, err, example)
+			continue
+		}
+		if len(warnings) > 0 && !wrapped {
+			t.Errorf("README example %d: warnings %v", i, warnings)
+		}
+		var pretty bytes.Buffer
+		json.Indent(&pretty, adapted, "", "\t")
+		if *update {
+			os.MkdirAll("testdata/readme", 0o755)
+			if err := os.WriteFile(name, pretty.Bytes(), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		want, err := os.ReadFile(name)
+		if err != nil || !bytes.Equal(bytes.TrimSpace(want), bytes.TrimSpace(pretty.Bytes())) {
+			t.Errorf("README example %d adapts differently from %s (run go test ./caddytest -run Readme -update to accept):\n%s",
+				i, name, pretty.String())
+		}
+	}
+	if tested < 5 {
+		t.Errorf("only %d README examples found", tested)
 	}
 }
