@@ -1,0 +1,176 @@
+package kassa
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	_ "github.com/caddyserver/caddy/v2/modules/filestorage"
+	"github.com/shopspring/decimal"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+)
+
+func TestGlobalOption(t *testing.T) {
+	d := caddyfile.NewTestDispenser(`kassa {
+		payment main crystalpay {
+			login {env.CRYSTALPAY_LOGIN}
+			secret {env.CRYSTALPAY_SECRET}
+		}
+		payment card pegas {
+			token {env.PEGAS_TOKEN}
+			endpoint https://pegas.example/api/v1
+			type wallet
+		}
+		receipts smartcashier {
+			token {env.SMARTCASHIER_TOKEN}
+			taxation usn_income
+		}
+		catalog /srv/shop/catalog.json
+		product tea-green 350.00 "Green tea 100 g" vat20
+		product cup 1200 Cup
+		poll_interval 5s
+		order_ttl 1h
+		storage file_system /var/lib/kassa
+	}`)
+	out, err := parseGlobalOption(d, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var app map[string]any
+	if err := json.Unmarshal(out.(httpcaddyfile.App).Value, &app); err != nil {
+		t.Fatal(err)
+	}
+	payments := app["payments"].(map[string]any)
+	main := payments["main"].(map[string]any)
+	card := payments["card"].(map[string]any)
+	if main["provider"] != "crystalpay" || main["secret"] != "{env.CRYSTALPAY_SECRET}" ||
+		card["provider"] != "pegas" || card["type"] != "wallet" {
+		t.Errorf("payments = %v", payments)
+	}
+	if r := app["receipts"].(map[string]any); r["provider"] != "smartcashier" || r["taxation"] != "usn_income" {
+		t.Errorf("receipts = %v", r)
+	}
+	if s := app["storage"].(map[string]any); s["module"] != "file_system" || s["root"] != "/var/lib/kassa" {
+		t.Errorf("storage = %v", s)
+	}
+	products := app["products"].([]any)
+	if len(products) != 2 || products[0].(map[string]any)["vat"] != "vat20" || products[1].(map[string]any)["price"] != "1200.00" {
+		t.Errorf("products = %v", products)
+	}
+	if app["catalog"] != "/srv/shop/catalog.json" || app["poll_interval"] != 5e9 || app["order_ttl"] != 3600e9 {
+		t.Errorf("app = %v", app)
+	}
+}
+
+func TestGlobalOptionErrors(t *testing.T) {
+	for input, want := range map[string]string{
+		"kassa {\n payment main crystalpay {\n login a\n }\n payment main pegas\n}": `payment account "main" given twice`,
+		"kassa {\n payment Main crystalpay\n}":                                      "want 1 to 32",
+		"kassa {\n payment main\n}":                                                 "wrong argument count",
+		"kassa {\n payment main paypal\n}":                                          "kassa.payments.paypal",
+		"kassa {\n payment main crystalpay {\n sekret x\n }\n}":                     `unrecognized subdirective "sekret"`,
+		"kassa {\n receipts smartcashier {\n vat vat21\n }\n}":                      "vat21",
+		"kassa {\n receipts smartcashier\n receipts smartcashier\n}":                "receipts given twice",
+		"kassa {\n product tea\n}":                                                  "want <sku> <price> <name>",
+		"kassa {\n product tea 1e3 Tea\n}":                                          "product tea",
+		"kassa {\n product tea 350 Tea vat21\n}":                                    "vat21",
+		"kassa {\n product tea 350 Tea\n product tea 1 Tea\n}":                      "product tea given twice",
+		"kassa {\n poll_interval soon\n}":                                           "bad duration",
+		"kassa {\n order_ttl\n}":                                                    "wrong argument count",
+		"kassa {\n catalog a.json\n catalog b.json\n}":                              "catalog given twice",
+		"kassa {\n webhook /x\n}":                                                   `unrecognized kassa option "webhook"`,
+		"kassa extra":                                                               "wrong argument count",
+	} {
+		_, err := parseGlobalOption(caddyfile.NewTestDispenser(input), nil)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: err = %v, want %q", input, err, want)
+			continue
+		}
+		if !strings.Contains(err.Error(), "Testfile:") {
+			t.Errorf("%q: error does not name the file and line: %v", input, err)
+		}
+	}
+	if _, err := parseGlobalOption(caddyfile.NewTestDispenser("kassa"), &App{}); err == nil {
+		t.Error("a second kassa option was accepted")
+	}
+}
+
+func TestCheckoutCaddyfile(t *testing.T) {
+	var h Checkout
+	err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(`kassa_checkout main {
+		redirect https://shop.example/thanks?order={kassa.order_id}
+		amount_range 10 5000.50
+		description "Donation"
+		max_body 16KiB
+	}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.Payment != "main" || h.Redirect != "https://shop.example/thanks?order={kassa.order_id}" ||
+		!h.AmountRange.Min.Equal(decimal.NewFromInt(10)) || !h.AmountRange.Max.Equal(decimal.RequireFromString("5000.5")) ||
+		h.Description != "Donation" || h.MaxBody != 16<<10 {
+		t.Errorf("got %+v", h)
+	}
+	var proxied Checkout
+	err = proxied.UnmarshalCaddyfile(caddyfile.NewTestDispenser(`kassa_checkout {
+		payment card
+		amount {rp.header.X-Kassa-Amount}
+		order_id {rp.header.X-Kassa-Order}
+		items {rp.header.X-Kassa-Items}
+		email {rp.header.X-Kassa-Email}
+		phone {rp.header.X-Kassa-Phone}
+	}`))
+	if err != nil || proxied.Payment != "card" || proxied.Amount != "{rp.header.X-Kassa-Amount}" ||
+		proxied.Items != "{rp.header.X-Kassa-Items}" || proxied.Phone != "{rp.header.X-Kassa-Phone}" {
+		t.Errorf("proxied: %+v, %v", proxied, err)
+	}
+
+	for input, want := range map[string]string{
+		"kassa_checkout main extra":                                       "wrong argument count",
+		"kassa_checkout {\n amount_range 10\n}":                           "wrong argument count",
+		"kassa_checkout {\n amount_range 100 10\n}":                       "want 0 < min",
+		"kassa_checkout {\n amount_range 0 10\n}":                         "want 0 < min",
+		"kassa_checkout {\n amount_range -1 10\n}":                        "amount_range",
+		"kassa_checkout {\n amount_range 1 10\n amount_range 1 10\n}":     "given twice",
+		"kassa_checkout {\n max_body lots\n}":                             "bad size",
+		"kassa_checkout {\n redirect\n}":                                  "wrong argument count",
+		"kassa_checkout {\n price 1\n}":                                   `unrecognized subdirective "price"`,
+		"kassa_checkout main {\n payment card\n}":                         "payment given twice",
+		"kassa_checkout {\n description a\n description b\n}":             "given twice",
+		"kassa_checkout {\n amount {rp.header.A}\n amount {rp.header.B}}": "given twice",
+	} {
+		var h Checkout
+		err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(input))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: err = %v, want %q", input, err, want)
+		}
+	}
+}
+
+// TestProvisionWarnsOfKopecks: a catalog price with kopecks and a
+// CrystalPAY account give a warning at start.
+func TestProvisionWarnsOfKopecks(t *testing.T) {
+	core, logs := observer.New(zap.WarnLevel)
+	app := &App{
+		Products: []Product{{SKU: "candy", Name: "Candy", Price: decimal.RequireFromString("99.99")},
+			{SKU: "tea", Name: "Tea", Price: decimal.NewFromInt(350)}},
+	}
+	app.accounts = map[string]*account{"main": {name: "main", provider: "crystalpay"}}
+	app.logger = zap.New(core)
+	catalog, err := NewCatalog(app.Products)
+	if err != nil {
+		t.Fatal(err)
+	}
+	app.catalog = catalog
+	app.warnKopecks()
+	entries := logs.FilterMessageSnippet("whole rubles").All()
+	if len(entries) != 1 || entries[0].ContextMap()["account"] != "main" {
+		t.Fatalf("warnings = %v", logs.All())
+	}
+	if skus := entries[0].ContextMap()["skus"]; len(skus.([]any)) != 1 {
+		t.Errorf("skus = %v", skus)
+	}
+}
