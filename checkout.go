@@ -445,10 +445,6 @@ func (a *App) paymentStatus(ctx context.Context, acc *account, o *Order) (Paymen
 	})
 }
 
-// orderPaid runs once, in the reconciler, when an order becomes paid. The
-// fiscal receipt is issued from here.
-func (a *App) orderPaid(context.Context, *Order) {}
-
 // keyLocks serialises the checkouts that share an idempotency key within
 // this instance, so a double-clicked button makes one order.
 type keyLocks struct {

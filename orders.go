@@ -104,6 +104,59 @@ type Order struct {
 
 	// Error is the last failure on the order, for the operator.
 	Error string `json:"error,omitempty"`
+
+	// Receipt is the order's fiscal sale receipt, once the order is paid
+	// and a receipt service is configured.
+	Receipt *OrderReceipt `json:"receipt,omitempty"`
+	// Refund is the return receipt of a refunded order.
+	Refund *OrderReceipt `json:"refund,omitempty"`
+}
+
+// Open reports whether the reconciler still has work on the order: its
+// payment, or a receipt on its way.
+func (o *Order) Open() bool {
+	return o.State.Open() || o.Receipt.underway() || o.Refund.underway()
+}
+
+// ReceiptState is where an order's fiscal receipt stands.
+type ReceiptState string
+
+// The states of a receipt. Sending is written before the receipt service
+// is called, so a crash leaves a record the reconciler sends again under
+// the same operation id.
+const (
+	ReceiptSending ReceiptState = "sending"
+	ReceiptQueued  ReceiptState = "queued"
+	ReceiptDone    ReceiptState = "done"
+	ReceiptFailed  ReceiptState = "failed"
+)
+
+// Public is the state a buyer sees: a receipt being sent is queued.
+func (s ReceiptState) Public() ReceiptState {
+	if s == ReceiptSending {
+		return ReceiptQueued
+	}
+	return s
+}
+
+// OrderReceipt is a fiscal receipt of an order and where it stands.
+type OrderReceipt struct {
+	// OperationID is derived from the order id, so the receipt service
+	// prints one receipt however often it is sent.
+	OperationID string       `json:"operation_id"`
+	Type        ReceiptType  `json:"type"`
+	State       ReceiptState `json:"state"`
+	// Attempts counts the times the receipt was sent.
+	Attempts int           `json:"attempts"`
+	Fiscal   *FiscalParams `json:"fiscal,omitempty"`
+	// Error is the receipt service's message when the receipt failed.
+	Error  string    `json:"error,omitempty"`
+	SentAt time.Time `json:"sent_at,omitzero"`
+	DoneAt time.Time `json:"done_at,omitzero"`
+}
+
+func (r *OrderReceipt) underway() bool {
+	return r != nil && (r.State == ReceiptSending || r.State == ReceiptQueued)
 }
 
 // Valid reports whether s is one of the order states above.
@@ -380,7 +433,7 @@ func (s *OrderStore) Create(ctx context.Context, o *Order) error {
 			return err
 		}
 	}
-	if o.State.Open() {
+	if o.Open() {
 		if err := s.storeKey(ctx, openKey(o.ID), []byte(o.ID)); err != nil {
 			return err
 		}
@@ -429,7 +482,7 @@ func (s *OrderStore) Save(ctx context.Context, o *Order) error {
 	if err := s.storeKey(ctx, orderKey(o.ID), rec); err != nil {
 		return err
 	}
-	if o.State.Open() {
+	if o.Open() {
 		return s.storeKey(ctx, openKey(o.ID), []byte(o.ID))
 	}
 	return s.CloseIndex(ctx, o.ID)
@@ -553,7 +606,7 @@ func (s *OrderStore) Prune(ctx context.Context, grace time.Duration) (int, error
 			}
 		case err != nil:
 			return removed, err
-		case o.State.Open():
+		case o.Open():
 			continue
 		}
 		if err := s.CloseIndex(ctx, id); err != nil {

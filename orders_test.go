@@ -80,6 +80,12 @@ func fullOrder() *Order {
 		PaidAt:     at.Add(time.Minute),
 		ClosedAt:   at.Add(2 * time.Minute),
 		Error:      "provider said no",
+		Receipt: &OrderReceipt{OperationID: "kassa-x-sale", Type: ReceiptSale, State: ReceiptDone, Attempts: 2,
+			Fiscal: &FiscalParams{DocumentNumber: 24, DocumentSign: "0637894524", DocumentTime: time.Date(2026, 11, 23, 14, 33, 11, 0, time.UTC),
+				ReceiptNumber: 5, ShiftNumber: 3, FNNumber: "9999451122", RegistrationNumber: "00244", FNSURL: "www.nalog.ru", NotPrinted: true},
+			SentAt: time.Date(2026, 11, 23, 14, 33, 0, 0, time.UTC), DoneAt: time.Date(2026, 11, 23, 14, 34, 0, 0, time.UTC)},
+		Refund: &OrderReceipt{OperationID: "kassa-x-sale_return", Type: ReceiptSaleReturn, State: ReceiptFailed, Attempts: 1,
+			Error: "Открыта крышка.", SentAt: time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)},
 	}
 }
 

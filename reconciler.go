@@ -130,10 +130,14 @@ func (r *reconciler) reconcile(ctx context.Context, id string) {
 		a.logger.Error("reconciler: loading order", zap.String("order_id", id), zap.Error(err))
 		return
 	}
-	if !o.State.Open() {
+	if !o.Open() {
 		if err := a.orders.CloseIndex(ctx, id); err != nil {
 			a.logger.Error("reconciler: closing index entry", zap.String("order_id", id), zap.Error(err))
 		}
+		return
+	}
+	r.advanceReceipts(ctx, o)
+	if !o.State.Open() {
 		return
 	}
 	acc, ok := a.accounts[o.Account]
@@ -245,7 +249,7 @@ func (r *reconciler) markPaid(ctx context.Context, o *Order, st PaymentStatus) {
 	}
 	o.PaidAt = r.app.now()
 	if r.transition(ctx, o, OrderPaid, "") {
-		r.app.orderPaid(ctx, o)
+		r.queueReceipt(ctx, o, ReceiptSale)
 	}
 }
 

@@ -908,3 +908,7 @@ var (
 	_ caddyfile.Unmarshaler = (*SmartCashier)(nil)
 	_ ReceiptProvider       = (*SmartCashier)(nil)
 )
+
+// defaultVAT is the VAT rate of positions that have none, for showing a
+// receipt as it was printed.
+func (s *SmartCashier) defaultVAT() VAT { return s.vat }

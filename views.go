@@ -40,9 +40,22 @@ type statusView struct {
 	Receipt   receiptView `json:"receipt"`
 }
 
-// receiptView is where an order's fiscal receipt stands.
+// receiptView is where an order's fiscal receipt stands: none, queued,
+// done or failed, with the fiscal data once done.
 type receiptView struct {
-	State string `json:"state"`
+	OrderID     string        `json:"order_id,omitempty"`
+	OperationID string        `json:"operation_id,omitempty"`
+	State       ReceiptState  `json:"state"`
+	Fiscal      *FiscalParams `json:"fiscal,omitempty"`
+	Error       string        `json:"error,omitempty"`
+}
+
+// newReceiptView reports an order's sale receipt.
+func newReceiptView(o *Order) receiptView {
+	if o.Receipt == nil {
+		return receiptView{State: "none"}
+	}
+	return receiptView{OperationID: o.Receipt.OperationID, State: o.Receipt.State.Public(), Fiscal: o.Receipt.Fiscal, Error: o.Receipt.Error}
 }
 
 func newCreatedView(o *Order) createdView {
@@ -56,7 +69,7 @@ func newCreatedView(o *Order) createdView {
 func newStatusView(o *Order) statusView {
 	v := statusView{createdView: newCreatedView(o), Items: make([]itemView, len(o.Items)),
 		CreatedAt: o.CreatedAt, ExpiresAt: o.ExpiresAt, Email: MaskEmail(o.Email), Phone: MaskPhone(o.Phone),
-		Receipt: receiptView{State: "none"}}
+		Receipt: newReceiptView(o)}
 	for i, it := range o.Items {
 		v.Items[i] = itemView{SKU: it.SKU, Name: it.Name, Qty: it.Qty, Price: FormatAmount(it.Price), VAT: it.VAT}
 	}

@@ -28,7 +28,21 @@
 			price.textContent = rub(it.price);
 		});
 		document.getElementById("total").textContent = "Итого: " + rub(order.amount);
+		var receipt = document.getElementById("receipt");
+		if (order.receipt && order.receipt.state === "done") {
+			receipt.innerHTML = "";
+			var link = document.createElement("a");
+			link.href = "/receipt?order=" + encodeURIComponent(id);
+			link.textContent = "Кассовый чек (ФП " + order.receipt.fiscal.fiscalDocumentSign + ")";
+			receipt.appendChild(link);
+		} else if (order.receipt && order.receipt.state === "failed") {
+			receipt.textContent = "Чек не сформирован: " + order.receipt.error;
+		} else if (order.state === "paid") {
+			receipt.textContent = "Формируем кассовый чек…";
+		}
 	}
+
+	var receiptPolls = 0;
 
 	function poll(delay) {
 		fetch("/pay?order=" + encodeURIComponent(id), { headers: { Accept: "application/json" } })
@@ -36,7 +50,8 @@
 			.then(function (res) {
 				if (!res.ok) { state.textContent = res.body.error ? res.body.error.message : "Ошибка"; return; }
 				show(res.body);
-				if (res.body.state === "pending") { setTimeout(function () { poll(Math.min(delay * 1.5, 5000)); }, delay); }
+				var receiptComing = res.body.state === "paid" && ["none", "queued"].indexOf(res.body.receipt.state) >= 0 && ++receiptPolls < 30;
+				if (res.body.state === "pending" || receiptComing) { setTimeout(function () { poll(Math.min(delay * 1.5, 5000)); }, delay); }
 			})
 			.catch(function () { setTimeout(function () { poll(5000); }, 5000); });
 	}

@@ -1,0 +1,168 @@
+package kassa
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// receiptOperationID is the operation id of an order's receipt of a type.
+// Derived from the order id, it makes the receipt service print one receipt
+// per order and type, however often, from however many instances, it is
+// sent.
+func receiptOperationID(orderID string, t ReceiptType) string {
+	return "kassa-" + orderID + "-" + t.String()
+}
+
+// fiscalReceipt is the receipt of an order: its items (or one position
+// named by its description), paid cashless, to the buyer's contacts.
+// Taxation and unset VAT rates take the receipt service's configuration.
+func fiscalReceipt(o *Order, rec *OrderReceipt) Receipt {
+	r := Receipt{OperationID: rec.OperationID, Type: rec.Type, Email: o.Email, Phone: o.Phone, Cashless: o.Amount}
+	for _, it := range o.Items {
+		r.Positions = append(r.Positions, Position{Name: it.Name, Quantity: it.Qty, Price: it.Price, VAT: it.VAT})
+	}
+	if len(r.Positions) == 0 {
+		name := o.Description
+		if name == "" {
+			name = "Оплата заказа " + o.ID
+		}
+		r.Positions = []Position{{Name: name, Quantity: 1, Price: o.Amount}}
+	}
+	return r
+}
+
+// queueReceipt starts an order's receipt of a type: it is written as
+// sending first, then sent. Without a receipt service it does nothing.
+func (r *reconciler) queueReceipt(ctx context.Context, o *Order, t ReceiptType) {
+	if r.app.receipts == nil {
+		return
+	}
+	rec := &OrderReceipt{OperationID: receiptOperationID(o.ID, t), Type: t, State: ReceiptSending}
+	if t == ReceiptSaleReturn {
+		o.Refund = rec
+	} else {
+		o.Receipt = rec
+	}
+	if r.save(ctx, o) {
+		r.advanceReceipt(ctx, o, rec)
+	}
+}
+
+// advanceReceipts moves an order's receipts on.
+func (r *reconciler) advanceReceipts(ctx context.Context, o *Order) {
+	for _, rec := range []*OrderReceipt{o.Receipt, o.Refund} {
+		if rec.underway() {
+			r.advanceReceipt(ctx, o, rec)
+		}
+	}
+}
+
+// advanceReceipt sends a receipt that is sending, and asks about one that
+// is queued, storing what it learns. Network failures leave it as it is for
+// the next pass; a receipt the service refuses or fails stays failed until
+// an operator retries it.
+func (r *reconciler) advanceReceipt(ctx context.Context, o *Order, rec *OrderReceipt) {
+	a := r.app
+	if a.receipts == nil {
+		a.logger.Warn("reconciler: an order's receipt is under way but no receipt service is configured",
+			zap.String("order_id", o.ID), zap.String("operation_id", rec.OperationID))
+		return
+	}
+	if rec.State == ReceiptSending {
+		rec.Attempts++
+		rec.SentAt = a.now()
+		start := time.Now()
+		err := a.receipts.FormReceipt(ctx, fiscalReceipt(o, rec))
+		switch {
+		case err == nil:
+			rec.State = ReceiptQueued
+		case errors.Is(err, ErrUnavailable):
+			r.save(ctx, o)
+			a.logger.Warn("receipt service unavailable; will send again", zap.String("order_id", o.ID),
+				zap.String("operation_id", rec.OperationID), zap.Int("attempts", rec.Attempts), zap.Error(err))
+			return
+		default:
+			rec.State, rec.Error = ReceiptFailed, err.Error()
+		}
+		if r.save(ctx, o) {
+			a.logger.Info("receipt "+string(rec.State), zap.String("order_id", o.ID), zap.String("operation_id", rec.OperationID),
+				zap.String("type", rec.Type.String()), zap.Duration("duration", time.Since(start)), zap.String("error", rec.Error))
+		}
+		if rec.State != ReceiptQueued {
+			return
+		}
+	}
+	op, err := a.receipts.ReceiptStatus(ctx, rec.OperationID)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		// Accepted, then lost: sending it again under its operation id is safe.
+		rec.State = ReceiptSending
+		r.save(ctx, o)
+		return
+	case err != nil:
+		a.logger.Warn("receipt status", zap.String("order_id", o.ID), zap.String("operation_id", rec.OperationID), zap.Error(err))
+		return
+	}
+	switch op.Status {
+	case OperationProcessed:
+		rec.State, rec.Fiscal, rec.Error, rec.DoneAt = ReceiptDone, op.Fiscal, "", a.now()
+	case OperationFailed:
+		rec.State, rec.Error = ReceiptFailed, op.Error
+	default:
+		return
+	}
+	if r.save(ctx, o) {
+		a.logger.Info("receipt "+string(rec.State), zap.String("order_id", o.ID), zap.String("operation_id", rec.OperationID),
+			zap.String("type", rec.Type.String()), zap.String("error", rec.Error))
+	}
+}
+
+// reissueReceipt issues an order's receipt of a type, or sends a failed one
+// again under its operation id: the operator's retry, and the return
+// receipt of a refund. It runs under the reconciler's lock and returns the
+// order as it then stands.
+func (a *App) reissueReceipt(ctx context.Context, id string, t ReceiptType) (*Order, error) {
+	if a.receipts == nil {
+		return nil, &RequestError{Status: http.StatusConflict, Code: "no_receipt_service", Message: "no receipt service is configured"}
+	}
+	var o *Order
+	var err error
+	a.reconciler.locked(ctx, func(ctx context.Context) {
+		if o, err = a.orders.Load(ctx, id); err != nil {
+			return
+		}
+		if o.State != OrderPaid {
+			err = &RequestError{Status: http.StatusConflict, Code: "not_paid", Message: "the order is " + string(o.State) + ", not paid"}
+			return
+		}
+		rec := o.Receipt
+		if t == ReceiptSaleReturn {
+			if o.Receipt == nil || o.Receipt.State != ReceiptDone {
+				err = &RequestError{Status: http.StatusConflict, Code: "no_sale_receipt", Message: "a refund needs the order's sale receipt done first"}
+				return
+			}
+			rec = o.Refund
+		}
+		switch {
+		case rec == nil:
+			a.reconciler.queueReceipt(ctx, o, t)
+		case rec.State == ReceiptFailed:
+			rec.State, rec.Error = ReceiptSending, ""
+			if a.reconciler.save(ctx, o) {
+				a.reconciler.advanceReceipt(ctx, o, rec)
+			}
+		case rec.underway():
+			a.reconciler.advanceReceipt(ctx, o, rec)
+		default:
+			err = &RequestError{Status: http.StatusConflict, Code: "receipt_done", Message: "the receipt is already done"}
+		}
+	})
+	if err == nil && ctx.Err() != nil {
+		err = ctx.Err()
+	}
+	return o, err
+}
