@@ -137,10 +137,12 @@ func (h *ReceiptHandler) streamDocument(w http.ResponseWriter, r *http.Request, 
 	if docs == nil {
 		return &RequestError{Status: http.StatusNotFound, Code: "no_document", Message: "this order's payment provider has no documents"}
 	}
-	if o.State != OrderPaid {
-		return &RequestError{Status: http.StatusNotFound, Code: "no_document", Message: "the order is not paid"}
-	}
+	// The provider has the document once the payment is made, which may be
+	// before the reconciler has stored it.
 	doc, err := docs.PaymentDocument(r.Context(), PaymentRef{ID: o.Payment.ID, OrderID: o.ID}, format)
+	if errors.Is(err, ErrNotFound) {
+		return &RequestError{Status: http.StatusNotFound, Code: "no_document", Message: "the order has no payment document (yet): is it paid?"}
+	}
 	if err != nil {
 		return err
 	}
