@@ -126,7 +126,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	a.catalog = catalog
 	a.warnKopecks()
 
-	a.storage = ctx.Storage()
+	storage := ctx.Storage()
 	if a.StorageRaw != nil {
 		mod, err := ctx.LoadModule(a, "StorageRaw")
 		if err != nil {
@@ -136,16 +136,22 @@ func (a *App) Provision(ctx caddy.Context) error {
 		if !ok {
 			return fmt.Errorf("storage module %T is not a caddy.StorageConverter", mod)
 		}
-		if a.storage, err = conv.CertMagicStorage(); err != nil {
+		if storage, err = conv.CertMagicStorage(); err != nil {
 			return fmt.Errorf("creating storage: %v", err)
 		}
 	}
-	a.orders = NewOrderStore(a.storage)
+	a.useStorage(storage)
+	return nil
+}
+
+// useStorage sets up the order store on storage, and what works on it.
+func (a *App) useStorage(storage certmagic.Storage) {
+	a.storage = storage
+	a.orders = NewOrderStore(storage)
 	a.orders.Now = func() time.Time { return a.now() }
 	a.statuses = newStatusGate(time.Second)
 	a.creating = new(keyLocks)
 	a.reconciler = newReconciler(a)
-	return nil
 }
 
 // warnKopecks warns when a catalog price has kopecks and a CrystalPAY

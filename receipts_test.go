@@ -1,0 +1,116 @@
+package kassa
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/certmagic"
+	"github.com/shopspring/decimal"
+	"go.uber.org/zap"
+)
+
+// receiptApp is an app on a fresh file storage with a Pegas account and
+// Smart Cashier on the sandbox.
+func receiptApp(t *testing.T, sb *sandboxServer) *App {
+	t.Helper()
+	a := &App{logger: zap.NewNop(), now: time.Now}
+	a.accounts = map[string]*account{"card": {name: "card", provider: "pegas", PaymentProvider: sb.pegas(t, "")}}
+	a.receipts = sb.smartCashier(t)
+	a.useStorage(&certmagic.FileStorage{Path: t.TempDir()})
+	return a
+}
+
+func paidOrder(t *testing.T, a *App) *Order {
+	t.Helper()
+	o := &Order{ID: NewOrderID(), State: OrderPaid, Account: "card", Provider: "pegas", Amount: decimal.NewFromInt(700),
+		Items: []OrderItem{{SKU: "tea", Name: "Чай", Qty: 2, Price: decimal.NewFromInt(350), VAT: VAT20}},
+		Email: "buyer@example.com", CreatedAt: time.Now(), ExpiresAt: time.Now().Add(time.Hour)}
+	if err := a.orders.Create(context.Background(), o); err != nil {
+		t.Fatal(err)
+	}
+	return o
+}
+
+// TestReceiptRetryAfterNotProcessed: a receipt the till could not print
+// shows its error; the operator's retry sends it again under the same
+// operationId, and one receipt is printed.
+func TestReceiptRetryAfterNotProcessed(t *testing.T) {
+	sb := startSandbox(t, nil)
+	a := receiptApp(t, sb)
+	ctx := context.Background()
+	o := paidOrder(t, a)
+	sb.control(http.MethodPost, "faults", map[string]any{"api": "smartcashier", "op": "formReceipt",
+		"mode": "notprocessed", "count": 1, "message": "Открыта крышка."}, nil)
+
+	a.reconciler.queueReceipt(ctx, o, ReceiptSale)
+	stored, err := a.orders.Load(ctx, o.ID)
+	if err != nil || stored.Receipt == nil || stored.Receipt.State != ReceiptFailed || stored.Receipt.Error != "Открыта крышка." {
+		t.Fatalf("after the failure: %+v, %v", stored.Receipt, err)
+	}
+	if stored.Open() {
+		t.Error("a failed receipt keeps the order open: the reconciler would retry it without an operator")
+	}
+
+	retried, err := a.reissueReceipt(ctx, o.ID, ReceiptSale)
+	if err != nil || retried.Receipt.State != ReceiptDone || retried.Receipt.Fiscal == nil || retried.Receipt.Attempts != 2 {
+		t.Fatalf("retry: %+v, %v", retried.Receipt, err)
+	}
+	calls := sb.calls("smartcashier", "formReceipt")
+	if len(calls) != 2 {
+		t.Fatalf("%d formReceipt calls, want 2", len(calls))
+	}
+	for _, c := range calls {
+		if want := `"operationId":"kassa-` + o.ID + `-sale"`; !contains(c.Body, want) {
+			t.Errorf("call body %s lacks %s", c.Body, want)
+		}
+	}
+	var re *RequestError
+	if _, err := a.reissueReceipt(ctx, o.ID, ReceiptSale); !errors.As(err, &re) || re.Code != "receipt_done" {
+		t.Errorf("retrying a done receipt: %v", err)
+	}
+}
+
+// TestRefundReceipt: a refund issues a return receipt (type 2) under its
+// own operation id, once.
+func TestRefundReceipt(t *testing.T) {
+	sb := startSandbox(t, nil)
+	a := receiptApp(t, sb)
+	ctx := context.Background()
+	o := paidOrder(t, a)
+	var re *RequestError
+	if _, err := a.reissueReceipt(ctx, o.ID, ReceiptSaleReturn); !errors.As(err, &re) || re.Code != "no_sale_receipt" {
+		t.Errorf("refund before the sale receipt: %v", err)
+	}
+	if _, err := a.reissueReceipt(ctx, o.ID, ReceiptSale); err != nil {
+		t.Fatal(err)
+	}
+	refunded, err := a.reissueReceipt(ctx, o.ID, ReceiptSaleReturn)
+	if err != nil || refunded.Refund == nil || refunded.Refund.State != ReceiptDone || refunded.Refund.Type != ReceiptSaleReturn {
+		t.Fatalf("refund: %+v, %v", refunded.Refund, err)
+	}
+	calls := sb.calls("smartcashier", "formReceipt")
+	if len(calls) != 2 || !contains(calls[1].Body, `"receiptType":2`) || !contains(calls[1].Body, `-sale_return"`) {
+		t.Errorf("calls = %+v", calls)
+	}
+	if _, err := a.reissueReceipt(ctx, o.ID, ReceiptSaleReturn); !errors.As(err, &re) || re.Code != "receipt_done" {
+		t.Errorf("a second refund: %v", err)
+	}
+
+	unpaid := paidOrder(t, a)
+	unpaid.State = OrderPending
+	a.orders.Save(ctx, unpaid)
+	if _, err := a.reissueReceipt(ctx, unpaid.ID, ReceiptSale); !errors.As(err, &re) || re.Status != http.StatusConflict {
+		t.Errorf("receipt of an unpaid order: %v", err)
+	}
+	if _, err := a.reissueReceipt(ctx, NewOrderID(), ReceiptSale); !errors.Is(err, ErrOrderNotFound) {
+		t.Errorf("unknown order: %v", err)
+	}
+}
+
+func contains(body []byte, s string) bool {
+	return bytes.Contains(body, []byte(s))
+}
