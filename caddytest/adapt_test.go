@@ -96,6 +96,7 @@ func TestReadmeExamples(t *testing.T) {
 	}
 	blocks := regexp.MustCompile("(?s)```caddyfile\n(.*?)```").FindAllStringSubmatch(string(readme), -1)
 	tested := 0
+	goldens := map[string]bool{}
 	for i, m := range blocks {
 		example := m[1]
 		if syntaxReference.MatchString(example) {
@@ -112,6 +113,7 @@ func TestReadmeExamples(t *testing.T) {
 		}
 		tested++
 		name := fmt.Sprintf("testdata/readme/%02d.json", i)
+		goldens[name] = true
 		adapted, warnings, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(example), nil)
 		if err != nil {
 			t.Errorf("README example %d does not adapt: %v\n%s", i, err, example)
@@ -137,5 +139,11 @@ func TestReadmeExamples(t *testing.T) {
 	}
 	if tested < 5 {
 		t.Errorf("only %d README examples found", tested)
+	}
+	files, _ := filepath.Glob("testdata/readme/*.json")
+	for _, f := range files {
+		if !goldens[filepath.ToSlash(f)] {
+			t.Errorf("%s belongs to no README example: remove it", f)
+		}
 	}
 }
