@@ -217,8 +217,12 @@ func (r *reconciler) checkPending(ctx context.Context, acc *account, o *Order) {
 	}
 	err = acc.CancelPayment(ctx, PaymentRef{ID: o.Payment.ID, OrderID: o.ID})
 	switch {
-	case err == nil, errors.Is(err, ErrNotSupported), errors.Is(err, ErrInvalid):
+	case err == nil, errors.Is(err, ErrNotSupported):
 		r.transition(ctx, o, OrderExpired, "")
+	case errors.Is(err, ErrInvalid):
+		// A recovered invoice whose id the provider never told us cannot be
+		// cancelled through the API: say so to the operator.
+		r.transition(ctx, o, OrderExpired, "not cancelled at the provider ("+err.Error()+"); cancel it in the provider's dashboard")
 	case errors.Is(err, ErrUnavailable):
 		a.logger.Warn("reconciler: provider unavailable while cancelling an expired order; will retry",
 			zap.String("order_id", o.ID), zap.String("provider", acc.provider), zap.Error(err))
