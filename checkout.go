@@ -154,8 +154,7 @@ func (h *Checkout) create(w http.ResponseWriter, r *http.Request) error {
 		if ok {
 			prior, err := h.app.orders.Load(r.Context(), id)
 			if err == nil {
-				w.Header().Set("Idempotent-Replayed", "true")
-				return h.created(w, r, repl, prior)
+				return h.replayed(w, r, repl, prior)
 			}
 			if !errors.Is(err, ErrOrderNotFound) {
 				return err
@@ -181,7 +180,18 @@ func (h *Checkout) create(w http.ResponseWriter, r *http.Request) error {
 	// From here on a buyer who leaves does not cut the checkout short: the
 	// provider's timeout bounds it, and its outcome is recorded either way.
 	ctx := context.WithoutCancel(r.Context())
-	if err := h.app.orders.Create(ctx, o); err != nil {
+	if err := h.app.orders.Create(ctx, o); errors.Is(err, ErrIdempotencyKeyUsed) {
+		// Another instance made this key's order a moment ago: answer with it.
+		id, _, err := h.app.orders.ByIdempotencyKey(ctx, o.IdempotencyKey)
+		if err != nil {
+			return err
+		}
+		prior, err := h.app.orders.Load(ctx, id)
+		if err != nil {
+			return err
+		}
+		return h.replayed(w, r, repl, prior)
+	} else if err != nil {
 		return err
 	}
 
@@ -200,6 +210,12 @@ func (h *Checkout) create(w http.ResponseWriter, r *http.Request) error {
 	h.logger.Info("order created", zap.String("order_id", o.ID), zap.String("account", o.Account),
 		zap.String("provider", o.Provider), zap.Duration("duration", time.Since(start)))
 	return h.created(w, r, repl, o)
+}
+
+// replayed answers a repeated checkout with the order it made before.
+func (h *Checkout) replayed(w http.ResponseWriter, r *http.Request, repl *caddy.Replacer, prior *Order) error {
+	w.Header().Set("Idempotent-Replayed", "true")
+	return h.created(w, r, repl, prior)
 }
 
 // createFailed records a failed payment creation. An order whose provider
