@@ -245,3 +245,21 @@ func TestReceiptOfUnpaidOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestProxiedOrderReceipt: a proxied order's receipt has the items the
+// trusted upstream supplied.
+func TestProxiedOrderReceipt(t *testing.T) {
+	receiptsShop(t, "")
+	v := postJSON(t, "/proxied", `{}`).json(t)
+	id := v["order_id"].(string)
+	sandboxControl(t, http.MethodPost, "pay", map[string]string{"api": "pegas", "order_id": id}, nil)
+	waitFor(t, "the receipt", func() bool { return receiptOf(t, id)["state"] == "done" })
+	bodies, _ := sentReceipts(t)
+	if len(bodies) != 1 || len(bodies[0].Positions) != 1 {
+		t.Fatalf("receipts = %+v", bodies)
+	}
+	p := bodies[0].Positions[0]
+	if p.Name != "Заказ 42" || p.Quantity != 2 || p.Price.String() != "250" || p.TaxType != 3 || bodies[0].Total.String() != "500" {
+		t.Errorf("receipt = %+v", bodies[0])
+	}
+}
