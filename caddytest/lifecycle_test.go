@@ -24,6 +24,15 @@ func shopWith(t *testing.T, storage string, edits ...string) {
 		config = strings.Replace(config, edits[i], edits[i+1], 1)
 	}
 	caddytest.NewTester(t).InitServer(config, "caddyfile")
+	forgetConnections()
+}
+
+// forgetConnections drops the test clients' idle keep-alive connections:
+// one accepted before a config load may still be served by the previous
+// config's server, with another test's storage, for a moment.
+func forgetConnections() {
+	noRedirect.CloseIdleConnections()
+	http.DefaultClient.CloseIdleConnections()
 }
 
 // TestCheckoutDonation: with amount_range the buyer chooses the amount.
