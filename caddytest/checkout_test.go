@@ -24,6 +24,7 @@ const shopConfig = `{
 		payment main crystalpay {
 			login sandbox
 			secret sandbox-secret
+			secret2 sandbox-secret2
 			endpoint http://localhost:9181/crystalpay/api.php
 			timeout 1s
 		}

@@ -1,0 +1,435 @@
+package kassa
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+)
+
+func init() {
+	caddy.RegisterModule(Admin{})
+}
+
+// maxAdminBody caps an admin request's body.
+const maxAdminBody = 64 << 10
+
+// Admin is the operator API on Caddy's admin endpoint (local-only by
+// default, as Caddy's admin is): balances, orders, cancel and confirm,
+// receipts and refunds, payouts, and cash in and out of the till. It finds
+// the running kassa app at request time.
+type Admin struct{}
+
+// CaddyModule returns the Caddy module information.
+func (Admin) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "admin.api.kassa",
+		New: func() caddy.Module { return new(Admin) },
+	}
+}
+
+// Routes serves everything under /kassa/.
+func (Admin) Routes() []caddy.AdminRoute {
+	return []caddy.AdminRoute{{Pattern: "/kassa/", Handler: caddy.AdminHandlerFunc(serveAdmin)}}
+}
+
+// serveAdmin routes an admin request to the running app.
+func serveAdmin(w http.ResponseWriter, r *http.Request) error {
+	app, err := runningApp()
+	if err == nil {
+		err = app.serveAdmin(w, r)
+	}
+	if err != nil {
+		writeAdminError(w, err)
+	}
+	return nil
+}
+
+// runningApp is the kassa app of the running config.
+func runningApp() (*App, error) {
+	mod, err := caddy.ActiveContext().AppIfConfigured("kassa")
+	if err != nil {
+		return nil, &RequestError{Status: http.StatusServiceUnavailable, Code: "no_kassa_app",
+			Message: "the running config has no kassa app: add the kassa global option"}
+	}
+	app, ok := mod.(*App)
+	if !ok {
+		return nil, fmt.Errorf("the kassa app is a %T", mod)
+	}
+	return app, nil
+}
+
+func (a *App) serveAdmin(w http.ResponseWriter, r *http.Request) error {
+	parts := strings.Split(strings.Trim(strings.TrimPrefix(r.URL.Path, "/kassa/"), "/"), "/")
+	get, post := r.Method == http.MethodGet, r.Method == http.MethodPost
+	switch {
+	case get && len(parts) == 1 && parts[0] == "balance":
+		return a.adminBalance(w, r)
+	case get && len(parts) == 1 && parts[0] == "orders":
+		return a.adminOrders(w, r)
+	case get && len(parts) == 2 && parts[0] == "orders":
+		o, err := a.adminOrder(r.Context(), parts[1])
+		if err != nil {
+			return err
+		}
+		return writeJSON(w, http.StatusOK, o)
+	case post && len(parts) == 3 && parts[0] == "orders":
+		return a.adminOrderAction(w, r, parts[1], parts[2])
+	case post && len(parts) == 1 && parts[0] == "payouts":
+		return a.adminPayout(w, r)
+	case post && len(parts) == 2 && parts[0] == "cash" && (parts[1] == "deposit" || parts[1] == "withdraw"):
+		return a.adminCash(w, r, parts[1])
+	case get && len(parts) == 2 && parts[0] == "operations":
+		return a.adminOperation(w, r, parts[1])
+	case adminRouteExists(parts):
+		return &RequestError{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed", Message: r.Method + " is not allowed here"}
+	default:
+		return &RequestError{Status: http.StatusNotFound, Code: "not_found", Message: "no such kassa admin route"}
+	}
+}
+
+func adminRouteExists(parts []string) bool {
+	switch {
+	case len(parts) == 1:
+		return slices.Contains([]string{"balance", "orders", "payouts"}, parts[0])
+	case len(parts) == 2:
+		return parts[0] == "orders" || parts[0] == "operations" || parts[0] == "cash"
+	case len(parts) == 3:
+		return parts[0] == "orders"
+	}
+	return false
+}
+
+// balanceView is an account's balance, or why it could not be read.
+type balanceView struct {
+	Provider string            `json:"provider"`
+	Balance  string            `json:"balance,omitempty"`
+	Wallets  map[string]string `json:"wallets,omitempty"`
+	Error    *adminErrorBody   `json:"error,omitempty"`
+}
+
+// adminBalance reports every account's balance. It answers 200 when at
+// least one account answered, and the status of the failure otherwise.
+func (a *App) adminBalance(w http.ResponseWriter, r *http.Request) error {
+	out := make(map[string]balanceView, len(a.accounts))
+	status, failures := http.StatusOK, 0
+	for _, acc := range a.sortedAccounts() {
+		b, err := acc.Balance(r.Context())
+		if err != nil {
+			failures++
+			status = StatusCode(err)
+			body := adminError(err)
+			out[acc.name] = balanceView{Provider: acc.provider, Error: &body}
+			continue
+		}
+		v := balanceView{Provider: acc.provider, Balance: FormatAmount(b.Total)}
+		if len(b.Wallets) > 0 {
+			v.Wallets = make(map[string]string, len(b.Wallets))
+			for name, amount := range b.Wallets {
+				v.Wallets[name] = FormatAmount(amount)
+			}
+		}
+		out[acc.name] = v
+	}
+	if failures < len(a.accounts) {
+		status = http.StatusOK
+	}
+	return writeJSON(w, status, map[string]any{"accounts": out})
+}
+
+// orderSummary is an order in a list.
+type orderSummary struct {
+	ID           string     `json:"id"`
+	State        OrderState `json:"state"`
+	Account      string     `json:"account"`
+	Provider     string     `json:"provider"`
+	Amount       string     `json:"amount"`
+	CreatedAt    time.Time  `json:"created_at"`
+	PaidAt       *time.Time `json:"paid_at"`
+	ReceiptState string     `json:"receipt_state"`
+	Email        string     `json:"email,omitempty"`
+	Phone        string     `json:"phone,omitempty"`
+}
+
+// adminOrders lists orders newest first, by state, at most limit.
+func (a *App) adminOrders(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	limit := 50
+	if raw := q.Get("limit"); raw != "" {
+		n, err := strconv.Atoi(raw)
+		if err != nil || n < 1 || n > 1000 {
+			return badRequest("bad_limit", "limit", "limit is a whole number from 1 to 1000")
+		}
+		limit = n
+	}
+	orders, err := a.orders.List(r.Context(), OrderState(q.Get("state")), limit)
+	if err != nil {
+		return err
+	}
+	out := make([]orderSummary, 0, len(orders))
+	for _, o := range orders {
+		s := orderSummary{ID: o.ID, State: o.State, Account: o.Account, Provider: o.Provider, Amount: FormatAmount(o.Amount),
+			CreatedAt: o.CreatedAt, Email: o.Email, Phone: o.Phone, ReceiptState: "none"}
+		if !o.PaidAt.IsZero() {
+			paid := o.PaidAt
+			s.PaidAt = &paid
+		}
+		if o.Receipt != nil {
+			s.ReceiptState = string(o.Receipt.State.Public())
+		}
+		out = append(out, s)
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"orders": out})
+}
+
+func (a *App) adminOrder(ctx context.Context, id string) (*Order, error) {
+	o, err := a.orders.Load(ctx, id)
+	if errors.Is(err, ErrOrderNotFound) {
+		return nil, &RequestError{Status: http.StatusNotFound, Code: "unknown_order", Message: "no such order"}
+	}
+	return o, err
+}
+
+// adminOrderAction cancels or confirms an order, or issues its receipt or
+// refund.
+func (a *App) adminOrderAction(w http.ResponseWriter, r *http.Request, id, action string) error {
+	var o *Order
+	var err error
+	switch action {
+	case "cancel":
+		o, err = a.cancelOrder(r.Context(), id)
+	case "confirm":
+		o, err = a.confirmOrder(r.Context(), id)
+	case "receipt":
+		o, err = a.reissueReceipt(r.Context(), id, ReceiptSale)
+	case "refund":
+		o, err = a.reissueReceipt(r.Context(), id, ReceiptSaleReturn)
+	default:
+		return &RequestError{Status: http.StatusNotFound, Code: "not_found", Message: "no such order action: " + action}
+	}
+	if errors.Is(err, ErrOrderNotFound) {
+		return &RequestError{Status: http.StatusNotFound, Code: "unknown_order", Message: "no such order"}
+	}
+	if err != nil {
+		return err
+	}
+	a.logger.Info("operator: order "+action, zap.String("order_id", o.ID), zap.String("state", string(o.State)))
+	return writeJSON(w, http.StatusOK, o)
+}
+
+// cancelOrder cancels a pending order at its provider, under the
+// reconciler's lock. An order the provider reports paid is recorded paid
+// instead, and the cancel refused.
+func (a *App) cancelOrder(ctx context.Context, id string) (*Order, error) {
+	return a.withPendingOrder(ctx, id, func(ctx context.Context, acc *account, o *Order) error {
+		if st, err := acc.PaymentStatus(ctx, PaymentRef{ID: o.Payment.ID, OrderID: o.ID}); err == nil && st.Paid {
+			a.reconciler.markPaid(ctx, o, st)
+			return &RequestError{Status: http.StatusConflict, Code: "already_paid", Message: "the buyer has paid this order"}
+		}
+		err := acc.CancelPayment(ctx, PaymentRef{ID: o.Payment.ID, OrderID: o.ID})
+		if errors.Is(err, ErrNotSupported) {
+			return &RequestError{Status: http.StatusConflict, Code: "cannot_cancel",
+				Message: acc.provider + " cannot cancel a payment link; the order expires after order_ttl"}
+		}
+		if err != nil {
+			return err
+		}
+		a.reconciler.transition(ctx, o, OrderCancelled, "cancelled by an operator")
+		return nil
+	})
+}
+
+// confirmOrder records a pending order as paid on an operator's word, for
+// payments the provider cannot report; its receipt follows.
+func (a *App) confirmOrder(ctx context.Context, id string) (*Order, error) {
+	return a.withPendingOrder(ctx, id, func(ctx context.Context, _ *account, o *Order) error {
+		a.reconciler.markPaid(ctx, o, PaymentStatus{Paid: true})
+		return nil
+	})
+}
+
+// withPendingOrder runs step on a pending order under the reconciler's lock.
+func (a *App) withPendingOrder(ctx context.Context, id string, step func(context.Context, *account, *Order) error) (*Order, error) {
+	var o *Order
+	var err error
+	a.reconciler.locked(ctx, func(ctx context.Context) {
+		if o, err = a.orders.Load(ctx, id); err != nil {
+			return
+		}
+		if !o.State.Open() {
+			err = &RequestError{Status: http.StatusConflict, Code: "not_pending", Message: "the order is " + string(o.State)}
+			return
+		}
+		acc, ok := a.accounts[o.Account]
+		if !ok {
+			err = &RequestError{Status: http.StatusConflict, Code: "unknown_account", Message: "the order's payment account is no longer configured"}
+			return
+		}
+		err = step(ctx, acc, o)
+	})
+	if err == nil && o == nil {
+		err = ctx.Err()
+	}
+	return o, err
+}
+
+// payoutRequest is a payout as an operator posts it.
+type payoutRequest struct {
+	Payment string `json:"payment"`
+	Amount  string `json:"amount"`
+	To      string `json:"to"`
+	Method  string `json:"method"`
+	Comment string `json:"comment"`
+	OrderID string `json:"order_id"`
+}
+
+// adminPayout sends money from a payment account. It is never retried: a
+// payout whose reply was lost may have been made, and CrystalPAY cannot be
+// asked; the operator checks the provider's dashboard before trying again.
+func (a *App) adminPayout(w http.ResponseWriter, r *http.Request) error {
+	var req payoutRequest
+	if err := decodeAdminBody(r, &req); err != nil {
+		return err
+	}
+	if req.Payment == "" {
+		return badRequest("bad_payment", "payment", "name the payment account")
+	}
+	acc, ok := a.accounts[req.Payment]
+	if !ok {
+		return badRequest("bad_payment", "payment", "no payment account %q (there are: %s)", req.Payment, a.accountNames())
+	}
+	amount, err := ParseAmount("amount", req.Amount)
+	if err != nil {
+		return err
+	}
+	out, err := acc.Payout(r.Context(), PayoutRequest{Amount: amount, To: req.To, Method: req.Method, Comment: req.Comment, OrderID: req.OrderID})
+	if err != nil {
+		a.logger.Warn("operator: payout failed", zap.String("account", acc.name), zap.String("provider", acc.provider), zap.Error(err))
+		return err
+	}
+	a.logger.Info("operator: payout sent", zap.String("account", acc.name), zap.String("provider", acc.provider),
+		zap.String("method", req.Method), zap.String("payout_id", out.ID))
+	return writeJSON(w, http.StatusOK, map[string]string{"payment": acc.name, "id": out.ID, "commission": FormatAmount(out.Commission)})
+}
+
+// cashRequest is cash put into or taken out of a till.
+type cashRequest struct {
+	Amount      string `json:"amount"`
+	CashboxID   string `json:"cashbox_id"`
+	OperationID string `json:"operation_id"`
+}
+
+// adminCash records cash in or out of a till. An operation id may be given
+// (a retry with the same id does nothing twice); one is made otherwise.
+func (a *App) adminCash(w http.ResponseWriter, r *http.Request, direction string) error {
+	if a.receipts == nil {
+		return &RequestError{Status: http.StatusConflict, Code: "no_receipt_service", Message: "no receipt service is configured"}
+	}
+	var req cashRequest
+	if err := decodeAdminBody(r, &req); err != nil {
+		return err
+	}
+	amount, err := ParseAmount("amount", req.Amount)
+	if err != nil {
+		return err
+	}
+	if req.OperationID == "" {
+		req.OperationID = "cash-" + NewOrderID()
+	}
+	op := CashOperation{OperationID: req.OperationID, CashboxID: req.CashboxID, Amount: amount}
+	if direction == "deposit" {
+		err = a.receipts.DepositCash(r.Context(), op)
+	} else {
+		err = a.receipts.WithdrawCash(r.Context(), op)
+	}
+	if err != nil {
+		return err
+	}
+	a.logger.Info("operator: cash "+direction, zap.String("operation_id", op.OperationID))
+	return writeJSON(w, http.StatusAccepted, map[string]string{"operation_id": op.OperationID, "state": string(ReceiptQueued)})
+}
+
+// adminOperation reports a receipt-service operation.
+func (a *App) adminOperation(w http.ResponseWriter, r *http.Request, id string) error {
+	if a.receipts == nil {
+		return &RequestError{Status: http.StatusConflict, Code: "no_receipt_service", Message: "no receipt service is configured"}
+	}
+	if err := validateOperationID(id); err != nil {
+		return err
+	}
+	op, err := a.receipts.ReceiptStatus(r.Context(), id)
+	if errors.Is(err, ErrNotFound) {
+		return &RequestError{Status: http.StatusNotFound, Code: "unknown_operation", Message: "no such operation"}
+	}
+	if err != nil {
+		return err
+	}
+	state := map[OperationStatus]ReceiptState{OperationQueued: ReceiptQueued, OperationProcessed: ReceiptDone, OperationFailed: ReceiptFailed}[op.Status]
+	return writeJSON(w, http.StatusOK, receiptView{OperationID: id, State: state, Fiscal: op.Fiscal, Error: op.Error})
+}
+
+// decodeAdminBody reads a JSON body strictly into v.
+func decodeAdminBody(r *http.Request, v any) error {
+	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, maxAdminBody))
+	if err != nil {
+		return &RequestError{Status: http.StatusRequestEntityTooLarge, Code: "body_too_large", Message: "the body is larger than 64 KiB"}
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return badRequest("bad_request", "", "the body is not the documented JSON: %v", err)
+	}
+	if dec.More() {
+		return badRequest("bad_request", "", "the body holds more than one JSON value")
+	}
+	return nil
+}
+
+// adminErrorBody is an error as the admin API reports it.
+type adminErrorBody struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Field   string `json:"field,omitempty"`
+}
+
+// adminError describes err for an operator: unlike a buyer, an operator is
+// told the provider's own code and message (never a secret: provider
+// errors carry none).
+func adminError(err error) adminErrorBody {
+	var re *RequestError
+	var ve *ValidationError
+	var pe *ProviderError
+	switch {
+	case errors.As(err, &re):
+		return adminErrorBody{Code: re.Code, Message: re.Message, Field: re.Field}
+	case errors.As(err, &ve):
+		return adminErrorBody{Code: "invalid", Message: ve.Error(), Field: ve.Field}
+	case errors.As(err, &pe):
+		_, code, _ := publicError(err)
+		return adminErrorBody{Code: code, Message: pe.Error(), Field: pe.Path}
+	default:
+		_, code, message := publicError(err)
+		return adminErrorBody{Code: code, Message: message}
+	}
+}
+
+func writeAdminError(w http.ResponseWriter, err error) {
+	status := StatusCode(err)
+	if status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "5")
+	}
+	writeJSON(w, status, map[string]adminErrorBody{"error": adminError(err)})
+}
+
+// Interface guards
+var _ caddy.AdminRouter = (*Admin)(nil)
