@@ -1,0 +1,890 @@
+package kassa
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	caddycmd "github.com/caddyserver/caddy/v2/cmd"
+	"github.com/shopspring/decimal"
+	"github.com/spf13/cobra"
+)
+
+func init() {
+	caddycmd.RegisterCommand(caddycmd.Command{
+		Name:  "kassa",
+		Usage: "<command> [--address <admin>] [--json] [<args>]",
+		Short: "Operates caddy-kassa through the admin API: balances, orders, receipts, payouts, cash",
+		Long: `
+Operates caddy-kassa in a running Caddy through its admin API: reads the
+payment accounts' balances and the orders, cancels or confirms an order,
+issues its fiscal receipt or its refund (return) receipt, sends a payout,
+and records cash put into or taken out of the till.
+
+The admin endpoint is --address (host:port, http://host:port or
+unix//path/to/socket); without it, the admin address of the config named by
+--config, else CADDY_ADMIN, else localhost:2019, as 'caddy stop' finds it.
+
+Output is a table for people; --json prints the API's JSON as it is, for
+scripts (an error's JSON too). Each call waits at most --timeout (10s).
+
+Exit status: 0 on success; 1 when the API answers with an error or cannot
+be reached (the error's code and message are printed to stderr as
+"kassa: <code>: <message>"); 2 on a usage error (a missing argument or flag,
+an unknown command or flag, a malformed amount).
+`,
+		CobraFunc: kassaCommand,
+	})
+}
+
+// cliTimeout bounds each call to the admin API unless --timeout says
+// otherwise.
+const cliTimeout = 10 * time.Second
+
+// maxCLIReply caps how much of an admin reply the CLI reads.
+const maxCLIReply = 16 << 20
+
+// kassaCommand builds `caddy kassa` and its subcommands on cmd.
+func kassaCommand(cmd *cobra.Command) {
+	cmd.Args = cobra.ArbitraryArgs
+	cmd.RunE = groupRunE
+	cmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return finish(c, usageErrorf("%v", err))
+	})
+	pf := cmd.PersistentFlags()
+	pf.String("address", "", "Admin API endpoint (host:port, http://host:port or unix//socket; default: as 'caddy stop' finds it)")
+	pf.StringP("config", "c", "", "Config file to read the admin address from, when --address is not given")
+	pf.StringP("adapter", "a", "", "Name of the config adapter for --config")
+	pf.Bool("json", false, "Print the API's JSON as it is")
+	pf.Duration("timeout", cliTimeout, "How long to wait for each admin API reply")
+
+	cmd.AddCommand(
+		&cobra.Command{
+			Use:   "balance",
+			Short: "Shows the balance of every payment account",
+			Args:  cobra.ArbitraryArgs,
+			RunE:  kassaRunE(0, cliBalance),
+		},
+		ordersCommand(),
+		&cobra.Command{
+			Use:   "order <id>",
+			Short: "Shows one order, whole, with the buyer's contacts unmasked",
+			Args:  cobra.ArbitraryArgs,
+			RunE:  kassaRunE(1, cliOrder),
+		},
+		orderActionCommand("cancel", "Cancels a pending order at its provider"),
+		orderActionCommand("confirm", "Marks a pending order paid on the operator's word (providers that cannot report payment)"),
+		orderActionCommand("receipt", "Issues the paid order's fiscal receipt, or sends a failed one again"),
+		orderActionCommand("refund", "Issues the refund (return) receipt of a paid order whose sale receipt is done"),
+		payoutCommand(),
+		cashCommand(),
+		&cobra.Command{
+			Use:   "operation <operation_id>",
+			Short: "Shows where a receipt-service operation stands, with its fiscal data once done",
+			Args:  cobra.ArbitraryArgs,
+			RunE:  kassaRunE(1, cliOperation),
+		},
+	)
+}
+
+func ordersCommand() *cobra.Command {
+	c := &cobra.Command{
+		Use:   "orders [--state <state>] [--limit <n>]",
+		Short: "Lists orders, newest first",
+		Args:  cobra.ArbitraryArgs,
+		RunE:  kassaRunE(0, cliOrders),
+	}
+	c.Flags().String("state", "", "Only orders in this state (creating, pending, paid, expired, cancelled, failed)")
+	c.Flags().Int("limit", 0, "At most this many orders (1 to 1000; the API's default is 50)")
+	return c
+}
+
+func orderActionCommand(action, short string) *cobra.Command {
+	return &cobra.Command{
+		Use:   action + " <id>",
+		Short: short,
+		Args:  cobra.ArbitraryArgs,
+		RunE: kassaRunE(1, func(k *kassaCLI, args []string) error {
+			return k.orderAction(args[0], action)
+		}),
+	}
+}
+
+func payoutCommand() *cobra.Command {
+	c := &cobra.Command{
+		Use:   "payout --payment <account> --amount <rubles> --to <payee> --method <method> [--comment <text>] [--order-id <id>]",
+		Short: "Sends money from a payment account to a payee (never retried)",
+		Long: `
+Sends money from a payment account to a payee: CrystalPAY withdraw or
+Pegas-kassa withdrawal. A payout is sent once and never retried: if the
+reply is lost, check the provider's dashboard before trying again.
+`,
+		Args: cobra.ArbitraryArgs,
+		RunE: kassaRunE(0, cliPayout),
+	}
+	f := c.Flags()
+	f.String("payment", "", "Payment account to pay from (its name in the config)")
+	f.String("amount", "", "Amount in rubles, like 100 or 100.50")
+	f.String("to", "", "Payee: wallet, card or phone number, or nickname")
+	f.String("method", "", "Provider's payout method (CrystalPAY service code such as qw; Pegas-kassa wallet, yandex, card, nickname, phone)")
+	f.String("comment", "", "Comment sent with the payout (Pegas-kassa: 3 to 100 characters)")
+	f.String("order-id", "", "Shop's id of the payout (Pegas-kassa refuses a repeat)")
+	return c
+}
+
+func cashCommand() *cobra.Command {
+	c := &cobra.Command{
+		Use:   "cash deposit|withdraw --amount <rubles> [--cashbox <id>] [--operation-id <id>]",
+		Short: "Records cash put into (deposit) or taken out of (withdraw) the till",
+		Args:  cobra.ArbitraryArgs,
+		RunE:  groupRunE,
+	}
+	for _, direction := range []string{"deposit", "withdraw"} {
+		short := "Records cash put into the till"
+		if direction == "withdraw" {
+			short = "Records cash taken out of the till"
+		}
+		sub := &cobra.Command{
+			Use:   direction + " --amount <rubles> [--cashbox <id>] [--operation-id <id>]",
+			Short: short,
+			Args:  cobra.ArbitraryArgs,
+			RunE: kassaRunE(0, func(k *kassaCLI, _ []string) error {
+				return k.cash(direction)
+			}),
+		}
+		sub.Flags().String("amount", "", "Amount in rubles, like 500 or 500.00")
+		sub.Flags().String("cashbox", "", "Cashbox id (default: the receipt service's)")
+		sub.Flags().String("operation-id", "", "Operation id; sending the same id again does nothing twice (default: a new one)")
+		c.AddCommand(sub)
+	}
+	return c
+}
+
+// groupRunE runs a command that only groups others: called bare or with
+// an unknown subcommand, it is a usage error.
+func groupRunE(cmd *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return finish(cmd, usageErrorf("%s needs a command: %s", cmd.CommandPath(), subcommandNames(cmd)))
+	}
+	return finish(cmd, usageErrorf("unknown command %q for %s (commands: %s)", args[0], cmd.CommandPath(), subcommandNames(cmd)))
+}
+
+func subcommandNames(cmd *cobra.Command) string {
+	var names []string
+	for _, c := range cmd.Commands() {
+		if c.IsAvailableCommand() {
+			names = append(names, c.Name())
+		}
+	}
+	return strings.Join(names, ", ")
+}
+
+// kassaRunE makes a subcommand's RunE: it checks that the command got
+// exactly nargs arguments, connects to the admin API and runs fn.
+func kassaRunE(nargs int, fn func(k *kassaCLI, args []string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := checkArgs(cmd, args, nargs); err != nil {
+			return finish(cmd, err)
+		}
+		k, err := newKassaCLI(cmd)
+		if err != nil {
+			return finish(cmd, err)
+		}
+		return finish(cmd, fn(k, args))
+	}
+}
+
+func checkArgs(cmd *cobra.Command, args []string, n int) error {
+	switch {
+	case len(args) == n:
+		for _, a := range args {
+			if strings.TrimSpace(a) == "" {
+				return usageErrorf("%s: the %s is empty", cmd.CommandPath(), argName(cmd))
+			}
+		}
+		return nil
+	case len(args) < n:
+		return usageErrorf("%s needs the %s", cmd.CommandPath(), argName(cmd))
+	case n == 0:
+		return usageErrorf("%s takes no arguments, got %q", cmd.CommandPath(), args)
+	default:
+		return usageErrorf("%s takes one %s, got %d arguments", cmd.CommandPath(), argName(cmd), len(args))
+	}
+}
+
+// argName is the name of a command's one argument.
+func argName(cmd *cobra.Command) string {
+	if cmd.Name() == "operation" {
+		return "operation id"
+	}
+	return "order id"
+}
+
+// usageError is a mistake in the command line: exit status 2.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func usageErrorf(format string, args ...any) error {
+	return usageError{fmt.Sprintf(format, args...)}
+}
+
+// finish reports err the CLI's way: "kassa: ..." on stderr (never Caddy's
+// log line or cobra's "Error:"), and an error that makes caddycmd.Main exit
+// 1, or 2 for a usage error.
+func finish(cmd *cobra.Command, err error) error {
+	if err == nil {
+		return nil
+	}
+	cmd.SilenceErrors = true
+	fmt.Fprintf(cmd.ErrOrStderr(), "kassa: %v\n", err)
+	var ue usageError
+	if !errors.As(err, &ue) {
+		return err
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "Run '%s --help' for usage.\n", cmd.CommandPath())
+	// caddycmd.Main exits with a status other than 1 only for the error
+	// WrapCommandFuncForCobra makes; with no error to log it prints nothing.
+	return caddycmd.WrapCommandFuncForCobra(func(caddycmd.Flags) (int, error) {
+		return exitUsage, nil
+	})(cmd, nil)
+}
+
+// exitUsage is the exit status of a usage error.
+const exitUsage = 2
+
+// apiError is an error reply of the kassa admin API, as the CLI got it.
+type apiError struct {
+	// Status is the HTTP status of the reply.
+	Status int `json:"-"`
+	// Code is the API's stable reason ("unknown_order"); empty when the
+	// reply was not the kassa API's (Caddy's own admin errors).
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	// Field names the offending field or parameter, when there is one.
+	Field string `json:"field,omitempty"`
+}
+
+// Error says "code: message", or "HTTP status: message" without a code.
+func (e *apiError) Error() string {
+	if e.Code == "" {
+		return fmt.Sprintf("HTTP %d: %s", e.Status, e.Message)
+	}
+	return e.Code + ": " + e.Message
+}
+
+// kassaCLI is one run of a `caddy kassa` command: its flags, the admin API
+// and where to print.
+type kassaCLI struct {
+	cmd    *cobra.Command
+	admin  *adminClient
+	json   bool
+	out    io.Writer
+	errOut io.Writer
+}
+
+func newKassaCLI(cmd *cobra.Command) (*kassaCLI, error) {
+	flags := caddycmd.Flags{FlagSet: cmd.Flags()}
+	addr, err := caddycmd.DetermineAdminAPIAddress(flags.String("address"), nil, flags.String("config"), flags.String("adapter"))
+	if err != nil {
+		return nil, fmt.Errorf("finding the admin address: %v", err)
+	}
+	timeout, err := cmd.Flags().GetDuration("timeout")
+	if err != nil || timeout <= 0 {
+		return nil, usageErrorf("--timeout must be a positive duration, like 10s")
+	}
+	admin, err := newAdminClient(addr, timeout)
+	if err != nil {
+		return nil, usageError{err.Error()}
+	}
+	return &kassaCLI{cmd: cmd, admin: admin, json: flags.Bool("json"), out: cmd.OutOrStdout(), errOut: cmd.ErrOrStderr()}, nil
+}
+
+// adminClient calls Caddy's admin endpoint the way caddycmd.AdminAPIRequest
+// does (TCP or a unix socket, an Origin the admin accepts), but with a
+// timeout, and keeps the status and body of an error reply: the kassa API
+// puts a code in it.
+type adminClient struct {
+	addr   string
+	origin string
+	client *http.Client
+	tcp    bool
+}
+
+// newAdminClient reads an admin address: host:port, http://host:port, or
+// a network address such as unix//run/caddy-admin.sock. Each call gets at
+// most timeout.
+func newAdminClient(addr string, timeout time.Duration) (*adminClient, error) {
+	dial := addr
+	if scheme, _, ok := strings.Cut(addr, "://"); ok {
+		u, err := url.Parse(addr)
+		switch {
+		case err != nil:
+			return nil, fmt.Errorf("admin address %q: %v", addr, err)
+		case scheme == "https":
+			return nil, fmt.Errorf("admin address %q: the CLI talks to the local admin endpoint over plain HTTP; give its host:port", addr)
+		case scheme != "http" || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil:
+			return nil, fmt.Errorf("admin address %q: want host:port or http://host:port", addr)
+		}
+		dial = u.Host
+	}
+	na, err := caddy.ParseNetworkAddress(dial)
+	if err != nil || na.PortRangeSize() > 1 {
+		return nil, fmt.Errorf("admin address %q: want host:port, http://host:port or unix//path (%v)", addr, err)
+	}
+	c := &adminClient{addr: addr, origin: "http://" + na.JoinHostPort(0), tcp: !na.IsUnixNetwork() && !na.IsFdNetwork()}
+	target := na.JoinHostPort(0)
+	if !c.tcp {
+		// Host 127.0.0.1 for a socket, as caddycmd does; a unix address
+		// may end in |permission bits, which are no part of its path.
+		c.origin = "http://127.0.0.1"
+		if path, _, cut := strings.Cut(na.Host, "|"); cut {
+			target = path
+		}
+	}
+	c.client = &http.Client{
+		Timeout: timeout,
+		Transport: &http.Transport{
+			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+				var d net.Dialer
+				return d.DialContext(ctx, na.Network, target)
+			},
+		},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	return c, nil
+}
+
+// do calls the admin API. A 2xx reply's body is returned; any other reply
+// is an *apiError, returned along with its body.
+func (c *adminClient) do(method, uri string, body any) ([]byte, error) {
+	var in io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return nil, err
+		}
+		in = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, c.origin+uri, in)
+	if err != nil {
+		return nil, err
+	}
+	if c.tcp {
+		req.Header.Set("Origin", c.origin)
+	}
+	req.Header.Set("Accept", "application/json")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.client.Do(req)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) && ue.Timeout() {
+			if method == http.MethodGet {
+				return nil, fmt.Errorf("the admin API at %s did not answer within %v (see --timeout)", c.addr, c.client.Timeout)
+			}
+			return nil, fmt.Errorf("the admin API at %s did not answer within %v: it may still have done what was asked; "+
+				"check (caddy kassa order, operation, or the provider's dashboard for a payout) before trying again", c.addr, c.client.Timeout)
+		}
+		if ue != nil {
+			err = ue.Err
+		}
+		return nil, fmt.Errorf("cannot reach the admin API at %s: %v (is Caddy running? is --address right?)", c.addr, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxCLIReply))
+	if err != nil {
+		return nil, fmt.Errorf("reading the admin API's reply: %v", err)
+	}
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		return data, nil
+	}
+	return data, replyError(resp.StatusCode, data)
+}
+
+// replyError reads an error reply: the kassa API's {"error":{"code",
+// "message","field"}}, Caddy's own {"error":"..."}, or anything else.
+func replyError(status int, data []byte) *apiError {
+	e := &apiError{Status: status}
+	var envelope struct {
+		Error json.RawMessage `json:"error"`
+	}
+	if json.Unmarshal(data, &envelope) == nil && len(envelope.Error) > 0 {
+		var obj struct {
+			Code, Message, Field string
+		}
+		var text string
+		if json.Unmarshal(envelope.Error, &obj) == nil && obj.Code != "" {
+			e.Code, e.Message, e.Field = obj.Code, obj.Message, obj.Field
+			return e
+		}
+		if json.Unmarshal(envelope.Error, &text) == nil && text != "" {
+			e.Message = text
+			return e
+		}
+	}
+	e.Message = strings.TrimSpace(string(data))
+	if r := []rune(e.Message); len(r) > 200 {
+		e.Message = string(r[:200]) + "..."
+	}
+	if e.Message == "" || !json.Valid(data) && strings.ContainsAny(e.Message, "<\x00") {
+		e.Message = http.StatusText(status)
+	}
+	return e
+}
+
+// call calls the admin API and, with --json, prints its reply as it is,
+// error replies included. It reports whether the caller should render the
+// reply as a table.
+func (k *kassaCLI) call(method, uri string, body any) (data []byte, table bool, err error) {
+	data, err = k.admin.do(method, uri, body)
+	if k.json && len(data) > 0 {
+		k.out.Write(data)
+		if !bytes.HasSuffix(data, []byte("\n")) {
+			fmt.Fprintln(k.out)
+		}
+	}
+	return data, err == nil && !k.json, err
+}
+
+// decodeReply decodes an API reply for a table.
+func decodeReply(data []byte, v any) error {
+	if err := json.Unmarshal(data, v); err != nil {
+		return fmt.Errorf("the admin API's reply is not the expected JSON: %v", err)
+	}
+	return nil
+}
+
+func newTable(w io.Writer) *tabwriter.Writer { return tabwriter.NewWriter(w, 0, 0, 2, ' ', 0) }
+
+// row writes one tab-separated table row; an empty cell shows as "-".
+func row(w io.Writer, cells ...string) {
+	for i, c := range cells {
+		if c == "" {
+			cells[i] = "-"
+		}
+		cells[i] = oneLine(cells[i])
+	}
+	fmt.Fprintln(w, strings.Join(cells, "\t"))
+}
+
+// sortedKeys returns a map's keys in order, for deterministic tables.
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// balanceReply is GET /kassa/balance.
+type balanceReply struct {
+	Accounts map[string]struct {
+		Provider string            `json:"provider"`
+		Balance  string            `json:"balance"`
+		Wallets  map[string]string `json:"wallets"`
+		Error    *apiError         `json:"error"`
+	} `json:"accounts"`
+}
+
+// cliBalance: caddy kassa balance. An account that failed shows "error"
+// and its reason goes to stderr; the command fails only when no account
+// answered.
+func cliBalance(k *kassaCLI, _ []string) error {
+	data, table, err := k.call(http.MethodGet, "/kassa/balance", nil)
+	var reply balanceReply
+	if err != nil {
+		// When every account fails the reply is an error status that
+		// still lists the accounts, each with its reason.
+		var ae *apiError
+		if !errors.As(err, &ae) || ae.Code != "" || json.Unmarshal(data, &reply) != nil || len(reply.Accounts) == 0 {
+			return err
+		}
+	} else if !table {
+		return nil
+	} else if err := decodeReply(data, &reply); err != nil {
+		return err
+	}
+	out := k.out
+	if k.json { // printed already; only the failures are wanted
+		out = io.Discard
+	}
+	var failures []string
+	tw := newTable(out)
+	row(tw, "ACCOUNT", "PROVIDER", "BALANCE", "WALLETS")
+	for _, name := range sortedKeys(reply.Accounts) {
+		a := reply.Accounts[name]
+		if a.Error != nil {
+			row(tw, name, a.Provider, "error", "")
+			failures = append(failures, name+": "+a.Error.Error())
+			continue
+		}
+		var wallets []string
+		for _, w := range sortedKeys(a.Wallets) {
+			wallets = append(wallets, w+" "+a.Wallets[w])
+		}
+		row(tw, name, a.Provider, a.Balance, strings.Join(wallets, ", "))
+	}
+	tw.Flush()
+	if err != nil {
+		return fmt.Errorf("no payment account answered: %s", strings.Join(failures, "; "))
+	}
+	for _, f := range failures {
+		fmt.Fprintf(k.errOut, "kassa: %s\n", f)
+	}
+	return nil
+}
+
+// orderSummaryReply is an order in GET /kassa/orders.
+type orderSummaryReply struct {
+	ID           string    `json:"id"`
+	State        string    `json:"state"`
+	Account      string    `json:"account"`
+	Provider     string    `json:"provider"`
+	Amount       string    `json:"amount"`
+	CreatedAt    time.Time `json:"created_at"`
+	ReceiptState string    `json:"receipt_state"`
+}
+
+// cliOrders: caddy kassa orders [--state S] [--limit N].
+func cliOrders(k *kassaCLI, _ []string) error {
+	flags := k.cmd.Flags()
+	q := url.Values{}
+	if state, _ := flags.GetString("state"); state != "" {
+		if !OrderState(state).Valid() {
+			return usageErrorf("--state %q is not an order state: want creating, pending, paid, expired, cancelled or failed", state)
+		}
+		q.Set("state", state)
+	}
+	if flags.Changed("limit") {
+		limit, _ := flags.GetInt("limit")
+		if limit < 1 || limit > 1000 {
+			return usageErrorf("--limit %d: want a whole number from 1 to 1000", limit)
+		}
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	uri := "/kassa/orders"
+	if len(q) > 0 {
+		uri += "?" + q.Encode()
+	}
+	data, table, err := k.call(http.MethodGet, uri, nil)
+	if err != nil || !table {
+		return err
+	}
+	var reply struct {
+		Orders []orderSummaryReply `json:"orders"`
+	}
+	if err := decodeReply(data, &reply); err != nil {
+		return err
+	}
+	if len(reply.Orders) == 0 {
+		fmt.Fprintln(k.out, "no orders")
+		return nil
+	}
+	tw := newTable(k.out)
+	row(tw, "ID", "STATE", "AMOUNT", "ACCOUNT", "CREATED", "RECEIPT")
+	for _, o := range reply.Orders {
+		row(tw, o.ID, o.State, o.Amount, o.Account, formatTime(o.CreatedAt), o.ReceiptState)
+	}
+	return tw.Flush()
+}
+
+// formatTime shows a time to the second, in the zone the API gave.
+func formatTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.Format("2006-01-02 15:04:05Z07:00")
+}
+
+func orderURI(id string) string { return "/kassa/orders/" + url.PathEscape(id) }
+
+// cliOrder: caddy kassa order ID.
+func cliOrder(k *kassaCLI, args []string) error {
+	data, table, err := k.call(http.MethodGet, orderURI(args[0]), nil)
+	if err != nil || !table {
+		return err
+	}
+	var o Order
+	if err := decodeReply(data, &o); err != nil {
+		return err
+	}
+	return printOrder(k.out, &o)
+}
+
+// printOrder writes an order as "key: value" lines, then its items.
+func printOrder(w io.Writer, o *Order) error {
+	tw := newTable(w)
+	field := func(key, value string) {
+		if value != "" {
+			fmt.Fprintf(tw, "%s:\t%s\n", key, oneLine(value))
+		}
+	}
+	field("id", o.ID)
+	field("state", string(o.State))
+	field("account", o.Account+" ("+o.Provider+")")
+	field("amount", FormatAmount(o.Amount))
+	if o.PaidAmount.Valid {
+		field("paid amount", FormatAmount(o.PaidAmount.Decimal))
+	}
+	field("description", o.Description)
+	field("shop order id", o.ShopOrderID)
+	field("email", o.Email)
+	field("phone", o.Phone)
+	field("payment id", o.Payment.ID)
+	field("payment url", o.Payment.URL)
+	field("pay to wallet", o.Payment.Wallet)
+	field("pay to card", o.Payment.Card)
+	if !o.Payment.Commission.IsZero() {
+		field("commission", FormatAmount(o.Payment.Commission))
+	}
+	field("created", formatTime(o.CreatedAt))
+	field("updated", formatTime(o.UpdatedAt))
+	field("expires", formatTime(o.ExpiresAt))
+	field("paid", formatTime(o.PaidAt))
+	field("closed", formatTime(o.ClosedAt))
+	field("error", o.Error)
+	for _, r := range []struct {
+		name string
+		rec  *OrderReceipt
+	}{{"receipt", o.Receipt}, {"refund", o.Refund}} {
+		if r.rec == nil {
+			if r.name == "receipt" {
+				field("receipt", "none")
+			}
+			continue
+		}
+		field(r.name, fmt.Sprintf("%s, %s, operation %s, %d attempt(s)", r.rec.State, r.rec.Type, r.rec.OperationID, r.rec.Attempts))
+		field(r.name+" fiscal", formatFiscal(r.rec.Fiscal))
+		field(r.name+" error", r.rec.Error)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(o.Items) == 0 {
+		return nil
+	}
+	fmt.Fprintln(w, "items:")
+	tw = newTable(w)
+	row(tw, "  SKU", "NAME", "QTY", "PRICE", "VAT", "SUM")
+	for _, it := range o.Items {
+		vat := ""
+		if it.VAT != 0 {
+			vat = it.VAT.String()
+		}
+		sku := it.SKU
+		if sku == "" {
+			sku = "-"
+		}
+		row(tw, "  "+sku, it.Name, strconv.FormatInt(it.Qty, 10), FormatAmount(it.Price), vat,
+			FormatAmount(it.Price.Mul(decimal.NewFromInt(it.Qty))))
+	}
+	return tw.Flush()
+}
+
+func oneLine(s string) string { return strings.NewReplacer("\n", " ", "\r", " ", "\t", " ").Replace(s) }
+
+// formatFiscal writes a receipt's fiscal data on one line.
+func formatFiscal(f *FiscalParams) string {
+	if f == nil {
+		return ""
+	}
+	parts := []string{
+		"FN " + f.FNNumber,
+		"FD " + strconv.FormatInt(f.DocumentNumber, 10),
+		"FP " + f.DocumentSign,
+		"shift " + strconv.FormatInt(f.ShiftNumber, 10),
+		"receipt " + strconv.FormatInt(f.ReceiptNumber, 10),
+	}
+	if !f.DocumentTime.IsZero() {
+		parts = append(parts, formatTime(f.DocumentTime))
+	}
+	if f.RegistrationNumber != "" {
+		parts = append(parts, "RN "+f.RegistrationNumber)
+	}
+	if f.NotPrinted {
+		parts = append(parts, "not printed")
+	}
+	if f.FNSURL != "" {
+		parts = append(parts, f.FNSURL)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// orderAction: caddy kassa cancel|confirm|receipt|refund ID.
+func (k *kassaCLI) orderAction(id, action string) error {
+	data, table, err := k.call(http.MethodPost, orderURI(id)+"/"+action, nil)
+	if err != nil || !table {
+		return err
+	}
+	var o Order
+	if err := decodeReply(data, &o); err != nil {
+		return err
+	}
+	switch action {
+	case "receipt", "refund":
+		rec, what := o.Receipt, "receipt"
+		if action == "refund" {
+			rec, what = o.Refund, "refund receipt"
+		}
+		if rec == nil {
+			fmt.Fprintf(k.out, "order %s: %s requested\n", o.ID, what)
+			return nil
+		}
+		fmt.Fprintf(k.out, "order %s: %s %s (operation %s)\n", o.ID, what, rec.State.Public(), rec.OperationID)
+	default:
+		fmt.Fprintf(k.out, "order %s is now %s\n", o.ID, o.State)
+	}
+	return nil
+}
+
+// requiredFlag returns a string flag's value, or a usage error when it is
+// missing or blank.
+func requiredFlag(cmd *cobra.Command, name string) (string, error) {
+	v, _ := cmd.Flags().GetString(name)
+	if strings.TrimSpace(v) == "" {
+		return "", usageErrorf("%s needs --%s", cmd.CommandPath(), name)
+	}
+	return v, nil
+}
+
+// amountFlag returns --amount as given, checked as the API checks it.
+func amountFlag(cmd *cobra.Command) (string, error) {
+	v, err := requiredFlag(cmd, "amount")
+	if err != nil {
+		return "", err
+	}
+	amount, err := ParseAmount("--amount", v)
+	if err != nil {
+		return "", usageError{err.Error()}
+	}
+	if amount.IsZero() {
+		return "", usageErrorf("--amount must be more than 0")
+	}
+	return v, nil
+}
+
+// showAmount writes an amount amountFlag accepted with two decimals.
+func showAmount(s string) string {
+	d, err := decimal.NewFromString(s)
+	if err != nil {
+		return s
+	}
+	return FormatAmount(d)
+}
+
+// cliPayout: caddy kassa payout.
+func cliPayout(k *kassaCLI, _ []string) error {
+	var req struct {
+		Payment string `json:"payment"`
+		Amount  string `json:"amount"`
+		To      string `json:"to"`
+		Method  string `json:"method"`
+		Comment string `json:"comment,omitempty"`
+		OrderID string `json:"order_id,omitempty"`
+	}
+	var err error
+	if req.Payment, err = requiredFlag(k.cmd, "payment"); err != nil {
+		return err
+	}
+	if req.Amount, err = amountFlag(k.cmd); err != nil {
+		return err
+	}
+	if req.To, err = requiredFlag(k.cmd, "to"); err != nil {
+		return err
+	}
+	if req.Method, err = requiredFlag(k.cmd, "method"); err != nil {
+		return err
+	}
+	req.Comment, _ = k.cmd.Flags().GetString("comment")
+	req.OrderID, _ = k.cmd.Flags().GetString("order-id")
+	data, table, err := k.call(http.MethodPost, "/kassa/payouts", req)
+	if err != nil || !table {
+		return err
+	}
+	var reply struct {
+		Payment    string `json:"payment"`
+		ID         string `json:"id"`
+		Commission string `json:"commission"`
+	}
+	if err := decodeReply(data, &reply); err != nil {
+		return err
+	}
+	id := reply.ID
+	if id == "" {
+		id = "none given"
+	}
+	fmt.Fprintf(k.out, "payout of %s from %s to %s (%s) accepted: id %s, commission %s\n",
+		showAmount(req.Amount), reply.Payment, req.To, req.Method, id, reply.Commission)
+	return nil
+}
+
+// cash: caddy kassa cash deposit|withdraw.
+func (k *kassaCLI) cash(direction string) error {
+	var req struct {
+		Amount      string `json:"amount"`
+		CashboxID   string `json:"cashbox_id,omitempty"`
+		OperationID string `json:"operation_id,omitempty"`
+	}
+	var err error
+	if req.Amount, err = amountFlag(k.cmd); err != nil {
+		return err
+	}
+	req.CashboxID, _ = k.cmd.Flags().GetString("cashbox")
+	req.OperationID, _ = k.cmd.Flags().GetString("operation-id")
+	data, table, err := k.call(http.MethodPost, "/kassa/cash/"+direction, req)
+	if err != nil || !table {
+		return err
+	}
+	var reply struct {
+		OperationID string `json:"operation_id"`
+		State       string `json:"state"`
+	}
+	if err := decodeReply(data, &reply); err != nil {
+		return err
+	}
+	fmt.Fprintf(k.out, "cash %s of %s %s: operation %s (see: caddy kassa operation %s)\n",
+		direction, showAmount(req.Amount), reply.State, reply.OperationID, reply.OperationID)
+	return nil
+}
+
+// cliOperation: caddy kassa operation ID.
+func cliOperation(k *kassaCLI, args []string) error {
+	data, table, err := k.call(http.MethodGet, "/kassa/operations/"+url.PathEscape(args[0]), nil)
+	if err != nil || !table {
+		return err
+	}
+	var reply struct {
+		OperationID string        `json:"operation_id"`
+		State       string        `json:"state"`
+		Fiscal      *FiscalParams `json:"fiscal"`
+		Error       string        `json:"error"`
+	}
+	if err := decodeReply(data, &reply); err != nil {
+		return err
+	}
+	tw := newTable(k.out)
+	for _, kv := range [][2]string{
+		{"operation", reply.OperationID}, {"state", reply.State},
+		{"fiscal", formatFiscal(reply.Fiscal)}, {"error", reply.Error},
+	} {
+		if kv[1] != "" {
+			fmt.Fprintf(tw, "%s:\t%s\n", kv[0], oneLine(kv[1]))
+		}
+	}
+	return tw.Flush()
+}

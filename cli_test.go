@@ -1,0 +1,507 @@
+package kassa
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+
+	caddycmd "github.com/caddyserver/caddy/v2/cmd"
+	"github.com/spf13/cobra"
+)
+
+// cliRequest is a request the fake admin API received.
+type cliRequest struct {
+	Method, Path, Query, Body, Origin, ContentType string
+}
+
+// cliReply is the fake admin API's answer to "METHOD /path".
+type cliReply struct {
+	status int
+	body   string
+}
+
+// fakeAdmin plays the kassa admin API: it answers each "METHOD /path"
+// with a canned reply and records what it received.
+type fakeAdmin struct {
+	srv     *httptest.Server
+	mu      sync.Mutex
+	replies map[string]cliReply
+	got     []cliRequest
+}
+
+func newFakeAdmin(t *testing.T, replies map[string]cliReply) *fakeAdmin {
+	t.Helper()
+	f := &fakeAdmin{replies: replies}
+	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		f.mu.Lock()
+		f.got = append(f.got, cliRequest{r.Method, r.URL.EscapedPath(), r.URL.RawQuery, string(body), r.Header.Get("Origin"), r.Header.Get("Content-Type")})
+		reply, ok := f.replies[r.Method+" "+r.URL.EscapedPath()]
+		f.mu.Unlock()
+		if !ok {
+			reply = cliReply{404, `{"error":{"code":"not_found","message":"no such kassa admin route"}}`}
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(reply.status)
+		io.WriteString(w, reply.body)
+	}))
+	t.Cleanup(f.srv.Close)
+	return f
+}
+
+func (f *fakeAdmin) addr() string { return f.srv.Listener.Addr().String() }
+
+func (f *fakeAdmin) requests() []cliRequest {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]cliRequest(nil), f.got...)
+}
+
+// runCLI runs `caddy kassa args...` as caddycmd would build it from the
+// registered command, and returns its output and the error
+// caddycmd.Main would see.
+func runCLI(t *testing.T, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	registered, ok := caddycmd.Commands()["kassa"]
+	if !ok {
+		t.Fatal("no kassa command registered")
+	}
+	root := &cobra.Command{Use: "caddy", SilenceUsage: true}
+	cmd := &cobra.Command{Use: registered.Name + " " + registered.Usage, Short: registered.Short, Long: registered.Long}
+	registered.CobraFunc(cmd)
+	root.AddCommand(cmd)
+	var out, errOut bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&errOut)
+	root.SetArgs(append([]string{"kassa"}, args...))
+	err = root.Execute()
+	return out.String(), errOut.String(), err
+}
+
+// exitStatus is the status caddycmd.Main exits with for err: the
+// ExitCode of its exitError, else 1.
+func exitStatus(err error) int {
+	if err == nil {
+		return 0
+	}
+	v := reflect.ValueOf(err)
+	if v.Kind() == reflect.Pointer && v.Elem().Kind() == reflect.Struct {
+		if code := v.Elem().FieldByName("ExitCode"); code.IsValid() {
+			return int(code.Int())
+		}
+	}
+	return 1
+}
+
+const cliOrderRecord = `{"id":"LBqAlBc-Oq4U1YQ0vl6RBw","state":"paid","account":"card","provider":"pegas","amount":"350",
+"items":[{"sku":"tea","name":"Зелёный чай","qty":2,"price":"175","vat":"vat20"},{"name":"Доставка","qty":1,"price":"0"}],
+"email":"buyer@example.com","phone":"+79991234567",
+"payment":{"id":"100001","url":"http://localhost:9181/pay/pegas/100001","commission":"8.75"},"paid_amount":"350",
+"created_at":"2026-03-01T12:00:00.123Z","updated_at":"2026-03-01T12:01:00Z","expires_at":"2026-03-01T12:30:00Z","paid_at":"2026-03-01T12:01:00Z",
+"receipt":{"operation_id":"kassa-LBqAlBc-Oq4U1YQ0vl6RBw-sale","type":"sale","state":"done","attempts":1,
+"fiscal":{"fiscalDocumentNumber":12,"fiscalDocumentSign":"9530508423","fiscalDocumentDateTimeUtc":"2026-03-01T12:01:30Z","fiscalReceiptNumber":7,"shiftNumber":3,"fnNumber":"9999078900012345","registrationNumber":"0000000001012345","fnsUrl":"www.nalog.gov.ru","notPrinted":false}},
+"refund":{"operation_id":"kassa-LBqAlBc-Oq4U1YQ0vl6RBw-sale_return","type":"sale_return","state":"sending","attempts":0}}`
+
+func TestCLIBalance(t *testing.T) {
+	admin := newFakeAdmin(t, map[string]cliReply{
+		"GET /kassa/balance": {200, `{"accounts":{"main":{"provider":"crystalpay","balance":"203.00","wallets":{"QIWI":"100.00","LZTMARKET":"103.00"}},` +
+			`"card":{"provider":"pegas","error":{"code":"provider_unavailable","message":"pegas balance: provider unavailable (HTTP 500)"}},` +
+			`"wallet":{"provider":"pegas","balance":"0.00"}}}`},
+	})
+	stdout, stderr, err := runCLI(t, "balance", "--address", admin.addr())
+	if err != nil {
+		t.Fatalf("err = %v, stderr %s", err, stderr)
+	}
+	want := "" +
+		"ACCOUNT  PROVIDER    BALANCE  WALLETS\n" +
+		"card     pegas       error    -\n" +
+		"main     crystalpay  203.00   LZTMARKET 103.00, QIWI 100.00\n" +
+		"wallet   pegas       0.00     -\n"
+	if stdout != want {
+		t.Errorf("stdout:\n%s\nwant:\n%s", stdout, want)
+	}
+	if stderr != "kassa: card: provider_unavailable: pegas balance: provider unavailable (HTTP 500)\n" {
+		t.Errorf("stderr = %q", stderr)
+	}
+	got := admin.requests()
+	want0 := cliRequest{Method: "GET", Path: "/kassa/balance", Origin: "http://" + admin.addr()}
+	if len(got) != 1 || got[0] != want0 {
+		t.Errorf("requests = %+v, want %+v", got, want0)
+	}
+}
+
+// TestCLIBalanceAllFailed: when no account answers the API says 503 with
+// the accounts; the table still shows them, and the command fails.
+func TestCLIBalanceAllFailed(t *testing.T) {
+	body := `{"accounts":{"main":{"provider":"crystalpay","error":{"code":"provider_unavailable","message":"down"}}}}`
+	admin := newFakeAdmin(t, map[string]cliReply{"GET /kassa/balance": {503, body}})
+	stdout, stderr, err := runCLI(t, "balance", "--address", admin.addr())
+	if exitStatus(err) != 1 || stdout != "ACCOUNT  PROVIDER    BALANCE  WALLETS\nmain     crystalpay  error    -\n" ||
+		stderr != "kassa: no payment account answered: main: provider_unavailable: down\n" {
+		t.Errorf("err %v (exit %d)\nstdout:\n%s\nstderr:\n%s", err, exitStatus(err), stdout, stderr)
+	}
+	stdout, _, err = runCLI(t, "balance", "--json", "--address", admin.addr())
+	if exitStatus(err) != 1 || stdout != body+"\n" {
+		t.Errorf("--json: err %v, stdout %q", err, stdout)
+	}
+}
+
+func TestCLIOrders(t *testing.T) {
+	body := `{"orders":[` +
+		`{"id":"LBqAlBc-Oq4U1YQ0vl6RBw","state":"paid","account":"card","provider":"pegas","amount":"350.00","created_at":"2026-03-01T12:00:00.5Z","paid_at":"2026-03-01T12:01:00Z","receipt_state":"done","phone":"+79991234567"},` +
+		`{"id":"VywynAE6ycjlPcAzZJLb5Q","state":"pending","account":"main","provider":"crystalpay","amount":"1900.00","created_at":"2026-03-01T11:00:00+03:00","paid_at":null,"receipt_state":"none"}]}` + "\n"
+	admin := newFakeAdmin(t, map[string]cliReply{"GET /kassa/orders": {200, body}})
+
+	stdout, stderr, err := runCLI(t, "orders", "--address", admin.addr(), "--state", "paid", "--limit", "2")
+	if err != nil {
+		t.Fatalf("%v: %s", err, stderr)
+	}
+	want := "" +
+		"ID                      STATE    AMOUNT   ACCOUNT  CREATED                    RECEIPT\n" +
+		"LBqAlBc-Oq4U1YQ0vl6RBw  paid     350.00   card     2026-03-01 12:00:00Z       done\n" +
+		"VywynAE6ycjlPcAzZJLb5Q  pending  1900.00  main     2026-03-01 11:00:00+03:00  none\n"
+	if stdout != want {
+		t.Errorf("stdout:\n%s\nwant:\n%s", stdout, want)
+	}
+	if got := admin.requests(); len(got) != 1 || got[0].Method != "GET" || got[0].Path != "/kassa/orders" || got[0].Query != "limit=2&state=paid" {
+		t.Errorf("requests = %+v", got)
+	}
+
+	// Without flags the API's defaults apply; --json prints the reply as is.
+	stdout, _, err = runCLI(t, "orders", "--json", "--address", admin.addr())
+	if err != nil || stdout != body {
+		t.Errorf("--json: err %v\n%s", err, stdout)
+	}
+	if got := admin.requests(); len(got) != 2 || got[1].Query != "" {
+		t.Errorf("requests = %+v", got)
+	}
+
+	admin.replies["GET /kassa/orders"] = cliReply{200, `{"orders":[]}`}
+	if stdout, _, err := runCLI(t, "orders", "--address", admin.addr()); err != nil || stdout != "no orders\n" {
+		t.Errorf("no orders: %v %q", err, stdout)
+	}
+}
+
+func TestCLIOrder(t *testing.T) {
+	admin := newFakeAdmin(t, map[string]cliReply{"GET /kassa/orders/LBqAlBc-Oq4U1YQ0vl6RBw": {200, cliOrderRecord}})
+	stdout, stderr, err := runCLI(t, "order", "LBqAlBc-Oq4U1YQ0vl6RBw", "--address", admin.addr())
+	if err != nil {
+		t.Fatalf("%v: %s", err, stderr)
+	}
+	want := `id:              LBqAlBc-Oq4U1YQ0vl6RBw
+state:           paid
+account:         card (pegas)
+amount:          350.00
+paid amount:     350.00
+email:           buyer@example.com
+phone:           +79991234567
+payment id:      100001
+payment url:     http://localhost:9181/pay/pegas/100001
+commission:      8.75
+created:         2026-03-01 12:00:00Z
+updated:         2026-03-01 12:01:00Z
+expires:         2026-03-01 12:30:00Z
+paid:            2026-03-01 12:01:00Z
+receipt:         done, sale, operation kassa-LBqAlBc-Oq4U1YQ0vl6RBw-sale, 1 attempt(s)
+receipt fiscal:  FN 9999078900012345, FD 12, FP 9530508423, shift 3, receipt 7, 2026-03-01 12:01:30Z, RN 0000000001012345, www.nalog.gov.ru
+refund:          sending, sale_return, operation kassa-LBqAlBc-Oq4U1YQ0vl6RBw-sale_return, 0 attempt(s)
+items:
+  SKU  NAME         QTY  PRICE   VAT    SUM
+  tea  Зелёный чай  2    175.00  vat20  350.00
+  -    Доставка     1    0.00    -      0.00
+`
+	if stdout != want {
+		t.Errorf("stdout:\n%s\nwant:\n%s", stdout, want)
+	}
+	if got := admin.requests(); len(got) != 1 || got[0].Method != "GET" || got[0].Body != "" {
+		t.Errorf("requests = %+v", got)
+	}
+	stdout, _, err = runCLI(t, "order", "LBqAlBc-Oq4U1YQ0vl6RBw", "--json", "--address", admin.addr())
+	if err != nil || stdout != cliOrderRecord+"\n" {
+		t.Errorf("--json: %v\n%s", err, stdout)
+	}
+}
+
+func TestCLIOrderActions(t *testing.T) {
+	const id = "LBqAlBc-Oq4U1YQ0vl6RBw"
+	record := func(edit func(map[string]any)) cliReply {
+		var o map[string]any
+		if err := json.Unmarshal([]byte(cliOrderRecord), &o); err != nil {
+			t.Fatal(err)
+		}
+		edit(o)
+		b, _ := json.Marshal(o)
+		return cliReply{200, string(b)}
+	}
+	admin := newFakeAdmin(t, map[string]cliReply{
+		"POST /kassa/orders/" + id + "/cancel":  record(func(o map[string]any) { o["state"] = "cancelled"; delete(o, "receipt"); delete(o, "refund") }),
+		"POST /kassa/orders/" + id + "/confirm": record(func(o map[string]any) { delete(o, "receipt"); delete(o, "refund") }),
+		"POST /kassa/orders/" + id + "/receipt": record(func(o map[string]any) {
+			o["receipt"] = map[string]any{"operation_id": "kassa-" + id + "-sale", "type": "sale", "state": "sending"}
+			delete(o, "refund")
+		}),
+		"POST /kassa/orders/" + id + "/refund": record(func(map[string]any) {}),
+	})
+	for action, want := range map[string]string{
+		"cancel":  "order " + id + " is now cancelled\n",
+		"confirm": "order " + id + " is now paid\n",
+		"receipt": "order " + id + ": receipt queued (operation kassa-" + id + "-sale)\n",
+		"refund":  "order " + id + ": refund receipt queued (operation kassa-" + id + "-sale_return)\n",
+	} {
+		before := len(admin.requests())
+		stdout, stderr, err := runCLI(t, action, id, "--address", admin.addr())
+		if err != nil || stdout != want {
+			t.Errorf("%s: err %v, stdout %q, stderr %q, want %q", action, err, stdout, stderr, want)
+		}
+		got := admin.requests()[before:]
+		if len(got) != 1 || got[0].Method != "POST" || got[0].Path != "/kassa/orders/"+id+"/"+action || got[0].Body != "" {
+			t.Errorf("%s: requests = %+v", action, got)
+		}
+	}
+}
+
+func TestCLIPayout(t *testing.T) {
+	admin := newFakeAdmin(t, map[string]cliReply{
+		"POST /kassa/payouts": {200, `{"payment":"card","id":"555","commission":"1.50"}`},
+	})
+	stdout, stderr, err := runCLI(t, "payout", "--address", admin.addr(), "--payment", "card", "--amount", "100.5",
+		"--to", "79990000000", "--method", "phone", "--comment", "Возврат", "--order-id", "payout-1")
+	if err != nil {
+		t.Fatalf("%v: %s", err, stderr)
+	}
+	if want := "payout of 100.50 from card to 79990000000 (phone) accepted: id 555, commission 1.50\n"; stdout != want {
+		t.Errorf("stdout %q, want %q", stdout, want)
+	}
+	got := admin.requests()
+	if len(got) != 1 || got[0].Method != "POST" || got[0].ContentType != "application/json" ||
+		got[0].Body != `{"payment":"card","amount":"100.5","to":"79990000000","method":"phone","comment":"Возврат","order_id":"payout-1"}` {
+		t.Errorf("requests = %+v", got)
+	}
+
+	// The optional fields are left out; CrystalPAY gives no id.
+	admin.replies["POST /kassa/payouts"] = cliReply{200, `{"payment":"main","id":"","commission":"0.00"}`}
+	stdout, _, err = runCLI(t, "payout", "--address", admin.addr(), "--payment", "main", "--amount", "100", "--to", "79990000000", "--method", "qw")
+	if err != nil || stdout != "payout of 100.00 from main to 79990000000 (qw) accepted: id none given, commission 0.00\n" {
+		t.Errorf("err %v, stdout %q", err, stdout)
+	}
+	if got := admin.requests(); got[1].Body != `{"payment":"main","amount":"100","to":"79990000000","method":"qw"}` {
+		t.Errorf("body = %s", got[1].Body)
+	}
+}
+
+func TestCLICash(t *testing.T) {
+	admin := newFakeAdmin(t, map[string]cliReply{
+		"POST /kassa/cash/deposit":  {202, `{"operation_id":"cash-abc","state":"queued"}`},
+		"POST /kassa/cash/withdraw": {202, `{"operation_id":"till-out-1","state":"queued"}`},
+		"GET /kassa/operations/till-out-1": {200, `{"operation_id":"till-out-1","state":"done",` +
+			`"fiscal":{"fiscalDocumentNumber":4,"fiscalDocumentSign":"123","fiscalReceiptNumber":0,"shiftNumber":1,"fnNumber":"99990789","registrationNumber":"","fnsUrl":"","notPrinted":true}}`},
+	})
+	stdout, stderr, err := runCLI(t, "cash", "deposit", "--amount", "500", "--address", admin.addr())
+	if err != nil || stdout != "cash deposit of 500.00 queued: operation cash-abc (see: caddy kassa operation cash-abc)\n" {
+		t.Errorf("deposit: err %v, stdout %q, stderr %q", err, stdout, stderr)
+	}
+	stdout, stderr, err = runCLI(t, "cash", "withdraw", "--amount", "100.00", "--cashbox", "11111111-2222-3333-4444-555555555555",
+		"--operation-id", "till-out-1", "--address", admin.addr())
+	if err != nil || stdout != "cash withdraw of 100.00 queued: operation till-out-1 (see: caddy kassa operation till-out-1)\n" {
+		t.Errorf("withdraw: err %v, stdout %q, stderr %q", err, stdout, stderr)
+	}
+	stdout, stderr, err = runCLI(t, "operation", "till-out-1", "--address", admin.addr())
+	want := "operation:  till-out-1\nstate:      done\nfiscal:     FN 99990789, FD 4, FP 123, shift 1, receipt 0, not printed\n"
+	if err != nil || stdout != want {
+		t.Errorf("operation: err %v, stderr %q, stdout:\n%s\nwant:\n%s", err, stderr, stdout, want)
+	}
+	got := admin.requests()
+	if len(got) != 3 || got[0].Path != "/kassa/cash/deposit" || got[0].Body != `{"amount":"500"}` ||
+		got[1].Path != "/kassa/cash/withdraw" || got[1].Body != `{"amount":"100.00","cashbox_id":"11111111-2222-3333-4444-555555555555","operation_id":"till-out-1"}` ||
+		got[2].Method != "GET" || got[2].Path != "/kassa/operations/till-out-1" {
+		t.Errorf("requests = %+v", got)
+	}
+}
+
+// TestCLIAPIError: an error reply is "kassa: code: message" on stderr and
+// exit status 1; with --json its JSON is printed too.
+func TestCLIAPIError(t *testing.T) {
+	notFound := `{"error":{"code":"unknown_order","message":"no such order"}}`
+	admin := newFakeAdmin(t, map[string]cliReply{
+		"GET /kassa/orders/AAAAAAAAAAAAAAAAAAAAAA": {404, notFound},
+		"POST /kassa/payouts":                      {400, `{"error":{"code":"bad_payment","message":"no payment account \"nope\" (there are: card, main)","field":"payment"}}`},
+		"GET /kassa/balance":                       {503, `{"error":{"code":"no_kassa_app","message":"the running config has no kassa app: add the kassa global option"}}`},
+		"GET /kassa/orders":                        {403, `{"error":"host not allowed: example.com"}`},
+		"POST /kassa/cash/deposit":                 {502, "<html>bad gateway</html>"},
+	})
+	for _, tc := range []struct {
+		args   []string
+		code   string
+		stderr string
+	}{
+		{[]string{"order", "AAAAAAAAAAAAAAAAAAAAAA"}, "unknown_order", "kassa: unknown_order: no such order\n"},
+		{[]string{"payout", "--payment", "nope", "--amount", "5", "--to", "1", "--method", "qw"}, "bad_payment",
+			"kassa: bad_payment: no payment account \"nope\" (there are: card, main)\n"},
+		{[]string{"balance"}, "no_kassa_app", "kassa: no_kassa_app: the running config has no kassa app: add the kassa global option\n"},
+		{[]string{"orders"}, "", "kassa: HTTP 403: host not allowed: example.com\n"},
+		{[]string{"cash", "deposit", "--amount", "1"}, "", "kassa: HTTP 502: Bad Gateway\n"},
+		{[]string{"cancel", "x"}, "not_found", "kassa: not_found: no such kassa admin route\n"},
+	} {
+		stdout, stderr, err := runCLI(t, append(tc.args, "--address", admin.addr())...)
+		var ae *apiError
+		if exitStatus(err) != 1 || !errors.As(err, &ae) || ae.Code != tc.code || stderr != tc.stderr || stdout != "" {
+			t.Errorf("%v: err %v (exit %d), stderr %q, stdout %q; want code %q, stderr %q", tc.args, err, exitStatus(err), stderr, stdout, tc.code, tc.stderr)
+		}
+	}
+	stdout, stderr, err := runCLI(t, "order", "AAAAAAAAAAAAAAAAAAAAAA", "--json", "--address", admin.addr())
+	if exitStatus(err) != 1 || stdout != notFound+"\n" || stderr != "kassa: unknown_order: no such order\n" {
+		t.Errorf("--json: err %v, stdout %q, stderr %q", err, stdout, stderr)
+	}
+}
+
+// TestCLIUsageErrors: a mistake on the command line is exit status 2, with
+// a message naming what is wrong, and nothing is sent.
+func TestCLIUsageErrors(t *testing.T) {
+	admin := newFakeAdmin(t, nil)
+	payout := func(drop string, edits ...string) []string {
+		flags := map[string]string{"--payment": "main", "--amount": "100", "--to": "7999", "--method": "qw"}
+		for i := 0; i+1 < len(edits); i += 2 {
+			flags[edits[i]] = edits[i+1]
+		}
+		args := []string{"payout"}
+		for _, f := range []string{"--payment", "--amount", "--to", "--method"} {
+			if f != drop {
+				args = append(args, f, flags[f])
+			}
+		}
+		return args
+	}
+	for _, tc := range []struct {
+		args []string
+		msg  string
+	}{
+		{nil, "caddy kassa needs a command: balance, cancel, cash, confirm, operation, order, orders, payout, receipt, refund"},
+		{[]string{"frobnicate"}, `unknown command "frobnicate" for caddy kassa`},
+		{[]string{"order"}, "caddy kassa order needs the order id"},
+		{[]string{"order", ""}, "caddy kassa order: the order id is empty"},
+		{[]string{"order", "a", "b"}, "caddy kassa order takes one order id, got 2 arguments"},
+		{[]string{"cancel"}, "caddy kassa cancel needs the order id"},
+		{[]string{"confirm"}, "caddy kassa confirm needs the order id"},
+		{[]string{"receipt"}, "caddy kassa receipt needs the order id"},
+		{[]string{"refund"}, "caddy kassa refund needs the order id"},
+		{[]string{"operation"}, "caddy kassa operation needs the operation id"},
+		{[]string{"balance", "main"}, `caddy kassa balance takes no arguments, got ["main"]`},
+		{[]string{"orders", "--limit", "0"}, "--limit 0: want a whole number from 1 to 1000"},
+		{[]string{"orders", "--limit", "many"}, `invalid argument "many" for "--limit" flag`},
+		{[]string{"orders", "--state", "lost"}, `--state "lost" is not an order state`},
+		{[]string{"orders", "--colour"}, "unknown flag: --colour"},
+		{payout("--payment"), "caddy kassa payout needs --payment"},
+		{payout("--amount"), "caddy kassa payout needs --amount"},
+		{payout("--to"), "caddy kassa payout needs --to"},
+		{payout("--method"), "caddy kassa payout needs --method"},
+		{payout("", "--amount", "1e3"), `--amount "1e3" is not an amount`},
+		{payout("", "--amount", "-5"), `--amount "-5" is not an amount`},
+		{payout("", "--amount", "1,50"), `--amount "1,50" is not an amount`},
+		{payout("", "--amount", "0.00"), "--amount must be more than 0"},
+		{[]string{"cash"}, "caddy kassa cash needs a command: deposit, withdraw"},
+		{[]string{"cash", "refill"}, `unknown command "refill" for caddy kassa cash`},
+		{[]string{"cash", "deposit"}, "caddy kassa cash deposit needs --amount"},
+		{[]string{"cash", "withdraw", "--amount", "10.001"}, `--amount "10.001" is not an amount`},
+		{[]string{"balance", "--address", "https://localhost:2019"}, "the CLI talks to the local admin endpoint over plain HTTP"},
+		{[]string{"balance", "--address", "ftp://localhost:2019"}, "want host:port or http://host:port"},
+		{[]string{"balance", "--address", "localhost:2019-2020"}, "admin address"},
+	} {
+		args := tc.args
+		if len(args) > 0 && !strings.HasPrefix(strings.Join(args, " "), "balance --address") {
+			args = append(args, "--address", admin.addr())
+		}
+		stdout, stderr, err := runCLI(t, args...)
+		if exitStatus(err) != 2 || !strings.HasPrefix(stderr, "kassa: ") || !strings.Contains(stderr, tc.msg) ||
+			!strings.Contains(stderr, "--help' for usage.") || stdout != "" {
+			t.Errorf("%q: exit %d (%v)\nstderr %q\nwant it to hold %q", tc.args, exitStatus(err), err, stderr, tc.msg)
+		}
+	}
+	if got := admin.requests(); len(got) != 0 {
+		t.Errorf("usage errors sent %+v", got)
+	}
+}
+
+// TestCLIAddress: the admin endpoint as host:port, as a URL, or from the
+// admin listen address of --config; an endpoint that does not answer is
+// exit status 1.
+func TestCLIAddress(t *testing.T) {
+	admin := newFakeAdmin(t, map[string]cliReply{"GET /kassa/orders": {200, `{"orders":[]}`}})
+	config := filepath.Join(t.TempDir(), "caddy.json")
+	if err := os.WriteFile(config, []byte(`{"admin":{"listen":"`+admin.addr()+`"}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, flags := range [][]string{
+		{"--address", admin.addr()},
+		{"--address", "http://" + admin.addr()},
+		{"--address", "http://" + admin.addr() + "/"},
+		{"--config", config},
+	} {
+		stdout, stderr, err := runCLI(t, append([]string{"orders"}, flags...)...)
+		if err != nil || stdout != "no orders\n" {
+			t.Errorf("%v: err %v, stdout %q, stderr %q", flags, err, stdout, stderr)
+		}
+	}
+	for _, r := range admin.requests() {
+		if r.Origin != "http://"+admin.addr() {
+			t.Errorf("Origin = %q", r.Origin)
+		}
+	}
+
+	closed := httptest.NewServer(http.NotFoundHandler())
+	addr := closed.Listener.Addr().String()
+	closed.Close()
+	_, stderr, err := runCLI(t, "balance", "--address", addr)
+	if exitStatus(err) != 1 || !strings.HasPrefix(stderr, "kassa: cannot reach the admin API at "+addr+": ") {
+		t.Errorf("closed endpoint: exit %d, stderr %q", exitStatus(err), stderr)
+	}
+}
+
+// TestCLITimeout: a reply slower than --timeout is an error; for a POST
+// the operator is told it may have been done.
+func TestCLITimeout(t *testing.T) {
+	release := make(chan struct{})
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-release
+	}))
+	defer slow.Close()
+	defer close(release)
+	_, stderr, err := runCLI(t, "balance", "--timeout", "50ms", "--address", slow.Listener.Addr().String())
+	if exitStatus(err) != 1 || !strings.Contains(stderr, "did not answer within 50ms (see --timeout)") {
+		t.Errorf("balance: exit %d, stderr %q", exitStatus(err), stderr)
+	}
+	_, stderr, err = runCLI(t, "payout", "--payment", "main", "--amount", "1", "--to", "1", "--method", "qw",
+		"--timeout", "50ms", "--address", slow.Listener.Addr().String())
+	if exitStatus(err) != 1 || !strings.Contains(stderr, "it may still have done what was asked") {
+		t.Errorf("payout: exit %d, stderr %q", exitStatus(err), stderr)
+	}
+	_, stderr, err = runCLI(t, "balance", "--timeout", "0s", "--address", slow.Listener.Addr().String())
+	if exitStatus(err) != 2 || !strings.Contains(stderr, "--timeout must be a positive duration") {
+		t.Errorf("--timeout 0s: exit %d, stderr %q", exitStatus(err), stderr)
+	}
+}
+
+// TestCLIRegistered: `caddy kassa` is registered with its help.
+func TestCLIRegistered(t *testing.T) {
+	c, ok := caddycmd.Commands()["kassa"]
+	if !ok || c.Short == "" || c.Long == "" || c.Usage == "" || c.CobraFunc == nil {
+		t.Fatalf("kassa command = %+v", c)
+	}
+	stdout, _, err := runCLI(t, "--help")
+	for _, sub := range []string{"balance", "orders", "order", "cancel", "confirm", "receipt", "refund", "payout", "cash", "operation", "--address", "--json"} {
+		if !strings.Contains(stdout, "  "+sub+" ") {
+			t.Errorf("help does not list %s", sub)
+		}
+	}
+	if err != nil {
+		t.Errorf("help: %v", err)
+	}
+}
