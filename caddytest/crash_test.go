@@ -354,7 +354,7 @@ func (s *procShop) start(t *testing.T) *procCaddy {
 	t.Helper()
 	s.starts++
 	if s.starts > 1 {
-		if _, err := os.Stat(filepath.Join(s.storage, "locks", "kassa", "reconciler.lock")); err == nil {
+		if _, err := os.Stat(filepath.Join(s.storage, "locks", "kassareconciler.lock")); err == nil {
 			t.Logf("the killed shop left the reconciler's storage lock; the restarted shop waits for it to go stale")
 		}
 	}

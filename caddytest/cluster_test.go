@@ -1,0 +1,455 @@
+package caddytest
+
+// Cluster and receipt-crash tests: like crash_test.go they run Caddy as real
+// processes beside a sandbox process, but the shops here issue fiscal
+// receipts through the sandbox's Smart Cashier, and two shops may share one
+// file storage, as two instances of a cluster do. They reuse the proc
+// helpers of crash_test.go; every helper here is prefixed cluster.
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddy-kassa/kassa"
+)
+
+// clusterShop is one shop instance: its own ports, admin endpoint, home and
+// log, on a storage directory other instances may share. It embeds procShop
+// for the record and status helpers; start is its own.
+type clusterShop struct {
+	*procShop
+	name string
+}
+
+// clusterNewShop prepares shop instance name, whose Pegas account "card"
+// (at /pay) and Smart Cashier receipts are served by sb, keeping its orders
+// in storage.
+func clusterNewShop(t *testing.T, dir, storage, name string, sb *procSandbox) *clusterShop {
+	t.Helper()
+	port := procFreePort(t)
+	config := fmt.Sprintf(`{
+	admin 127.0.0.1:%d
+	auto_https off
+	persist_config off
+	kassa {
+		payment card pegas {
+			token sandbox-token
+			endpoint %[2]s/pegas/api/v1
+			timeout 1s
+		}
+		receipts smartcashier {
+			token sandbox-token
+			endpoint %[2]s/smartcashier/v1.0
+			taxation usn_income
+			timeout 1s
+		}
+		product tea 350.00 "Tea"
+		poll_interval 200ms
+		storage file_system %[3]s
+	}
+}
+
+http://127.0.0.1:%[4]d {
+	bind 127.0.0.1
+	route /pay {
+		kassa_checkout card
+	}
+}
+`, procFreePort(t), sb.url, storage, port)
+	return &clusterShop{
+		procShop: &procShop{dir: dir, storage: storage, url: fmt.Sprintf("http://127.0.0.1:%d", port), config: config},
+		name:     name,
+	}
+}
+
+// start runs the instance (again) and waits until it answers a status poll.
+func (s *clusterShop) start(t *testing.T) *procCaddy {
+	t.Helper()
+	s.starts++
+	if _, err := os.Stat(filepath.Join(s.storage, "locks", "kassareconciler.lock")); err == nil && s.starts > 1 {
+		t.Logf("%s restarts while the reconciler's storage lock is held (or left by a killed instance)", s.name)
+	}
+	ready := s.url + "/pay?order=AAAAAAAAAAAAAAAAAAAAAA"
+	return procStart(t, s.dir, fmt.Sprintf("%s-%d", s.name, s.starts), s.config, ready, func(status int, body []byte) bool {
+		return status == http.StatusNotFound && strings.Contains(string(body), "unknown_order")
+	})
+}
+
+// checkout buys one tea as a JSON client and returns the order's id.
+func (s *clusterShop) checkout(t *testing.T) string {
+	t.Helper()
+	var st procStatus
+	procCall(t, "POST", s.url+"/pay", procCheckoutBody(1), http.StatusCreated, &st)
+	if st.OrderID == "" || st.State != "pending" || st.Amount != "350.00" {
+		t.Fatalf("checkout on %s: %+v, want a pending order of 350.00", s.name, st)
+	}
+	return st.OrderID
+}
+
+// clusterPay pays an order's Pegas invoice at the sandbox, as the buyer's
+// click on the payment page does.
+func clusterPay(t *testing.T, sb *procSandbox, id string) {
+	t.Helper()
+	procCall(t, "POST", sb.url+"/control/pay", map[string]any{"api": "pegas", "order_id": id}, http.StatusOK, nil)
+}
+
+// clusterWaitDone waits until the order's record on disk is paid with its
+// sale receipt done. A closed order in another state, or a failed receipt,
+// fails the test at once.
+func clusterWaitDone(t *testing.T, s *clusterShop, id string, limit time.Duration) *kassa.Order {
+	t.Helper()
+	var o *kassa.Order
+	procEventually(t, limit, fmt.Sprintf("order %s paid with its receipt done", id), func() (bool, string) {
+		o = s.record(t, id)
+		if o.State != kassa.OrderPaid && !o.State.Open() {
+			t.Fatalf("order %s stored as %s (error %q), want paid", id, o.State, o.Error)
+		}
+		if o.Receipt == nil {
+			return false, fmt.Sprintf("state %s, no receipt", o.State)
+		}
+		if o.Receipt.State == kassa.ReceiptFailed {
+			t.Fatalf("order %s: receipt failed: %s", id, o.Receipt.Error)
+		}
+		return o.State == kassa.OrderPaid && o.Receipt.State == kassa.ReceiptDone,
+			fmt.Sprintf("state %s, receipt %s", o.State, o.Receipt.State)
+	})
+	return o
+}
+
+// clusterSentReceipt is a formReceipt call in the sandbox's journal.
+type clusterSentReceipt struct {
+	OperationID string
+	Status      int
+}
+
+// clusterFormReceipts lists the formReceipt calls the sandbox received,
+// oldest first.
+func clusterFormReceipts(t *testing.T, sb *procSandbox) []clusterSentReceipt {
+	t.Helper()
+	var out struct {
+		Calls []struct {
+			Body   json.RawMessage `json:"body"`
+			Status int             `json:"status"`
+		} `json:"calls"`
+	}
+	procCall(t, "GET", sb.url+"/control/calls?api=smartcashier&op=formReceipt", nil, http.StatusOK, &out)
+	var sent []clusterSentReceipt
+	for _, c := range out.Calls {
+		var body struct {
+			OperationID string `json:"operationId"`
+		}
+		if err := json.Unmarshal(c.Body, &body); err != nil {
+			t.Fatalf("formReceipt body in the journal: %v: %s", err, c.Body)
+		}
+		sent = append(sent, clusterSentReceipt{OperationID: body.OperationID, Status: c.Status})
+	}
+	return sent
+}
+
+// clusterOperation is a Smart Cashier operation in the sandbox's state.
+type clusterOperation struct {
+	OperationID string `json:"operationId"`
+	Kind        string `json:"kind"`
+	Attempts    int    `json:"attempts"`
+}
+
+// clusterOperations lists the sandbox's Smart Cashier operations.
+func clusterOperations(t *testing.T, sb *procSandbox) []clusterOperation {
+	t.Helper()
+	var st struct {
+		SmartCashier struct {
+			Operations []clusterOperation `json:"operations"`
+		} `json:"smartcashier"`
+	}
+	procCall(t, "GET", sb.url+"/control/state", nil, http.StatusOK, &st)
+	return st.SmartCashier.Operations
+}
+
+// clusterSaleOperationID is the operation id the shop derives for an
+// order's sale receipt.
+func clusterSaleOperationID(id string) string { return "kassa-" + id + "-sale" }
+
+// clusterCheckOneReceiptEach checks the 54-FZ guarantee over the sandbox's
+// whole state: exactly one Smart Cashier operation per order, a formReceipt
+// under the order's operation id, and no other operation. It also checks
+// that each operation id was sent exactly once (formReceipt calls), and
+// reports any operation id sent more often as a double send.
+func clusterCheckOneReceiptEach(t *testing.T, sb *procSandbox, ids []string) {
+	t.Helper()
+	want := map[string]bool{}
+	for _, id := range ids {
+		want[clusterSaleOperationID(id)] = true
+	}
+	ops := map[string]int{}
+	for _, op := range clusterOperations(t, sb) {
+		ops[op.OperationID]++
+		if !want[op.OperationID] {
+			t.Errorf("the sandbox holds an operation %q (%s) that belongs to no order", op.OperationID, op.Kind)
+		} else if op.Kind != "formReceipt" {
+			t.Errorf("operation %s is a %s, want formReceipt", op.OperationID, op.Kind)
+		}
+	}
+	for _, id := range ids {
+		if n := ops[clusterSaleOperationID(id)]; n != 1 {
+			t.Errorf("order %s has %d Smart Cashier operations, want exactly 1", id, n)
+		}
+	}
+
+	sends := map[string]int{}
+	for _, c := range clusterFormReceipts(t, sb) {
+		sends[c.OperationID]++
+		if !want[c.OperationID] {
+			t.Errorf("formReceipt sent under operation id %q, which belongs to no order", c.OperationID)
+		}
+	}
+	var doubles []string
+	for op, n := range sends {
+		if n != 1 {
+			doubles = append(doubles, fmt.Sprintf("%s sent %d times", op, n))
+		}
+	}
+	sort.Strings(doubles)
+	if len(doubles) > 0 {
+		t.Errorf("receipts sent more than once (harmless for printing thanks to operationId, but each pass "+
+			"holds the storage lock and re-reads the order, so no instance should send a done receipt again): %s",
+			strings.Join(doubles, "; "))
+	}
+	for _, id := range ids {
+		if sends[clusterSaleOperationID(id)] == 0 {
+			t.Errorf("no formReceipt was sent for order %s", id)
+		}
+	}
+}
+
+// clusterLogCount counts the log lines of p that contain s.
+func clusterLogCount(p *procCaddy, s string) int {
+	b, err := os.ReadFile(p.log)
+	if err != nil {
+		return -1
+	}
+	return strings.Count(string(b), s)
+}
+
+// TestCrashAfterReceiptSentPrintsOnce proves that a shop killed while its
+// Smart Cashier formReceipt is in flight (the record already says sending,
+// the sandbox processes the request to nobody) sends the receipt again
+// after the restart under the same operationId, and that the sandbox, by
+// that id, makes one operation of the two sends: one receipt is printed,
+// and the order's record ends done with the fiscal data.
+func TestCrashAfterReceiptSentPrintsOnce(t *testing.T) {
+	dir := t.TempDir()
+	sb := procStartSandbox(t, dir)
+	s := clusterNewShop(t, dir, filepath.Join(dir, "storage"), "shop", sb)
+	shop := s.start(t)
+
+	sb.fault(t, map[string]any{"api": "smartcashier", "op": "formReceipt", "mode": "latency", "count": 1, "latency": "1500ms"})
+	id := s.checkout(t)
+	opID := clusterSaleOperationID(id)
+	clusterPay(t, sb, id)
+
+	// The reconciler marks the order paid and writes its receipt as
+	// sending before calling formReceipt, which the sandbox then holds for
+	// 1.5s (the shop gives up after its 1s timeout: kill well before).
+	procEventually(t, procShortWait, "the receipt stored as sending", func() (bool, string) {
+		o := s.record(t, id)
+		if o.Receipt == nil {
+			return false, fmt.Sprintf("state %s, no receipt", o.State)
+		}
+		return o.Receipt.State == kassa.ReceiptSending, fmt.Sprintf("state %s, receipt %s", o.State, o.Receipt.State)
+	})
+	if o := s.record(t, id); o.State != kassa.OrderPaid || o.Receipt.OperationID != opID {
+		t.Fatalf("while sending: order %s, operation id %q, want paid, %q", o.State, o.Receipt.OperationID, opID)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if n := len(clusterFormReceipts(t, sb)); n != 0 {
+		t.Fatalf("formReceipt answered before the kill (%d in the journal): the latency fault did not hold it", n)
+	}
+	shop.kill(t)
+
+	// The sandbox still processes the request its client left: one
+	// operation exists, and the record still says sending.
+	procEventually(t, procShortWait, "the interrupted formReceipt processed at the sandbox", func() (bool, string) {
+		sent, ops := clusterFormReceipts(t, sb), clusterOperations(t, sb)
+		return len(sent) == 1 && len(ops) == 1, fmt.Sprintf("journal %+v, operations %+v", sent, ops)
+	})
+	if o := s.record(t, id); o.Receipt == nil || o.Receipt.State != kassa.ReceiptSending {
+		t.Fatalf("after the kill the record's receipt is %+v, want sending", o.Receipt)
+	}
+	if !s.isOpen(id) {
+		t.Fatal("the order with a receipt under way is not in the open index: no reconciler would send it")
+	}
+
+	restarted := s.start(t)
+	o := clusterWaitDone(t, s, id, procRecoverWait)
+	if o.Receipt.OperationID != opID {
+		t.Errorf("receipt operation id %q, want %q", o.Receipt.OperationID, opID)
+	}
+	if f := o.Receipt.Fiscal; f == nil || f.DocumentNumber == 0 || f.FNNumber == "" || f.DocumentSign == "" {
+		t.Errorf("the done receipt's fiscal data: %+v, want the sandbox's document number, sign and FN", f)
+	}
+
+	sent := clusterFormReceipts(t, sb)
+	if len(sent) != 2 {
+		t.Errorf("%d formReceipt calls, want 2 (the interrupted one and the resend): %+v", len(sent), sent)
+	}
+	for i, c := range sent {
+		if c.OperationID != opID {
+			t.Errorf("formReceipt call %d under operation id %q, want %q", i+1, c.OperationID, opID)
+		}
+	}
+	ops := clusterOperations(t, sb)
+	if len(ops) != 1 || ops[0].OperationID != opID || ops[0].Kind != "formReceipt" {
+		t.Errorf("sandbox operations: %+v, want exactly one formReceipt %s", ops, opID)
+	}
+	st, _ := s.status(t, id)
+	if st.State != "paid" {
+		t.Errorf("the buyer sees %+v, want paid", st)
+	}
+	// A few more passes of the restarted reconciler change nothing.
+	time.Sleep(600 * time.Millisecond)
+	if n := len(clusterFormReceipts(t, sb)); n != 2 {
+		t.Errorf("%d formReceipt calls after further passes, want still 2", n)
+	}
+	if s.isOpen(id) {
+		t.Error("the order with its receipt done is still in the open index")
+	}
+	// Attempts is counted in memory and stored after the send, so the send
+	// the kill interrupted is not in it.
+	t.Logf("restarted shop logged %d \"receipt done\" lines; the record counts %d attempts for the 2 sends",
+		clusterLogCount(restarted, `receipt done`), s.record(t, id).Receipt.Attempts)
+}
+
+// TestTwoInstancesOneReceiptEach proves that two shop instances sharing one
+// storage, both reconciling every 200ms, issue exactly one Smart Cashier
+// operation per paid order (the 54-FZ guarantee) and send each receipt
+// once: each reconciler pass holds the storage lock and re-reads the order,
+// so the instance that comes second sees the receipt already done. It also
+// proves that an order made on one instance is served by the other.
+func TestTwoInstancesOneReceiptEach(t *testing.T) {
+	dir := t.TempDir()
+	storage := filepath.Join(dir, "storage")
+	sb := procStartSandbox(t, dir)
+	a := clusterNewShop(t, dir, storage, "shopA", sb)
+	b := clusterNewShop(t, dir, storage, "shopB", sb)
+	procA, procB := a.start(t), b.start(t)
+
+	const orders = 10
+	var ids []string
+	made := map[string]*clusterShop{}
+	for i := 0; i < orders; i++ {
+		on, other := a, b
+		if i%2 == 1 {
+			on, other = b, a
+		}
+		id := on.checkout(t)
+		ids = append(ids, id)
+		made[id] = on
+		// The other instance reads it from the shared storage.
+		if st, _ := other.status(t, id); st.OrderID != id || st.State != "pending" || st.Amount != "350.00" {
+			t.Errorf("order %s made on %s reads on %s as %+v, want pending 350.00", id, on.name, other.name, st)
+		}
+	}
+	for _, id := range ids {
+		clusterPay(t, sb, id)
+	}
+	for _, id := range ids {
+		clusterWaitDone(t, a, id, procRecoverWait)
+	}
+	// Let both reconcilers make a few more passes over the closed orders.
+	time.Sleep(time.Second)
+
+	clusterCheckOneReceiptEach(t, sb, ids)
+	for _, id := range ids {
+		o := a.record(t, id)
+		if o.Receipt.Fiscal == nil {
+			t.Errorf("order %s: done receipt without fiscal data", id)
+		}
+		if a.isOpen(id) {
+			t.Errorf("order %s is done but still in the open index", id)
+		}
+		for _, s := range []*clusterShop{a, b} {
+			var st struct {
+				procStatus
+				Receipt struct {
+					OperationID string `json:"operation_id"`
+					State       string `json:"state"`
+				} `json:"receipt"`
+			}
+			procCall(t, "GET", s.url+"/pay?order="+id, nil, http.StatusOK, &st)
+			if st.State != "paid" || st.Receipt.State != "done" || st.Receipt.OperationID != clusterSaleOperationID(id) {
+				t.Errorf("order %s (made on %s) reads on %s as %s, receipt %s %q", id, made[id].name, s.name,
+					st.State, st.Receipt.State, st.Receipt.OperationID)
+			}
+		}
+	}
+	t.Logf("receipts done by instance: %s %d, %s %d", a.name, clusterLogCount(procA, `receipt done`),
+		b.name, clusterLogCount(procB, `receipt done`))
+}
+
+// TestStoppingOneInstanceLosesNothing proves that orders made on an
+// instance that is then killed are finished by the other instance on the
+// same storage: paid after the killed one is gone, they move to paid with
+// one done receipt each. The kill is timed to leave the reconciler's
+// storage lock behind (instance A's pass is held in a slow Pegas status
+// probe), so it also proves that the survivor takes over once that lock
+// goes stale, instead of waiting on it for ever.
+func TestStoppingOneInstanceLosesNothing(t *testing.T) {
+	dir := t.TempDir()
+	storage := filepath.Join(dir, "storage")
+	lock := filepath.Join(storage, "locks", "kassareconciler.lock")
+	sb := procStartSandbox(t, dir)
+	a := clusterNewShop(t, dir, storage, "shopA", sb)
+	b := clusterNewShop(t, dir, storage, "shopB", sb)
+	procA := a.start(t)
+
+	const orders = 4
+	var ids []string
+	for i := 0; i < orders; i++ {
+		ids = append(ids, a.checkout(t))
+	}
+	// A's passes now hold the lock for seconds: each probe of an open
+	// order waits out the 1s Pegas timeout. B starts while A holds it, so
+	// the lock is A's when A is killed.
+	sb.fault(t, map[string]any{"api": "pegas", "op": "transaction/receipt/file", "mode": "latency", "latency": "5s"})
+	time.Sleep(500 * time.Millisecond)
+	if _, err := os.Stat(lock); err != nil {
+		t.Fatalf("A's reconciler does not hold the storage lock while its probes are held: %v", err)
+	}
+	procB := b.start(t)
+	procA.kill(t)
+	killed := time.Now()
+	if _, err := os.Stat(lock); err != nil {
+		t.Fatalf("no storage lock right after A was killed mid-pass: %v", err)
+	}
+	procCall(t, "DELETE", sb.url+"/control/faults", nil, http.StatusOK, nil)
+
+	for _, id := range ids {
+		clusterPay(t, sb, id)
+	}
+	for _, id := range ids {
+		o := clusterWaitDone(t, b, id, procRecoverWait)
+		if o.Receipt.Fiscal == nil {
+			t.Errorf("order %s: done receipt without fiscal data", id)
+		}
+	}
+	t.Logf("B finished A's orders %v after A was killed holding the lock", time.Since(killed).Round(100*time.Millisecond))
+	clusterCheckOneReceiptEach(t, sb, ids)
+	for _, id := range ids {
+		if st, _ := b.status(t, id); st.State != "paid" || st.Amount != "350.00" {
+			t.Errorf("order %s made on the killed instance reads on B as %+v, want paid 350.00", id, st)
+		}
+		if b.isOpen(id) {
+			t.Errorf("order %s is done but still in the open index", id)
+		}
+	}
+	if n := clusterLogCount(procB, `receipt done`); n != orders {
+		t.Errorf("instance B logged %d \"receipt done\" lines, want %d", n, orders)
+	}
+}
