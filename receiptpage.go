@@ -33,7 +33,7 @@ func qrSVG(content string) (template.HTML, error) {
 	b := code.Bounds()
 	size := b.Dx() + 8
 	var svg strings.Builder
-	fmt.Fprintf(&svg, `<svg xmlns="http://www.w3.org/2000/svg" viewBox="-4 -4 %d %d" shape-rendering="crispEdges" role="img" aria-label="QR-код чека">`, size, size)
+	fmt.Fprintf(&svg, `<svg class="qr" xmlns="http://www.w3.org/2000/svg" viewBox="-4 -4 %d %d" shape-rendering="crispEdges" role="img" aria-label="QR-код чека">`, size, size)
 	fmt.Fprintf(&svg, `<rect x="-4" y="-4" width="%d" height="%d" fill="#fff"/><path fill="#000" d="`, size, size)
 	for y := 0; y < b.Dy(); y++ {
 		for x := 0; x < b.Dx(); x++ {
@@ -122,6 +122,7 @@ func (h *ReceiptHandler) writeReceiptPage(w http.ResponseWriter, r *http.Request
 var receiptPage = template.Must(template.New("receipt").Parse(`<!doctype html>
 <html lang="ru"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <title>Чек по заказу {{.OrderID}}</title>
+{{if not .Fiscal}}{{if ne .State "failed"}}<meta http-equiv="refresh" content="5">{{end}}{{end}}
 <style>
 body{font:15px/1.45 ui-monospace,"SFMono-Regular",Menlo,Consolas,monospace;color:#111;background:#eee;margin:0;padding:1rem}
 .receipt{background:#fff;max-width:26rem;margin:0 auto;padding:1.25rem 1.25rem 1.5rem;box-shadow:0 1px 4px rgba(0,0,0,.15)}
