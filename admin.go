@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
@@ -215,7 +217,7 @@ func (a *App) adminOrderAction(w http.ResponseWriter, r *http.Request, id, actio
 	case "refund":
 		o, err = a.reissueReceipt(r.Context(), id, ReceiptSaleReturn)
 	default:
-		return &RequestError{Status: http.StatusNotFound, Code: "not_found", Message: "no such order action: " + action}
+		return &RequestError{Status: http.StatusNotFound, Code: "not_found", Message: "no such order action: " + quoteInput(action)}
 	}
 	if errors.Is(err, ErrOrderNotFound) {
 		return &RequestError{Status: http.StatusNotFound, Code: "unknown_order", Message: "no such order"}
@@ -306,10 +308,13 @@ func (a *App) adminPayout(w http.ResponseWriter, r *http.Request) error {
 	}
 	acc, ok := a.accounts[req.Payment]
 	if !ok {
-		return badRequest("bad_payment", "payment", "no payment account %q (there are: %s)", req.Payment, a.accountNames())
+		return badRequest("bad_payment", "payment", "no payment account %s (there are: %s)", quoteInput(req.Payment), a.accountNames())
 	}
 	amount, err := ParseAmount("amount", req.Amount)
 	if err != nil {
+		return err
+	}
+	if err := checkPayoutText(req); err != nil {
 		return err
 	}
 	out, err := acc.Payout(r.Context(), PayoutRequest{Amount: amount, To: req.To, Method: req.Method, Comment: req.Comment, OrderID: req.OrderID})
@@ -320,6 +325,34 @@ func (a *App) adminPayout(w http.ResponseWriter, r *http.Request) error {
 	a.logger.Info("operator: payout sent", zap.String("account", acc.name), zap.String("provider", acc.provider),
 		zap.String("method", req.Method), zap.String("payout_id", out.ID))
 	return writeJSON(w, http.StatusOK, map[string]string{"payment": acc.name, "id": out.ID, "commission": FormatAmount(out.Commission)})
+}
+
+// maxPayoutToken bounds a payout's payee, method and order id.
+const maxPayoutToken = 64
+
+// checkPayoutText refuses what no provider's payee, method or order id
+// looks like before a provider hears of it: anything but 1 to 64 ASCII
+// letters, digits and + - . _ @ (the order id may be absent), and a comment
+// with control characters or bidi controls. Money sent to a payee that
+// displays as another cannot be called back.
+func checkPayoutText(req payoutRequest) error {
+	for _, f := range []struct{ name, value string }{{"to", req.To}, {"method", req.Method}, {"order_id", req.OrderID}} {
+		if f.name == "order_id" && f.value == "" {
+			continue
+		}
+		ok := len(f.value) >= 1 && len(f.value) <= maxPayoutToken
+		for i := 0; ok && i < len(f.value); i++ {
+			c := f.value[i]
+			ok = 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("+-._@", c) >= 0
+		}
+		if !ok {
+			return badRequest("bad_"+f.name, f.name, "%s must be 1 to %d ASCII letters, digits or + - . _ @", f.name, maxPayoutToken)
+		}
+	}
+	if strings.ContainsFunc(req.Comment, unicode.IsControl) || hasBidiControl(req.Comment) {
+		return badRequest("bad_comment", "comment", "the comment must not contain control characters or bidi controls")
+	}
+	return nil
 }
 
 // cashRequest is cash put into or taken out of a till.
@@ -378,18 +411,22 @@ func (a *App) adminOperation(w http.ResponseWriter, r *http.Request, id string) 
 	return writeJSON(w, http.StatusOK, receiptView{OperationID: id, State: state, Fiscal: op.Fiscal, Error: op.Error})
 }
 
-// decodeAdminBody reads a JSON body strictly into v.
+// decodeAdminBody reads a JSON body strictly into v: one valid-UTF-8 JSON
+// value with only v's fields.
 func decodeAdminBody(r *http.Request, v any) error {
 	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, maxAdminBody))
 	if err != nil {
 		return &RequestError{Status: http.StatusRequestEntityTooLarge, Code: "body_too_large", Message: "the body is larger than 64 KiB"}
 	}
+	if !utf8.Valid(body) {
+		return badRequest("bad_request", "", "the body is not valid UTF-8")
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return badRequest("bad_request", "", "the body is not the documented JSON: %v", err)
+		return badRequest("bad_request", "", "the body is not the documented JSON: %s", jsonErrorText(err))
 	}
-	if dec.More() {
+	if _, err := dec.Token(); err != io.EOF {
 		return badRequest("bad_request", "", "the body holds more than one JSON value")
 	}
 	return nil

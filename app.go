@@ -77,6 +77,9 @@ func (App) CaddyModule() caddy.ModuleInfo {
 // Provision loads the providers, the catalog and the storage.
 func (a *App) Provision(ctx caddy.Context) error {
 	a.logger = ctx.Logger()
+	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
+		return err
+	}
 	a.now = time.Now
 	if a.PollInterval <= 0 {
 		a.PollInterval = caddy.Duration(defaultPollInterval)

@@ -340,15 +340,15 @@ func itemsTotal(items []OrderItem) decimal.Decimal {
 
 // ParseItems reads the items a trusted upstream supplies for a proxied
 // order: a JSON array of 1 to 100 {"name","qty","price","vat"}: name 1–128
-// characters without control characters; qty a JSON integer from 1 to
-// 1000000 in plain digits; price a string in plain notation (ParseAmount) or
-// a JSON number written the same way (350, 350.5, 350.00: no exponent, sign
-// or third decimal); vat optional, a VAT rate's name (null or absent: the
-// default). The upstream is trusted but still validated: name, qty and
-// price are required, and an unknown field is an error, so that a typo
-// ("prise", "vta") cannot silently change a receipt. Errors are 400
-// RequestErrors with code bad_items (amount_too_large for a total above a
-// billion rubles) and Field "items". Returns the items and their exact
+// characters without control characters or bidi controls; qty a JSON integer
+// from 1 to 1000000 in plain digits; price a string in plain notation
+// (ParseAmount) or a JSON number written the same way (350, 350.5, 350.00:
+// no exponent, sign or third decimal); vat optional, a VAT rate's name (null
+// or absent: the default). The upstream is trusted but still validated:
+// name, qty and price are required, and an unknown field is an error, so
+// that a typo ("prise", "vta") cannot silently change a receipt. Errors are
+// 400 RequestErrors with code bad_items (amount_too_large for a total above
+// a billion rubles) and Field "items". Returns the items and their exact
 // total.
 func ParseItems(raw string) ([]OrderItem, decimal.Decimal, error) {
 	fail := func(format string, args ...any) ([]OrderItem, decimal.Decimal, error) {
@@ -413,6 +413,9 @@ func readUpstreamItem(dec *json.Decoder, i int) (OrderItem, error) {
 			if err := checkItemName(item.Name); err != nil {
 				return fail(": %v", err)
 			}
+			if hasBidiControl(item.Name) {
+				return fail(".name contains a bidi control character")
+			}
 			hasName = true
 		case "qty":
 			if !allDigits(string(value)) || len(value) > maxQuantityDigits {
@@ -470,12 +473,12 @@ func readUpstreamItem(dec *json.Decoder, i int) (OrderItem, error) {
 // returns them cleaned; cleaning a cleaned pair changes nothing. Spaces
 // around either are dropped. The email must be at most 254 bytes of valid
 // UTF-8 with exactly one @, a non-empty local part, a domain with a dot
-// inside it, and no spaces, control characters or the characters
-// "(),:;<>[\] (which only quoted addresses use). The phone may be written
-// with spaces, dashes and parentheses and an optional leading +; what
-// remains must be 10 to 15 digits. It comes back as + and its digits, with
-// the Russian conventions applied to a number without +: 8XXXXXXXXXX and a
-// bare 10-digit XXXXXXXXXX become +7XXXXXXXXXX. Errors are 400
+// inside it, and no spaces, control characters, bidi controls or the
+// characters "(),:;<>[\] (which only quoted addresses use). The phone may be
+// written with spaces, dashes and parentheses and an optional leading +;
+// what remains must be 10 to 15 digits. It comes back as + and its digits,
+// with the Russian conventions applied to a number without +: 8XXXXXXXXXX
+// and a bare 10-digit XXXXXXXXXX become +7XXXXXXXXXX. Errors are 400
 // RequestErrors with codes bad_email and bad_phone; their messages do not
 // repeat the contact.
 func ValidateContacts(email, phone string) (string, string, error) {
@@ -510,6 +513,8 @@ func checkEmail(email string) error {
 		return bad("is not valid UTF-8")
 	case strings.ContainsFunc(email, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }):
 		return bad("contains a space or a control character")
+	case hasBidiControl(email):
+		return bad("contains a bidi control character")
 	case strings.ContainsAny(email, `"(),:;<>[\]`):
 		return bad("contains a character that only quoted addresses use, such as a quote, a comma or a bracket")
 	case strings.Count(email, "@") != 1:
@@ -526,6 +531,16 @@ func checkEmail(email string) error {
 		return bad("has no domain like example.com after the @")
 	}
 	return nil
+}
+
+// hasBidiControl reports whether s holds a bidi embedding, override or
+// isolate (U+202A–U+202E, U+2066–U+2069): characters that make text show
+// in another order than it is stored ("Trojan Source"), so that an item
+// name or an address would read as something it is not.
+func hasBidiControl(s string) bool {
+	return strings.ContainsFunc(s, func(r rune) bool {
+		return '\u202a' <= r && r <= '\u202e' || '\u2066' <= r && r <= '\u2069'
+	})
 }
 
 // normalizePhone cleans a phone number as ValidateContacts describes.

@@ -206,6 +206,8 @@ func (h *Checkout) create(w http.ResponseWriter, r *http.Request) error {
 	// and the reconciler finds the order in creating and recovers it.
 	if err := h.app.orders.Save(ctx, o); err != nil {
 		h.logger.Error("storing a created payment", zap.String("order_id", o.ID), zap.Error(err))
+	} else {
+		countTransition(o, OrderCreating)
 	}
 	h.logger.Info("order created", zap.String("order_id", o.ID), zap.String("account", o.Account),
 		zap.String("provider", o.Provider), zap.Duration("duration", time.Since(start)))
@@ -229,6 +231,8 @@ func (h *Checkout) createFailed(o *Order, err error, took time.Duration) {
 		o.State, o.Error, o.UpdatedAt, o.ClosedAt = OrderFailed, err.Error(), now, now
 		if serr := h.app.orders.Save(ctx, o); serr != nil {
 			h.logger.Error("storing a failed order", zap.String("order_id", o.ID), zap.Error(serr))
+		} else {
+			countTransition(o, OrderCreating)
 		}
 	}
 	h.logger.Warn("creating payment failed", zap.String("order_id", o.ID), zap.String("account", o.Account),
@@ -241,14 +245,14 @@ func (h *Checkout) newOrder(r *http.Request, repl *caddy.Replacer) (*Order, erro
 	o := &Order{Account: h.acc.name, Provider: h.acc.provider}
 	var email, phone string
 	if h.Amount != "" {
-		amount, err := ParseAmount("amount", repl.ReplaceKnown(h.Amount, ""))
+		amount, err := ParseAmount("amount", proxiedValue(repl, h.Amount))
 		if err != nil {
 			return nil, err
 		}
 		o.Amount = amount
-		o.ShopOrderID = repl.ReplaceKnown(h.OrderID, "")
-		o.Description = repl.ReplaceKnown(h.Description, "")
-		if raw := repl.ReplaceKnown(h.Items, ""); raw != "" {
+		o.ShopOrderID = proxiedValue(repl, h.OrderID)
+		o.Description = proxiedValue(repl, h.Description)
+		if raw := proxiedValue(repl, h.Items); raw != "" {
 			items, total, err := ParseItems(raw)
 			if err != nil {
 				return nil, err
@@ -258,10 +262,11 @@ func (h *Checkout) newOrder(r *http.Request, repl *caddy.Replacer) (*Order, erro
 			}
 			o.Items = items
 		}
-		email, phone = repl.ReplaceKnown(h.Email, ""), repl.ReplaceKnown(h.Phone, "")
+		email, phone = proxiedValue(repl, h.Email), proxiedValue(repl, h.Phone)
 		if o.ShopOrderID != "" {
-			if err := validateToken("order_id", o.ShopOrderID, 64); err != nil {
-				return nil, badRequest("bad_order_id", "order_id", "%v", err)
+			if !validShopOrderID(o.ShopOrderID) {
+				return nil, badRequest("bad_order_id", "order_id",
+					"the upstream's order id must be 1 to %d ASCII letters, digits, dots, underscores, dashes or colons", maxShopOrderID)
 			}
 			// One upstream order is one order here, however often it is posted.
 			o.IdempotencyKey = "shop:" + o.ShopOrderID
@@ -281,7 +286,7 @@ func (h *Checkout) newOrder(r *http.Request, repl *caddy.Replacer) (*Order, erro
 					FormatAmount(h.AmountRange.Min), FormatAmount(h.AmountRange.Max))
 			}
 			o.Amount = amount
-			o.Description = repl.ReplaceKnown(h.Description, "")
+			o.Description = proxiedValue(repl, h.Description)
 		} else {
 			items, total, err := h.app.catalog.Price(req.Items)
 			if err != nil {
@@ -290,6 +295,13 @@ func (h *Checkout) newOrder(r *http.Request, repl *caddy.Replacer) (*Order, erro
 			o.Items, o.Amount = items, total
 		}
 		email, phone = req.Email, req.Phone
+	}
+	// A description may come from placeholders (an upstream's header, the
+	// buyer's query) and names the receipt's position: refuse here what the
+	// receipt service would refuse only after the buyer paid.
+	if o.Description != "" && (checkItemName(o.Description) != nil || hasBidiControl(o.Description)) {
+		return nil, badRequest("bad_description", "description",
+			"the description must be 1 to %d characters of text without control characters or bidi controls", maxPositionName)
 	}
 	if !o.Amount.IsPositive() {
 		return nil, badRequest("bad_amount", "amount", "the amount must be more than zero")
@@ -302,9 +314,46 @@ func (h *Checkout) newOrder(r *http.Request, repl *caddy.Replacer) (*Order, erro
 		if err := ValidIdempotencyKey(key); err != nil {
 			return nil, err
 		}
-		o.IdempotencyKey = key
+		// Scoped to the account, and apart from the upstream's "shop:"
+		// keys, so that a buyer's key can never name another flow's order.
+		o.IdempotencyKey = "key:" + h.acc.name + ":" + key
 	}
 	return o, nil
+}
+
+// proxiedValue is a handler field with its placeholders replaced. A field
+// that is one placeholder the request does not know, such as the header of
+// an upstream that did not send it, is empty: left as it is, the
+// placeholder's own text would become, say, every order's order id.
+func proxiedValue(repl *caddy.Replacer, field string) string {
+	if key, ok := strings.CutPrefix(field, "{"); ok {
+		if key, ok = strings.CutSuffix(key, "}"); ok && !strings.ContainsAny(key, "{}") {
+			if _, known := repl.Get(key); !known {
+				return ""
+			}
+		}
+	}
+	return repl.ReplaceKnown(field, "")
+}
+
+// maxShopOrderID bounds an upstream's order id.
+const maxShopOrderID = 64
+
+// validShopOrderID reports whether a trusted upstream's order id is 1 to
+// 64 ASCII letters, digits, dots, underscores, dashes or colons: an
+// identifier that a redirect URL, a log line or the admin API may carry as
+// it is.
+func validShopOrderID(s string) bool {
+	if len(s) < 1 || len(s) > maxShopOrderID {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-' || c == ':') {
+			return false
+		}
+	}
+	return true
 }
 
 // readRequest reads a checkout's body, form-encoded or JSON, up to MaxBody.

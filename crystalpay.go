@@ -252,7 +252,8 @@ func (c *CrystalPay) query(op string) url.Values {
 // get makes one call through api and returns its reply once the envelope
 // says it succeeded; auth, error and transport failures become
 // ProviderErrors.
-func (c *CrystalPay) get(ctx context.Context, api *apiClient, op string, q url.Values) ([]byte, error) {
+func (c *CrystalPay) get(ctx context.Context, api *apiClient, op string, q url.Values) (reply []byte, err error) {
+	defer api.observe(op, time.Now(), &err)
 	status, reply, err := api.call(ctx, op, http.MethodGet, api.endpoint("", q), nil, nil)
 	if err != nil {
 		return nil, err

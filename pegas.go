@@ -392,7 +392,8 @@ func (p *Pegas) query() url.Values {
 
 // get makes one JSON call and returns its reply when it succeeded: HTTP 200
 // and no error object. Anything else becomes a ProviderError.
-func (p *Pegas) get(ctx context.Context, op string, q url.Values) ([]byte, error) {
+func (p *Pegas) get(ctx context.Context, op string, q url.Values) (reply []byte, err error) {
+	defer p.api.observe(op, time.Now(), &err)
 	header := http.Header{"Accept": {"application/json"}}
 	status, reply, err := p.api.call(ctx, op, http.MethodGet, p.api.endpoint(op, q), header, nil)
 	if err != nil {
@@ -407,7 +408,7 @@ func (p *Pegas) get(ctx context.Context, op string, q url.Values) ([]byte, error
 // openReceipt asks for the receipt document of ref in format and returns the
 // reply, body open, when it is that document. Any other reply is read,
 // closed and turned into a ProviderError.
-func (p *Pegas) openReceipt(ctx context.Context, ref PaymentRef, format string) (*http.Response, error) {
+func (p *Pegas) openReceipt(ctx context.Context, ref PaymentRef, format string) (resp *http.Response, err error) {
 	want, ok := pegasDocumentTypes[format]
 	if !ok {
 		return nil, invalid("format", "want pdf or jpeg, got %q", format)
@@ -430,7 +431,8 @@ func (p *Pegas) openReceipt(ctx context.Context, ref PaymentRef, format string) 
 	q.Set("format", format)
 	header := http.Header{"Accept": {want + ", application/json;q=0.9"}}
 	op := pegasOpReceipt
-	resp, err := p.api.do(ctx, op, http.MethodGet, p.api.endpoint(op, q), header, nil)
+	defer p.api.observe(op, time.Now(), &err)
+	resp, err = p.api.do(ctx, op, http.MethodGet, p.api.endpoint(op, q), header, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -7,8 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -219,33 +222,40 @@ type receiptRequest struct {
 	CashboxID string `json:"cashbox_id"`
 }
 
-// parseReceiptRequest reads a posted receipt strictly: unknown fields,
-// amounts in any notation but plain decimals, and operation ids in the
-// plugin's own namespace are refused.
+// parseReceiptRequest reads a posted receipt strictly: a body that is not
+// one valid-UTF-8 JSON object, unknown fields, amounts in any notation but
+// plain decimals, names with bidi controls, contacts ValidateContacts
+// refuses, and operation ids in the plugin's own namespace are refused.
 func parseReceiptRequest(body []byte) (Receipt, error) {
+	if !utf8.Valid(body) {
+		return Receipt{}, badRequest("bad_request", "", "the receipt is not valid UTF-8")
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	dec.UseNumber()
 	var req receiptRequest
 	if err := dec.Decode(&req); err != nil {
-		return Receipt{}, badRequest("bad_request", "", "the receipt is not valid JSON of the documented shape: %v", err)
+		return Receipt{}, badRequest("bad_request", "", "the receipt is not valid JSON of the documented shape: %s", jsonErrorText(err))
 	}
-	if dec.More() {
+	if _, err := dec.Token(); err != io.EOF {
 		return Receipt{}, badRequest("bad_request", "", "the body holds more than one JSON value")
 	}
 	if strings.HasPrefix(req.OperationID, "kassa-") {
 		return Receipt{}, badRequest("bad_operation_id", "operation_id", "operation ids starting with kassa- belong to order receipts")
 	}
-	rc := Receipt{OperationID: req.OperationID, Email: req.Email, Phone: req.Phone, Print: req.Print, CashboxID: req.CashboxID}
+	rc := Receipt{OperationID: req.OperationID, Print: req.Print, CashboxID: req.CashboxID}
 	var err error
+	if rc.Email, rc.Phone, err = ValidateContacts(req.Email, req.Phone); err != nil {
+		return Receipt{}, err
+	}
 	if req.Type != "" {
 		if rc.Type, err = ParseReceiptType(req.Type); err != nil {
-			return Receipt{}, badRequest("bad_type", "type", "%v", err)
+			return Receipt{}, unknownName("bad_type", "type", receiptTypeNames, req.Type)
 		}
 	}
 	if req.Taxation != "" {
 		if rc.Taxation, err = ParseTaxationSystem(req.Taxation); err != nil {
-			return Receipt{}, badRequest("bad_taxation", "taxation", "%v", err)
+			return Receipt{}, unknownName("bad_taxation", "taxation", taxationNames, req.Taxation)
 		}
 	}
 	if rc.Cash, err = ParseAmount("cash", cmp.Or(req.Cash, "0")); err != nil {
@@ -264,15 +274,44 @@ func parseReceiptRequest(body []byte) (Receipt, error) {
 		if err != nil {
 			return Receipt{}, err
 		}
+		if hasBidiControl(it.Name) {
+			return Receipt{}, badRequest("bad_name", field+".name", "%s.name contains a bidi control character", field)
+		}
 		p := Position{Name: it.Name, Quantity: qty, Price: price}
 		if it.VAT != "" {
 			if p.VAT, err = ParseVAT(it.VAT); err != nil {
-				return Receipt{}, badRequest("bad_vat", field+".vat", "%v", err)
+				return Receipt{}, unknownName("bad_vat", field+".vat", vatNames, it.VAT)
 			}
 		}
 		rc.Positions = append(rc.Positions, p)
 	}
 	return rc, nil
+}
+
+// unknownName is the 400 for a name that is not in d, quoting it safely.
+func unknownName[T ~int](code, field string, d directory[T], name string) error {
+	names := slices.Sorted(maps.Keys(d.byName))
+	return badRequest(code, field, "unknown %s %s (want one of %s)", d.what, quoteInput(name), strings.Join(names, ", "))
+}
+
+// maxJSONErrorText bounds how much of a JSON decoding error a message
+// repeats.
+const maxJSONErrorText = 160
+
+// jsonErrorText is a JSON decoding error as a reply may repeat it:
+// encoding/json quotes the input it names (an unknown field), which may be
+// as long as the body and carry markup, so it is cut short and <, > and &
+// are escaped.
+func jsonErrorText(err error) string {
+	text := err.Error()
+	if len(text) > maxJSONErrorText {
+		n := maxJSONErrorText
+		for n > 0 && !utf8.RuneStart(text[n]) {
+			n--
+		}
+		text = text[:n] + "..."
+	}
+	return markupEscaper.Replace(text)
 }
 
 func (h *ReceiptHandler) shopName(r *http.Request) string {

@@ -82,6 +82,7 @@ func (r *reconciler) advanceReceipt(ctx context.Context, o *Order, rec *OrderRec
 			rec.State = ReceiptQueued
 		case errors.Is(err, ErrUnavailable):
 			r.save(ctx, o)
+			countReceipt(rec.Type, receiptUnavailable)
 			a.logger.Warn("receipt service unavailable; will send again", zap.String("order_id", o.ID),
 				zap.String("operation_id", rec.OperationID), zap.Int("attempts", rec.Attempts), zap.Error(err))
 			return
@@ -89,6 +90,7 @@ func (r *reconciler) advanceReceipt(ctx context.Context, o *Order, rec *OrderRec
 			rec.State, rec.Error = ReceiptFailed, err.Error()
 		}
 		if r.save(ctx, o) {
+			countReceipt(rec.Type, string(rec.State))
 			a.logger.Info("receipt "+string(rec.State), zap.String("order_id", o.ID), zap.String("operation_id", rec.OperationID),
 				zap.String("type", rec.Type.String()), zap.Duration("duration", time.Since(start)), zap.String("error", rec.Error))
 		}
@@ -116,6 +118,7 @@ func (r *reconciler) advanceReceipt(ctx context.Context, o *Order, rec *OrderRec
 		return
 	}
 	if r.save(ctx, o) {
+		countReceipt(rec.Type, string(rec.State))
 		a.logger.Info("receipt "+string(rec.State), zap.String("order_id", o.ID), zap.String("operation_id", rec.OperationID),
 			zap.String("type", rec.Type.String()), zap.String("error", rec.Error))
 	}

@@ -36,10 +36,15 @@ type reconciler struct {
 	nudges chan string
 	cancel context.CancelFunc
 	done   chan struct{}
+	// failing holds the last status error logged per order, so that a
+	// provider failing pass after pass is logged when the failure changes,
+	// not every pass. Only the reconciler's goroutine (or a step under its
+	// lock) touches it.
+	failing map[string]string
 }
 
 func newReconciler(app *App) *reconciler {
-	return &reconciler{app: app, nudges: make(chan string, 256)}
+	return &reconciler{app: app, nudges: make(chan string, 256), failing: make(map[string]string)}
 }
 
 // start runs the reconciler until stop. Its first pass resumes whatever
@@ -109,42 +114,45 @@ func (r *reconciler) pass(ctx context.Context) {
 		r.app.logger.Error("reconciler: listing open orders", zap.Error(err))
 		return
 	}
+	var open openTally
 	for _, id := range ids {
 		if ctx.Err() != nil {
 			return
 		}
-		r.reconcile(ctx, id)
+		open.add(r.reconcile(ctx, id))
 	}
+	observePass(time.Since(start), open, r.app.now())
 	r.app.logger.Debug("reconciler pass", zap.Int("open_orders", len(ids)), zap.Duration("duration", time.Since(start)))
 }
 
-// reconcile moves one open order as far as it can go.
-func (r *reconciler) reconcile(ctx context.Context, id string) {
+// reconcile moves one open order as far as it can go, and returns it as it
+// then stands (nil when its record is missing or unreadable).
+func (r *reconciler) reconcile(ctx context.Context, id string) *Order {
 	a := r.app
 	o, err := a.orders.Load(ctx, id)
 	if errors.Is(err, ErrOrderNotFound) {
 		r.dropOrphanIndex(ctx, id)
-		return
+		return nil
 	}
 	if err != nil {
 		a.logger.Error("reconciler: loading order", zap.String("order_id", id), zap.Error(err))
-		return
+		return nil
 	}
 	if !o.Open() {
 		if err := a.orders.CloseIndex(ctx, id); err != nil {
 			a.logger.Error("reconciler: closing index entry", zap.String("order_id", id), zap.Error(err))
 		}
-		return
+		return o
 	}
 	r.advanceReceipts(ctx, o)
 	if !o.State.Open() {
-		return
+		return o
 	}
 	acc, ok := a.accounts[o.Account]
 	if !ok {
 		a.logger.Warn("reconciler: order's payment account is no longer configured; leaving it open",
 			zap.String("order_id", o.ID), zap.String("account", o.Account))
-		return
+		return o
 	}
 	switch o.State {
 	case OrderCreating:
@@ -154,6 +162,7 @@ func (r *reconciler) reconcile(ctx context.Context, id string) {
 	case OrderPending:
 		r.checkPending(ctx, acc, o)
 	}
+	return o
 }
 
 // dropOrphanIndex removes an open-index entry whose record was never
@@ -209,9 +218,13 @@ func (r *reconciler) checkPending(ctx context.Context, acc *account, o *Order) {
 		return
 	}
 	if err != nil && !errors.Is(err, ErrNotSupported) {
-		a.logger.Warn("reconciler: payment status", zap.String("order_id", o.ID), zap.String("provider", acc.provider), zap.Error(err))
+		if r.failing[o.ID] != err.Error() {
+			r.failing[o.ID] = err.Error()
+			a.logger.Warn("reconciler: payment status", zap.String("order_id", o.ID), zap.String("provider", acc.provider), zap.Error(err))
+		}
 		return
 	}
+	delete(r.failing, o.ID)
 	if a.now().Before(o.ExpiresAt) {
 		return
 	}
@@ -269,6 +282,7 @@ func (r *reconciler) transition(ctx context.Context, o *Order, state OrderState,
 	}
 	r.app.logger.Info("order "+string(state), zap.String("order_id", o.ID), zap.String("from", string(from)),
 		zap.String("account", o.Account), zap.String("provider", o.Provider), zap.String("note", note))
+	countTransition(o, from)
 	return true
 }
 

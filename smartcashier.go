@@ -409,12 +409,14 @@ func (s *SmartCashier) send(ctx context.Context, op, method string, u *url.URL, 
 		header.Set("Content-Type", "application/json; charset=utf-8")
 	}
 	for attempt := 0; ; attempt++ {
+		start := time.Now()
 		status, reply, err := s.api.call(ctx, op, method, u, header, body)
-		if err == nil {
-			if status >= 200 && status <= 299 {
-				return status, reply, nil
-			}
+		if err == nil && (status < 200 || status > 299) {
 			err = s.replyError(op, status, reply)
+		}
+		s.api.observe(op, start, &err)
+		if err == nil {
+			return status, reply, nil
 		}
 		var failure *ProviderError
 		if !errors.As(err, &failure) || !errors.Is(failure, ErrUnavailable) || attempt >= s.retries {

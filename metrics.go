@@ -1,0 +1,213 @@
+package kassa
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// The outcomes of a provider call, by the kind of its ProviderError.
+const (
+	outcomeOK          = "ok"
+	outcomeAuth        = "auth"
+	outcomeRejected    = "rejected"
+	outcomeDuplicate   = "duplicate"
+	outcomeNotFound    = "not_found"
+	outcomeUnavailable = "unavailable"
+	outcomeMalformed   = "malformed"
+)
+
+// receiptUnavailable is the receipt outcome of a send that failed on the
+// network; the others are the receipt's states queued, done and failed.
+const receiptUnavailable = "unavailable"
+
+// unknownLabel stands for a label value read from storage that is not one
+// kassa writes, so that a damaged record cannot put free text in a label.
+const unknownLabel = "unknown"
+
+// callBuckets are the buckets, in seconds, of call and pass durations: from
+// a local sandbox's milliseconds to a provider's 10s default timeout and
+// beyond.
+var callBuckets = []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
+
+// metrics are kassa's Prometheus collectors. They are created once per
+// process and registered with each config's registry in App.Provision, so
+// that their counts survive config reloads. No label carries an order id,
+// an amount, a secret, a URL or free text: only the fixed sets documented
+// on each, and configured account names.
+var metrics = struct {
+	providerCalls        *prometheus.CounterVec
+	providerCallDuration *prometheus.HistogramVec
+	orderTransitions     *prometheus.CounterVec
+	receipts             *prometheus.CounterVec
+	openOrders           prometheus.Gauge
+	oldestOpenOrderAge   prometheus.Gauge
+	reconcilerPasses     prometheus.Counter
+	reconcilerPassTime   prometheus.Histogram
+}{
+	providerCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "kassa",
+		Name:      "provider_calls_total",
+		Help: "Provider API calls by provider, operation and outcome (ok, auth, rejected, duplicate, " +
+			"not_found, unavailable, malformed).",
+	}, []string{"provider", "operation", "outcome"}),
+	providerCallDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: "kassa",
+		Name:      "provider_call_duration_seconds",
+		Help:      "How long provider API calls took, by provider and operation.",
+		Buckets:   callBuckets,
+	}, []string{"provider", "operation"}),
+	orderTransitions: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "kassa",
+		Name:      "order_transitions_total",
+		Help:      "Order state changes by payment account, provider, and the states from and to.",
+	}, []string{"account", "provider", "from", "to"}),
+	receipts: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "kassa",
+		Name:      "receipts_total",
+		Help: "Fiscal receipt outcomes by receipt type: queued (accepted by the receipt service), done, " +
+			"failed, unavailable (a send that failed on the network).",
+	}, []string{"type", "outcome"}),
+	openOrders: prometheus.NewGauge(prometheus.GaugeOpts{
+		Namespace: "kassa",
+		Name:      "open_orders",
+		Help:      "Orders still open (being created, waiting for payment, or with a receipt under way) after the last reconciler pass.",
+	}),
+	oldestOpenOrderAge: prometheus.NewGauge(prometheus.GaugeOpts{
+		Namespace: "kassa",
+		Name:      "oldest_open_order_age_seconds",
+		Help:      "Age of the oldest open order after the last reconciler pass; 0 when none is open.",
+	}),
+	reconcilerPasses: prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "kassa",
+		Name:      "reconciler_passes_total",
+		Help:      "Completed reconciler passes over the open orders.",
+	}),
+	reconcilerPassTime: prometheus.NewHistogram(prometheus.HistogramOpts{
+		Namespace: "kassa",
+		Name:      "reconciler_pass_duration_seconds",
+		Help:      "How long reconciler passes took.",
+		Buckets:   callBuckets,
+	}),
+}
+
+// registerMetrics registers the collectors with a config's registry. A
+// collector already there (the same config provisioning a second kassa
+// app, which Caddy does not do, or a test) is fine; a nil registry, as in
+// a context made without a config, registers nothing.
+func registerMetrics(registry *prometheus.Registry) error {
+	if registry == nil {
+		return nil
+	}
+	for _, c := range []prometheus.Collector{
+		metrics.providerCalls, metrics.providerCallDuration, metrics.orderTransitions, metrics.receipts,
+		metrics.openOrders, metrics.oldestOpenOrderAge, metrics.reconcilerPasses, metrics.reconcilerPassTime,
+	} {
+		var already prometheus.AlreadyRegisteredError
+		if err := registry.Register(c); err != nil && !errors.As(err, &already) {
+			return fmt.Errorf("registering kassa metrics: %v", err)
+		}
+	}
+	return nil
+}
+
+// callOutcome is the outcome label of a provider call that ended in err.
+// An error that is not a provider's reply (a local failure) counts as
+// unavailable, so the label keeps to its fixed set.
+func callOutcome(err error) string {
+	switch {
+	case err == nil:
+		return outcomeOK
+	case errors.Is(err, ErrAuth):
+		return outcomeAuth
+	case errors.Is(err, ErrDuplicate):
+		return outcomeDuplicate
+	case errors.Is(err, ErrNotFound):
+		return outcomeNotFound
+	case errors.Is(err, ErrRejected):
+		return outcomeRejected
+	case errors.Is(err, ErrMalformedReply):
+		return outcomeMalformed
+	default:
+		return outcomeUnavailable
+	}
+}
+
+// observe records one call of op that started at start and ended in *err
+// (nil, or the call's *ProviderError). It takes a pointer so that a
+// provider client can defer it over its named error result.
+func (c *apiClient) observe(op string, start time.Time, err *error) {
+	metrics.providerCalls.WithLabelValues(c.provider, op, callOutcome(*err)).Inc()
+	metrics.providerCallDuration.WithLabelValues(c.provider, op).Observe(time.Since(start).Seconds())
+}
+
+// countTransition counts an order's change from a state to the one it is
+// now in.
+func countTransition(o *Order, from OrderState) {
+	metrics.orderTransitions.WithLabelValues(nameLabel(o.Account), nameLabel(o.Provider),
+		stateLabel(from), stateLabel(o.State)).Inc()
+}
+
+// countReceipt counts a receipt's outcome: its state (queued, done,
+// failed) or receiptUnavailable.
+func countReceipt(t ReceiptType, outcome string) {
+	typ := unknownLabel
+	if _, err := ParseReceiptType(t.String()); err == nil {
+		typ = t.String()
+	}
+	switch outcome {
+	case string(ReceiptQueued), string(ReceiptDone), string(ReceiptFailed), receiptUnavailable:
+	default:
+		outcome = unknownLabel
+	}
+	metrics.receipts.WithLabelValues(typ, outcome).Inc()
+}
+
+// openTally tallies the orders a reconciler pass leaves open.
+type openTally struct {
+	count  int
+	oldest time.Time
+}
+
+// add counts o if it is still open; nil is an order the pass found gone.
+func (t *openTally) add(o *Order) {
+	if o == nil || !o.Open() {
+		return
+	}
+	t.count++
+	if t.oldest.IsZero() || o.CreatedAt.Before(t.oldest) {
+		t.oldest = o.CreatedAt
+	}
+}
+
+// observePass records a completed reconciler pass that took took and left
+// open the orders in open, aged as of now.
+func observePass(took time.Duration, open openTally, now time.Time) {
+	metrics.reconcilerPasses.Inc()
+	metrics.reconcilerPassTime.Observe(took.Seconds())
+	metrics.openOrders.Set(float64(open.count))
+	age := 0.0
+	if open.count > 0 {
+		age = max(now.Sub(open.oldest).Seconds(), 0)
+	}
+	metrics.oldestOpenOrderAge.Set(age)
+}
+
+// stateLabel is an order state as a label: one of the states, or unknown.
+func stateLabel(s OrderState) string {
+	if !s.Valid() {
+		return unknownLabel
+	}
+	return string(s)
+}
+
+// nameLabel is an account or provider name as a label: it has the shape
+// of a configured name, or is unknown.
+func nameLabel(name string) string {
+	if validateAccountName(name) != nil {
+		return unknownLabel
+	}
+	return name
+}
