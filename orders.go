@@ -146,7 +146,8 @@ type OrderReceipt struct {
 	OperationID string       `json:"operation_id"`
 	Type        ReceiptType  `json:"type"`
 	State       ReceiptState `json:"state"`
-	// Attempts counts the times the receipt was sent.
+	// Attempts counts the sends whose outcome was recorded; a send cut
+	// short by a crash is not counted (it is repeated under the same id).
 	Attempts int           `json:"attempts"`
 	Fiscal   *FiscalParams `json:"fiscal,omitempty"`
 	// Error is the receipt service's message when the receipt failed.
