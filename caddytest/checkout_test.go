@@ -117,7 +117,7 @@ var noRedirect = &http.Client{
 // the sandbox.
 func startShop(t *testing.T) {
 	t.Helper()
-	config := strings.Replace(shopConfig, "poll_interval 100ms", "poll_interval 100ms\n\t\tstorage file_system "+t.TempDir(), 1)
+	config := strings.Replace(shopConfig, "poll_interval 100ms", "poll_interval 100ms\n\t\tstorage file_system "+storageDir(t), 1)
 	caddytest.NewTester(t).InitServer(config, "caddyfile")
 	forgetConnections()
 	sandboxControl(t, http.MethodPost, "reset", nil, nil)

@@ -56,7 +56,7 @@ func TestCLIAgainstAdminAPI(t *testing.T) {
 	if !strings.Contains(shopConfig, "secret2 ") { // payouts need CrystalPAY's secret 2
 		edits = append(edits, "secret sandbox-secret\n", "secret sandbox-secret\n\t\t\tsecret2 sandbox-secret2\n")
 	}
-	shopWith(t, t.TempDir(), edits...)
+	shopWith(t, storageDir(t), edits...)
 	sandboxControl(t, http.MethodPost, "reset", nil, nil)
 
 	created := postJSON(t, "/card", `{"items":[{"sku":"tea","qty":2}],"phone":"+79991234567"}`)

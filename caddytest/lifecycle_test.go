@@ -55,7 +55,7 @@ func TestCheckoutDonation(t *testing.T) {
 // TestOrdersExpire: unpaid orders expire after order_ttl; a Pegas invoice
 // is cancelled at the provider, a CrystalPAY one (no cancel call) is not.
 func TestOrdersExpire(t *testing.T) {
-	shopWith(t, t.TempDir(), "poll_interval 100ms", "poll_interval 100ms\n\t\torder_ttl 1s")
+	shopWith(t, storageDir(t), "poll_interval 100ms", "poll_interval 100ms\n\t\torder_ttl 1s")
 	sandboxControl(t, http.MethodPost, "reset", nil, nil)
 	pegas := postJSON(t, "/card", `{"items":[{"sku":"tea"}]}`).json(t)
 	crystal := postJSON(t, "/pay", `{"items":[{"sku":"tea"}]}`).json(t)
@@ -84,7 +84,7 @@ func TestOrdersExpire(t *testing.T) {
 // TestReconcilerSurvivesReload: an order made before a config reload is
 // picked up by the new config's reconciler.
 func TestReconcilerSurvivesReload(t *testing.T) {
-	storage := t.TempDir()
+	storage := storageDir(t)
 	shopWith(t, storage)
 	sandboxControl(t, http.MethodPost, "reset", nil, nil)
 	v := postJSON(t, "/pay", `{"items":[{"sku":"cup"}]}`).json(t)
@@ -106,7 +106,7 @@ func TestReconcilerSurvivesReload(t *testing.T) {
 // {kassa.payment_url} reach later handlers and the access log.
 func TestCheckoutPlaceholders(t *testing.T) {
 	logFile := filepath.Join(t.TempDir(), "access.log")
-	shopWith(t, t.TempDir(), "http://localhost:9183 {", "http://localhost:9184 {\n\tlog {\n\t\toutput file "+logFile+
+	shopWith(t, storageDir(t), "http://localhost:9183 {", "http://localhost:9184 {\n\tlog {\n\t\toutput file "+logFile+
 		"\n\t\tformat json\n\t}\n\tlog_append kassa_order {kassa.order_id}\n\tlog_append kassa_amount {kassa.amount}\n"+
 		"\tlog_append kassa_url {kassa.payment_url}\n\tkassa_checkout main\n}\n\nhttp://localhost:9183 {")
 	sandboxControl(t, http.MethodPost, "reset", nil, nil)
@@ -130,4 +130,18 @@ func TestCheckoutPlaceholders(t *testing.T) {
 	if entry["kassa_order"] != v["order_id"] || entry["kassa_amount"] != "350.00" || entry["kassa_url"] != v["payment_url"] {
 		t.Errorf("log entry %v, order %v", entry, v)
 	}
+}
+
+// storageDir is a directory for a test's order storage. The in-process
+// Caddy's reconciler may still write there after the test, until the next
+// test loads its config, so it is removed on a best-effort basis rather
+// than with t.TempDir, whose cleanup fails on a directory being written.
+func storageDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "kassa-caddytest-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
 }

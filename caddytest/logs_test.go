@@ -188,7 +188,7 @@ func waitFaultsUsed(t *testing.T) {
 // Caddy logged at DEBUG: none carries a credential, in any escaping, nor a
 // payout's signature. The autosaved config keeps the placeholders.
 func TestLogsCarryNoSecrets(t *testing.T) {
-	dir := t.TempDir()
+	dir := storageDir(t)
 	for name, value := range logSecrets {
 		t.Setenv(name, value)
 	}

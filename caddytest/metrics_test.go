@@ -100,7 +100,7 @@ type metricMove struct {
 // kassa counters on Caddy's /metrics; after a reload, whose config has a
 // registry of its own, they keep counting.
 func TestMetricsEndpoint(t *testing.T) {
-	storage := t.TempDir()
+	storage := storageDir(t)
 	shopWith(t, storage, "poll_interval 100ms", "poll_interval 100ms\n\t\treceipts smartcashier {\n\t\t\ttoken sandbox-token\n"+
 		"\t\t\tendpoint http://localhost:9181/smartcashier/v1.0\n\t\t\ttaxation usn_income\n\t\t\tvat none\n\t\t\ttimeout 1s\n\t\t}",
 		"\troute /card {", "\tkassa_receipt /receipt\n\troute /card {")

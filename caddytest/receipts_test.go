@@ -11,7 +11,7 @@ import (
 // shop.
 func receiptsShop(t *testing.T, smartCashierOptions string) {
 	t.Helper()
-	shopWith(t, t.TempDir(),
+	shopWith(t, storageDir(t),
 		"poll_interval 100ms", "poll_interval 100ms\n\t\treceipts smartcashier {\n\t\t\ttoken sandbox-token\n"+
 			"\t\t\tendpoint http://localhost:9181/smartcashier/v1.0\n\t\t\ttaxation usn_income\n\t\t\tvat none\n"+
 			"\t\t\ttimeout 1s\n"+smartCashierOptions+"\t\t}",
