@@ -414,9 +414,9 @@ func (a *App) adminOperation(w http.ResponseWriter, r *http.Request, id string) 
 // decodeAdminBody reads a JSON body strictly into v: one valid-UTF-8 JSON
 // value with only v's fields.
 func decodeAdminBody(r *http.Request, v any) error {
-	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, maxAdminBody))
+	body, err := readBody(r, maxAdminBody)
 	if err != nil {
-		return &RequestError{Status: http.StatusRequestEntityTooLarge, Code: "body_too_large", Message: "the body is larger than 64 KiB"}
+		return err
 	}
 	if !utf8.Valid(body) {
 		return badRequest("bad_request", "", "the body is not valid UTF-8")

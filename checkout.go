@@ -358,14 +358,9 @@ func validShopOrderID(s string) bool {
 
 // readRequest reads a checkout's body, form-encoded or JSON, up to MaxBody.
 func (h *Checkout) readRequest(r *http.Request) (CheckoutRequest, error) {
-	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, h.MaxBody))
-	var tooLarge *http.MaxBytesError
-	if errors.As(err, &tooLarge) {
-		return CheckoutRequest{}, &RequestError{Status: http.StatusRequestEntityTooLarge, Code: "body_too_large",
-			Message: fmt.Sprintf("the request body is larger than %d bytes", h.MaxBody)}
-	}
+	body, err := readBody(r, h.MaxBody)
 	if err != nil {
-		return CheckoutRequest{}, badRequest("bad_request", "", "reading the request body failed")
+		return CheckoutRequest{}, err
 	}
 	mediaType, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	switch mediaType {
@@ -433,24 +428,44 @@ func (h *Checkout) status(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, http.StatusOK, newStatusView(o))
 }
 
-// fail answers an error: through the site's handle_errors routes when it
-// has any, else as JSON for a JSON client and a short page for a form. The
-// message never carries a provider's internals.
+// fail answers an error, as a short page to a form's buyer.
 func (h *Checkout) fail(w http.ResponseWriter, r *http.Request, err error) error {
+	return answerError(w, r, h.logger, "checkout failed", err, r.Method == http.MethodPost && !wantsJSON(r))
+}
+
+// answerError answers a handler's error: through the site's handle_errors
+// routes when it has any, else as a short page for a form's buyer (page)
+// or JSON. The answer never carries a provider's internals; a server-side
+// failure is logged as what failed.
+func answerError(w http.ResponseWriter, r *http.Request, logger *zap.Logger, what string, err error, page bool) error {
 	status, code, message := publicError(err)
 	if status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", "5")
 	}
 	if status >= 500 {
-		h.logger.Error("checkout failed", zap.Int("status", status), zap.String("code", code), zap.Error(err))
+		logger.Error(what, zap.Int("status", status), zap.String("code", code), zap.Error(err))
 	}
 	if hasErrorRoutes(r) {
 		return caddyhttp.Error(status, &RequestError{Status: status, Code: code, Message: message})
 	}
-	if wantsJSON(r) || r.Method != http.MethodPost {
-		return writeJSON(w, status, map[string]any{"error": map[string]string{"code": code, "message": message}})
+	if page {
+		return writeErrorPage(w, status, message)
 	}
-	return writeErrorPage(w, status, message)
+	return writeJSON(w, status, map[string]any{"error": map[string]string{"code": code, "message": message}})
+}
+
+// readBody reads a request body of at most limit bytes.
+func readBody(r *http.Request, limit int64) ([]byte, error) {
+	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, limit))
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		return nil, &RequestError{Status: http.StatusRequestEntityTooLarge, Code: "body_too_large",
+			Message: fmt.Sprintf("the request body is larger than %d bytes", limit)}
+	}
+	if err != nil {
+		return nil, badRequest("bad_request", "", "reading the request body failed")
+	}
+	return body, nil
 }
 
 // publicError is what a buyer is told of err.

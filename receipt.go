@@ -92,17 +92,7 @@ func (h *ReceiptHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ cad
 	if err == nil {
 		return nil
 	}
-	status, code, message := publicError(err)
-	if status >= 500 {
-		h.logger.Error("receipt request failed", zap.Int("status", status), zap.String("code", code), zap.Error(err))
-	}
-	if status == http.StatusServiceUnavailable {
-		w.Header().Set("Retry-After", "5")
-	}
-	if hasErrorRoutes(r) {
-		return caddyhttp.Error(status, &RequestError{Status: status, Code: code, Message: message})
-	}
-	return writeJSON(w, status, map[string]any{"error": map[string]string{"code": code, "message": message}})
+	return answerError(w, r, h.logger, "receipt request failed", err, false)
 }
 
 // showOrder answers an order's receipt, or streams its payment document.
@@ -183,13 +173,9 @@ func (h *ReceiptHandler) showOperation(w http.ResponseWriter, r *http.Request, i
 
 // issue validates a trusted caller's receipt and sends it.
 func (h *ReceiptHandler) issue(w http.ResponseWriter, r *http.Request) error {
-	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, maxReceiptBody))
-	var tooLarge *http.MaxBytesError
-	if errors.As(err, &tooLarge) {
-		return &RequestError{Status: http.StatusRequestEntityTooLarge, Code: "body_too_large", Message: "the receipt is larger than 64 KiB"}
-	}
+	body, err := readBody(r, maxReceiptBody)
 	if err != nil {
-		return badRequest("bad_request", "", "reading the request body failed")
+		return err
 	}
 	receipt, err := parseReceiptRequest(body)
 	if err != nil {
