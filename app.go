@@ -44,6 +44,9 @@ type App struct {
 	// OrderTTL is how long an order waits for its payment before it
 	// expires; default 30m.
 	OrderTTL caddy.Duration `json:"order_ttl,omitempty"`
+	// MaxOrdersPerClient bounds the orders one client address may create
+	// per OrderTTL on this instance; 0, the default, sets no bound.
+	MaxOrdersPerClient int `json:"max_orders_per_client,omitempty"`
 	// StorageRaw keeps orders in this storage instead of Caddy's own.
 	StorageRaw json.RawMessage `json:"storage,omitempty" caddy:"namespace=caddy.storage inline_key=module"`
 
@@ -56,6 +59,7 @@ type App struct {
 	statuses   *statusGate
 	reconciler *reconciler
 	creating   *keyLocks
+	perClient  *clientLimit
 	now        func() time.Time
 }
 
@@ -128,6 +132,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 	}
 	a.catalog = catalog
 	a.warnKopecks()
+	if a.MaxOrdersPerClient > 0 {
+		a.perClient = &clientLimit{max: a.MaxOrdersPerClient, window: time.Duration(a.OrderTTL)}
+	}
 
 	storage := ctx.Storage()
 	if a.StorageRaw != nil {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/url"
 	"slices"
+	"strconv"
 
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -27,6 +28,24 @@ func parseSize(d *caddyfile.Dispenser, dst *int64) error {
 		return d.Errf("%s: bad size %q: want 1 byte to 1 GiB", name, raw)
 	}
 	*dst = int64(size)
+	return nil
+}
+
+// parsePositiveInt reads a subdirective's single whole-number argument.
+func parsePositiveInt(d *caddyfile.Dispenser, dst *int) error {
+	name := d.Val()
+	if *dst != 0 {
+		return d.Errf("%s given twice", name)
+	}
+	var raw string
+	if err := parseOneArg(d, &raw); err != nil {
+		return err
+	}
+	n, err := strconv.Atoi(raw)
+	if err != nil || n < 1 || n > 1_000_000 {
+		return d.Errf("%s: want a whole number from 1 to 1000000, got %q", name, raw)
+	}
+	*dst = n
 	return nil
 }
 
@@ -55,6 +74,7 @@ func init() {
 //		product  <sku> <price> <name> [<vat>]
 //		poll_interval <duration>        # default 10s
 //		order_ttl     <duration>        # default 30m
+//		max_orders_per_client <n>       # per client address per order_ttl; default: no bound
 //		storage <module> [<args>] { ... } # default: Caddy's storage
 //	}
 func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
@@ -84,6 +104,8 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 			err = parseDuration(d, &app.PollInterval)
 		case "order_ttl":
 			err = parseDuration(d, &app.OrderTTL)
+		case "max_orders_per_client":
+			err = parsePositiveInt(d, &app.MaxOrdersPerClient)
 		case "storage":
 			if app.StorageRaw != nil {
 				return nil, d.Err("storage given twice")

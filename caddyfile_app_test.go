@@ -82,7 +82,9 @@ func TestGlobalOptionErrors(t *testing.T) {
 		"kassa {\n order_ttl\n}":                                                    "wrong argument count",
 		"kassa {\n catalog a.json\n catalog b.json\n}":                              "catalog given twice",
 		"kassa {\n webhook /x\n}":                                                   `unrecognized kassa option "webhook"`,
-		"kassa extra":                                                               "wrong argument count",
+		"kassa {\n max_orders_per_client 0\n}":                                      "whole number from 1",
+		"kassa {\n max_orders_per_client many\n}":                                   "whole number from 1",
+		"kassa extra": "wrong argument count",
 	} {
 		_, err := parseGlobalOption(caddyfile.NewTestDispenser(input), nil)
 		if err == nil || !strings.Contains(err.Error(), want) {

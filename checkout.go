@@ -164,6 +164,11 @@ func (h *Checkout) create(w http.ResponseWriter, r *http.Request) error {
 			o.ID = id
 		}
 	}
+	if h.app.perClient != nil && !h.app.perClient.allow(clientAddress(r), h.app.now()) {
+		w.Header().Set("Retry-After", "60")
+		return &RequestError{Status: http.StatusTooManyRequests, Code: "too_many_orders",
+			Message: "too many orders from your address; pay or wait for the ones you made"}
+	}
 	if o.ID == "" {
 		o.ID = NewOrderID()
 	}

@@ -145,3 +145,27 @@ func storageDir(t *testing.T) string {
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	return dir
 }
+
+// TestOrdersPerClientBound: with max_orders_per_client, a client address
+// that made its share of orders is refused more (429), before anything is
+// stored or sent; a replay of an order it made is still answered.
+func TestOrdersPerClientBound(t *testing.T) {
+	shopWith(t, storageDir(t), "poll_interval 100ms", "poll_interval 100ms\n\t\tmax_orders_per_client 2")
+	sandboxControl(t, http.MethodPost, "reset", nil, nil)
+	first := postJSON(t, "/pay", `{"items":[{"sku":"tea"}]}`, "Idempotency-Key", "cart-bound-1")
+	second := postJSON(t, "/pay", `{"items":[{"sku":"tea"}]}`)
+	if first.status != 201 || second.status != 201 {
+		t.Fatalf("first %d, second %d", first.status, second.status)
+	}
+	third := postJSON(t, "/card", `{"items":[{"sku":"tea"}]}`)
+	if third.status != http.StatusTooManyRequests || third.errorCode(t) != "too_many_orders" || third.header.Get("Retry-After") == "" {
+		t.Errorf("third: %d %v %s", third.status, third.header, third.body)
+	}
+	replay := postJSON(t, "/pay", `{"items":[{"sku":"tea"}]}`, "Idempotency-Key", "cart-bound-1")
+	if replay.status != 201 || replay.json(t)["order_id"] != first.json(t)["order_id"] {
+		t.Errorf("replay: %d %s", replay.status, replay.body)
+	}
+	if n := len(providerCalls(t, "", "")); n != 2 {
+		t.Errorf("%d provider calls, want 2", n)
+	}
+}
