@@ -407,8 +407,7 @@ func (a *App) adminOperation(w http.ResponseWriter, r *http.Request, id string) 
 	if err != nil {
 		return err
 	}
-	state := map[OperationStatus]ReceiptState{OperationQueued: ReceiptQueued, OperationProcessed: ReceiptDone, OperationFailed: ReceiptFailed}[op.Status]
-	return writeJSON(w, http.StatusOK, receiptView{OperationID: id, State: state, Fiscal: op.Fiscal, Error: op.Error})
+	return writeJSON(w, http.StatusOK, newOperationView(id, op))
 }
 
 // decodeAdminBody reads a JSON body strictly into v: one valid-UTF-8 JSON

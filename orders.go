@@ -169,19 +169,6 @@ func (s OrderState) Valid() bool {
 	return false
 }
 
-// Masked returns a copy of the order fit for the buyer's public status
-// endpoint: the contacts masked (MaskEmail, MaskPhone) and the
-// Idempotency-Key dropped. Anyone holding the order id can read the status,
-// so it must not reveal a whole email address or phone number.
-func (o *Order) Masked() *Order {
-	m := *o
-	m.Items = append([]OrderItem(nil), o.Items...)
-	m.Email = MaskEmail(o.Email)
-	m.Phone = MaskPhone(o.Phone)
-	m.IdempotencyKey = ""
-	return &m
-}
-
 // emailStars and phoneStars hide the masked part of a contact. Their length
 // is fixed so that the mask does not reveal how long the hidden part is.
 const (

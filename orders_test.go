@@ -947,24 +947,6 @@ func TestMaskPhone(t *testing.T) {
 	}
 }
 
-func TestOrderMasked(t *testing.T) {
-	o := fullOrder()
-	m := o.Masked()
-	if m.Email != "b***r@example.com" || m.Phone != "+7*******67" || m.IdempotencyKey != "" {
-		t.Errorf("Masked = email %q, phone %q, key %q", m.Email, m.Phone, m.IdempotencyKey)
-	}
-	if o.Email != "buyer@example.com" || o.Phone != "+79991234567" || o.IdempotencyKey != "key-1" {
-		t.Error("Masked changed the original order")
-	}
-	m.Items[0].Name = "changed"
-	if o.Items[0].Name == "changed" {
-		t.Error("Masked shares the items with the original order")
-	}
-	if m.ID != o.ID || !m.Amount.Equal(o.Amount) || len(m.Items) != len(o.Items) {
-		t.Errorf("Masked lost fields: %+v", m)
-	}
-}
-
 func TestValidIdempotencyKey(t *testing.T) {
 	for _, key := range []string{"a", "550e8400-e29b-41d4-a716-446655440000", strings.Repeat("k", 255), "with space ~!@#$%^&*()"} {
 		if err := ValidIdempotencyKey(key); err != nil {

@@ -167,8 +167,7 @@ func (h *ReceiptHandler) showOperation(w http.ResponseWriter, r *http.Request, i
 	if err != nil {
 		return err
 	}
-	state := map[OperationStatus]ReceiptState{OperationQueued: ReceiptQueued, OperationProcessed: ReceiptDone, OperationFailed: ReceiptFailed}[op.Status]
-	return writeJSON(w, http.StatusOK, receiptView{OperationID: id, State: state, Fiscal: op.Fiscal, Error: op.Error})
+	return writeJSON(w, http.StatusOK, newOperationView(id, op))
 }
 
 // issue validates a trusted caller's receipt and sends it.

@@ -79,3 +79,9 @@ func newStatusView(o *Order) statusView {
 	}
 	return v
 }
+
+// newOperationView reports a receipt-service operation as a receipt.
+func newOperationView(id string, op Operation) receiptView {
+	state := map[OperationStatus]ReceiptState{OperationQueued: ReceiptQueued, OperationProcessed: ReceiptDone, OperationFailed: ReceiptFailed}[op.Status]
+	return receiptView{OperationID: id, State: state, Fiscal: op.Fiscal, Error: op.Error}
+}

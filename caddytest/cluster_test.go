@@ -21,11 +21,9 @@ import (
 )
 
 // clusterShop is one shop instance: its own ports, admin endpoint, home and
-// log, on a storage directory other instances may share. It embeds procShop
-// for the record and status helpers; start is its own.
+// log, on a storage directory other instances may share.
 type clusterShop struct {
 	*procShop
-	name string
 }
 
 // clusterNewShop prepares shop instance name, whose Pegas account "card"
@@ -33,53 +31,13 @@ type clusterShop struct {
 // in storage.
 func clusterNewShop(t *testing.T, dir, storage, name string, sb *procSandbox) *clusterShop {
 	t.Helper()
-	port := procFreePort(t)
-	config := fmt.Sprintf(`{
-	admin 127.0.0.1:%d
-	auto_https off
-	persist_config off
-	kassa {
-		payment card pegas {
+	receipts := fmt.Sprintf(`		receipts smartcashier {
 			token sandbox-token
-			endpoint %[2]s/pegas/api/v1
-			timeout 1s
-		}
-		receipts smartcashier {
-			token sandbox-token
-			endpoint %[2]s/smartcashier/v1.0
+			endpoint %s/smartcashier/v1.0
 			taxation usn_income
 			timeout 1s
-		}
-		product tea 350.00 "Tea"
-		poll_interval 200ms
-		storage file_system %[3]s
-	}
-}
-
-http://127.0.0.1:%[4]d {
-	bind 127.0.0.1
-	route /pay {
-		kassa_checkout card
-	}
-}
-`, procFreePort(t), sb.url, storage, port)
-	return &clusterShop{
-		procShop: &procShop{dir: dir, storage: storage, url: fmt.Sprintf("http://127.0.0.1:%d", port), config: config},
-		name:     name,
-	}
-}
-
-// start runs the instance (again) and waits until it answers a status poll.
-func (s *clusterShop) start(t *testing.T) *procCaddy {
-	t.Helper()
-	s.starts++
-	if _, err := os.Stat(filepath.Join(s.storage, "locks", "kassareconciler.lock")); err == nil && s.starts > 1 {
-		t.Logf("%s restarts while the reconciler's storage lock is held (or left by a killed instance)", s.name)
-	}
-	ready := s.url + "/pay?order=AAAAAAAAAAAAAAAAAAAAAA"
-	return procStart(t, s.dir, fmt.Sprintf("%s-%d", s.name, s.starts), s.config, ready, func(status int, body []byte) bool {
-		return status == http.StatusNotFound && strings.Contains(string(body), "unknown_order")
-	})
+		}`, sb.url)
+	return &clusterShop{procShop: procShopWith(t, dir, storage, name, sb, receipts)}
 }
 
 // checkout buys one tea as a JSON client and returns the order's id.

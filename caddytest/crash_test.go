@@ -305,15 +305,22 @@ http://127.0.0.1:%d {
 // start, so a restart serves the orders of the process before it.
 type procShop struct {
 	dir, storage, url, config string
-	starts                    int
+	// name names the shop's processes, and its instance in a cluster.
+	name   string
+	starts int
 }
 
 // procNewShop prepares a shop whose Pegas account "card" (at /pay) and
 // CrystalPAY account "main" (at /pay/main) are served by sb.
 func procNewShop(t *testing.T, dir string, sb *procSandbox) *procShop {
+	return procShopWith(t, dir, filepath.Join(dir, "storage"), "shop", sb, "")
+}
+
+// procShopWith prepares such a shop named name on storage, with extra
+// options in its kassa block.
+func procShopWith(t *testing.T, dir, storage, name string, sb *procSandbox, extra string) *procShop {
 	t.Helper()
 	port := procFreePort(t)
-	storage := filepath.Join(dir, "storage")
 	config := fmt.Sprintf(`{
 	admin 127.0.0.1:%d
 	auto_https off
@@ -330,6 +337,7 @@ func procNewShop(t *testing.T, dir string, sb *procSandbox) *procShop {
 			endpoint %[2]s/crystalpay/api.php
 			timeout 1s
 		}
+%[5]s
 		product tea 350.00 "Tea"
 		poll_interval 200ms
 		storage file_system %[3]s
@@ -345,8 +353,8 @@ http://127.0.0.1:%[4]d {
 		kassa_checkout main
 	}
 }
-`, procFreePort(t), sb.url, storage, port)
-	return &procShop{dir: dir, storage: storage, url: fmt.Sprintf("http://127.0.0.1:%d", port), config: config}
+`, procFreePort(t), sb.url, storage, port, extra)
+	return &procShop{dir: dir, storage: storage, url: fmt.Sprintf("http://127.0.0.1:%d", port), config: config, name: name}
 }
 
 // start runs the shop (again) and waits until it answers a status poll.
@@ -355,12 +363,12 @@ func (s *procShop) start(t *testing.T) *procCaddy {
 	s.starts++
 	if s.starts > 1 {
 		if _, err := os.Stat(filepath.Join(s.storage, "locks", "kassareconciler.lock")); err == nil {
-			t.Logf("the killed shop left the reconciler's storage lock; the restarted shop waits for it to go stale")
+			t.Logf("%s restarts while the reconciler's storage lock is held (or left by a killed instance)", s.name)
 		}
 	}
 	// A well-formed id that no order has: the checkout handler answers 404.
 	ready := s.url + "/pay?order=AAAAAAAAAAAAAAAAAAAAAA"
-	return procStart(t, s.dir, fmt.Sprintf("shop-%d", s.starts), s.config, ready, func(status int, body []byte) bool {
+	return procStart(t, s.dir, fmt.Sprintf("%s-%d", s.name, s.starts), s.config, ready, func(status int, body []byte) bool {
 		return status == http.StatusNotFound && bytes.Contains(body, []byte("unknown_order"))
 	})
 }
