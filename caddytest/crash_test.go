@@ -316,9 +316,20 @@ func procNewShop(t *testing.T, dir string, sb *procSandbox) *procShop {
 	return procShopWith(t, dir, filepath.Join(dir, "storage"), "shop", sb, "")
 }
 
-// procShopWith prepares such a shop named name on storage, with extra
-// options in its kassa block.
+// procShopWith prepares such a shop named name on file storage in the
+// folder storage, with extra options in its kassa block.
 func procShopWith(t *testing.T, dir, storage, name string, sb *procSandbox, extra string) *procShop {
+	s := procShopOn(t, dir, "file_system "+storage, name, sb, extra)
+	s.storage = storage
+	return s
+}
+
+// procShopOn prepares such a shop named name whose kassa block keeps orders
+// in storageConfig (the storage option's arguments and block, as
+// "file_system /path" or "redis { ... }"), with extra options in its kassa
+// block. Its storage field is empty: only a file storage can be read from
+// disk.
+func procShopOn(t *testing.T, dir, storageConfig, name string, sb *procSandbox, extra string) *procShop {
 	t.Helper()
 	port := procFreePort(t)
 	config := fmt.Sprintf(`{
@@ -340,7 +351,7 @@ func procShopWith(t *testing.T, dir, storage, name string, sb *procSandbox, extr
 %[5]s
 		product tea 350.00 "Tea"
 		poll_interval 200ms
-		storage file_system %[3]s
+		storage %[3]s
 	}
 }
 
@@ -353,8 +364,8 @@ http://127.0.0.1:%[4]d {
 		kassa_checkout main
 	}
 }
-`, procFreePort(t), sb.url, storage, port, extra)
-	return &procShop{dir: dir, storage: storage, url: fmt.Sprintf("http://127.0.0.1:%d", port), config: config, name: name}
+`, procFreePort(t), sb.url, storageConfig, port, extra)
+	return &procShop{dir: dir, url: fmt.Sprintf("http://127.0.0.1:%d", port), config: config, name: name}
 }
 
 // start runs the shop (again) and waits until it answers a status poll.
