@@ -199,6 +199,7 @@ func (h *Checkout) create(w http.ResponseWriter, r *http.Request) error {
 	} else if err != nil {
 		return err
 	}
+	failpoint("checkout-created")
 
 	start := time.Now()
 	payment, err := h.acc.CreatePayment(ctx, h.app.paymentRequest(o))
@@ -206,6 +207,7 @@ func (h *Checkout) create(w http.ResponseWriter, r *http.Request) error {
 		h.createFailed(o, err, time.Since(start))
 		return err
 	}
+	failpoint("checkout-replied")
 	o.Payment, o.State, o.UpdatedAt = payment, OrderPending, h.app.now()
 	// A failure to store this is logged, not returned: the buyer can pay,
 	// and the reconciler finds the order in creating and recovers it.
@@ -214,6 +216,7 @@ func (h *Checkout) create(w http.ResponseWriter, r *http.Request) error {
 	} else {
 		countTransition(o, OrderCreating)
 	}
+	failpoint("checkout-saved")
 	h.logger.Info("order created", zap.String("order_id", o.ID), zap.String("account", o.Account),
 		zap.String("provider", o.Provider), zap.Duration("duration", time.Since(start)))
 	return h.created(w, r, repl, o)

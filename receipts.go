@@ -35,11 +35,12 @@ func fiscalReceipt(o *Order, rec *OrderReceipt) Receipt {
 	return r
 }
 
-// queueReceipt starts an order's receipt of a type: it is written as
-// sending first, then sent. Without a receipt service it does nothing.
-func (r *reconciler) queueReceipt(ctx context.Context, o *Order, t ReceiptType) {
+// newReceipt attaches an order's receipt of a type, as sending: the
+// order's next save stores it, and the reconciler sends it from then on.
+// Without a receipt service it attaches nothing and returns nil.
+func (r *reconciler) newReceipt(o *Order, t ReceiptType) *OrderReceipt {
 	if r.app.receipts == nil {
-		return
+		return nil
 	}
 	rec := &OrderReceipt{OperationID: receiptOperationID(o.ID, t), Type: t, State: ReceiptSending}
 	if t == ReceiptSaleReturn {
@@ -47,7 +48,13 @@ func (r *reconciler) queueReceipt(ctx context.Context, o *Order, t ReceiptType) 
 	} else {
 		o.Receipt = rec
 	}
-	if r.save(ctx, o) {
+	return rec
+}
+
+// queueReceipt starts an order's receipt of a type: it is written as
+// sending first, then sent. Without a receipt service it does nothing.
+func (r *reconciler) queueReceipt(ctx context.Context, o *Order, t ReceiptType) {
+	if rec := r.newReceipt(o, t); rec != nil && r.save(ctx, o) {
 		r.advanceReceipt(ctx, o, rec)
 	}
 }
@@ -79,6 +86,7 @@ func (r *reconciler) advanceReceipt(ctx context.Context, o *Order, rec *OrderRec
 		err := a.receipts.FormReceipt(ctx, fiscalReceipt(o, rec))
 		switch {
 		case err == nil:
+			failpoint("receipt-sent")
 			rec.State = ReceiptQueued
 		case errors.Is(err, ErrUnavailable):
 			r.save(ctx, o)
@@ -97,6 +105,7 @@ func (r *reconciler) advanceReceipt(ctx context.Context, o *Order, rec *OrderRec
 		if rec.State != ReceiptQueued {
 			return
 		}
+		failpoint("receipt-queued")
 	}
 	op, err := a.receipts.ReceiptStatus(ctx, rec.OperationID)
 	switch {

@@ -110,3 +110,55 @@ func TestRefundReceipt(t *testing.T) {
 		t.Errorf("unknown order: %v", err)
 	}
 }
+
+// TestPaidIsStoredWithItsReceipt: the write that makes an order paid also
+// stores its receipt as sending, so a crash right after it (every later
+// write fails) leaves the order in the open index with the receipt to
+// send, and the next reconciler sends it once.
+func TestPaidIsStoredWithItsReceipt(t *testing.T) {
+	sb := startSandbox(t, nil)
+	a := receiptApp(t, sb)
+	storage := newCrashStorage(t, time.Now)
+	a.useStorage(storage)
+	ctx := context.Background()
+	o := &Order{ID: NewOrderID(), State: OrderPending, Account: "card", Provider: "pegas", Amount: decimal.NewFromInt(350),
+		Items:     []OrderItem{{SKU: "tea", Name: "Чай", Qty: 1, Price: decimal.NewFromInt(350), VAT: VAT20}},
+		CreatedAt: time.Now(), ExpiresAt: time.Now().Add(time.Hour)}
+	if err := a.orders.Create(ctx, o); err != nil {
+		t.Fatal(err)
+	}
+
+	// The paid record and its index entry are writes 1 and 2; the process
+	// dies before any write after them.
+	storage.crashAtWrite(3)
+	a.reconciler.markPaid(ctx, o, PaymentStatus{Paid: true})
+	storage.restart()
+	stored, err := a.orders.Load(ctx, o.ID)
+	if err != nil || stored.State != OrderPaid || stored.Receipt == nil || stored.Receipt.State != ReceiptSending {
+		t.Fatalf("after the crash the order is stored as %+v, %v; want paid with its receipt sending", stored, err)
+	}
+	if ids, err := a.orders.OpenIDs(ctx); err != nil || len(ids) != 1 || ids[0] != o.ID {
+		t.Fatalf("open index after the crash: %v, %v; want the paid order, whose receipt is under way", ids, err)
+	}
+
+	next := newReconciler(a)
+	next.pass(ctx)
+	stored, err = a.orders.Load(ctx, o.ID)
+	if err != nil || stored.Receipt.State != ReceiptDone {
+		t.Fatalf("after the next pass: %+v, %v; want the receipt done", stored.Receipt, err)
+	}
+	// The crashed process's send may have reached the till too: every send
+	// carries the one operation id, which the till prints once.
+	calls := sb.calls("smartcashier", "formReceipt")
+	if len(calls) == 0 {
+		t.Error("no formReceipt call")
+	}
+	for _, c := range calls {
+		if want := `"operationId":"kassa-` + o.ID + `-sale"`; !bytes.Contains(c.Body, []byte(want)) {
+			t.Errorf("call body %s lacks %s", c.Body, want)
+		}
+	}
+	if ids, _ := a.orders.OpenIDs(ctx); len(ids) != 0 {
+		t.Errorf("open index after the receipt: %v, want empty", ids)
+	}
+}

@@ -192,6 +192,7 @@ func (r *reconciler) recoverCreating(ctx context.Context, acc *account, o *Order
 	}
 	start := time.Now()
 	payment, err := acc.CreatePayment(ctx, a.paymentRequest(o))
+	failpoint("recovery-replied")
 	switch {
 	case err == nil:
 		o.Payment = payment
@@ -229,6 +230,7 @@ func (r *reconciler) checkPending(ctx context.Context, acc *account, o *Order) {
 		return
 	}
 	err = acc.CancelPayment(ctx, PaymentRef{ID: o.Payment.ID, OrderID: o.ID})
+	failpoint("expiry-cancelled")
 	switch {
 	case err == nil, errors.Is(err, ErrNotSupported):
 		r.transition(ctx, o, OrderExpired, "")
@@ -264,9 +266,14 @@ func (r *reconciler) markPaid(ctx context.Context, o *Order, st PaymentStatus) {
 			return
 		}
 	}
+	// The paid state and its receipt, as sending, are stored in one write:
+	// a crash right after it leaves the order open for the receipt, never
+	// paid and closed without one.
 	o.PaidAt = r.app.now()
-	if r.transition(ctx, o, OrderPaid, "") {
-		r.queueReceipt(ctx, o, ReceiptSale)
+	rec := r.newReceipt(o, ReceiptSale)
+	if r.transition(ctx, o, OrderPaid, "") && rec != nil {
+		failpoint("paid-saved")
+		r.advanceReceipt(ctx, o, rec)
 	}
 }
 
