@@ -30,14 +30,18 @@ type clusterShop struct {
 // (at /pay) and Smart Cashier receipts are served by sb, keeping its orders
 // in storage.
 func clusterNewShop(t *testing.T, dir, storage, name string, sb *procSandbox) *clusterShop {
-	t.Helper()
-	receipts := fmt.Sprintf(`		receipts smartcashier {
+	return &clusterShop{procShop: procShopWith(t, dir, storage, name, sb, clusterReceipts(sb))}
+}
+
+// clusterReceipts is the kassa block's receipts option for Smart Cashier
+// on sb.
+func clusterReceipts(sb *procSandbox) string {
+	return fmt.Sprintf(`		receipts smartcashier {
 			token sandbox-token
 			endpoint %s/smartcashier/v1.0
 			taxation usn_income
 			timeout 1s
 		}`, sb.url)
-	return &clusterShop{procShop: procShopWith(t, dir, storage, name, sb, receipts)}
 }
 
 // checkout buys one tea as a JSON client and returns the order's id.
@@ -193,95 +197,6 @@ func clusterLogCount(p *procCaddy, s string) int {
 		return -1
 	}
 	return strings.Count(string(b), s)
-}
-
-// TestCrashAfterReceiptSentPrintsOnce proves that a shop killed while its
-// Smart Cashier formReceipt is in flight (the record already says sending,
-// the sandbox processes the request to nobody) sends the receipt again
-// after the restart under the same operationId, and that the sandbox, by
-// that id, makes one operation of the two sends: one receipt is printed,
-// and the order's record ends done with the fiscal data.
-func TestCrashAfterReceiptSentPrintsOnce(t *testing.T) {
-	dir := t.TempDir()
-	sb := procStartSandbox(t, dir)
-	s := clusterNewShop(t, dir, filepath.Join(dir, "storage"), "shop", sb)
-	shop := s.start(t)
-
-	sb.fault(t, map[string]any{"api": "smartcashier", "op": "formReceipt", "mode": "latency", "count": 1, "latency": "1500ms"})
-	id := s.checkout(t)
-	opID := clusterSaleOperationID(id)
-	clusterPay(t, sb, id)
-
-	// The reconciler marks the order paid and writes its receipt as
-	// sending before calling formReceipt, which the sandbox then holds for
-	// 1.5s (the shop gives up after its 1s timeout: kill well before).
-	procEventually(t, procShortWait, "the receipt stored as sending", func() (bool, string) {
-		o := s.record(t, id)
-		if o.Receipt == nil {
-			return false, fmt.Sprintf("state %s, no receipt", o.State)
-		}
-		return o.Receipt.State == kassa.ReceiptSending, fmt.Sprintf("state %s, receipt %s", o.State, o.Receipt.State)
-	})
-	if o := s.record(t, id); o.State != kassa.OrderPaid || o.Receipt.OperationID != opID {
-		t.Fatalf("while sending: order %s, operation id %q, want paid, %q", o.State, o.Receipt.OperationID, opID)
-	}
-	time.Sleep(300 * time.Millisecond)
-	if n := len(clusterFormReceipts(t, sb)); n != 0 {
-		t.Fatalf("formReceipt answered before the kill (%d in the journal): the latency fault did not hold it", n)
-	}
-	shop.kill(t)
-
-	// The sandbox still processes the request its client left: one
-	// operation exists, and the record still says sending.
-	procEventually(t, procShortWait, "the interrupted formReceipt processed at the sandbox", func() (bool, string) {
-		sent, ops := clusterFormReceipts(t, sb), clusterOperations(t, sb)
-		return len(sent) == 1 && len(ops) == 1, fmt.Sprintf("journal %+v, operations %+v", sent, ops)
-	})
-	if o := s.record(t, id); o.Receipt == nil || o.Receipt.State != kassa.ReceiptSending {
-		t.Fatalf("after the kill the record's receipt is %+v, want sending", o.Receipt)
-	}
-	if !s.isOpen(id) {
-		t.Fatal("the order with a receipt under way is not in the open index: no reconciler would send it")
-	}
-
-	restarted := s.start(t)
-	o := clusterWaitDone(t, s, id, procRecoverWait)
-	if o.Receipt.OperationID != opID {
-		t.Errorf("receipt operation id %q, want %q", o.Receipt.OperationID, opID)
-	}
-	if f := o.Receipt.Fiscal; f == nil || f.DocumentNumber == 0 || f.FNNumber == "" || f.DocumentSign == "" {
-		t.Errorf("the done receipt's fiscal data: %+v, want the sandbox's document number, sign and FN", f)
-	}
-
-	sent := clusterFormReceipts(t, sb)
-	if len(sent) != 2 {
-		t.Errorf("%d formReceipt calls, want 2 (the interrupted one and the resend): %+v", len(sent), sent)
-	}
-	for i, c := range sent {
-		if c.OperationID != opID {
-			t.Errorf("formReceipt call %d under operation id %q, want %q", i+1, c.OperationID, opID)
-		}
-	}
-	ops := clusterOperations(t, sb)
-	if len(ops) != 1 || ops[0].OperationID != opID || ops[0].Kind != "formReceipt" {
-		t.Errorf("sandbox operations: %+v, want exactly one formReceipt %s", ops, opID)
-	}
-	st, _ := s.status(t, id)
-	if st.State != "paid" {
-		t.Errorf("the buyer sees %+v, want paid", st)
-	}
-	// A few more passes of the restarted reconciler change nothing.
-	time.Sleep(600 * time.Millisecond)
-	if n := len(clusterFormReceipts(t, sb)); n != 2 {
-		t.Errorf("%d formReceipt calls after further passes, want still 2", n)
-	}
-	if s.isOpen(id) {
-		t.Error("the order with its receipt done is still in the open index")
-	}
-	// Attempts is counted in memory and stored after the send, so the send
-	// the kill interrupted is not in it.
-	t.Logf("restarted shop logged %d \"receipt done\" lines; the record counts %d attempts for the 2 sends",
-		clusterLogCount(restarted, `receipt done`), s.record(t, id).Receipt.Attempts)
 }
 
 // TestTwoInstancesOneReceiptEach proves that two shop instances sharing one

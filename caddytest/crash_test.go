@@ -24,8 +24,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shopspring/decimal"
-
 	"github.com/caddy-kassa/kassa"
 )
 
@@ -49,7 +47,9 @@ var (
 	procBuildErr  error
 )
 
-// procBinary builds cmd/caddy once per test binary and returns its path.
+// procBinary builds cmd/caddy once per test binary, with the
+// kassa_failpoints tag so that a test can have it kill itself at a step
+// (KASSA_FAILPOINTS), and returns its path.
 // The binary is named after this process, and binaries left by test
 // processes that have ended are removed first, so at most one per running
 // test binary stays on disk.
@@ -62,7 +62,7 @@ func procBinary(t *testing.T) string {
 		}
 		procRemoveStaleBinaries(dir)
 		bin := filepath.Join(dir, "caddy-"+strconv.Itoa(os.Getpid()))
-		cmd := exec.Command("go", "build", "-o", bin, "./cmd/caddy")
+		cmd := exec.Command("go", "build", "-tags", "kassa_failpoints", "-o", bin, "./cmd/caddy")
 		cmd.Dir = ".."
 		out, err := cmd.CombinedOutput()
 		if err != nil {
@@ -112,11 +112,11 @@ type procCaddy struct {
 	done chan struct{} // closed when the process has exited and been reaped
 }
 
-// procStart runs `caddy run` on config in its own home under dir, logging
-// to dir/<name>.log, and waits until readyURL answers as ready says. The
-// process is killed when the test ends; its log is printed if the test
-// failed.
-func procStart(t *testing.T, dir, name, config, readyURL string, ready func(status int, body []byte) bool) *procCaddy {
+// procStart runs `caddy run` on config in its own home under dir, with env
+// added to its environment, logging to dir/<name>.log, and waits until
+// readyURL answers as ready says. The process is killed when the test ends;
+// its log is printed if the test failed.
+func procStart(t *testing.T, dir, name, config, readyURL string, ready func(status int, body []byte) bool, env ...string) *procCaddy {
 	t.Helper()
 	bin := procBinary(t)
 	home := filepath.Join(dir, name+"-home")
@@ -138,6 +138,7 @@ func procStart(t *testing.T, dir, name, config, readyURL string, ready func(stat
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "HOME="+home,
 		"XDG_DATA_HOME="+filepath.Join(home, "data"), "XDG_CONFIG_HOME="+filepath.Join(home, "config"))
+	cmd.Env = append(cmd.Env, env...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
 		logFile.Close()
@@ -308,6 +309,9 @@ type procShop struct {
 	// name names the shop's processes, and its instance in a cluster.
 	name   string
 	starts int
+	// failpoints is KASSA_FAILPOINTS for the next start: the steps at which
+	// the process kills itself.
+	failpoints string
 }
 
 // procNewShop prepares a shop whose Pegas account "card" (at /pay) and
@@ -381,7 +385,7 @@ func (s *procShop) start(t *testing.T) *procCaddy {
 	ready := s.url + "/pay?order=AAAAAAAAAAAAAAAAAAAAAA"
 	return procStart(t, s.dir, fmt.Sprintf("%s-%d", s.name, s.starts), s.config, ready, func(status int, body []byte) bool {
 		return status == http.StatusNotFound && bytes.Contains(body, []byte("unknown_order"))
-	})
+	}, "KASSA_FAILPOINTS="+s.failpoints)
 }
 
 // procStatus is the checkout's JSON for a created order and a status poll.
@@ -522,165 +526,6 @@ func (sb *procSandbox) state(t *testing.T) procSandboxState {
 func (sb *procSandbox) fault(t *testing.T, f map[string]any) {
 	t.Helper()
 	procCall(t, "POST", sb.url+"/control/faults", f, http.StatusOK, nil)
-}
-
-// procCheckoutResult is how a checkout the shop was killed under ended.
-type procCheckoutResult struct {
-	status int
-	body   []byte
-	err    error
-}
-
-// procCrashCheckout posts a checkout to path, waits until its order is
-// stored in creating, gives the provider call a moment to reach the sandbox
-// (where a latency fault holds it), and kills the shop. It returns the
-// order's id.
-func procCrashCheckout(t *testing.T, s *procShop, shop *procCaddy, path string) string {
-	t.Helper()
-	result := make(chan procCheckoutResult, 1)
-	go func() {
-		status, body, err := procDo("POST", s.url+path, procCheckoutBody(1))
-		result <- procCheckoutResult{status, body, err}
-	}()
-	var id string
-	procEventually(t, procShortWait, "the checkout's order on disk", func() (bool, string) {
-		ids := s.orderIDs(t)
-		if len(ids) == 1 {
-			id = ids[0]
-		}
-		return id != "", fmt.Sprintf("%d order records", len(ids))
-	})
-	// The record is written just before the provider call; the sandbox
-	// holds that call for 700ms.
-	time.Sleep(200 * time.Millisecond)
-	shop.kill(t)
-
-	select {
-	case r := <-result:
-		if r.err == nil {
-			t.Fatalf("the checkout finished before the kill: status %d: %s", r.status, r.body)
-		}
-	case <-time.After(procShortWait):
-		t.Fatal("the checkout request did not end when the shop was killed")
-	}
-	if ids := s.orderIDs(t); len(ids) != 1 {
-		t.Fatalf("after the kill: %d order records on disk, want 1: %v", len(ids), ids)
-	}
-	o := s.record(t, id)
-	if o.State != kassa.OrderCreating {
-		t.Fatalf("after the kill the order is %s, want creating (error %q)", o.State, o.Error)
-	}
-	if !s.isOpen(id) {
-		t.Fatal("the interrupted order is not in the open index: no reconciler would find it")
-	}
-	return id
-}
-
-// TestCrashDuringPegasDepositRecovers proves that a shop killed while its
-// Pegas deposit is in flight leaves the order in creating on disk, and that
-// the restarted shop's reconciler recovers it to pending by re-sending the
-// deposit with the same order_id (answered as a duplicate), so the provider
-// holds exactly one invoice for the order, which is then paid and seen paid.
-func TestCrashDuringPegasDepositRecovers(t *testing.T) {
-	dir := t.TempDir()
-	sb := procStartSandbox(t, dir)
-	s := procNewShop(t, dir, sb)
-	shop := s.start(t)
-
-	sb.fault(t, map[string]any{"api": "pegas", "op": "deposit", "mode": "latency", "count": 1, "latency": "700ms"})
-	id := procCrashCheckout(t, s, shop, "/pay")
-
-	// The sandbox still answers the deposit, to nobody: the invoice exists.
-	procEventually(t, procShortWait, "the interrupted deposit answered at the sandbox", func() (bool, string) {
-		calls := sb.depositsOf(t, id)
-		return len(calls) == 1 && calls[0].Status == http.StatusOK, fmt.Sprintf("%+v", calls)
-	})
-
-	s.start(t)
-	// A buyer sees an order in creating as pending; the record tells
-	// whether the reconciler recovered it.
-	if st, _ := s.status(t, id); st.State != "pending" || st.Amount != "350.00" {
-		t.Errorf("status while recovering: %+v, want pending 350.00", st)
-	}
-	o := s.waitRecord(t, id, kassa.OrderPending, procRecoverWait)
-	if !o.Amount.Equal(decimal.RequireFromString("350.00")) || o.Account != "card" {
-		t.Errorf("recovered order: amount %s, account %q", o.Amount, o.Account)
-	}
-	if st, _ := s.status(t, id); st.State != "pending" {
-		t.Errorf("status after recovery: %+v", st)
-	}
-
-	calls := sb.depositsOf(t, id)
-	if len(calls) != 2 || calls[0].Status != http.StatusOK || calls[1].Status != http.StatusBadRequest {
-		t.Errorf("deposit calls for the order: %+v, want the original (200) and the recovery (400 duplicate)", calls)
-	}
-	var invoices int
-	for _, inv := range sb.state(t).Pegas.Invoices {
-		if inv.OrderID == id {
-			invoices++
-		}
-	}
-	if invoices != 1 {
-		t.Errorf("the sandbox holds %d Pegas invoices for the order, want 1", invoices)
-	}
-
-	procCall(t, "POST", sb.url+"/control/pay", map[string]any{"api": "pegas", "order_id": id}, http.StatusOK, nil)
-	procEventually(t, procShortWait, "the buyer's poll shows the order paid", func() (bool, string) {
-		st, _ := s.status(t, id)
-		return st.State == "paid", st.State
-	})
-	s.waitRecord(t, id, kassa.OrderPaid, procShortWait)
-	if s.isOpen(id) {
-		t.Error("the paid order is still in the open index")
-	}
-	if n := len(sb.depositsOf(t, id)); n != 2 {
-		t.Errorf("%d deposit calls for the order by the end, want 2", n)
-	}
-}
-
-// TestCrashDuringCrystalPayGenerateMakesNoSecondInvoice proves that a shop
-// killed while a CrystalPAY generate is in flight, which CrystalPAY cannot
-// be asked about afterwards, fails the order after the restart instead of
-// generating a second invoice: the sandbox sees exactly one generate call.
-func TestCrashDuringCrystalPayGenerateMakesNoSecondInvoice(t *testing.T) {
-	dir := t.TempDir()
-	sb := procStartSandbox(t, dir)
-	s := procNewShop(t, dir, sb)
-	shop := s.start(t)
-
-	sb.fault(t, map[string]any{"api": "crystalpay", "op": "generate", "mode": "latency", "count": 1, "latency": "700ms"})
-	id := procCrashCheckout(t, s, shop, "/pay/main")
-	if o := s.record(t, id); o.Account != "main" || o.Provider != "crystalpay" {
-		t.Fatalf("the order is for account %q (%s), want main (crystalpay)", o.Account, o.Provider)
-	}
-
-	procEventually(t, procShortWait, "the interrupted generate answered at the sandbox", func() (bool, string) {
-		calls := sb.calls(t, "crystalpay", "generate")
-		return len(calls) == 1 && calls[0].Status == http.StatusOK, fmt.Sprintf("%+v", calls)
-	})
-
-	s.start(t)
-	o := s.waitRecord(t, id, kassa.OrderFailed, procRecoverWait)
-	if o.Error == "" {
-		t.Error("the failed order does not say why")
-	}
-	if s.isOpen(id) {
-		t.Error("the failed order is still in the open index")
-	}
-	if st, _ := s.status(t, id); st.State != "failed" || st.Amount != "350.00" {
-		t.Errorf("status: %+v, want failed 350.00", st)
-	}
-	// A few more reconciler passes must not change anything.
-	time.Sleep(600 * time.Millisecond)
-	if calls := sb.calls(t, "crystalpay", "generate"); len(calls) != 1 {
-		t.Errorf("the sandbox saw %d generate calls, want exactly 1: %+v", len(calls), calls)
-	}
-	if n := len(sb.state(t).CrystalPay.Invoices); n != 1 {
-		t.Errorf("the sandbox holds %d CrystalPAY invoices, want 1 (the orphan of the crash)", n)
-	}
-	if o := s.record(t, id); o.State != kassa.OrderFailed {
-		t.Errorf("the order moved on to %s", o.State)
-	}
 }
 
 // TestRestartKeepsOrders proves that orders survive a SIGKILL and restart
