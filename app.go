@@ -21,6 +21,7 @@ func init() {
 const (
 	defaultPollInterval = 10 * time.Second
 	defaultOrderTTL     = 30 * time.Minute
+	defaultKeepUnpaid   = 7 * 24 * time.Hour
 )
 
 // App is the kassa app: the shop's payment accounts, its receipt service,
@@ -44,6 +45,10 @@ type App struct {
 	// OrderTTL is how long an order waits for its payment before it
 	// expires; default 30m.
 	OrderTTL caddy.Duration `json:"order_ttl,omitempty"`
+	// KeepUnpaid is how long an order that closed unpaid (expired,
+	// cancelled, failed) is kept before the reconciler deletes it; default
+	// 168h (7 days). Paid orders are never deleted.
+	KeepUnpaid caddy.Duration `json:"keep_unpaid,omitempty"`
 	// MaxOrdersPerClient bounds the orders one client address may create
 	// per OrderTTL on this instance; 0, the default, sets no bound.
 	MaxOrdersPerClient int `json:"max_orders_per_client,omitempty"`
@@ -90,6 +95,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 	}
 	if a.OrderTTL <= 0 {
 		a.OrderTTL = caddy.Duration(defaultOrderTTL)
+	}
+	if a.KeepUnpaid <= 0 {
+		a.KeepUnpaid = caddy.Duration(defaultKeepUnpaid)
 	}
 
 	a.accounts = make(map[string]*account, len(a.PaymentsRaw))
@@ -194,7 +202,8 @@ func (a *App) Start() error {
 	a.reconciler.start()
 	a.logger.Info("kassa started", zap.Int("payment_accounts", len(a.accounts)),
 		zap.Bool("receipts", a.receipts != nil), zap.Int("products", a.catalog.Len()),
-		zap.Duration("poll_interval", time.Duration(a.PollInterval)), zap.Duration("order_ttl", time.Duration(a.OrderTTL)))
+		zap.Duration("poll_interval", time.Duration(a.PollInterval)), zap.Duration("order_ttl", time.Duration(a.OrderTTL)),
+		zap.Duration("keep_unpaid", time.Duration(a.KeepUnpaid)))
 	return nil
 }
 

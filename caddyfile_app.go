@@ -74,6 +74,7 @@ func init() {
 //		product  <sku> <price> <name> [<vat>]
 //		poll_interval <duration>        # default 10s
 //		order_ttl     <duration>        # default 30m
+//		keep_unpaid   <duration>        # orders closed unpaid are deleted after; default 168h
 //		max_orders_per_client <n>       # per client address per order_ttl; default: no bound
 //		storage <module> [<args>] { ... } # default: Caddy's storage
 //	}
@@ -104,6 +105,8 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 			err = parseDuration(d, &app.PollInterval)
 		case "order_ttl":
 			err = parseDuration(d, &app.OrderTTL)
+		case "keep_unpaid":
+			err = parseDuration(d, &app.KeepUnpaid)
 		case "max_orders_per_client":
 			err = parsePositiveInt(d, &app.MaxOrdersPerClient)
 		case "storage":

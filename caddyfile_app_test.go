@@ -33,6 +33,7 @@ func TestGlobalOption(t *testing.T) {
 		product cup 1200 Cup
 		poll_interval 5s
 		order_ttl 1h
+		keep_unpaid 72h
 		storage file_system /var/lib/kassa
 	}`)
 	out, err := parseGlobalOption(d, nil)
@@ -60,7 +61,7 @@ func TestGlobalOption(t *testing.T) {
 	if len(products) != 2 || products[0].(map[string]any)["vat"] != "vat20" || products[1].(map[string]any)["price"] != "1200.00" {
 		t.Errorf("products = %v", products)
 	}
-	if app["catalog"] != "/srv/shop/catalog.json" || app["poll_interval"] != 5e9 || app["order_ttl"] != 3600e9 {
+	if app["catalog"] != "/srv/shop/catalog.json" || app["poll_interval"] != 5e9 || app["order_ttl"] != 3600e9 || app["keep_unpaid"] != 72*3600e9 {
 		t.Errorf("app = %v", app)
 	}
 }
@@ -80,6 +81,7 @@ func TestGlobalOptionErrors(t *testing.T) {
 		"kassa {\n product tea 350 Tea\n product tea 1 Tea\n}":                      "product tea given twice",
 		"kassa {\n poll_interval soon\n}":                                           "bad duration",
 		"kassa {\n order_ttl\n}":                                                    "wrong argument count",
+		"kassa {\n keep_unpaid forever\n}":                                          "forever",
 		"kassa {\n catalog a.json\n catalog b.json\n}":                              "catalog given twice",
 		"kassa {\n webhook /x\n}":                                                   `unrecognized kassa option "webhook"`,
 		"kassa {\n max_orders_per_client 0\n}":                                      "whole number from 1",

@@ -46,6 +46,7 @@ var metrics = struct {
 	oldestOpenOrderAge   prometheus.Gauge
 	reconcilerPasses     prometheus.Counter
 	reconcilerPassTime   prometheus.Histogram
+	ordersCompacted      prometheus.Counter
 }{
 	providerCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "kassa",
@@ -91,6 +92,11 @@ var metrics = struct {
 		Help:      "How long reconciler passes took.",
 		Buckets:   callBuckets,
 	}),
+	ordersCompacted: prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "kassa",
+		Name:      "orders_compacted_total",
+		Help:      "Orders deleted by the reconciler after they closed unpaid more than keep_unpaid ago.",
+	}),
 }
 
 // registerMetrics registers the collectors with a config's registry. A
@@ -104,6 +110,7 @@ func registerMetrics(registry *prometheus.Registry) error {
 	for _, c := range []prometheus.Collector{
 		metrics.providerCalls, metrics.providerCallDuration, metrics.orderTransitions, metrics.receipts,
 		metrics.openOrders, metrics.oldestOpenOrderAge, metrics.reconcilerPasses, metrics.reconcilerPassTime,
+		metrics.ordersCompacted,
 	} {
 		var already prometheus.AlreadyRegisteredError
 		if err := registry.Register(c); err != nil && !errors.As(err, &already) {

@@ -296,11 +296,13 @@ func ValidOrderID(s string) bool {
 const (
 	ordersPrefix      = "kassa/orders"
 	openPrefix        = "kassa/open"
+	unpaidPrefix      = "kassa/unpaid"
 	idempotencyPrefix = "kassa/idempotency"
 )
 
-func orderKey(id string) string { return ordersPrefix + "/" + id + ".json" }
-func openKey(id string) string  { return openPrefix + "/" + id }
+func orderKey(id string) string  { return ordersPrefix + "/" + id + ".json" }
+func openKey(id string) string   { return openPrefix + "/" + id }
+func unpaidKey(id string) string { return unpaidPrefix + "/" + id }
 
 func idempotencyStorageKey(key string) string {
 	sum := sha256.Sum256([]byte(key))
@@ -334,6 +336,7 @@ func (e orderStoreError) Is(target error) bool { return target == e.like }
 //
 //	kassa/orders/<id>.json          the order record (the Order as JSON)
 //	kassa/open/<id>                 index of open orders (creating, pending)
+//	kassa/unpaid/<id>               index of orders closed unpaid, for Compact
 //	kassa/idempotency/<sha256 hex>  an idempotency scope -> the order id
 //
 // The store holds no cache and no other state, so several Caddy instances
@@ -345,7 +348,7 @@ func (e orderStoreError) Is(target error) bool { return target == e.like }
 type OrderStore struct {
 	storage certmagic.Storage
 	// Now is the clock the store stamps CreatedAt and UpdatedAt with, and
-	// ages index entries by in Prune; tests swap it.
+	// ages unpaid orders by in Compact; tests swap it.
 	Now func() time.Time
 }
 
@@ -378,7 +381,7 @@ func checkOrder(o *Order) error {
 // entry (when the order is open), then the record. A crash after the
 // mapping leaves a mapping to a missing record, which a retry with the same
 // key replaces; a crash after the index entry leaves an entry whose record
-// is missing, which OpenIDs reports and Prune removes.
+// is missing, which OpenIDs reports and the reconciler removes.
 //
 // An empty o.ID is filled with NewOrderID; a zero CreatedAt is set to now,
 // and UpdatedAt always is. Create refuses an id that already has a record
@@ -452,9 +455,9 @@ func (s *OrderStore) claimIdempotencyKey(ctx context.Context, key, id string) er
 // clock (every write carries a fresh UpdatedAt, so no caller can forget it).
 // An open order's index entry is rewritten after the record (healing an
 // entry a reconciler dropped while the record was missing); a closed
-// order's entry is deleted after the record, so a crash in between leaves
-// an entry pointing at a closed order, which callers of OpenIDs skip and
-// which the next Save or Prune removes.
+// order's indexes are settled after the record (Closed), so a crash in
+// between leaves an open entry pointing at a closed order, which the
+// reconciler settles in turn.
 func (s *OrderStore) Save(ctx context.Context, o *Order) error {
 	if err := checkOrder(o); err != nil {
 		return err
@@ -472,6 +475,18 @@ func (s *OrderStore) Save(ctx context.Context, o *Order) error {
 	}
 	if o.Open() {
 		return s.storeKey(ctx, openKey(o.ID), []byte(o.ID))
+	}
+	return s.Closed(ctx, o)
+}
+
+// Closed settles the indexes of a closed order: an order that closed
+// unpaid (expired, cancelled, failed) enters the unpaid index, which
+// Compact reads, and then the order leaves the open index.
+func (s *OrderStore) Closed(ctx context.Context, o *Order) error {
+	if o.State != OrderPaid {
+		if err := s.storeKey(ctx, unpaidKey(o.ID), []byte(o.ID)); err != nil {
+			return err
+		}
 	}
 	return s.CloseIndex(ctx, o.ID)
 }
@@ -567,42 +582,80 @@ func (s *OrderStore) CloseIndex(ctx context.Context, id string) error {
 	return nil
 }
 
-// Prune removes stale entries from the open index: those whose record is
-// closed, and those whose record has been missing for at least grace (a
-// Create that crashed between its index entry and its record). It returns
-// how many it removed. It reads every open record, so it belongs in the
-// reconciler's pass, not in a request.
-func (s *OrderStore) Prune(ctx context.Context, grace time.Duration) (int, error) {
-	ids, err := s.OpenIDs(ctx)
-	if err != nil {
-		return 0, err
+// Compact deletes the orders that closed unpaid (expired, cancelled or
+// failed) at least keep ago: for each, its idempotency mapping (while it
+// still names the order), its record and then its unpaid-index entry, so a
+// crash in between leaves an entry the next Compact finishes. Paid orders
+// are never deleted. It lists the unpaid index, never kassa/orders, and
+// ages entries by when they were written, reading only the records it
+// deletes; it returns how many orders it deleted.
+func (s *OrderStore) Compact(ctx context.Context, keep time.Duration) (int, error) {
+	keys, err := s.storage.List(ctx, unpaidPrefix, false)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, nil
 	}
-	removed := 0
-	for _, id := range ids {
+	if err != nil {
+		return 0, fmt.Errorf("kassa: listing %s: %w", unpaidPrefix, err)
+	}
+	deleted := 0
+	for _, k := range keys {
+		id := path.Base(k)
+		if !ValidOrderID(id) {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return deleted, err
+		}
+		info, err := s.storage.Stat(ctx, unpaidKey(id))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // compacted meanwhile
+		}
+		if err != nil {
+			return deleted, fmt.Errorf("kassa: unpaid index entry of order %s: %w", id, err)
+		}
+		if s.now().Sub(info.Modified) < keep {
+			continue
+		}
 		o, err := s.Load(ctx, id)
 		switch {
 		case errors.Is(err, ErrOrderNotFound):
-			since, err := s.OpenSince(ctx, id)
-			if errors.Is(err, fs.ErrNotExist) {
-				continue // removed meanwhile
-			}
-			if err != nil {
-				return removed, fmt.Errorf("kassa: index entry of order %s: %w", id, err)
-			}
-			if s.now().Sub(since) < grace {
-				continue
-			}
+			// Its record is gone already: only the entry is left.
 		case err != nil:
-			return removed, err
-		case o.Open():
-			continue
+			return deleted, err
+		case o.Open() || o.State == OrderPaid:
+			// Not an unpaid closed order (a record written over by hand):
+			// keep it, drop the entry.
+		default:
+			if err := s.deleteOrder(ctx, o); err != nil {
+				return deleted, err
+			}
+			deleted++
 		}
-		if err := s.CloseIndex(ctx, id); err != nil {
-			return removed, err
+		if err := s.storage.Delete(ctx, unpaidKey(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return deleted, fmt.Errorf("kassa: deleting %s: %w", unpaidKey(id), err)
 		}
-		removed++
 	}
-	return removed, nil
+	return deleted, nil
+}
+
+// deleteOrder deletes an order's idempotency mapping, if it still names
+// the order, and then its record.
+func (s *OrderStore) deleteOrder(ctx context.Context, o *Order) error {
+	if o.IdempotencyKey != "" {
+		mapped, ok, err := s.ByIdempotencyKey(ctx, o.IdempotencyKey)
+		if err != nil {
+			return err
+		}
+		if key := idempotencyStorageKey(o.IdempotencyKey); ok && mapped == o.ID {
+			if err := s.storage.Delete(ctx, key); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("kassa: deleting %s: %w", key, err)
+			}
+		}
+	}
+	if err := s.storage.Delete(ctx, orderKey(o.ID)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("kassa: deleting %s: %w", orderKey(o.ID), err)
+	}
+	return nil
 }
 
 // ByIdempotencyKey returns the id of the order created under key (an

@@ -17,6 +17,7 @@ import (
 
 	"github.com/caddyserver/certmagic"
 	"github.com/shopspring/decimal"
+	"go.uber.org/zap"
 )
 
 // fileOrderStore returns a store over a fresh file-system storage, with a
@@ -605,16 +606,15 @@ func TestOrderStoreCreateCrashes(t *testing.T) {
 		if err != nil || !since.Equal(clock.Now()) {
 			t.Fatalf("OpenSince = %v, %v; want %v", since, err, clock.Now())
 		}
-		// Prune leaves a young entry alone (its Create may be in flight)...
-		if n, err := s.Prune(ctx, time.Minute); err != nil || n != 0 {
-			t.Fatalf("Prune of a young orphan = %d, %v; want 0", n, err)
-		}
+		// The reconciler leaves a young entry alone (its Create may be in
+		// flight)...
+		a := &App{logger: zap.NewNop(), now: clock.Now}
+		a.useStorage(m)
+		a.reconciler.pass(ctx)
 		wantIDs(t, s, o.ID)
-		// ...and drops it once it is older than the grace period.
-		clock.Add(time.Minute)
-		if n, err := s.Prune(ctx, time.Minute); err != nil || n != 1 {
-			t.Fatalf("Prune of an old orphan = %d, %v; want 1", n, err)
-		}
+		// ...and drops it once it is older than any checkout takes.
+		clock.Add(defaultCreatingGrace)
+		a.reconciler.pass(ctx)
 		wantIDs(t, s)
 	})
 
@@ -666,9 +666,10 @@ func TestOrderStoreSaveCrash(t *testing.T) {
 	if err != nil || got.State != OrderPaid {
 		t.Fatalf("Load = %+v, %v; want the paid record", got, err)
 	}
-	if n, err := s.Prune(ctx, time.Hour); err != nil || n != 1 {
-		t.Fatalf("Prune = %d, %v; want 1", n, err)
-	}
+	// The reconciler settles the entry of the closed order.
+	a := &App{logger: zap.NewNop(), now: clock.Now}
+	a.useStorage(m)
+	a.reconciler.pass(ctx)
 	wantIDs(t, s, other.ID)
 
 	// A crash before the record leaves the order as it was.

@@ -77,6 +77,8 @@ func (r *reconciler) run(ctx context.Context) {
 	defer close(r.done)
 	ticker := time.NewTicker(time.Duration(r.app.PollInterval))
 	defer ticker.Stop()
+	compaction := time.NewTicker(compactEvery(time.Duration(r.app.KeepUnpaid), time.Duration(r.app.PollInterval)))
+	defer compaction.Stop()
 	r.locked(ctx, r.pass)
 	for {
 		select {
@@ -84,6 +86,8 @@ func (r *reconciler) run(ctx context.Context) {
 			return
 		case <-ticker.C:
 			r.locked(ctx, r.pass)
+		case <-compaction.C:
+			r.locked(ctx, r.compact)
 		case id := <-r.nudges:
 			r.locked(ctx, func(ctx context.Context) { r.reconcile(ctx, id) })
 		}
@@ -125,6 +129,26 @@ func (r *reconciler) pass(ctx context.Context) {
 	r.app.logger.Debug("reconciler pass", zap.Int("open_orders", len(ids)), zap.Duration("duration", time.Since(start)))
 }
 
+// compactEvery is how often the reconciler compacts: twice per keep, at
+// most hourly and at least a poll interval apart.
+func compactEvery(keep, poll time.Duration) time.Duration {
+	return max(min(keep/2, time.Hour), poll)
+}
+
+// compact deletes the orders that closed unpaid more than keep_unpaid ago.
+func (r *reconciler) compact(ctx context.Context) {
+	start := time.Now()
+	n, err := r.app.orders.Compact(ctx, time.Duration(r.app.KeepUnpaid))
+	metrics.ordersCompacted.Add(float64(n))
+	if err != nil && ctx.Err() == nil {
+		r.app.logger.Error("reconciler: compacting unpaid orders", zap.Int("deleted", n), zap.Error(err))
+	}
+	if n > 0 {
+		r.app.logger.Info("compacted unpaid orders", zap.Int("deleted", n),
+			zap.Duration("kept", time.Duration(r.app.KeepUnpaid)), zap.Duration("duration", time.Since(start)))
+	}
+}
+
 // reconcile moves one open order as far as it can go, and returns it as it
 // then stands (nil when its record is missing or unreadable).
 func (r *reconciler) reconcile(ctx context.Context, id string) *Order {
@@ -139,7 +163,7 @@ func (r *reconciler) reconcile(ctx context.Context, id string) *Order {
 		return nil
 	}
 	if !o.Open() {
-		if err := a.orders.CloseIndex(ctx, id); err != nil {
+		if err := a.orders.Closed(ctx, o); err != nil {
 			a.logger.Error("reconciler: closing index entry", zap.String("order_id", id), zap.Error(err))
 		}
 		return o

@@ -81,6 +81,39 @@ func TestOrdersExpire(t *testing.T) {
 	}
 }
 
+// TestUnpaidOrdersCompacted: keep_unpaid after an order expired, the
+// reconciler deletes it and the buyer's link says unknown_order; a paid
+// order of the same age stays.
+func TestUnpaidOrdersCompacted(t *testing.T) {
+	storage := storageDir(t)
+	shopWith(t, storage, "poll_interval 100ms", "poll_interval 100ms\n\t\torder_ttl 1s\n\t\tkeep_unpaid 1s")
+	sandboxControl(t, http.MethodPost, "reset", nil, nil)
+	unpaid := postJSON(t, "/card", `{"items":[{"sku":"tea"}]}`).json(t)["order_id"].(string)
+	paid := postJSON(t, "/pay", `{"items":[{"sku":"tea"}]}`).json(t)
+	paidID := paid["order_id"].(string)
+	sandboxControl(t, http.MethodPost, "pay", map[string]string{"api": "crystalpay",
+		"id": strings.TrimPrefix(paid["payment_url"].(string), "http://localhost:9181/pay/crystalpay/")}, nil)
+
+	record := func(id string) string { return filepath.Join(storage, "kassa", "orders", id+".json") }
+	waitFor(t, "the unpaid order to expire", func() bool { return orderStatus(t, unpaid)["state"] == "expired" })
+	waitFor(t, "the expired order to be compacted", func() bool {
+		_, err := os.Stat(record(unpaid))
+		return os.IsNotExist(err)
+	})
+	if r := send(t, http.MethodGet, shopURL+"/card?order="+unpaid, "", ""); r.status != http.StatusNotFound || r.errorCode(t) != "unknown_order" {
+		t.Errorf("status of the compacted order: %d %s, want 404 unknown_order", r.status, r.body)
+	}
+	if _, err := os.Stat(filepath.Join(storage, "kassa", "unpaid", unpaid)); !os.IsNotExist(err) {
+		t.Errorf("the compacted order is still in the unpaid index: %v", err)
+	}
+	if st := orderStatus(t, paidID)["state"]; st != "paid" {
+		t.Errorf("the paid order is %v, want paid", st)
+	}
+	if _, err := os.Stat(record(paidID)); err != nil {
+		t.Errorf("the paid order's record: %v", err)
+	}
+}
+
 // TestReconcilerSurvivesReload: an order made before a config reload is
 // picked up by the new config's reconciler.
 func TestReconcilerSurvivesReload(t *testing.T) {
