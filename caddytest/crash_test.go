@@ -306,6 +306,8 @@ http://127.0.0.1:%d {
 // start, so a restart serves the orders of the process before it.
 type procShop struct {
 	dir, storage, url, config string
+	// admin is the address of the admin endpoint, as host:port.
+	admin string
 	// name names the shop's processes, and its instance in a cluster.
 	name   string
 	starts int
@@ -335,9 +337,9 @@ func procShopWith(t *testing.T, dir, storage, name string, sb *procSandbox, extr
 // disk.
 func procShopOn(t *testing.T, dir, storageConfig, name string, sb *procSandbox, extra string) *procShop {
 	t.Helper()
-	port := procFreePort(t)
+	port, admin := procFreePort(t), fmt.Sprintf("127.0.0.1:%d", procFreePort(t))
 	config := fmt.Sprintf(`{
-	admin 127.0.0.1:%d
+	admin %s
 	auto_https off
 	persist_config off
 	kassa {
@@ -368,8 +370,8 @@ http://127.0.0.1:%[4]d {
 		kassa_checkout main
 	}
 }
-`, procFreePort(t), sb.url, storageConfig, port, extra)
-	return &procShop{dir: dir, url: fmt.Sprintf("http://127.0.0.1:%d", port), config: config, name: name}
+`, admin, sb.url, storageConfig, port, extra)
+	return &procShop{dir: dir, admin: admin, url: fmt.Sprintf("http://127.0.0.1:%d", port), config: config, name: name}
 }
 
 // start runs the shop (again) and waits until it answers a status poll.
