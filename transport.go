@@ -7,9 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -40,6 +42,8 @@ type apiClient struct {
 	// sendOnce names the operations that move money: net/http must never
 	// re-send them (see do).
 	sendOnce map[string]bool
+	// conns are the transport's connections, closed with the client.
+	conns *connPool
 }
 
 // newAPIClient makes the client of one provider module. secrets are the
@@ -56,10 +60,13 @@ func newAPIClient(provider, endpoint string, timeout time.Duration, secrets ...s
 	transport.MaxIdleConns = 256
 	transport.MaxIdleConnsPerHost = 64
 	transport.IdleConnTimeout = 90 * time.Second
+	conns := newConnPool()
+	transport.DialContext = conns.dialer((&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext)
 	c := &apiClient{
 		provider: provider,
 		base:     base,
 		timeout:  timeout,
+		conns:    conns,
 		http: &http.Client{
 			Transport: transport,
 			// An API does not redirect; following one could carry a
@@ -109,9 +116,10 @@ func (c *apiClient) withSecrets(extra ...string) *apiClient {
 // callTimeout is how long one call may take.
 func (c *apiClient) callTimeout() time.Duration { return c.timeout }
 
-// close releases the client's idle connections.
+// close closes the client's connections: now if no call is in flight, or
+// else when the last one ends.
 func (c *apiClient) close() {
-	c.http.CloseIdleConnections()
+	c.conns.close()
 }
 
 // endpoint returns the URL of path below the base URL with the query q.
@@ -127,7 +135,7 @@ func (c *apiClient) endpoint(path string, q url.Values) *url.URL {
 }
 
 // do sends one request and returns the response with its body open.
-// Closing the body releases the call's timeout. A transport failure is an
+// Closing the body ends the call (endOnClose). A transport failure is an
 // ErrUnavailable ProviderError.
 func (c *apiClient) do(ctx context.Context, op, method string, u *url.URL, header http.Header, body []byte) (*http.Response, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
@@ -151,12 +159,14 @@ func (c *apiClient) do(ctx context.Context, op, method string, u *url.URL, heade
 		req.Body, req.GetBody, req.ContentLength = emptyBody{}, nil, 0
 	}
 	req.Header.Set("User-Agent", userAgent)
+	c.conns.begin()
 	resp, err := c.http.Do(req)
 	if err != nil {
 		cancel()
+		c.conns.end()
 		return nil, c.failure(op, ErrUnavailable, 0, nil, c.scrub(err))
 	}
-	resp.Body = &cancelOnClose{ReadCloser: resp.Body, cancel: cancel}
+	resp.Body = &endOnClose{ReadCloser: resp.Body, cancel: cancel, conns: c.conns}
 	return resp, nil
 }
 
@@ -263,15 +273,21 @@ type emptyBody struct{}
 func (emptyBody) Read([]byte) (int, error) { return 0, io.EOF }
 func (emptyBody) Close() error             { return nil }
 
-// cancelOnClose releases a call's timeout when its body is closed.
-type cancelOnClose struct {
+// endOnClose ends a call when its body is closed: it releases the call's
+// timeout and counts the call done in the client's pool, once.
+type endOnClose struct {
 	io.ReadCloser
 	cancel context.CancelFunc
+	conns  *connPool
+	once   sync.Once
 }
 
-func (b *cancelOnClose) Close() error {
+func (b *endOnClose) Close() error {
 	err := b.ReadCloser.Close()
-	b.cancel()
+	b.once.Do(func() {
+		b.cancel()
+		b.conns.end()
+	})
 	return err
 }
 
