@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -139,6 +140,20 @@ func crashPointDepositStatuses(t *testing.T, sb *procSandbox, id string) []int {
 	return out
 }
 
+// crashPointRecovers restarts the shop after a crash in a Pegas checkout
+// and checks that the reconciler recovers the order to pending with the
+// deposit calls whose statuses are want (what names them), and that the
+// order is then paid once.
+func crashPointRecovers(t *testing.T, s *clusterShop, sb *procSandbox, id, what string, want ...int) {
+	t.Helper()
+	s.start(t)
+	s.waitRecord(t, id, kassa.OrderPending, procRecoverWait)
+	if got := crashPointDepositStatuses(t, sb, id); !slices.Equal(got, want) {
+		t.Errorf("deposit calls: %v, want %s %v", got, what, want)
+	}
+	crashPointPaidOnce(t, s, sb, id)
+}
+
 // crashPointPaidOnce pays a Pegas order at the sandbox and checks that it
 // ends paid with one receipt printed, one paid transition logged and one
 // invoice.
@@ -203,12 +218,7 @@ func TestCrashPointsCheckout(t *testing.T) {
 		if got := crashPointDepositStatuses(t, sb, id); len(got) != 0 {
 			t.Fatalf("deposit calls before the restart: %v, want none", got)
 		}
-		s.start(t)
-		s.waitRecord(t, id, kassa.OrderPending, procRecoverWait)
-		if got := crashPointDepositStatuses(t, sb, id); len(got) != 1 || got[0] != http.StatusOK {
-			t.Errorf("deposit calls: %v, want the reconciler's one (200)", got)
-		}
-		crashPointPaidOnce(t, s, sb, id)
+		crashPointRecovers(t, s, sb, id, "the reconciler's one", http.StatusOK)
 	})
 	t.Run("checkout-replied", func(t *testing.T) {
 		// The invoice exists at Pegas, the shop never stored its reply. The
@@ -220,12 +230,7 @@ func TestCrashPointsCheckout(t *testing.T) {
 		if o := s.record(t, id); o.State != kassa.OrderCreating {
 			t.Fatalf("after the crash the order is %s, want creating", o.State)
 		}
-		s.start(t)
-		s.waitRecord(t, id, kassa.OrderPending, procRecoverWait)
-		if got := crashPointDepositStatuses(t, sb, id); len(got) != 2 || got[0] != http.StatusOK || got[1] != http.StatusBadRequest {
-			t.Errorf("deposit calls: %v, want the checkout's (200) and the recovery's duplicate (400)", got)
-		}
-		crashPointPaidOnce(t, s, sb, id)
+		crashPointRecovers(t, s, sb, id, "the checkout's and the recovery's duplicate", http.StatusOK, http.StatusBadRequest)
 	})
 	t.Run("checkout-saved", func(t *testing.T) {
 		// The order is stored pending, the buyer got no answer. Their retry
@@ -256,12 +261,8 @@ func TestCrashPointsCheckout(t *testing.T) {
 		if o := s.record(t, id); o.State != kassa.OrderCreating {
 			t.Fatalf("after the second crash the order is %s, want creating", o.State)
 		}
-		s.start(t)
-		s.waitRecord(t, id, kassa.OrderPending, procRecoverWait)
-		if got := crashPointDepositStatuses(t, sb, id); len(got) != 3 || got[0] != http.StatusOK || got[1] != http.StatusBadRequest || got[2] != http.StatusBadRequest {
-			t.Errorf("deposit calls: %v, want the checkout's (200) and two duplicates (400)", got)
-		}
-		crashPointPaidOnce(t, s, sb, id)
+		crashPointRecovers(t, s, sb, id, "the checkout's and two duplicates",
+			http.StatusOK, http.StatusBadRequest, http.StatusBadRequest)
 	})
 }
 
