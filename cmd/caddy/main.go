@@ -1,6 +1,7 @@
 // Command caddy is the development build of Caddy with caddy-kassa and its
-// sandbox plugged in: the standard modules, the kassa modules and the offline
-// provider simulator. Production builds use xcaddy (see xcaddy.md).
+// sandbox plugged in: the standard modules, the kassa modules, the Redis
+// storage for clusters and the offline provider simulator. Production
+// builds use xcaddy (see xcaddy.md).
 package main
 
 import (
@@ -9,6 +10,7 @@ import (
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 
 	_ "github.com/caddy-kassa/kassa"
+	_ "github.com/caddy-kassa/kassa/redisstorage"
 	_ "github.com/caddy-kassa/kassa/sandbox"
 )
 

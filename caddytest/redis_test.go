@@ -1,0 +1,355 @@
+package caddytest
+
+// Redis cluster tests: two shop processes keep their orders in one Redis
+// server through the kassa_redis storage module, as two instances of a
+// cluster behind a load balancer do, beside a sandbox process that issues
+// the receipts. They reuse the proc helpers of crash_test.go and the
+// cluster helpers of cluster_test.go; every helper here is prefixed redis.
+// A test starts its own redis-server (Debian's redis-server package).
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/certmagic"
+
+	"github.com/caddy-kassa/kassa"
+	"github.com/caddy-kassa/kassa/redisstorage/redistest"
+)
+
+// redisWait bounds the waits for orders to finish: the reconciler's
+// grace, a killed instance's Redis lock running out (5s), and the
+// receipts, with room for a loaded machine.
+const redisWait = 60 * time.Second
+
+// redisKeyPrefix is the key prefix the shops share.
+const redisKeyPrefix = "kassa-test"
+
+// redisStartServer runs a redis-server for the test, killed when it ends.
+func redisStartServer(t *testing.T, dir string) *redistest.Server {
+	t.Helper()
+	srv, err := redistest.Start(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		srv.Close()
+		if t.Failed() {
+			t.Logf("----- log of redis-server -----\n%s", srv.Log())
+		}
+	})
+	return srv
+}
+
+// redisStorageConfig is the kassa block's storage option for srv.
+func redisStorageConfig(srv *redistest.Server) string {
+	return fmt.Sprintf("kassa_redis {\n\t\t\taddress %s\n\t\t\tkey_prefix %s\n\t\t}", srv.Addr, redisKeyPrefix)
+}
+
+// redisNewShop prepares shop instance name on srv, with its Pegas account
+// "card" (at /pay) and Smart Cashier receipts served by sb.
+func redisNewShop(t *testing.T, dir string, srv *redistest.Server, name string, sb *procSandbox) *clusterShop {
+	return &clusterShop{procShop: procShopOn(t, dir, redisStorageConfig(srv), name, sb, clusterReceipts(sb))}
+}
+
+// redisStorage opens the shops' storage on srv, as the test's own view of
+// what they share.
+func redisStorage(t *testing.T, srv *redistest.Server) certmagic.Storage {
+	t.Helper()
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	t.Cleanup(cancel)
+	raw, err := json.Marshal(map[string]any{"address": srv.Addr, "key_prefix": redisKeyPrefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mod, err := ctx.LoadModuleByID("caddy.storage.kassa_redis", raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := mod.(caddy.StorageConverter).CertMagicStorage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// redisOrder reads an order, whole, through the instance's admin API.
+func redisOrder(t *testing.T, s *clusterShop, id string) *kassa.Order {
+	t.Helper()
+	var o kassa.Order
+	procCall(t, "GET", "http://"+s.admin+"/kassa/orders/"+id, nil, http.StatusOK, &o)
+	return &o
+}
+
+// redisDone reports whether an order read through s's admin API is paid
+// with its sale receipt done, saying where it stands if not. A closed
+// order in another state, or a failed receipt, fails the test at once.
+func redisDone(t *testing.T, s *clusterShop, id string) (bool, string) {
+	t.Helper()
+	o := redisOrder(t, s, id)
+	if o.State != kassa.OrderPaid && !o.State.Open() {
+		t.Fatalf("order %s is %s (error %q), want paid", id, o.State, o.Error)
+	}
+	if o.Receipt == nil {
+		return false, fmt.Sprintf("%s: state %s, no receipt", id, o.State)
+	}
+	if o.Receipt.State == kassa.ReceiptFailed {
+		t.Fatalf("order %s: receipt failed: %s", id, o.Receipt.Error)
+	}
+	return o.State == kassa.OrderPaid && o.Receipt.State == kassa.ReceiptDone,
+		fmt.Sprintf("%s: state %s, receipt %s", id, o.State, o.Receipt.State)
+}
+
+// redisWaitAllDone waits until every order reads as paid with its receipt
+// done on s.
+func redisWaitAllDone(t *testing.T, s *clusterShop, ids []string) {
+	t.Helper()
+	procEventually(t, redisWait, fmt.Sprintf("%d orders paid with their receipts done, read on %s", len(ids), s.name),
+		func() (bool, string) {
+			for _, id := range ids {
+				if done, state := redisDone(t, s, id); !done {
+					return false, state
+				}
+			}
+			return true, ""
+		})
+}
+
+// redisCountDone counts the orders that read as paid with their receipt
+// done on s.
+func redisCountDone(t *testing.T, s *clusterShop, ids []string) int {
+	t.Helper()
+	n := 0
+	for _, id := range ids {
+		if done, _ := redisDone(t, s, id); done {
+			n++
+		}
+	}
+	return n
+}
+
+// redisCheckClosed checks that the shared storage holds every order paid,
+// done and out of the open index, and the same record on each instance.
+func redisCheckClosed(t *testing.T, st certmagic.Storage, ids []string, shops ...*clusterShop) {
+	t.Helper()
+	ctx := context.Background()
+	for _, id := range ids {
+		b, err := st.Load(ctx, "kassa/orders/"+id+".json")
+		if err != nil {
+			t.Errorf("order %s in Redis: %v", id, err)
+			continue
+		}
+		var stored kassa.Order
+		if err := json.Unmarshal(b, &stored); err != nil {
+			t.Fatalf("order %s in Redis: %v: %s", id, err, b)
+		}
+		if stored.State != kassa.OrderPaid || stored.Receipt == nil || stored.Receipt.State != kassa.ReceiptDone ||
+			stored.Receipt.Fiscal == nil {
+			t.Errorf("order %s in Redis is %s with receipt %+v, want paid with a done receipt", id, stored.State, stored.Receipt)
+		}
+		if st.Exists(ctx, "kassa/open/"+id) {
+			t.Errorf("order %s is done but still in the open index", id)
+		}
+		for _, s := range shops {
+			if o := redisOrder(t, s, id); !o.UpdatedAt.Equal(stored.UpdatedAt) || o.State != stored.State {
+				t.Errorf("order %s reads on %s as %s updated %v, but Redis holds %s updated %v", id, s.name,
+					o.State, o.UpdatedAt, stored.State, stored.UpdatedAt)
+			}
+		}
+	}
+	if open, err := st.List(ctx, "kassa/open", false); err != nil && !errors.Is(err, fs.ErrNotExist) || len(open) > 0 {
+		t.Errorf("open index after every order closed: %q, %v", open, err)
+	}
+}
+
+// redisCheckOneOperationEach checks the 54-FZ guarantee in the sandbox:
+// exactly one Smart Cashier operation per order, a formReceipt, and none
+// that belongs to no order. It returns how often each order's receipt was
+// sent.
+func redisCheckOneOperationEach(t *testing.T, sb *procSandbox, ids []string) map[string]int {
+	t.Helper()
+	ops := map[string]int{}
+	for _, op := range clusterOperations(t, sb) {
+		ops[op.OperationID]++
+		if op.Kind != "formReceipt" {
+			t.Errorf("operation %s is a %s, want formReceipt", op.OperationID, op.Kind)
+		}
+	}
+	sends := map[string]int{}
+	for _, c := range clusterFormReceipts(t, sb) {
+		sends[c.OperationID]++
+	}
+	want := map[string]bool{}
+	for _, id := range ids {
+		op := clusterSaleOperationID(id)
+		want[op] = true
+		if ops[op] != 1 {
+			t.Errorf("order %s has %d Smart Cashier operations, want exactly 1", id, ops[op])
+		}
+		if sends[op] == 0 {
+			t.Errorf("no formReceipt was sent for order %s", id)
+		}
+	}
+	for op := range ops {
+		if !want[op] {
+			t.Errorf("the sandbox holds an operation %q that belongs to no order", op)
+		}
+	}
+	return sends
+}
+
+// TestRedisOrderMovesBetweenInstances proves that an order made on one
+// instance is read on the other and, once the first is gone, reconciled by
+// the other: paid at the sandbox, it ends paid with one done receipt.
+func TestRedisOrderMovesBetweenInstances(t *testing.T) {
+	dir := t.TempDir()
+	srv := redisStartServer(t, dir)
+	sb := procStartSandbox(t, dir)
+	a := redisNewShop(t, dir, srv, "shopA", sb)
+	b := redisNewShop(t, dir, srv, "shopB", sb)
+	procA := a.start(t)
+	id := a.checkout(t)
+	procB := b.start(t)
+
+	// B serves A's order to the buyer and to the operator.
+	if st, _ := b.status(t, id); st.OrderID != id || st.State != "pending" || st.Amount != "350.00" {
+		t.Fatalf("order %s made on A reads on B as %+v, want pending 350.00", id, st)
+	}
+	if o := redisOrder(t, b, id); o.State != kassa.OrderPending || o.Account != "card" || kassa.FormatAmount(o.Amount) != "350.00" {
+		t.Fatalf("order %s made on A reads on B's admin API as %s %s %s", id, o.State, o.Account, o.Amount)
+	}
+
+	// A goes away (with the reconciler's lock, if it held it then), and
+	// only B can finish the order.
+	procA.kill(t)
+	clusterPay(t, sb, id)
+	procEventually(t, redisWait, "order "+id+" paid with its receipt done, read on B", func() (bool, string) {
+		return redisDone(t, b, id)
+	})
+	if n := clusterLogCount(procB, `"receipt done"`); n != 1 {
+		t.Errorf("B logged %d \"receipt done\" lines, want 1", n)
+	}
+	clusterCheckOneReceiptEach(t, sb, []string{id})
+	redisCheckClosed(t, redisStorage(t, srv), []string{id}, b)
+	if st, _ := b.status(t, id); st.State != "paid" {
+		t.Errorf("the buyer's poll on B says %s, want paid", st.State)
+	}
+}
+
+// TestRedisTwoInstancesOneReceiptEach proves that two running instances
+// on one Redis, both reconciling every 200ms, issue exactly one Smart
+// Cashier operation per paid order and send each receipt once: each pass
+// holds the Redis lock and re-reads the order.
+func TestRedisTwoInstancesOneReceiptEach(t *testing.T) {
+	dir := t.TempDir()
+	srv := redisStartServer(t, dir)
+	sb := procStartSandbox(t, dir)
+	a := redisNewShop(t, dir, srv, "shopA", sb)
+	b := redisNewShop(t, dir, srv, "shopB", sb)
+	procA, procB := a.start(t), b.start(t)
+
+	const orders = 10
+	var ids []string
+	for i := range orders {
+		on, other := a, b
+		if i%2 == 1 {
+			on, other = b, a
+		}
+		id := on.checkout(t)
+		ids = append(ids, id)
+		if st, _ := other.status(t, id); st.OrderID != id || st.State != "pending" || st.Amount != "350.00" {
+			t.Errorf("order %s made on %s reads on %s as %+v, want pending 350.00", id, on.name, other.name, st)
+		}
+	}
+	for _, id := range ids {
+		clusterPay(t, sb, id)
+	}
+	redisWaitAllDone(t, a, ids)
+	// Let both reconcilers make a few more passes over the closed orders.
+	time.Sleep(time.Second)
+
+	clusterCheckOneReceiptEach(t, sb, ids)
+	redisCheckClosed(t, redisStorage(t, srv), ids, a, b)
+	doneA, doneB := clusterLogCount(procA, `"receipt done"`), clusterLogCount(procB, `"receipt done"`)
+	if doneA+doneB != orders {
+		t.Errorf("the instances logged %d and %d \"receipt done\" lines, want %d in all", doneA, doneB, orders)
+	}
+	t.Logf("receipts done by instance: %s %d, %s %d", a.name, doneA, b.name, doneB)
+}
+
+// TestRedisKillMidFlow proves that killing an instance in the middle of
+// its work loses nothing: a batch of orders is paid, receipts are slow,
+// and the instance working on them is killed (SIGKILL) while it holds the
+// reconciler's Redis lock. The survivor takes over once the lock runs out
+// (its 5s TTL is no longer renewed) and finishes every order, with one
+// Smart Cashier operation each.
+func TestRedisKillMidFlow(t *testing.T) {
+	dir := t.TempDir()
+	srv := redisStartServer(t, dir)
+	sb := procStartSandbox(t, dir)
+	a := redisNewShop(t, dir, srv, "shopA", sb)
+	b := redisNewShop(t, dir, srv, "shopB", sb)
+	procs := map[*clusterShop]*procCaddy{a: a.start(t), b: b.start(t)}
+
+	const orders = 10
+	var ids []string
+	for i := range orders {
+		on := a
+		if i%2 == 1 {
+			on = b
+		}
+		ids = append(ids, on.checkout(t))
+	}
+	// Each receipt takes 300ms to send (the shops' Smart Cashier timeout
+	// is 1s), so a pass that marks the batch paid holds the lock for
+	// seconds.
+	sb.fault(t, map[string]any{"api": "smartcashier", "op": "formReceipt", "mode": "latency", "latency": "300ms"})
+	for _, id := range ids {
+		clusterPay(t, sb, id)
+	}
+
+	// The instance that marks the first order paid is in that pass, and
+	// holds the lock: kill it.
+	var victim, survivor *clusterShop
+	procEventually(t, redisWait, "an instance marks an order paid", func() (bool, string) {
+		switch {
+		case clusterLogCount(procs[a], `"order paid"`) > 0:
+			victim, survivor = a, b
+		case clusterLogCount(procs[b], `"order paid"`) > 0:
+			victim, survivor = b, a
+		}
+		return victim != nil, "no \"order paid\" in either log"
+	})
+	procs[victim].kill(t)
+	killed := time.Now()
+	doneAtKill := redisCountDone(t, survivor, ids)
+	if doneAtKill == orders {
+		t.Fatalf("every receipt was done before %s was killed: the test did not kill mid-flow", victim.name)
+	}
+
+	redisWaitAllDone(t, survivor, ids)
+	t.Logf("%s killed with %d of %d receipts done; %s finished the rest %v later", victim.name, doneAtKill, orders,
+		survivor.name, time.Since(killed).Round(100*time.Millisecond))
+
+	sends := redisCheckOneOperationEach(t, sb, ids)
+	// A receipt whose send the kill interrupted is sent again under the
+	// same operation id (the sandbox keeps one operation): at most one.
+	var resent []string
+	for _, id := range ids {
+		if n := sends[clusterSaleOperationID(id)]; n > 1 {
+			resent = append(resent, fmt.Sprintf("%s sent %d times", id, n))
+		}
+	}
+	if len(resent) > 1 {
+		t.Errorf("receipts sent again after the kill: %s; only the one in flight may be", strings.Join(resent, "; "))
+	}
+	redisCheckClosed(t, redisStorage(t, srv), ids, survivor)
+}
