@@ -26,6 +26,8 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+
+	"github.com/caddy-kassa/kassa/internal/debpkg"
 )
 
 var writeScreenshots = flag.Bool("screenshots", false,
@@ -265,7 +267,8 @@ func buyWithoutJavaScript(t *testing.T, browser context.Context, s *shop, shots 
 // ---- the browser ----
 
 // findChromium returns the browser to drive: $CHROMIUM, else the first of
-// the usual names on $PATH. Without one the test fails: CI installs it.
+// the usual names on $PATH, else Debian's chromium, installed if it can be
+// (debpkg). Without one the test fails.
 func findChromium(t *testing.T) string {
 	t.Helper()
 	if p := os.Getenv("CHROMIUM"); p != "" {
@@ -280,9 +283,11 @@ func findChromium(t *testing.T) string {
 			return path
 		}
 	}
-	t.Fatal("no Chromium found: this test drives a real browser and never skips. " +
-		"Install one (Debian: apt-get install -y chromium) or set $CHROMIUM to a Chrome or Chromium binary.")
-	return ""
+	path, err := debpkg.Need("chromium", "chromium")
+	if err != nil {
+		t.Fatalf("no Chromium found: this test drives a real browser and never skips (or set $CHROMIUM): %v", err)
+	}
+	return path
 }
 
 // startChromium starts a headless Chromium with a fresh profile, and returns

@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/caddy-kassa/kassa/internal/debpkg"
 )
 
 // Bounds of starting a server.
@@ -23,9 +25,9 @@ const (
 	stopWait      = 5 * time.Second  // until it has exited after SIGKILL
 )
 
-// ErrNoRedisServer: redis-server is not installed.
-var ErrNoRedisServer = errors.New("redis-server is not installed: install Debian's redis-server package " +
-	"(apt-get install redis-server); the Redis storage tests need it")
+// ErrNoRedisServer: redis-server is not installed and could not be
+// (see internal/debpkg).
+var ErrNoRedisServer = errors.New("the Redis storage tests need redis-server")
 
 // Server is a running redis-server.
 type Server struct {
@@ -40,9 +42,9 @@ type Server struct {
 // directory and log in dir and extra added to its command line (such as
 // "--requirepass", "secret"), and waits until it answers.
 func Start(dir string, extra ...string) (*Server, error) {
-	bin, err := exec.LookPath("redis-server")
+	bin, err := debpkg.Need("redis-server", "redis-server")
 	if err != nil {
-		return nil, ErrNoRedisServer
+		return nil, fmt.Errorf("%w: %v", ErrNoRedisServer, err)
 	}
 	var last error
 	for range startAttempts {

@@ -30,6 +30,7 @@ func TestStartClose(t *testing.T) {
 
 func TestStartWithoutRedisServer(t *testing.T) {
 	t.Setenv("PATH", t.TempDir())
+	t.Setenv("KASSA_TEST_NO_INSTALL", "1")
 	if _, err := Start(t.TempDir()); !errors.Is(err, ErrNoRedisServer) ||
 		!strings.Contains(err.Error(), "install Debian's redis-server") {
 		t.Errorf("Start without redis-server = %v, want ErrNoRedisServer", err)
