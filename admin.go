@@ -213,9 +213,13 @@ func (a *App) adminOrderAction(w http.ResponseWriter, r *http.Request, id, actio
 	case "confirm":
 		o, err = a.confirmOrder(r.Context(), id)
 	case "receipt":
-		o, err = a.reissueReceipt(r.Context(), id, ReceiptSale)
+		if o, err = a.reissueReceipt(r.Context(), id, ReceiptSale); err == nil {
+			err = receiptOutcome(o.Receipt)
+		}
 	case "refund":
-		o, err = a.reissueReceipt(r.Context(), id, ReceiptSaleReturn)
+		if o, err = a.reissueReceipt(r.Context(), id, ReceiptSaleReturn); err == nil {
+			err = receiptOutcome(o.Refund)
+		}
 	default:
 		return &RequestError{Status: http.StatusNotFound, Code: "not_found", Message: "no such order action: " + quoteInput(action)}
 	}
@@ -258,6 +262,25 @@ func (a *App) confirmOrder(ctx context.Context, id string) (*Order, error) {
 		a.reconciler.markPaid(ctx, o, PaymentStatus{Paid: true})
 		return nil
 	})
+}
+
+// receiptOutcome is the error an operator gets for a receipt just sent (or
+// sent again) that did not get through: 502 when the receipt service
+// refused it or its till failed it (it stays failed until the next retry),
+// 503 when the service could not be reached (the reconciler sends it again
+// under the same operation id). A receipt on its way or done is no error.
+func receiptOutcome(rec *OrderReceipt) error {
+	switch {
+	case rec == nil:
+		return nil
+	case rec.State == ReceiptFailed:
+		return &RequestError{Status: http.StatusBadGateway, Code: "provider_error",
+			Message: "receipt " + rec.OperationID + " failed: " + rec.Error}
+	case rec.State == ReceiptSending:
+		return &RequestError{Status: http.StatusServiceUnavailable, Code: "provider_unavailable",
+			Message: "the receipt service could not be reached; the reconciler sends receipt " + rec.OperationID + " again"}
+	}
+	return nil
 }
 
 // withPendingOrder runs step on a pending order under the reconciler's lock.
@@ -386,11 +409,27 @@ func (a *App) adminCash(w http.ResponseWriter, r *http.Request, direction string
 		err = a.receipts.WithdrawCash(r.Context(), op)
 	}
 	if err != nil {
-		return err
+		if errors.Is(err, ErrInvalid) {
+			return err // nothing was sent
+		}
+		// It may have been recorded (a lost reply): the operator sends it
+		// again under the same id, which Smart Cashier records once.
+		return &cashError{err: err, operationID: op.OperationID}
 	}
 	a.logger.Info("operator: cash "+direction, zap.String("operation_id", op.OperationID))
 	return writeJSON(w, http.StatusAccepted, map[string]string{"operation_id": op.OperationID, "state": string(ReceiptQueued)})
 }
+
+// cashError is a cash operation that was sent and failed, with the
+// operation id it was sent under (perhaps one made for it): sent again with
+// that id, it is recorded at most once.
+type cashError struct {
+	err         error
+	operationID string
+}
+
+func (e *cashError) Error() string { return e.err.Error() }
+func (e *cashError) Unwrap() error { return e.err }
 
 // adminOperation reports a receipt-service operation.
 func (a *App) adminOperation(w http.ResponseWriter, r *http.Request, id string) error {
@@ -436,6 +475,9 @@ type adminErrorBody struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
 	Field   string `json:"field,omitempty"`
+	// OperationID is the id a failed cash operation was sent under, to
+	// send it again with.
+	OperationID string `json:"operation_id,omitempty"`
 }
 
 // adminError describes err for an operator: unlike a buyer, an operator is
@@ -464,7 +506,12 @@ func writeAdminError(w http.ResponseWriter, err error) {
 	if status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", "5")
 	}
-	writeJSON(w, status, map[string]adminErrorBody{"error": adminError(err)})
+	body := adminError(err)
+	var cash *cashError
+	if errors.As(err, &cash) {
+		body.OperationID = cash.operationID
+	}
+	writeJSON(w, status, map[string]adminErrorBody{"error": body})
 }
 
 // Interface guards

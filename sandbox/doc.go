@@ -52,8 +52,10 @@
 //	                           operation carries "request": its body as received (compacted)
 //	GET    /control/calls     ?api=crystalpay|pegas|smartcashier&op=<op> (both optional):
 //	                           {"calls":[{"api","op","method","path","query":{...},"body":<JSON or null>,
-//	                           "status":200,"time":"..."}]}, oldest first, at most the last 10000;
-//	                           status 0 means no reply was sent (timeout, drop faults)
+//	                           "status":200,"fault":"malformed","time":"..."}]}, oldest first, at most
+//	                           the last 10000; status 0 means no reply was sent (timeout, drop faults);
+//	                           fault, if present, is the mode of the fault that answered instead of
+//	                           the API: such a call did nothing, even with status 200
 //	DELETE /control/calls     clears the journal: {"cleared":<n>}
 //	GET    /control/faults    {"faults":[{"api","op","mode","count","latency","message"}]}
 //	POST   /control/faults    {"api":"smartcashier","op":"formReceipt","mode":"error500","count":2,

@@ -133,6 +133,18 @@ func TestFaultAuthForbiddenMalformedHTML(t *testing.T) {
 	if n := len(s.state().SmartCashier.Operations); n != 0 {
 		t.Errorf("faulted calls created %d operations", n)
 	}
+	// The journal names the fault that answered each call, even a 200.
+	var faults []string
+	for _, c := range s.calls("?api=crystalpay") {
+		faults = append(faults, c.Fault)
+	}
+	if strings.Join(faults, " ") != "auth forbidden malformed html" {
+		t.Errorf("journal faults %q, want auth forbidden malformed html", faults)
+	}
+	wantJSON(t, s.get(crystalPayURL("o", "balance")), http.StatusOK, `{"balance":"0","auth":"ok"}`)
+	if calls := s.calls("?api=crystalpay"); calls[len(calls)-1].Fault != "" {
+		t.Errorf("a call the API answered is journaled with fault %q", calls[len(calls)-1].Fault)
+	}
 }
 
 func TestFaultLatency(t *testing.T) {

@@ -28,8 +28,12 @@ type Call struct {
 	// body was not JSON, null if there was none.
 	Body json.RawMessage `json:"body"`
 	// Status is the HTTP status answered; 0 if none was (timeout, drop).
-	Status int       `json:"status"`
-	Time   time.Time `json:"time"`
+	Status int `json:"status"`
+	// Fault is the mode of the fault that answered the call instead of the
+	// API (error500, malformed, ...); empty when the API answered it, after
+	// any latency. A faulted call did nothing, whatever its status.
+	Fault string    `json:"fault,omitempty"`
+	Time  time.Time `json:"time"`
 }
 
 // call is one API request being answered: it applies latency and faults
@@ -41,6 +45,7 @@ type call struct {
 	api, op string
 	body    []byte
 	start   time.Time
+	fault   string // mode of the fault that answers, if one does
 	done    bool
 }
 
@@ -59,6 +64,7 @@ func (c *call) run(style faultStyle, serve func(w http.ResponseWriter)) {
 	wait, f := c.h.st.takeFault(c.api, c.op)
 	sleep(c.r, wait)
 	if f != nil {
+		c.fault = f.Mode
 		c.injectFault(f, style)
 		return
 	}
@@ -73,7 +79,7 @@ func (c *call) finish() {
 	c.done = true
 	entry := Call{
 		API: c.api, Op: c.op, Method: c.r.Method, Path: c.r.URL.Path,
-		Query: map[string]string{}, Status: c.w.status, Time: c.start,
+		Query: map[string]string{}, Status: c.w.status, Fault: c.fault, Time: c.start,
 	}
 	for k, v := range c.r.URL.Query() {
 		entry.Query[k] = v[0]
