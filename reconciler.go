@@ -262,9 +262,14 @@ func (r *reconciler) checkPending(ctx context.Context, acc *account, o *Order) {
 		// A recovered invoice whose id the provider never told us cannot be
 		// cancelled through the API: say so to the operator.
 		r.transition(ctx, o, OrderExpired, "not cancelled at the provider ("+err.Error()+"); cancel it in the provider's dashboard")
-	case errors.Is(err, ErrUnavailable):
-		a.logger.Warn("reconciler: provider unavailable while cancelling an expired order; will retry",
-			zap.String("order_id", o.ID), zap.String("provider", acc.provider), zap.Error(err))
+	case errors.Is(err, ErrUnavailable), errors.Is(err, ErrMalformedReply), errors.Is(err, ErrAuth):
+		// The invoice may still be payable: the order stays pending, its
+		// payment watched, until the provider takes the cancel.
+		if r.failing[o.ID] != err.Error() {
+			r.failing[o.ID] = err.Error()
+			a.logger.Warn("reconciler: cancelling an expired order failed; will retry",
+				zap.String("order_id", o.ID), zap.String("provider", acc.provider), zap.Error(err))
+		}
 	default:
 		// Refused: perhaps paid at the last moment. Look once more.
 		if st, err := a.paymentStatus(ctx, acc, o); err == nil && st.Paid {
