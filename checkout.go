@@ -114,9 +114,10 @@ func (h *Checkout) Validate() error {
 func (h *Checkout) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
 	w.Header().Set("Cache-Control", "no-store")
 	var err error
+	query := r.URL.Query()
 	switch {
-	case (r.Method == http.MethodGet || r.Method == http.MethodHead) && r.URL.Query().Has("order"):
-		err = h.status(w, r)
+	case (r.Method == http.MethodGet || r.Method == http.MethodHead) && query.Has("order"):
+		err = h.status(w, r, query.Get("order"))
 	case r.Method == http.MethodPost, r.Method == http.MethodGet && h.Amount != "":
 		err = h.create(w, r)
 	default:
@@ -412,28 +413,35 @@ func (h *Checkout) created(w http.ResponseWriter, r *http.Request, repl *caddy.R
 }
 
 // status reports an order. A pending order is refreshed from its provider,
-// at most once a second however many buyers poll it.
-func (h *Checkout) status(w http.ResponseWriter, r *http.Request) error {
-	id := r.URL.Query().Get("order")
+// at most once a second however many buyers poll it; the answer is made
+// once per version of the order's record.
+func (h *Checkout) status(w http.ResponseWriter, r *http.Request, id string) error {
 	if !ValidOrderID(id) {
 		return badRequest("bad_order_id", "order", "that is not an order id")
 	}
-	o, err := h.app.orders.Load(r.Context(), id)
+	rec, err := h.app.orders.loadRecord(r.Context(), id)
 	if errors.Is(err, ErrOrderNotFound) {
 		return &RequestError{Status: http.StatusNotFound, Code: "unknown_order", Message: "no such order"}
 	}
 	if err != nil {
 		return err
 	}
+	answer, err := h.app.statuses.answer(id, rec)
+	if err != nil {
+		return err
+	}
+	o := answer.order
 	if acc, ok := h.app.accounts[o.Account]; ok && o.State == OrderPending {
 		st, err := h.app.paymentStatus(r.Context(), acc, o)
 		if err == nil && st.Paid && (!st.Amount.Valid || !st.Amount.Decimal.LessThan(o.Amount)) {
 			// The reconciler records it; the buyer need not wait for that.
-			o.State, o.PaidAt = OrderPaid, h.app.now()
+			paid := *o // the answer's order is shared: never modified
+			paid.State, paid.PaidAt = OrderPaid, h.app.now()
 			h.app.reconciler.nudge(o.ID)
+			return writeJSON(w, http.StatusOK, newStatusView(&paid))
 		}
 	}
-	return writeJSON(w, http.StatusOK, newStatusView(o))
+	return writeJSONBody(w, http.StatusOK, answer.body)
 }
 
 // fail answers an error, as a short page to a form's buyer.
@@ -512,9 +520,14 @@ func writeJSON(w http.ResponseWriter, status int, v any) error {
 	if err != nil {
 		return err
 	}
+	return writeJSONBody(w, status, append(body, '\n'))
+}
+
+// writeJSONBody answers with body: a JSON value and its newline.
+func writeJSONBody(w http.ResponseWriter, status int, body []byte) error {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	_, err = w.Write(append(body, '\n'))
+	_, err := w.Write(body)
 	return err
 }
 

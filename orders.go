@@ -495,6 +495,17 @@ func (s *OrderStore) Closed(ctx context.Context, o *Order) error {
 // (which also matches fs.ErrNotExist); a record that does not decode is an
 // error naming its key.
 func (s *OrderStore) Load(ctx context.Context, id string) (*Order, error) {
+	rec, err := s.loadRecord(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return decodeRecord(id, rec)
+}
+
+// loadRecord reads the record of order id as stored, for Load and for
+// callers that decode it only when it changed. An unknown or malformed id
+// is ErrOrderNotFound.
+func (s *OrderStore) loadRecord(ctx context.Context, id string) ([]byte, error) {
 	if !ValidOrderID(id) {
 		return nil, ErrOrderNotFound
 	}
@@ -509,16 +520,22 @@ func (s *OrderStore) Load(ctx context.Context, id string) (*Order, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kassa: loading %s: %w", key, err)
 	}
+	return rec, nil
+}
+
+// decodeRecord decodes the record loaded for order id, and checks that it
+// holds that order.
+func decodeRecord(id string, rec []byte) (*Order, error) {
 	o, err := decodeOrder(rec)
 	if err != nil {
-		return nil, fmt.Errorf("kassa: decoding %s: %w", key, err)
+		return nil, fmt.Errorf("kassa: decoding %s: %w", orderKey(id), err)
 	}
 	if o.ID != id {
 		if strings.EqualFold(o.ID, id) {
 			// A case-insensitive file system found another id's record.
 			return nil, fmt.Errorf("kassa: order %s: %w", id, ErrOrderNotFound)
 		}
-		return nil, fmt.Errorf("kassa: decoding %s: record holds order %q", key, o.ID)
+		return nil, fmt.Errorf("kassa: decoding %s: record holds order %q", orderKey(id), o.ID)
 	}
 	return o, nil
 }

@@ -2,6 +2,10 @@ package kassa
 
 import (
 	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -91,5 +95,74 @@ func TestStatusGateSweeps(t *testing.T) {
 	}
 	if n := len(g.checks); n > maxStatusChecks {
 		t.Errorf("%d checks kept, want at most %d", n, maxStatusChecks)
+	}
+}
+
+// TestStatusAnswerFollowsRecord: polls of an unchanged record share one
+// answer; a changed record is answered as it now stands, at once; a
+// provider reporting the payment paid changes the answer, not the shared
+// order.
+func TestStatusAnswerFollowsRecord(t *testing.T) {
+	h, _, provider := benchCheckout(t)
+	id := benchOrder(t, h)
+	poll := func() map[string]any {
+		t.Helper()
+		w := serveBench(t, h, httptest.NewRequest(http.MethodGet, "/pay?order="+id, nil))
+		var v map[string]any
+		if err := json.Unmarshal(w.Body.Bytes(), &v); w.Code != http.StatusOK || err != nil {
+			t.Fatalf("status %d %s: %v", w.Code, w.Body, err)
+		}
+		return v
+	}
+	if st := poll()["state"]; st != "pending" {
+		t.Fatalf("state %v, want pending", st)
+	}
+	first := h.app.statuses.answers[id]
+	poll()
+	if h.app.statuses.answers[id] != first {
+		t.Error("an unchanged record was answered anew")
+	}
+
+	o, err := h.app.orders.Load(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.State, o.ClosedAt = OrderCancelled, time.Now()
+	if err := h.app.orders.Save(context.Background(), o); err != nil {
+		t.Fatal(err)
+	}
+	if st := poll()["state"]; st != "cancelled" {
+		t.Errorf("after the record changed: state %v, want cancelled", st)
+	}
+
+	id = benchOrder(t, h)
+	provider.paid.Store(true)
+	if v := poll(); v["state"] != "paid" || v["paid_at"] == nil {
+		t.Errorf("paid at the provider: %v", v)
+	}
+	if a := h.app.statuses.answers[id]; a.order.State != OrderPending || !a.order.PaidAt.IsZero() || !strings.Contains(string(a.body), `"pending"`) {
+		t.Errorf("the shared answer changed: %+v %s", a.order, a.body)
+	}
+}
+
+// TestStatusAnswersBounded: past maxStatusAnswers orders the answers are
+// forgotten, not kept for ever.
+func TestStatusAnswersBounded(t *testing.T) {
+	g := newStatusGate(time.Second)
+	for range maxStatusAnswers + 10 {
+		o := fullOrder()
+		rec, err := encodeOrder(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := g.answer(o.ID, rec); err != nil {
+			t.Fatal(err)
+		}
+		if len(g.answers) > maxStatusAnswers {
+			t.Fatalf("%d answers kept", len(g.answers))
+		}
+	}
+	if _, err := g.answer(NewOrderID(), []byte(`{"id":"x"`)); err == nil {
+		t.Error("a broken record was answered")
 	}
 }
