@@ -1,0 +1,362 @@
+package main
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/caddy-kassa/kassa"
+)
+
+// options are the harness's flags.
+type options struct {
+	concurrency int
+	duration    time.Duration
+	orders      int
+	out         string
+	benchtime   string
+	pprof       string
+}
+
+// command is the command line that runs the harness with these options.
+func (o options) command() string {
+	cmd := fmt.Sprintf("go run ./bench -concurrency %d -duration %s -orders %d -benchtime %s",
+		o.concurrency, o.duration, o.orders, o.benchtime)
+	if o.out != "" {
+		cmd += " -out " + o.out
+	}
+	return cmd
+}
+
+// pendingOrders is how many pending orders the status figure polls, and
+// how many open orders the memory figure keeps beside the closed ones.
+const pendingOrders = 100
+
+// Reconciler periods: the load figures keep the reconciler out of the
+// way (it is timed on its own); the memory figure makes it pass often, but
+// not so often that a pass finds the statuses the last one asked for
+// still fresh in the poll coalescer (a second).
+const (
+	loadPollInterval   = time.Hour
+	memoryPollInterval = 2 * time.Second
+)
+
+// figures is everything one run measured.
+type figures struct {
+	opts    options
+	machine machine
+
+	respond, proxy, status, checkout loadResult
+	// writes are durable FileStorage writes, one per request: half of
+	// them just before the checkout figure, half just after it, so that a
+	// disk whose speed drifts (a shared machine's) is measured as the
+	// checkout met it. writes merges the halves.
+	writes, writesBefore, writesAfter loadResult
+	// stored are orders written as the checkout writes them, with
+	// OrderStore alone: no HTTP, no provider.
+	stored loadResult
+	// writesPerOrder is the storage writes of one checkout, counted by
+	// the Go benchmark BenchmarkCheckoutForm.
+	writesPerOrder float64
+	// generateCalls are the provider's generate calls during the checkout
+	// figure.
+	generateCalls float64
+	// statusPolls are the provider's checkpay calls during statusWindow,
+	// the time between the metric scrapes around the status figure.
+	statusPolls  float64
+	statusWindow time.Duration
+
+	memory memoryFigures
+	bench  benchRun
+}
+
+// memoryFigures are the shop's memory and reconciler with and without
+// the closed orders in its storage.
+type memoryFigures struct {
+	before, after, restarted memory
+	// passBefore, passAfter and passRestarted are mean reconciler pass
+	// times over the open orders, with and without the closed ones.
+	passBefore, passAfter, passRestarted time.Duration
+	seeded                               int
+	seedTime                             time.Duration
+	// scan is the time to read every stored order once.
+	scan time.Duration
+}
+
+// run measures every figure; progress goes to w.
+func run(ctx context.Context, opts options, w io.Writer) (*figures, error) {
+	f := &figures{opts: opts, machine: thisMachine()}
+	root, err := moduleRoot(ctx)
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "kassa-bench-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	f.machine.storageDir, f.machine.storageFS = dir, fileSystem(dir)
+
+	fmt.Fprintln(w, "building ./cmd/caddy")
+	bin, err := buildCaddy(ctx, root, dir)
+	if err != nil {
+		return nil, err
+	}
+	var ports [4]int
+	for i := range ports {
+		if ports[i], err = freePort(); err != nil {
+			return nil, err
+		}
+	}
+	providerAdmin, providerPort, shopAdmin, shopPort := ports[0], ports[1], ports[2], ports[3]
+	provider, err := startCaddy(ctx, bin, dir, "sandbox", providerCaddyfile(providerAdmin, providerPort), providerAdmin,
+		fmt.Sprintf("http://127.0.0.1:%d/control/settings", providerPort))
+	if err != nil {
+		return nil, err
+	}
+	defer provider.stop()
+
+	startShop := func(name, storage string, poll time.Duration) (*shop, error) {
+		base := fmt.Sprintf("http://127.0.0.1:%d", shopPort)
+		p, err := startCaddy(ctx, bin, dir, name, shopCaddyfile(shopAdmin, shopPort, providerPort, filepath.Join(dir, storage), poll),
+			shopAdmin, base+respondPath)
+		if err != nil {
+			return nil, err
+		}
+		return &shop{caddyProcess: p, provider: provider, base: base, client: newClient(opts.concurrency)}, nil
+	}
+
+	s, err := startShop("shop-load", "orders-load", loadPollInterval)
+	if err != nil {
+		return nil, err
+	}
+	err = f.measureLoad(ctx, s, filepath.Join(dir, "writes"), w)
+	s.stop()
+	if err != nil {
+		return nil, err
+	}
+
+	if err := f.measureMemory(ctx, startShop, filepath.Join(dir, "orders-memory"), w); err != nil {
+		return nil, err
+	}
+	provider.stop()
+
+	fmt.Fprintf(w, "Go benchmarks (-benchtime %s)\n", opts.benchtime)
+	if f.bench, err = goBenchmarks(ctx, root, opts.benchtime); err != nil {
+		return nil, err
+	}
+	if f.writesPerOrder, err = f.bench.metric("BenchmarkCheckoutForm", "writes/op"); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(w, "  %d benchmarks; %.0f storage writes per order\n", len(f.bench.results), f.writesPerOrder)
+	f.machine.loadAfter = loadAverage()
+	return f, nil
+}
+
+// measureLoad measures respond, reverse_proxy, status and checkout on s,
+// and the durable writes in writesDir around checkout.
+func (f *figures) measureLoad(ctx context.Context, s *shop, writesDir string, w io.Writer) error {
+	n, d := f.opts.concurrency, f.opts.duration
+	var err error
+	fmt.Fprintln(w, "respond")
+	if f.respond, err = s.load(func() loadResult {
+		return drive(ctx, n, d, func(int, int) error { return get(s.client, s.base+respondPath, http.StatusOK) })
+	}); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "  %.0f req/s\n", f.respond.rate())
+
+	fmt.Fprintln(w, "reverse_proxy to the sandbox's generate")
+	if f.proxy, err = s.load(func() loadResult {
+		return drive(ctx, n, d, func(int, int) error { return get(s.client, s.base+proxyPath, http.StatusOK) })
+	}); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "  %.0f req/s\n", f.proxy.rate())
+
+	fmt.Fprintf(w, "status of %d pending orders\n", pendingOrders)
+	ids, err := s.createOrders(pendingOrders)
+	if err != nil {
+		return err
+	}
+	// One poll of each starts its coalescing window before the count does.
+	for _, id := range ids {
+		if err := get(s.client, s.base+checkoutPath+"?order="+id, http.StatusOK); err != nil {
+			return err
+		}
+	}
+	err = f.profiled(ctx, s, "status", func() error {
+		before, err := s.metrics(ctx)
+		if err != nil {
+			return err
+		}
+		if f.status, err = s.load(func() loadResult { return s.pollStatuses(ctx, ids, n, d) }); err != nil {
+			return err
+		}
+		f.statusWindow = f.status.elapsed
+		after, err := s.metrics(ctx)
+		f.statusPolls = after.providerCalls("checkpay") - before.providerCalls("checkpay")
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "  %.0f req/s, %.2f provider polls/s per order\n", f.status.rate(), f.pollsPerSecond())
+
+	record, err := json.Marshal(sampleOrder(0, kassa.OrderPending)) // an order's size
+	if err != nil {
+		return err
+	}
+	durable := func() (loadResult, error) {
+		fmt.Fprintf(w, "durable writes for %s\n", d/2)
+		res, err := s.harnessLoad(func() loadResult { return durableWrites(ctx, writesDir, record, n, d/2) })
+		fmt.Fprintf(w, "  %.0f writes/s\n", res.rate())
+		return res, err
+	}
+	if f.writesBefore, err = durable(); err != nil {
+		return err
+	}
+	fmt.Fprintln(w, "checkout form posts")
+	err = f.profiled(ctx, s, "checkout", func() error {
+		before, err := s.metrics(ctx)
+		if err != nil {
+			return err
+		}
+		if f.checkout, err = s.load(func() loadResult {
+			return drive(ctx, n, d, func(int, int) error {
+				return postForm(s.client, s.base+checkoutPath, checkoutForm, http.StatusSeeOther)
+			})
+		}); err != nil {
+			return err
+		}
+		after, err := s.metrics(ctx)
+		f.generateCalls = after.providerCalls("generate") - before.providerCalls("generate")
+		fmt.Fprintf(w, "  %.0f orders/s, %.3f provider calls per order\n", f.checkout.rate(), f.callsPerOrder())
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "the checkout's storage writes alone for %s\n", d/2)
+	if f.stored, err = s.harnessLoad(func() loadResult {
+		return storeOrders(ctx, filepath.Join(writesDir, "orders"), n, d/2)
+	}); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "  %.0f orders/s\n", f.stored.rate())
+	if f.writesAfter, err = durable(); err != nil {
+		return err
+	}
+	f.writes = loadResult{
+		requests:     f.writesBefore.requests + f.writesAfter.requests,
+		failures:     f.writesBefore.failures + f.writesAfter.failures,
+		elapsed:      f.writesBefore.elapsed + f.writesAfter.elapsed,
+		allCPU:       f.writesBefore.allCPU + f.writesAfter.allCPU,
+		firstFailure: cmp.Or(f.writesBefore.firstFailure, f.writesAfter.firstFailure),
+	}
+	return nil
+}
+
+// profiled runs measure, and with -pprof a CPU profile of s beside it.
+func (f *figures) profiled(ctx context.Context, s *shop, name string, measure func() error) error {
+	if f.opts.pprof == "" {
+		return measure()
+	}
+	if err := os.MkdirAll(f.opts.pprof, 0o755); err != nil {
+		return err
+	}
+	file := filepath.Join(f.opts.pprof, name+".cpu.pprof")
+	profile := make(chan error, 1)
+	go func() { profile <- s.cpuProfile(ctx, f.opts.duration, file) }()
+	err := measure()
+	if perr := <-profile; err == nil && perr != nil {
+		err = perr
+	}
+	return err
+}
+
+// shopStarter starts a shop Caddy named name on the storage directory
+// storage, with the reconciler's period poll.
+type shopStarter func(name, storage string, poll time.Duration) (*shop, error)
+
+// measureMemory measures the shop's memory and reconciler pass on a
+// storage with the open orders only, then with the closed ones too, in the
+// same process and in a fresh one.
+func (f *figures) measureMemory(ctx context.Context, startShop shopStarter, storage string, w io.Writer) error {
+	m := &f.memory
+	fmt.Fprintf(w, "memory with %d open orders\n", pendingOrders)
+	s, err := startShop("shop-memory", filepath.Base(storage), memoryPollInterval)
+	if err != nil {
+		return err
+	}
+	defer s.stop()
+	ids, err := s.createOrders(pendingOrders)
+	if err != nil {
+		return err
+	}
+	if m.before, m.passBefore, err = f.serve(ctx, s, ids); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "  peak RSS %s, reconciler pass %s\n", megabytes(m.before.peak), roundDuration(m.passBefore))
+
+	fmt.Fprintf(w, "storing %d closed orders\n", f.opts.orders)
+	start := time.Now()
+	if err := seedClosedOrders(ctx, storage, f.opts.orders, f.opts.concurrency); err != nil {
+		return err
+	}
+	m.seeded, m.seedTime = f.opts.orders, time.Since(start)
+	fmt.Fprintf(w, "  in %s\n", m.seedTime.Round(time.Millisecond))
+	if m.after, m.passAfter, err = f.serve(ctx, s, ids); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "  same process: peak RSS %s, reconciler pass %s\n", megabytes(m.after.peak), roundDuration(m.passAfter))
+
+	s.stop()
+	restarted, err := startShop("shop-restarted", filepath.Base(storage), memoryPollInterval)
+	if err != nil {
+		return err
+	}
+	m.restarted, m.passRestarted, err = f.serve(ctx, restarted, ids)
+	restarted.stop()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "  fresh process: peak RSS %s, reconciler pass %s\n", megabytes(m.restarted.peak), roundDuration(m.passRestarted))
+
+	if m.scan, err = scanOrders(ctx, storage); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "  reading every order once: %s\n", m.scan.Round(time.Millisecond))
+	return nil
+}
+
+// serve is the memory figure's workload: buyers poll the open orders for
+// the figure's duration; then, once their polls no longer spare the
+// reconciler its provider calls, it passes twice. It returns the shop's
+// memory after that and the mean time of those passes.
+func (f *figures) serve(ctx context.Context, s *shop, ids []string) (memory, time.Duration, error) {
+	if res := s.pollStatuses(ctx, ids, f.opts.concurrency, f.opts.duration); res.failures > 0 {
+		return memory{}, 0, fmt.Errorf("status: %d failures, the first: %s", res.failures, res.firstFailure)
+	}
+	select {
+	case <-ctx.Done():
+		return memory{}, 0, ctx.Err()
+	case <-time.After(time.Second): // the poll coalescer's window
+	}
+	since, err := s.metrics(ctx)
+	if err != nil {
+		return memory{}, 0, err
+	}
+	pass, err := s.passTime(ctx, since, 2)
+	if err != nil {
+		return memory{}, 0, err
+	}
+	mem, err := s.memory()
+	return mem, pass, err
+}
