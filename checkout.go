@@ -212,7 +212,7 @@ func (h *Checkout) create(w http.ResponseWriter, r *http.Request) error {
 	o.Payment, o.State, o.UpdatedAt = payment, OrderPending, h.app.now()
 	// A failure to store this is logged, not returned: the buyer can pay,
 	// and the reconciler finds the order in creating and recovers it.
-	if err := h.app.orders.Save(ctx, o); err != nil {
+	if err := h.app.orders.SaveCreated(ctx, o); err != nil {
 		h.logger.Error("storing a created payment", zap.String("order_id", o.ID), zap.Error(err))
 	} else {
 		countTransition(o, OrderCreating)
@@ -496,6 +496,8 @@ func publicError(err error) (status int, code, message string) {
 		return status, "invalid_" + strings.ReplaceAll(ve.Field, ".", "_"), ve.Error()
 	case errors.Is(err, ErrUnavailable):
 		return status, "provider_unavailable", "the payment service is not answering; please try again in a minute"
+	case errors.Is(err, ErrStorage):
+		return status, "storage_unavailable", "the shop cannot reach its order records; please try again in a minute"
 	case errors.Is(err, ErrAuth), errors.Is(err, ErrRejected), errors.Is(err, ErrMalformedReply):
 		return status, "provider_error", "the payment service refused the payment; please try again later or contact the shop"
 	default:

@@ -42,6 +42,11 @@ var (
 
 	// ErrNotSupported: the provider's API has no such operation.
 	ErrNotSupported = errors.New("operation not supported by this provider")
+
+	// ErrStorage: the order storage (a disk, Redis...) failed to read or
+	// write. Requests answer 503 storage_unavailable; what a request left
+	// half done, the reconciler or the client's retry finishes.
+	ErrStorage = errors.New("order storage failed")
 )
 
 // ProviderError is a failed provider call. Its text never carries a secret,
@@ -136,7 +141,7 @@ func StatusCode(err error) int {
 		return http.StatusOK
 	case errors.Is(err, ErrInvalid):
 		return http.StatusBadRequest
-	case errors.Is(err, ErrUnavailable):
+	case errors.Is(err, ErrUnavailable), errors.Is(err, ErrStorage):
 		return http.StatusServiceUnavailable
 	case errors.Is(err, ErrAuth), errors.Is(err, ErrRejected), errors.Is(err, ErrMalformedReply):
 		return http.StatusBadGateway

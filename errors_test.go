@@ -1,10 +1,15 @@
 package kassa
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
+
+	"github.com/caddyserver/certmagic"
 )
 
 func TestProviderErrorKinds(t *testing.T) {
@@ -41,20 +46,61 @@ func TestProviderErrorText(t *testing.T) {
 
 func TestStatusCode(t *testing.T) {
 	for err, want := range map[error]int{
-		nil:                                     http.StatusOK,
-		invalid("qty", "x"):                     http.StatusBadRequest,
-		&ProviderError{Kind: ErrUnavailable}:    http.StatusServiceUnavailable,
-		&ProviderError{Kind: ErrAuth}:           http.StatusBadGateway,
-		&ProviderError{Kind: ErrRejected}:       http.StatusBadGateway,
-		&ProviderError{Kind: ErrDuplicate}:      http.StatusBadGateway,
-		&ProviderError{Kind: ErrNotFound}:       http.StatusBadGateway,
-		&ProviderError{Kind: ErrMalformedReply}: http.StatusBadGateway,
-		&ProviderError{Kind: ErrNotSupported}:   http.StatusNotImplemented,
-		errors.New("disk full"):                 http.StatusInternalServerError,
+		nil:                                                          http.StatusOK,
+		invalid("qty", "x"):                                          http.StatusBadRequest,
+		&ProviderError{Kind: ErrUnavailable}:                         http.StatusServiceUnavailable,
+		&ProviderError{Kind: ErrAuth}:                                http.StatusBadGateway,
+		&ProviderError{Kind: ErrRejected}:                            http.StatusBadGateway,
+		&ProviderError{Kind: ErrDuplicate}:                           http.StatusBadGateway,
+		&ProviderError{Kind: ErrNotFound}:                            http.StatusBadGateway,
+		&ProviderError{Kind: ErrMalformedReply}:                      http.StatusBadGateway,
+		&ProviderError{Kind: ErrNotSupported}:                        http.StatusNotImplemented,
+		errors.New("disk full"):                                      http.StatusInternalServerError,
+		fmt.Errorf("x: %w", storageFailure{errors.New("disk full")}): http.StatusServiceUnavailable,
 		fmt.Errorf("x: %w", &RequestError{Status: 413, Code: "body_too_large"}): http.StatusRequestEntityTooLarge,
 	} {
 		if got := StatusCode(err); got != want {
 			t.Errorf("StatusCode(%v) = %d, want %d", err, got, want)
 		}
 	}
+}
+
+// downStorage is a storage that cannot be reached: every call fails.
+type downStorage struct{}
+
+var errDown = errors.New("dial tcp 10.0.0.5:6379: connect: connection refused")
+
+func (downStorage) Store(context.Context, string, []byte) error  { return errDown }
+func (downStorage) Load(context.Context, string) ([]byte, error) { return nil, errDown }
+func (downStorage) Delete(context.Context, string) error         { return errDown }
+func (downStorage) Exists(context.Context, string) bool          { return false }
+func (downStorage) List(context.Context, string, bool) ([]string, error) {
+	return nil, errDown
+}
+func (downStorage) Stat(context.Context, string) (certmagic.KeyInfo, error) {
+	return certmagic.KeyInfo{}, errDown
+}
+func (downStorage) Lock(context.Context, string) error   { return errDown }
+func (downStorage) Unlock(context.Context, string) error { return errDown }
+
+// TestStorageDownIs503: when the order storage cannot be reached, a
+// checkout and a status poll answer 503 storage_unavailable, not a 500,
+// and a buyer's retry works once the storage is back.
+func TestStorageDownIs503(t *testing.T) {
+	h, storage, _ := benchCheckout(t)
+	id := benchOrder(t, h)
+	h.app.useStorage(downStorage{})
+
+	req := httptest.NewRequest(http.MethodPost, "/pay", strings.NewReader(`{"items":[{"sku":"cup"}]}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json")
+	for _, req := range []*http.Request{req, httptest.NewRequest(http.MethodGet, "/pay?order="+id, nil)} {
+		w := serveBench(t, h, req)
+		if w.Code != http.StatusServiceUnavailable || !strings.Contains(w.Body.String(), `"storage_unavailable"`) ||
+			strings.Contains(w.Body.String(), "10.0.0.5") {
+			t.Errorf("%s %s with the storage down: %d %s; want 503 storage_unavailable, no detail", req.Method, req.URL, w.Code, w.Body)
+		}
+	}
+	h.app.useStorage(storage)
+	benchOrder(t, h)
 }

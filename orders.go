@@ -322,6 +322,13 @@ var (
 	ErrIdempotencyKeyUsed error = orderStoreError{"idempotency key already used by another order", fs.ErrExist}
 )
 
+// storageFailure is an error of the storage itself (a disk, Redis...),
+// which is also ErrStorage.
+type storageFailure struct{ err error }
+
+func (f storageFailure) Error() string   { return f.err.Error() }
+func (f storageFailure) Unwrap() []error { return []error{ErrStorage, f.err} }
+
 // orderStoreError is a sentinel that also matches a standard fs error.
 type orderStoreError struct {
 	msg  string
@@ -407,7 +414,7 @@ func (s *OrderStore) Create(ctx context.Context, o *Order) error {
 	case err == nil:
 		return fmt.Errorf("kassa: order %s: %w", o.ID, ErrOrderExists)
 	case !errors.Is(err, fs.ErrNotExist):
-		return fmt.Errorf("kassa: checking order %s: %w", o.ID, err)
+		return fmt.Errorf("kassa: checking order %s: %w", o.ID, storageFailure{err})
 	}
 	now := s.now()
 	if o.CreatedAt.IsZero() {
@@ -444,7 +451,7 @@ func (s *OrderStore) claimIdempotencyKey(ctx context.Context, key, id string) er
 		case err == nil:
 			return fmt.Errorf("kassa: order %s: %w (order %s)", id, ErrIdempotencyKeyUsed, prev)
 		case !errors.Is(err, fs.ErrNotExist):
-			return fmt.Errorf("kassa: checking order %s: %w", prev, err)
+			return fmt.Errorf("kassa: checking order %s: %w", prev, storageFailure{err})
 		}
 		// The previous order's Create crashed before its record: take the key over.
 	}
@@ -477,6 +484,27 @@ func (s *OrderStore) Save(ctx context.Context, o *Order) error {
 		return s.storeKey(ctx, openKey(o.ID), []byte(o.ID))
 	}
 	return s.Closed(ctx, o)
+}
+
+// SaveCreated stores the record of an order that Create wrote in
+// creating and that is still open, such as one the provider has just
+// accepted: only the record, since Create's index entry still stands (the
+// reconciler drops an open entry only when its record is closed, or has
+// been missing for longer than a checkout takes). It saves a storage write
+// on every checkout.
+func (s *OrderStore) SaveCreated(ctx context.Context, o *Order) error {
+	if err := checkOrder(o); err != nil {
+		return err
+	}
+	if !o.Open() {
+		return s.Save(ctx, o)
+	}
+	o.UpdatedAt = s.now()
+	rec, err := encodeOrder(o)
+	if err != nil {
+		return err
+	}
+	return s.storeKey(ctx, orderKey(o.ID), rec)
 }
 
 // Closed settles the indexes of a closed order: an order that closed
@@ -518,7 +546,7 @@ func (s *OrderStore) loadRecord(ctx context.Context, id string) ([]byte, error) 
 		return nil, fmt.Errorf("kassa: order %s: %w", id, ErrOrderNotFound)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("kassa: loading %s: %w", key, err)
+		return nil, fmt.Errorf("kassa: loading %s: %w", key, storageFailure{err})
 	}
 	return rec, nil
 }
@@ -554,7 +582,7 @@ func (s *OrderStore) OpenIDs(ctx context.Context) ([]string, error) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("kassa: listing %s: %w", openPrefix, err)
+		return nil, fmt.Errorf("kassa: listing %s: %w", openPrefix, storageFailure{err})
 	}
 	ids := make([]string, 0, len(keys))
 	for _, k := range keys {
@@ -594,7 +622,7 @@ func (s *OrderStore) CloseIndex(ctx context.Context, id string) error {
 		return err
 	}
 	if err := s.storage.Delete(ctx, openKey(id)); err != nil {
-		return fmt.Errorf("kassa: closing index entry of order %s: %w", id, err)
+		return fmt.Errorf("kassa: closing index entry of order %s: %w", id, storageFailure{err})
 	}
 	return nil
 }
@@ -612,7 +640,7 @@ func (s *OrderStore) Compact(ctx context.Context, keep time.Duration) (int, erro
 		return 0, nil
 	}
 	if err != nil {
-		return 0, fmt.Errorf("kassa: listing %s: %w", unpaidPrefix, err)
+		return 0, fmt.Errorf("kassa: listing %s: %w", unpaidPrefix, storageFailure{err})
 	}
 	deleted := 0
 	for _, k := range keys {
@@ -628,7 +656,7 @@ func (s *OrderStore) Compact(ctx context.Context, keep time.Duration) (int, erro
 			continue // compacted meanwhile
 		}
 		if err != nil {
-			return deleted, fmt.Errorf("kassa: unpaid index entry of order %s: %w", id, err)
+			return deleted, fmt.Errorf("kassa: unpaid index entry of order %s: %w", id, storageFailure{err})
 		}
 		if s.now().Sub(info.Modified) < keep {
 			continue
@@ -649,7 +677,7 @@ func (s *OrderStore) Compact(ctx context.Context, keep time.Duration) (int, erro
 			deleted++
 		}
 		if err := s.storage.Delete(ctx, unpaidKey(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return deleted, fmt.Errorf("kassa: deleting %s: %w", unpaidKey(id), err)
+			return deleted, fmt.Errorf("kassa: deleting %s: %w", unpaidKey(id), storageFailure{err})
 		}
 	}
 	return deleted, nil
@@ -665,12 +693,12 @@ func (s *OrderStore) deleteOrder(ctx context.Context, o *Order) error {
 		}
 		if key := idempotencyStorageKey(o.IdempotencyKey); ok && mapped == o.ID {
 			if err := s.storage.Delete(ctx, key); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return fmt.Errorf("kassa: deleting %s: %w", key, err)
+				return fmt.Errorf("kassa: deleting %s: %w", key, storageFailure{err})
 			}
 		}
 	}
 	if err := s.storage.Delete(ctx, orderKey(o.ID)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("kassa: deleting %s: %w", orderKey(o.ID), err)
+		return fmt.Errorf("kassa: deleting %s: %w", orderKey(o.ID), storageFailure{err})
 	}
 	return nil
 }
@@ -692,7 +720,7 @@ func (s *OrderStore) ByIdempotencyKey(ctx context.Context, key string) (id strin
 		return "", false, nil
 	}
 	if err != nil {
-		return "", false, fmt.Errorf("kassa: loading %s: %w", skey, err)
+		return "", false, fmt.Errorf("kassa: loading %s: %w", skey, storageFailure{err})
 	}
 	id = strings.TrimSpace(string(b))
 	if !ValidOrderID(id) {
@@ -720,7 +748,7 @@ func (s *OrderStore) List(ctx context.Context, state OrderState, limit int) ([]*
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("kassa: listing %s: %w", ordersPrefix, err)
+		return nil, fmt.Errorf("kassa: listing %s: %w", ordersPrefix, storageFailure{err})
 	}
 	var orders []*Order
 	for _, k := range keys {
@@ -757,7 +785,7 @@ func (s *OrderStore) storeKey(ctx context.Context, key string, value []byte) err
 		return err
 	}
 	if err := s.storage.Store(ctx, key, value); err != nil {
-		return fmt.Errorf("kassa: storing %s: %w", key, err)
+		return fmt.Errorf("kassa: storing %s: %w", key, storageFailure{err})
 	}
 	return nil
 }

@@ -995,3 +995,39 @@ func BenchmarkOrderEncode(b *testing.B) {
 	}
 	b.SetBytes(int64(n))
 }
+
+// TestSaveCreatedWritesOnlyTheRecord: the checkout's store of an accepted
+// order is one write, the record; the open entry Create wrote stands. A
+// closed order is saved in full, its entry settled.
+func TestSaveCreatedWritesOnlyTheRecord(t *testing.T) {
+	ctx := context.Background()
+	clock := &testClock{t: time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)}
+	m := newCrashStorage(t, clock.Now)
+	s := NewOrderStore(m)
+	pending := &Order{ID: NewOrderID(), State: OrderCreating}
+	failed := &Order{ID: NewOrderID(), State: OrderCreating}
+	for _, o := range []*Order{pending, failed} {
+		if err := s.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m.crashAtWrite(2) // a second write would fail
+	pending.State = OrderPending
+	if err := s.SaveCreated(ctx, pending); err != nil {
+		t.Fatalf("SaveCreated of a pending order: %v (more than one write?)", err)
+	}
+	m.restart()
+	if got, err := s.Load(ctx, pending.ID); err != nil || got.State != OrderPending {
+		t.Fatalf("Load = %+v, %v; want pending", got, err)
+	}
+	wantIDs(t, s, pending.ID, failed.ID)
+
+	failed.State = OrderFailed
+	if err := s.SaveCreated(ctx, failed); err != nil {
+		t.Fatal(err)
+	}
+	wantIDs(t, s, pending.ID)
+	if !m.has(unpaidKey(failed.ID)) {
+		t.Error("the failed order is not in the unpaid index")
+	}
+}
