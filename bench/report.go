@@ -120,7 +120,7 @@ func (f *figures) loads() []struct {
 		{"reverse_proxy to the sandbox's CrystalPAY generate", f.proxy, "req/s"},
 		{"durable writes (certmagic FileStorage.Store)", f.writes, "writes/s"},
 		{"kassa_checkout form posts", f.checkout, "orders/s"},
-		{"the checkout's storage writes alone (OrderStore.Create + Save)", f.stored, "orders/s"},
+		{"the checkout's storage writes alone (OrderStore.Create + SaveCreated)", f.stored, "orders/s"},
 		{fmt.Sprintf("GET ?order= over %d pending orders", pendingOrders), f.status, "req/s"},
 	}
 }
@@ -209,7 +209,7 @@ func (f *figures) markdown() string {
   measured as the checkout met it. Storage writes per order are counted by the Go benchmark
   BenchmarkCheckoutForm, whose storage counts every Store and Delete of a form checkout.
   Between the checkout figure and the second half of the durable writes, the harness writes
-  orders as the checkout does (OrderStore.Create in creating, then Save once pending) without
+  orders as the checkout does (OrderStore.Create in creating, then SaveCreated once pending) without
   HTTP or a provider: how fast the checkout's own write pattern goes on this disk.
 - CPU per request is user and system time during a figure divided by its requests: of the
   shop process (/proc/<pid>/stat), and of all three processes (shop, sandbox, harness)

@@ -49,7 +49,7 @@ func durableWrites(ctx context.Context, dir string, record []byte, concurrency i
 
 // storeOrders measures the storage writes of checkouts alone: concurrency
 // workers each storing an order as the checkout does, with OrderStore's
-// Create (in creating, before the provider is asked) and Save (pending,
+// Create (in creating, before the provider is asked) and SaveCreated (pending,
 // with its payment), for d, in the file storage at dir. It is the checkout
 // figure without HTTP and without the provider.
 func storeOrders(ctx context.Context, dir string, concurrency int, d time.Duration) loadResult {
@@ -60,7 +60,7 @@ func storeOrders(ctx context.Context, dir string, concurrency int, d time.Durati
 			return err
 		}
 		o.State = kassa.OrderPending
-		return store.Save(ctx, o)
+		return store.SaveCreated(ctx, o)
 	})
 }
 
