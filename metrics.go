@@ -19,8 +19,9 @@ const (
 	outcomeMalformed   = "malformed"
 )
 
-// receiptUnavailable is the receipt outcome of a send that failed on the
-// network; the others are the receipt's states queued, done and failed.
+// receiptUnavailable is the receipt outcome of a send whose outcome is
+// unknown (the network failed, or the reply was unreadable): it is sent
+// again. The others are the receipt's states queued, done and failed.
 const receiptUnavailable = "unavailable"
 
 // unknownLabel stands for a label value read from storage that is not one
@@ -69,7 +70,7 @@ var metrics = struct {
 		Namespace: "kassa",
 		Name:      "receipts_total",
 		Help: "Fiscal receipt outcomes by receipt type: queued (accepted by the receipt service), done, " +
-			"failed, unavailable (a send that failed on the network).",
+			"failed, unavailable (a send whose outcome is unknown: the network failed or the reply was unreadable; sent again).",
 	}, []string{"type", "outcome"}),
 	openOrders: prometheus.NewGauge(prometheus.GaugeOpts{
 		Namespace: "kassa",

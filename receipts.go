@@ -52,11 +52,13 @@ func (r *reconciler) newReceipt(o *Order, t ReceiptType) *OrderReceipt {
 }
 
 // queueReceipt starts an order's receipt of a type: it is written as
-// sending first, then sent. Without a receipt service it does nothing.
-func (r *reconciler) queueReceipt(ctx context.Context, o *Order, t ReceiptType) {
+// sending first, then sent; it returns the send's error, as advanceReceipt
+// does. Without a receipt service it does nothing.
+func (r *reconciler) queueReceipt(ctx context.Context, o *Order, t ReceiptType) error {
 	if rec := r.newReceipt(o, t); rec != nil && r.save(ctx, o) {
-		r.advanceReceipt(ctx, o, rec)
+		return r.advanceReceipt(ctx, o, rec)
 	}
+	return nil
 }
 
 // advanceReceipts moves an order's receipts on.
@@ -69,15 +71,18 @@ func (r *reconciler) advanceReceipts(ctx context.Context, o *Order) {
 }
 
 // advanceReceipt sends a receipt that is sending, and asks about one that
-// is queued, storing what it learns. Network failures leave it as it is for
-// the next pass; a receipt the service refuses or fails stays failed until
-// an operator retries it.
-func (r *reconciler) advanceReceipt(ctx context.Context, o *Order, rec *OrderReceipt) {
+// is queued, storing what it learns. A send whose outcome is unknown (the
+// network failed, or the reply was not the service's format: it may have
+// taken the receipt) leaves it sending, to be sent again under its
+// operation id next pass; a receipt the service refuses or fails stays
+// failed until an operator retries it. It returns the send's error, for
+// the operator who asked for it.
+func (r *reconciler) advanceReceipt(ctx context.Context, o *Order, rec *OrderReceipt) error {
 	a := r.app
 	if a.receipts == nil {
 		a.logger.Warn("reconciler: an order's receipt is under way but no receipt service is configured",
 			zap.String("order_id", o.ID), zap.String("operation_id", rec.OperationID))
-		return
+		return nil
 	}
 	if rec.State == ReceiptSending {
 		rec.Attempts++
@@ -88,12 +93,12 @@ func (r *reconciler) advanceReceipt(ctx context.Context, o *Order, rec *OrderRec
 		case err == nil:
 			failpoint("receipt-sent")
 			rec.State = ReceiptQueued
-		case errors.Is(err, ErrUnavailable):
+		case errors.Is(err, ErrUnavailable), errors.Is(err, ErrMalformedReply):
 			r.save(ctx, o)
 			countReceipt(rec.Type, receiptUnavailable)
-			a.logger.Warn("receipt service unavailable; will send again", zap.String("order_id", o.ID),
+			a.logger.Warn("receipt send's outcome unknown; will send again", zap.String("order_id", o.ID),
 				zap.String("operation_id", rec.OperationID), zap.Int("attempts", rec.Attempts), zap.Error(err))
-			return
+			return err
 		default:
 			rec.State, rec.Error = ReceiptFailed, err.Error()
 		}
@@ -103,7 +108,7 @@ func (r *reconciler) advanceReceipt(ctx context.Context, o *Order, rec *OrderRec
 				zap.String("type", rec.Type.String()), zap.Duration("duration", time.Since(start)), zap.String("error", rec.Error))
 		}
 		if rec.State != ReceiptQueued {
-			return
+			return err
 		}
 		failpoint("receipt-queued")
 	}
@@ -113,10 +118,10 @@ func (r *reconciler) advanceReceipt(ctx context.Context, o *Order, rec *OrderRec
 		// Accepted, then lost: sending it again under its operation id is safe.
 		rec.State = ReceiptSending
 		r.save(ctx, o)
-		return
+		return nil
 	case err != nil:
 		a.logger.Warn("receipt status", zap.String("order_id", o.ID), zap.String("operation_id", rec.OperationID), zap.Error(err))
-		return
+		return nil
 	}
 	switch op.Status {
 	case OperationProcessed:
@@ -124,13 +129,14 @@ func (r *reconciler) advanceReceipt(ctx context.Context, o *Order, rec *OrderRec
 	case OperationFailed:
 		rec.State, rec.Error = ReceiptFailed, op.Error
 	default:
-		return
+		return nil
 	}
 	if r.save(ctx, o) {
 		countReceipt(rec.Type, string(rec.State))
 		a.logger.Info("receipt "+string(rec.State), zap.String("order_id", o.ID), zap.String("operation_id", rec.OperationID),
 			zap.String("type", rec.Type.String()), zap.String("error", rec.Error))
 	}
+	return nil
 }
 
 // reissueReceipt issues an order's receipt of a type, or sends a failed one
@@ -161,14 +167,14 @@ func (a *App) reissueReceipt(ctx context.Context, id string, t ReceiptType) (*Or
 		}
 		switch {
 		case rec == nil:
-			a.reconciler.queueReceipt(ctx, o, t)
+			err = a.reconciler.queueReceipt(ctx, o, t)
 		case rec.State == ReceiptFailed:
 			rec.State, rec.Error = ReceiptSending, ""
 			if a.reconciler.save(ctx, o) {
-				a.reconciler.advanceReceipt(ctx, o, rec)
+				err = a.reconciler.advanceReceipt(ctx, o, rec)
 			}
 		case rec.underway():
-			a.reconciler.advanceReceipt(ctx, o, rec)
+			err = a.reconciler.advanceReceipt(ctx, o, rec)
 		default:
 			err = &RequestError{Status: http.StatusConflict, Code: "receipt_done", Message: "the receipt is already done"}
 		}

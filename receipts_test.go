@@ -162,3 +162,31 @@ func TestPaidIsStoredWithItsReceipt(t *testing.T) {
 		t.Errorf("open index after the receipt: %v, want empty", ids)
 	}
 }
+
+// TestReceiptMalformedReplyIsSentAgain: a formReceipt reply that is not the
+// service's JSON may hide an accepted receipt: the receipt stays sending,
+// the operator who asked hears the error, and the next pass sends it again
+// under its operation id, which prints one receipt.
+func TestReceiptMalformedReplyIsSentAgain(t *testing.T) {
+	sb := startSandbox(t, nil)
+	a := receiptApp(t, sb)
+	ctx := context.Background()
+	o := paidOrder(t, a)
+	sb.control(http.MethodPost, "faults", map[string]any{"api": "smartcashier", "op": "formReceipt", "mode": "malformed", "count": 1}, nil)
+
+	if err := a.reconciler.queueReceipt(ctx, o, ReceiptSale); !errors.Is(err, ErrMalformedReply) {
+		t.Fatalf("queueReceipt = %v, want the malformed reply", err)
+	}
+	stored, err := a.orders.Load(ctx, o.ID)
+	if err != nil || stored.Receipt.State != ReceiptSending || !stored.Open() {
+		t.Fatalf("after the malformed reply: %+v, %v; want sending, the order open", stored.Receipt, err)
+	}
+	a.reconciler.pass(ctx)
+	stored, err = a.orders.Load(ctx, o.ID)
+	if err != nil || stored.Receipt.State != ReceiptDone {
+		t.Fatalf("after the next pass: %+v, %v; want done", stored.Receipt, err)
+	}
+	if n := len(sb.calls("smartcashier", "formReceipt")); n != 2 {
+		t.Errorf("%d formReceipt calls, want 2", n)
+	}
+}

@@ -891,9 +891,10 @@ func (e *matrixEnv) receiptSeen(t *testing.T, id string) string {
 	return v.State
 }
 
-// receipt pays an order while formReceipt fails. A network failure leaves
-// the receipt queued, sent again each pass; a refusal fails it, and the
-// operator sends it again.
+// receipt pays an order while formReceipt fails. A send whose outcome is
+// unknown (a network failure, a malformed reply) leaves the receipt
+// queued, sent again each pass; an auth error fails it, and the operator
+// sends it again.
 func (e *matrixEnv) receipt(t *testing.T, f matrixFault) matrixCell {
 	id := e.buy(t, e.shop, "/pay")
 	e.inject(t, "smartcashier", "formReceipt", f)
@@ -901,7 +902,7 @@ func (e *matrixEnv) receipt(t *testing.T, f matrixFault) matrixCell {
 	var cell matrixCell
 	if !f.slow() {
 		want := kassa.ReceiptSending
-		if f.refusal() {
+		if f.mode == "auth" {
 			want = kassa.ReceiptFailed
 		}
 		procEventually(t, procShortWait, "the receipt attempted", func() (bool, string) {
@@ -918,7 +919,7 @@ func (e *matrixEnv) receipt(t *testing.T, f matrixFault) matrixCell {
 	switch {
 	case f.slow():
 		cell.outcome = "`paid`, receipt `done`"
-	case f.refusal():
+	case f.mode == "auth":
 		procCall(t, http.MethodPost, "http://"+e.shop.admin+"/kassa/orders/"+id+"/receipt", nil, http.StatusOK, nil)
 		cell.outcome = "`paid`, receipt `failed`; the operator's retry → `done`"
 	default:
@@ -955,7 +956,7 @@ func (e *matrixEnv) receiptRetry(t *testing.T, f matrixFault) matrixCell {
 	switch {
 	case f.slow():
 		cell.outcome = "`paid`, receipt `done`"
-	case f.refusal():
+	case f.mode == "auth":
 		procCall(t, http.MethodPost, "http://"+e.shop.admin+retry, nil, http.StatusOK, nil)
 		cell.outcome = "`paid`, receipt `failed`; the operator's next retry → `done`"
 	default:
