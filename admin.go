@@ -264,21 +264,13 @@ func (a *App) confirmOrder(ctx context.Context, id string) (*Order, error) {
 	})
 }
 
-// receiptOutcome is the error an operator gets for a receipt just sent (or
-// sent again) that did not get through: 502 when the receipt service
-// refused it or its till failed it (it stays failed until the next retry),
-// 503 when the service could not be reached (the reconciler sends it again
-// under the same operation id). A receipt on its way or done is no error.
+// receiptOutcome is the error an operator gets for a receipt that was
+// sent and then failed at the till: 502, and it stays failed until the
+// next retry. A send that failed is reissueReceipt's own error.
 func receiptOutcome(rec *OrderReceipt) error {
-	switch {
-	case rec == nil:
-		return nil
-	case rec.State == ReceiptFailed:
+	if rec != nil && rec.State == ReceiptFailed {
 		return &RequestError{Status: http.StatusBadGateway, Code: "provider_error",
 			Message: "receipt " + rec.OperationID + " failed: " + rec.Error}
-	case rec.State == ReceiptSending:
-		return &RequestError{Status: http.StatusServiceUnavailable, Code: "provider_unavailable",
-			Message: "the receipt service could not be reached; the reconciler sends receipt " + rec.OperationID + " again"}
 	}
 	return nil
 }

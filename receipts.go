@@ -3,6 +3,7 @@ package kassa
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -51,14 +52,22 @@ func (r *reconciler) newReceipt(o *Order, t ReceiptType) *OrderReceipt {
 	return rec
 }
 
+// errReceiptNotStored: a receipt could not be stored as sending, so it was
+// not sent.
+var errReceiptNotStored = fmt.Errorf("kassa: the receipt could not be stored, so it was not sent: %w", ErrStorage)
+
 // queueReceipt starts an order's receipt of a type: it is written as
 // sending first, then sent; it returns the send's error, as advanceReceipt
-// does. Without a receipt service it does nothing.
+// does, or errReceiptNotStored. Without a receipt service it does nothing.
 func (r *reconciler) queueReceipt(ctx context.Context, o *Order, t ReceiptType) error {
-	if rec := r.newReceipt(o, t); rec != nil && r.save(ctx, o) {
-		return r.advanceReceipt(ctx, o, rec)
+	rec := r.newReceipt(o, t)
+	switch {
+	case rec == nil:
+		return nil
+	case !r.save(ctx, o):
+		return errReceiptNotStored
 	}
-	return nil
+	return r.advanceReceipt(ctx, o, rec)
 }
 
 // advanceReceipts moves an order's receipts on.
@@ -170,9 +179,11 @@ func (a *App) reissueReceipt(ctx context.Context, id string, t ReceiptType) (*Or
 			err = a.reconciler.queueReceipt(ctx, o, t)
 		case rec.State == ReceiptFailed:
 			rec.State, rec.Error = ReceiptSending, ""
-			if a.reconciler.save(ctx, o) {
-				err = a.reconciler.advanceReceipt(ctx, o, rec)
+			if !a.reconciler.save(ctx, o) {
+				err = errReceiptNotStored
+				return
 			}
+			err = a.reconciler.advanceReceipt(ctx, o, rec)
 		case rec.underway():
 			err = a.reconciler.advanceReceipt(ctx, o, rec)
 		default:

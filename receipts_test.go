@@ -190,3 +190,28 @@ func TestReceiptMalformedReplyIsSentAgain(t *testing.T) {
 		t.Errorf("%d formReceipt calls, want 2", n)
 	}
 }
+
+// TestReceiptNotStoredIsNotSent: a receipt that cannot be stored as
+// sending is not sent (a crash would forget it was), and the operator who
+// asked for it hears a storage error (503).
+func TestReceiptNotStoredIsNotSent(t *testing.T) {
+	sb := startSandbox(t, nil)
+	a := receiptApp(t, sb)
+	storage := newCrashStorage(t, time.Now)
+	a.useStorage(lockableCrashStorage{storage})
+	o := paidOrder(t, a)
+	storage.crashAtWrite(1)
+	if _, err := a.reissueReceipt(context.Background(), o.ID, ReceiptSale); !errors.Is(err, ErrStorage) || StatusCode(err) != http.StatusServiceUnavailable {
+		t.Fatalf("reissueReceipt with the storage failing = %v (status %d), want a 503 storage error", err, StatusCode(err))
+	}
+	if n := len(sb.calls("smartcashier", "formReceipt")); n != 0 {
+		t.Errorf("%d formReceipt calls, want none", n)
+	}
+}
+
+// lockableCrashStorage is crash storage whose locks the reconciler may
+// take, as an operator's receipt retry does.
+type lockableCrashStorage struct{ *crashStorage }
+
+func (lockableCrashStorage) Lock(context.Context, string) error   { return nil }
+func (lockableCrashStorage) Unlock(context.Context, string) error { return nil }

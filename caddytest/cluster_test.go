@@ -138,41 +138,56 @@ func clusterOperations(t *testing.T, sb *procSandbox) []clusterOperation {
 // order's sale receipt.
 func clusterSaleOperationID(id string) string { return "kassa-" + id + "-sale" }
 
-// clusterCheckOneReceiptEach checks the 54-FZ guarantee over the sandbox's
-// whole state: exactly one Smart Cashier operation per order, a formReceipt
-// under the order's operation id, and no other operation. It also checks
-// that each operation id was sent exactly once (formReceipt calls), and
-// reports any operation id sent more often as a double send.
+// clusterOneOperationEach checks the 54-FZ guarantee in the sandbox:
+// exactly one Smart Cashier operation per order, a formReceipt, a send for
+// each, and no operation that belongs to no order. It returns how often
+// each operation id was sent (formReceipt calls).
+func clusterOneOperationEach(t *testing.T, sb *procSandbox, ids []string) map[string]int {
+	t.Helper()
+	ops := map[string]int{}
+	for _, op := range clusterOperations(t, sb) {
+		ops[op.OperationID]++
+		if op.Kind != "formReceipt" {
+			t.Errorf("operation %s is a %s, want formReceipt", op.OperationID, op.Kind)
+		}
+	}
+	sends := map[string]int{}
+	for _, c := range clusterFormReceipts(t, sb) {
+		sends[c.OperationID]++
+	}
+	want := map[string]bool{}
+	for _, id := range ids {
+		op := clusterSaleOperationID(id)
+		want[op] = true
+		if ops[op] != 1 {
+			t.Errorf("order %s has %d Smart Cashier operations, want exactly 1", id, ops[op])
+		}
+		if sends[op] == 0 {
+			t.Errorf("no formReceipt was sent for order %s", id)
+		}
+	}
+	for op := range ops {
+		if !want[op] {
+			t.Errorf("the sandbox holds an operation %q that belongs to no order", op)
+		}
+	}
+	return sends
+}
+
+// clusterCheckOneReceiptEach checks clusterOneOperationEach, and that each
+// operation id was sent exactly once: a send under an id of no order, or
+// an id sent more often, is reported.
 func clusterCheckOneReceiptEach(t *testing.T, sb *procSandbox, ids []string) {
 	t.Helper()
 	want := map[string]bool{}
 	for _, id := range ids {
 		want[clusterSaleOperationID(id)] = true
 	}
-	ops := map[string]int{}
-	for _, op := range clusterOperations(t, sb) {
-		ops[op.OperationID]++
-		if !want[op.OperationID] {
-			t.Errorf("the sandbox holds an operation %q (%s) that belongs to no order", op.OperationID, op.Kind)
-		} else if op.Kind != "formReceipt" {
-			t.Errorf("operation %s is a %s, want formReceipt", op.OperationID, op.Kind)
-		}
-	}
-	for _, id := range ids {
-		if n := ops[clusterSaleOperationID(id)]; n != 1 {
-			t.Errorf("order %s has %d Smart Cashier operations, want exactly 1", id, n)
-		}
-	}
-
-	sends := map[string]int{}
-	for _, c := range clusterFormReceipts(t, sb) {
-		sends[c.OperationID]++
-		if !want[c.OperationID] {
-			t.Errorf("formReceipt sent under operation id %q, which belongs to no order", c.OperationID)
-		}
-	}
 	var doubles []string
-	for op, n := range sends {
+	for op, n := range clusterOneOperationEach(t, sb, ids) {
+		if !want[op] {
+			t.Errorf("formReceipt sent under operation id %q, which belongs to no order", op)
+		}
 		if n != 1 {
 			doubles = append(doubles, fmt.Sprintf("%s sent %d times", op, n))
 		}
@@ -182,11 +197,6 @@ func clusterCheckOneReceiptEach(t *testing.T, sb *procSandbox, ids []string) {
 		t.Errorf("receipts sent more than once (harmless for printing thanks to operationId, but each pass "+
 			"holds the storage lock and re-reads the order, so no instance should send a done receipt again): %s",
 			strings.Join(doubles, "; "))
-	}
-	for _, id := range ids {
-		if sends[clusterSaleOperationID(id)] == 0 {
-			t.Errorf("no formReceipt was sent for order %s", id)
-		}
 	}
 }
 

@@ -170,42 +170,6 @@ func redisCheckClosed(t *testing.T, st certmagic.Storage, ids []string, shops ..
 	}
 }
 
-// redisCheckOneOperationEach checks the 54-FZ guarantee in the sandbox:
-// exactly one Smart Cashier operation per order, a formReceipt, and none
-// that belongs to no order. It returns how often each order's receipt was
-// sent.
-func redisCheckOneOperationEach(t *testing.T, sb *procSandbox, ids []string) map[string]int {
-	t.Helper()
-	ops := map[string]int{}
-	for _, op := range clusterOperations(t, sb) {
-		ops[op.OperationID]++
-		if op.Kind != "formReceipt" {
-			t.Errorf("operation %s is a %s, want formReceipt", op.OperationID, op.Kind)
-		}
-	}
-	sends := map[string]int{}
-	for _, c := range clusterFormReceipts(t, sb) {
-		sends[c.OperationID]++
-	}
-	want := map[string]bool{}
-	for _, id := range ids {
-		op := clusterSaleOperationID(id)
-		want[op] = true
-		if ops[op] != 1 {
-			t.Errorf("order %s has %d Smart Cashier operations, want exactly 1", id, ops[op])
-		}
-		if sends[op] == 0 {
-			t.Errorf("no formReceipt was sent for order %s", id)
-		}
-	}
-	for op := range ops {
-		if !want[op] {
-			t.Errorf("the sandbox holds an operation %q that belongs to no order", op)
-		}
-	}
-	return sends
-}
-
 // TestRedisOrderMovesBetweenInstances proves that an order made on one
 // instance is read on the other and, once the first is gone, reconciled by
 // the other: paid at the sandbox, it ends paid with one done receipt.
@@ -339,7 +303,7 @@ func TestRedisKillMidFlow(t *testing.T) {
 	t.Logf("%s killed with %d of %d receipts done; %s finished the rest %v later", victim.name, doneAtKill, orders,
 		survivor.name, time.Since(killed).Round(100*time.Millisecond))
 
-	sends := redisCheckOneOperationEach(t, sb, ids)
+	sends := clusterOneOperationEach(t, sb, ids)
 	// A receipt whose send the kill interrupted is sent again under the
 	// same operation id (the sandbox keeps one operation): at most one.
 	var resent []string

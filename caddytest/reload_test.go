@@ -300,24 +300,5 @@ func TestReloadUnderLoad(t *testing.T) {
 			t.Errorf("order %s is %s (error %q)", id, o.State, o.Error)
 		}
 	}
-	reloadOneOperationEach(t, sb, l.paid)
-}
-
-// reloadOneOperationEach checks that the sandbox printed exactly one
-// receipt per paid order, and no other.
-func reloadOneOperationEach(t *testing.T, sb *procSandbox, paid []string) {
-	t.Helper()
-	ops := map[string]int{}
-	for _, op := range clusterOperations(t, sb) {
-		ops[op.OperationID]++
-	}
-	for _, id := range paid {
-		if n := ops[clusterSaleOperationID(id)]; n != 1 {
-			t.Errorf("order %s has %d receipts, want 1", id, n)
-		}
-		delete(ops, clusterSaleOperationID(id))
-	}
-	for op, n := range ops {
-		t.Errorf("the sandbox holds %d operations %s of no paid order", n, op)
-	}
+	clusterOneOperationEach(t, sb, l.paid)
 }
