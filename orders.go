@@ -346,6 +346,11 @@ func (e orderStoreError) Is(target error) bool { return target == e.like }
 //	kassa/unpaid/<id>               index of orders closed unpaid, for Compact
 //	kassa/idempotency/<sha256 hex>  an idempotency scope -> the order id
 //
+// An order being created has no kassa/orders record yet: its open-index
+// entry holds its record, so that a checkout makes two fresh durable
+// writes (the entry before the provider is asked, the record once it
+// answered) and overwrites nothing. Every other entry holds the order id.
+//
 // The store holds no cache and no other state, so several Caddy instances
 // sharing one storage see the same orders; it never takes a storage lock
 // (locks are slow and belong to the reconciler, not to each request). The
@@ -385,10 +390,13 @@ func checkOrder(o *Order) error {
 // Create writes a new order so that a crash at any point leaves either
 // nothing the reconciler must act on, or a state it can finish: first the
 // idempotency mapping (when o.IdempotencyKey is set), then the open-index
-// entry (when the order is open), then the record. A crash after the
+// entry (when the order is open), then the record. An order in creating
+// is written in one step: its record is its open-index entry, until
+// SaveCreated or Save writes it under kassa/orders. A crash after the
 // mapping leaves a mapping to a missing record, which a retry with the same
-// key replaces; a crash after the index entry leaves an entry whose record
-// is missing, which OpenIDs reports and the reconciler removes.
+// key replaces; a crash after the index entry of an order in another open
+// state leaves an entry whose record is missing, which OpenIDs reports and
+// the reconciler removes.
 //
 // An empty o.ID is filled with NewOrderID; a zero CreatedAt is set to now,
 // and UpdatedAt always is. Create refuses an id that already has a record
@@ -410,11 +418,11 @@ func (s *OrderStore) Create(ctx context.Context, o *Order) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	switch _, err := s.storage.Stat(ctx, orderKey(o.ID)); {
-	case err == nil:
+	switch exists, err := s.exists(ctx, o.ID); {
+	case err != nil:
+		return err
+	case exists:
 		return fmt.Errorf("kassa: order %s: %w", o.ID, ErrOrderExists)
-	case !errors.Is(err, fs.ErrNotExist):
-		return fmt.Errorf("kassa: checking order %s: %w", o.ID, storageFailure{err})
 	}
 	now := s.now()
 	if o.CreatedAt.IsZero() {
@@ -431,12 +439,32 @@ func (s *OrderStore) Create(ctx context.Context, o *Order) error {
 			return err
 		}
 	}
+	if o.State == OrderCreating {
+		return s.storeKey(ctx, openKey(o.ID), rec)
+	}
 	if o.Open() {
 		if err := s.storeKey(ctx, openKey(o.ID), []byte(o.ID)); err != nil {
 			return err
 		}
 	}
 	return s.storeKey(ctx, orderKey(o.ID), rec)
+}
+
+// exists reports whether order id has a record: under kassa/orders, or in
+// its open-index entry while it is being created.
+func (s *OrderStore) exists(ctx context.Context, id string) (bool, error) {
+	_, err := s.storage.Stat(ctx, orderKey(id))
+	if err == nil {
+		return true, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return false, fmt.Errorf("kassa: checking order %s: %w", id, storageFailure{err})
+	}
+	_, err = s.creatingRecord(ctx, id)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	return err == nil, err
 }
 
 // claimIdempotencyKey maps key to id unless it already maps to another
@@ -447,11 +475,11 @@ func (s *OrderStore) claimIdempotencyKey(ctx context.Context, key, id string) er
 		return err
 	}
 	if ok && prev != id {
-		switch _, err := s.storage.Stat(ctx, orderKey(prev)); {
-		case err == nil:
+		switch exists, err := s.exists(ctx, prev); {
+		case err != nil:
+			return err
+		case exists:
 			return fmt.Errorf("kassa: order %s: %w (order %s)", id, ErrIdempotencyKeyUsed, prev)
-		case !errors.Is(err, fs.ErrNotExist):
-			return fmt.Errorf("kassa: checking order %s: %w", prev, storageFailure{err})
 		}
 		// The previous order's Create crashed before its record: take the key over.
 	}
@@ -488,10 +516,12 @@ func (s *OrderStore) Save(ctx context.Context, o *Order) error {
 
 // SaveCreated stores the record of an order that Create wrote in
 // creating and that is still open, such as one the provider has just
-// accepted: only the record, since Create's index entry still stands (the
-// reconciler drops an open entry only when its record is closed, or has
-// been missing for longer than a checkout takes). It saves a storage write
-// on every checkout.
+// accepted: only the record, under kassa/orders, since Create's index
+// entry still stands (the reconciler drops an open entry only when its
+// record is closed, or has been missing for longer than a checkout takes).
+// From then on the record is read from kassa/orders, and the entry's copy
+// of the creating record is not read again. It saves a storage write on
+// every checkout.
 func (s *OrderStore) SaveCreated(ctx context.Context, o *Order) error {
 	if err := checkOrder(o); err != nil {
 		return err
@@ -531,8 +561,9 @@ func (s *OrderStore) Load(ctx context.Context, id string) (*Order, error) {
 }
 
 // loadRecord reads the record of order id as stored, for Load and for
-// callers that decode it only when it changed. An unknown or malformed id
-// is ErrOrderNotFound.
+// callers that decode it only when it changed: the one under kassa/orders,
+// or else the one in the open-index entry of an order being created. An
+// unknown or malformed id is ErrOrderNotFound.
 func (s *OrderStore) loadRecord(ctx context.Context, id string) ([]byte, error) {
 	if !ValidOrderID(id) {
 		return nil, ErrOrderNotFound
@@ -540,13 +571,48 @@ func (s *OrderStore) loadRecord(ctx context.Context, id string) ([]byte, error) 
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	key := orderKey(id)
-	rec, err := s.storage.Load(ctx, key)
+	rec, err := s.orderRecord(ctx, id)
+	if !errors.Is(err, fs.ErrNotExist) {
+		return rec, err
+	}
+	rec, err = s.creatingRecord(ctx, id)
+	if !errors.Is(err, fs.ErrNotExist) {
+		return rec, err
+	}
+	// The record may have been written, and the entry removed, between the
+	// two reads: read the record once more before calling the order unknown.
+	rec, err = s.orderRecord(ctx, id)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("kassa: order %s: %w", id, ErrOrderNotFound)
 	}
+	return rec, err
+}
+
+// orderRecord reads the kassa/orders record of order id; a missing one is
+// fs.ErrNotExist.
+func (s *OrderStore) orderRecord(ctx context.Context, id string) ([]byte, error) {
+	key := orderKey(id)
+	rec, err := s.storage.Load(ctx, key)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("kassa: loading %s: %w", key, storageFailure{err})
+	}
+	return rec, err
+}
+
+// creatingRecord reads the record that the open-index entry of order id
+// holds while the order is being created. An entry that holds an id (or
+// nothing), or no entry, is fs.ErrNotExist.
+func (s *OrderStore) creatingRecord(ctx context.Context, id string) ([]byte, error) {
+	key := openKey(id)
+	rec, err := s.storage.Load(ctx, key)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
 	if err != nil {
 		return nil, fmt.Errorf("kassa: loading %s: %w", key, storageFailure{err})
+	}
+	if len(rec) == 0 || rec[0] != '{' {
+		return nil, fs.ErrNotExist
 	}
 	return rec, nil
 }
@@ -731,9 +797,10 @@ func (s *OrderStore) ByIdempotencyKey(ctx context.Context, key string) (id strin
 
 // List returns orders newest first (by CreatedAt, then by id), only those
 // in state when state is not empty, at most limit of them (all when limit
-// <= 0). It is for the admin API: it lists kassa/orders and reads every
-// record, so its cost grows with the whole order history (one storage read
-// per order ever stored), and it is no hot path. An unknown state is a 400
+// <= 0). It is for the admin API: it lists kassa/orders and the open index
+// (for orders still being created) and reads every record, so its cost
+// grows with the whole order history (one storage read per order ever
+// stored), and it is no hot path. An unknown state is a 400
 // *RequestError (bad_state); a record that does not decode is an error
 // naming its key.
 func (s *OrderStore) List(ctx context.Context, state OrderState, limit int) ([]*Order, error) {
@@ -744,18 +811,23 @@ func (s *OrderStore) List(ctx context.Context, state OrderState, limit int) ([]*
 		return nil, err
 	}
 	keys, err := s.storage.List(ctx, ordersPrefix, false)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("kassa: listing %s: %w", ordersPrefix, storageFailure{err})
 	}
-	var orders []*Order
+	var ids []string
 	for _, k := range keys {
-		id, ok := strings.CutSuffix(path.Base(k), ".json")
-		if !ok || !ValidOrderID(id) {
-			continue
+		if id, ok := strings.CutSuffix(path.Base(k), ".json"); ok && ValidOrderID(id) {
+			ids = append(ids, id)
 		}
+	}
+	open, err := s.OpenIDs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ids = append(ids, open...)
+	slices.Sort(ids)
+	var orders []*Order
+	for _, id := range slices.Compact(ids) {
 		o, err := s.Load(ctx, id)
 		if errors.Is(err, ErrOrderNotFound) {
 			continue // deleted since the listing

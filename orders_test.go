@@ -537,7 +537,8 @@ func TestOrderStoreCreateCrashes(t *testing.T) {
 	ctx := context.Background()
 	clock := &testClock{t: time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)}
 
-	// Write 1 is the idempotency mapping, 2 the index entry, 3 the record.
+	// Write 1 is the idempotency mapping, 2 the index entry, 3 the record;
+	// an order in creating has its record in its index entry (write 2).
 	t.Run("before the mapping", func(t *testing.T) {
 		m := newCrashStorage(t, clock.Now)
 		s := NewOrderStore(m)
@@ -583,11 +584,49 @@ func TestOrderStoreCreateCrashes(t *testing.T) {
 		wantIDs(t, s, retry.ID)
 	})
 
-	t.Run("after the index entry", func(t *testing.T) {
+	t.Run("creating is one write after the mapping", func(t *testing.T) {
 		m := newCrashStorage(t, clock.Now)
 		s := NewOrderStore(m)
 		s.Now = clock.Now
 		o := &Order{ID: NewOrderID(), State: OrderCreating, IdempotencyKey: "k"}
+		m.crashAtWrite(3)
+		if err := s.Create(ctx, o); err != nil {
+			t.Fatalf("Create = %v, want two writes and no crash", err)
+		}
+		m.restart()
+		if m.has("kassa/orders/" + o.ID + ".json") {
+			t.Fatal("Create wrote a kassa/orders record for an order in creating")
+		}
+		wantIDs(t, s, o.ID)
+		got, err := s.Load(ctx, o.ID)
+		if err != nil || got.State != OrderCreating || got.IdempotencyKey != "k" {
+			t.Fatalf("Load = %+v, %v; want the order in creating", got, err)
+		}
+		if err := s.Create(ctx, o); !errors.Is(err, ErrOrderExists) {
+			t.Fatalf("second Create = %v, want ErrOrderExists", err)
+		}
+		dup := &Order{ID: NewOrderID(), State: OrderCreating, IdempotencyKey: "k"}
+		if err := s.Create(ctx, dup); !errors.Is(err, ErrIdempotencyKeyUsed) {
+			t.Fatalf("Create under its key = %v, want ErrIdempotencyKeyUsed", err)
+		}
+		// Once the provider answered, the record moves to kassa/orders and
+		// is read from there; the entry stays the index.
+		got.State = OrderPending
+		got.Payment = Payment{ID: "p1"}
+		if err := s.SaveCreated(ctx, got); err != nil {
+			t.Fatal(err)
+		}
+		if again, err := s.Load(ctx, o.ID); err != nil || again.State != OrderPending || again.Payment.ID != "p1" {
+			t.Fatalf("Load after SaveCreated = %+v, %v", again, err)
+		}
+		wantIDs(t, s, o.ID)
+	})
+
+	t.Run("after the index entry", func(t *testing.T) {
+		m := newCrashStorage(t, clock.Now)
+		s := NewOrderStore(m)
+		s.Now = clock.Now
+		o := &Order{ID: NewOrderID(), State: OrderPending, IdempotencyKey: "k"}
 		m.crashAtWrite(3)
 		if err := s.Create(ctx, o); !errors.Is(err, errCrash) {
 			t.Fatalf("Create = %v, want the crash", err)
@@ -621,7 +660,7 @@ func TestOrderStoreCreateCrashes(t *testing.T) {
 	t.Run("after the index entry, retried", func(t *testing.T) {
 		m := newCrashStorage(t, clock.Now)
 		s := NewOrderStore(m)
-		o := &Order{ID: NewOrderID(), State: OrderCreating, IdempotencyKey: "k"}
+		o := &Order{ID: NewOrderID(), State: OrderPending, IdempotencyKey: "k"}
 		m.crashAtWrite(3)
 		if err := s.Create(ctx, o); !errors.Is(err, errCrash) {
 			t.Fatalf("Create = %v, want the crash", err)
@@ -733,7 +772,8 @@ func TestOrderStoreList(t *testing.T) {
 	if got, err := s.List(ctx, "", 10); err != nil || len(got) != 0 {
 		t.Fatalf("List of an empty store = %v, %v", got, err)
 	}
-	states := []OrderState{OrderPending, OrderPaid, OrderPending, OrderExpired, OrderPaid, OrderPaid}
+	// The order in creating has its record in its open-index entry only.
+	states := []OrderState{OrderPending, OrderPaid, OrderPending, OrderExpired, OrderPaid, OrderPaid, OrderCreating}
 	var ids []string // oldest first
 	for _, st := range states {
 		clock.Add(time.Second)
@@ -772,9 +812,10 @@ func TestOrderStoreList(t *testing.T) {
 		limit int
 		want  []string
 	}{
-		{"", 0, []string{tie[1].ID, tie[0].ID, ids[5], ids[4], ids[3], ids[2], ids[1], ids[0]}},
-		{"", 3, []string{tie[1].ID, tie[0].ID, ids[5]}},
-		{"", -1, []string{tie[1].ID, tie[0].ID, ids[5], ids[4], ids[3], ids[2], ids[1], ids[0]}},
+		{"", 0, []string{tie[1].ID, tie[0].ID, ids[6], ids[5], ids[4], ids[3], ids[2], ids[1], ids[0]}},
+		{"", 3, []string{tie[1].ID, tie[0].ID, ids[6]}},
+		{"", -1, []string{tie[1].ID, tie[0].ID, ids[6], ids[5], ids[4], ids[3], ids[2], ids[1], ids[0]}},
+		{OrderCreating, 0, []string{ids[6]}},
 		{OrderPaid, 0, []string{ids[5], ids[4], ids[1]}},
 		{OrderPaid, 2, []string{ids[5], ids[4]}},
 		{OrderPending, 100, []string{ids[2], ids[0]}},
@@ -1029,5 +1070,47 @@ func TestSaveCreatedWritesOnlyTheRecord(t *testing.T) {
 	wantIDs(t, s, pending.ID)
 	if !m.has(unpaidKey(failed.ID)) {
 		t.Error("the failed order is not in the unpaid index")
+	}
+}
+
+// closingStorage writes an order's record and removes its open-index entry
+// just before the entry is read: the order is saved and closed between
+// loadRecord's two reads.
+type closingStorage struct {
+	certmagic.Storage
+	record []byte
+	id     string
+}
+
+func (c *closingStorage) Load(ctx context.Context, key string) ([]byte, error) {
+	if key == openKey(c.id) && c.record != nil {
+		if err := c.Storage.Store(ctx, orderKey(c.id), c.record); err != nil {
+			return nil, err
+		}
+		if err := c.Storage.Delete(ctx, key); err != nil {
+			return nil, err
+		}
+		c.record = nil
+	}
+	return c.Storage.Load(ctx, key)
+}
+
+func TestOrderStoreLoadWhileTheOrderCloses(t *testing.T) {
+	ctx := context.Background()
+	files := &certmagic.FileStorage{Path: t.TempDir()}
+	o := &Order{ID: NewOrderID(), State: OrderCreating}
+	if err := NewOrderStore(files).Create(ctx, o); err != nil {
+		t.Fatal(err)
+	}
+	paid := *o
+	paid.State = OrderPaid
+	rec, err := encodeOrder(&paid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := NewOrderStore(&closingStorage{Storage: files, record: rec, id: o.ID})
+	got, err := s.Load(ctx, o.ID)
+	if err != nil || got.State != OrderPaid {
+		t.Fatalf("Load = %+v, %v; want the paid order", got, err)
 	}
 }

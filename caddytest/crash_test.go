@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -419,7 +420,8 @@ func procCheckoutBody(qty int) any {
 	return map[string]any{"items": []map[string]any{{"sku": "tea", "qty": qty}}}
 }
 
-// orderIDs lists the order records on disk.
+// orderIDs lists the order records on disk: under kassa/orders, and those
+// of orders being created, whose record is their open-index entry.
 func (s *procShop) orderIDs(t *testing.T) []string {
 	t.Helper()
 	files, err := filepath.Glob(filepath.Join(s.storage, "kassa", "orders", "*.json"))
@@ -430,13 +432,27 @@ func (s *procShop) orderIDs(t *testing.T) []string {
 	for _, f := range files {
 		ids = append(ids, strings.TrimSuffix(filepath.Base(f), ".json"))
 	}
-	return ids
+	open, err := filepath.Glob(filepath.Join(s.storage, "kassa", "open", "*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range open {
+		if b, err := os.ReadFile(f); err == nil && bytes.HasPrefix(b, []byte("{")) {
+			ids = append(ids, filepath.Base(f))
+		}
+	}
+	slices.Sort(ids)
+	return slices.Compact(ids)
 }
 
-// record reads an order's record from disk.
+// record reads an order's record from disk: the one under kassa/orders,
+// or else the one an order being created has in its open-index entry.
 func (s *procShop) record(t *testing.T, id string) *kassa.Order {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(s.storage, "kassa", "orders", id+".json"))
+	if os.IsNotExist(err) {
+		b, err = os.ReadFile(filepath.Join(s.storage, "kassa", "open", id))
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
