@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -32,6 +33,16 @@ type loadResult struct {
 	// cpu is the CPU time the shop used meanwhile, and allCPU that of
 	// the shop, the sandbox and the harness together, when measured.
 	cpu, allCPU time.Duration
+}
+
+// plus is l and m together, as if one load: their requests, failures,
+// time and CPU time added up.
+func (l loadResult) plus(m loadResult) loadResult {
+	return loadResult{
+		requests: l.requests + m.requests, failures: l.failures + m.failures,
+		elapsed: l.elapsed + m.elapsed, firstFailure: cmp.Or(l.firstFailure, m.firstFailure),
+		cpu: l.cpu + m.cpu, allCPU: l.allCPU + m.allCPU,
+	}
 }
 
 // rate is successful requests per second.

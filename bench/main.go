@@ -42,7 +42,7 @@ func main() {
 	flag.IntVar(&opts.orders, "orders", 100_000, "closed orders stored for the memory figure")
 	flag.StringVar(&opts.out, "out", "", "write the report (Markdown) to this `file`, such as docs/PERFORMANCE.md")
 	flag.StringVar(&opts.benchtime, "benchtime", "1s", "-benchtime of the Go benchmarks")
-	flag.StringVar(&opts.pprof, "pprof", "", "write CPU profiles of the shop Caddy during the status and checkout figures to this `directory`")
+	flag.StringVar(&opts.pprof, "pprof", "", "write CPU profiles of the shop and sandbox Caddies during the status and checkout figures to this `directory`")
 	flag.Parse()
 	if flag.NArg() > 0 || opts.concurrency < 1 || opts.duration <= 0 || opts.orders < 0 {
 		flag.Usage()

@@ -55,10 +55,18 @@ func TestHarnessSmoke(t *testing.T) {
 	if f.statusPolls > f.pollBound() {
 		t.Errorf("%v status calls, more than %v", f.statusPolls, f.pollBound())
 	}
+	if len(f.rounds) != interleavedRounds {
+		t.Errorf("%d rounds of the checkout figure, want %d", len(f.rounds), interleavedRounds)
+	}
+	for i, r := range f.rounds {
+		if r.checkout.requests == 0 || r.writes.requests == 0 || r.stored.requests == 0 {
+			t.Errorf("round %d is missing a figure: %+v", i, r)
+		}
+	}
 	if f.writesPerOrder < 1 {
 		t.Errorf("%v storage writes per order", f.writesPerOrder)
 	}
-	for _, profile := range []string{"status.cpu.pprof", "checkout.cpu.pprof"} {
+	for _, profile := range []string{"status.cpu.pprof", "checkout.cpu.pprof", "sandbox-status.cpu.pprof", "sandbox-checkout.cpu.pprof"} {
 		if st, err := os.Stat(filepath.Join(opts.pprof, profile)); err != nil || st.Size() == 0 {
 			t.Errorf("profile %s: %v", profile, err)
 		}

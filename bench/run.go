@@ -1,7 +1,6 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -52,15 +51,16 @@ type figures struct {
 	opts    options
 	machine machine
 
-	respond, proxy, status, checkout loadResult
-	// writes are durable FileStorage writes, one per request: half of
-	// them just before the checkout figure, half just after it, so that a
-	// disk whose speed drifts (a shared machine's) is measured as the
-	// checkout met it. writes merges the halves.
-	writes, writesBefore, writesAfter loadResult
-	// stored are orders written as the checkout writes them, with
-	// OrderStore alone: no HTTP, no provider.
-	stored loadResult
+	respond, proxy, status loadResult
+	// The checkout figure and the two storage figures beside it are
+	// measured in interleaved rounds (rounds), so that a disk whose speed
+	// drifts (a shared machine's) is measured as the checkout met it.
+	// checkout is the kassa_checkout form posts; writes are durable
+	// FileStorage writes, one per request; stored are orders written as
+	// the checkout writes them, with OrderStore alone: no HTTP, no
+	// provider. Each merges its rounds.
+	checkout, writes, stored loadResult
+	rounds                   []round
 	// writesPerOrder is the storage writes of one checkout, counted by
 	// the Go benchmark BenchmarkCheckoutForm.
 	writesPerOrder float64
@@ -191,7 +191,7 @@ func (f *figures) measureLoad(ctx context.Context, s *shop, writesDir string, w 
 			return err
 		}
 	}
-	err = f.profiled(ctx, s, "status", func() error {
+	err = f.profiled(ctx, s, "status", d, func() error {
 		before, err := s.metrics(ctx)
 		if err != nil {
 			return err
@@ -209,74 +209,87 @@ func (f *figures) measureLoad(ctx context.Context, s *shop, writesDir string, w 
 	}
 	fmt.Fprintf(w, "  %.0f req/s, %.2f provider polls/s per order\n", f.status.rate(), f.pollsPerSecond())
 
-	record, err := json.Marshal(sampleOrder(0, kassa.OrderPending)) // an order's size
-	if err != nil {
-		return err
-	}
-	durable := func() (loadResult, error) {
-		fmt.Fprintf(w, "durable writes for %s\n", d/2)
-		res, err := s.harnessLoad(func() loadResult { return durableWrites(ctx, writesDir, record, n, d/2) })
-		fmt.Fprintf(w, "  %.0f writes/s\n", res.rate())
-		return res, err
-	}
-	if f.writesBefore, err = durable(); err != nil {
-		return err
-	}
-	fmt.Fprintln(w, "checkout form posts")
-	err = f.profiled(ctx, s, "checkout", func() error {
+	fmt.Fprintf(w, "checkout form posts, durable writes and the checkout's writes alone, in %d rounds of %s each\n",
+		interleavedRounds, d/interleavedRounds)
+	err = f.profiled(ctx, s, "checkout", 3*d, func() error {
 		before, err := s.metrics(ctx)
 		if err != nil {
 			return err
 		}
-		if f.checkout, err = s.load(func() loadResult {
+		if err := f.measureCheckout(ctx, s, writesDir, w); err != nil {
+			return err
+		}
+		after, err := s.metrics(ctx)
+		f.generateCalls = after.providerCalls("generate") - before.providerCalls("generate")
+		fmt.Fprintf(w, "  %.0f orders/s, %.3f provider calls per order; %.0f writes/s; %.0f orders/s of writes alone\n",
+			f.checkout.rate(), f.callsPerOrder(), f.writes.rate(), f.stored.rate())
+		return err
+	})
+	return err
+}
+
+// interleavedRounds is how many rounds the checkout figure is measured in,
+// each beside a round of durable writes and one of the checkout's writes
+// alone.
+const interleavedRounds = 5
+
+// round is one round of the checkout figure and the storage figures
+// beside it.
+type round struct{ checkout, writes, stored loadResult }
+
+// measureCheckout measures, in interleavedRounds rounds that together
+// last three figures' time, the checkout's form posts on s, the durable
+// write rate in writesDir, and the checkout's own writes alone there.
+func (f *figures) measureCheckout(ctx context.Context, s *shop, writesDir string, w io.Writer) error {
+	n, d := f.opts.concurrency, f.opts.duration/interleavedRounds
+	record, err := json.Marshal(sampleOrder(0, kassa.OrderPending)) // an order's size
+	if err != nil {
+		return err
+	}
+	for range interleavedRounds {
+		var r round
+		if r.writes, err = s.harnessLoad(func() loadResult { return durableWrites(ctx, writesDir, record, n, d) }); err != nil {
+			return err
+		}
+		if r.checkout, err = s.load(func() loadResult {
 			return drive(ctx, n, d, func(int, int) error {
 				return postForm(s.client, s.base+checkoutPath, checkoutForm, http.StatusSeeOther)
 			})
 		}); err != nil {
 			return err
 		}
-		after, err := s.metrics(ctx)
-		f.generateCalls = after.providerCalls("generate") - before.providerCalls("generate")
-		fmt.Fprintf(w, "  %.0f orders/s, %.3f provider calls per order\n", f.checkout.rate(), f.callsPerOrder())
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(w, "the checkout's storage writes alone for %s\n", d/2)
-	if f.stored, err = s.harnessLoad(func() loadResult {
-		return storeOrders(ctx, filepath.Join(writesDir, "orders"), n, d/2)
-	}); err != nil {
-		return err
-	}
-	fmt.Fprintf(w, "  %.0f orders/s\n", f.stored.rate())
-	if f.writesAfter, err = durable(); err != nil {
-		return err
-	}
-	f.writes = loadResult{
-		requests:     f.writesBefore.requests + f.writesAfter.requests,
-		failures:     f.writesBefore.failures + f.writesAfter.failures,
-		elapsed:      f.writesBefore.elapsed + f.writesAfter.elapsed,
-		allCPU:       f.writesBefore.allCPU + f.writesAfter.allCPU,
-		firstFailure: cmp.Or(f.writesBefore.firstFailure, f.writesAfter.firstFailure),
+		if r.stored, err = s.harnessLoad(func() loadResult {
+			return storeOrders(ctx, filepath.Join(writesDir, "orders"), n, d)
+		}); err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "  round: %.0f writes/s, %.0f orders/s, %.0f orders/s of writes alone\n",
+			r.writes.rate(), r.checkout.rate(), r.stored.rate())
+		f.rounds = append(f.rounds, r)
+		f.writes, f.checkout, f.stored = f.writes.plus(r.writes), f.checkout.plus(r.checkout), f.stored.plus(r.stored)
 	}
 	return nil
 }
 
-// profiled runs measure, and with -pprof a CPU profile of s beside it.
-func (f *figures) profiled(ctx context.Context, s *shop, name string, measure func() error) error {
+// profiled runs measure, and with -pprof CPU profiles of s and of its
+// sandbox over the first d of it.
+func (f *figures) profiled(ctx context.Context, s *shop, name string, d time.Duration, measure func() error) error {
 	if f.opts.pprof == "" {
 		return measure()
 	}
 	if err := os.MkdirAll(f.opts.pprof, 0o755); err != nil {
 		return err
 	}
-	file := filepath.Join(f.opts.pprof, name+".cpu.pprof")
-	profile := make(chan error, 1)
-	go func() { profile <- s.cpuProfile(ctx, f.opts.duration, file) }()
+	profiles := make(chan error, 2)
+	for prefix, p := range map[string]*caddyProcess{"": s.caddyProcess, "sandbox-": s.provider} {
+		file := filepath.Join(f.opts.pprof, prefix+name+".cpu.pprof")
+		go func() { profiles <- p.cpuProfile(ctx, d, file) }()
+	}
 	err := measure()
-	if perr := <-profile; err == nil && perr != nil {
-		err = perr
+	for range 2 {
+		if perr := <-profiles; err == nil && perr != nil {
+			err = perr
+		}
 	}
 	return err
 }
