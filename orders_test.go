@@ -536,13 +536,17 @@ var _ certmagic.Storage = (*crashStorage)(nil)
 func TestOrderStoreCreateCrashes(t *testing.T) {
 	ctx := context.Background()
 	clock := &testClock{t: time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)}
+	newStore := func(t *testing.T) (*crashStorage, *OrderStore) {
+		m := newCrashStorage(t, clock.Now)
+		s := NewOrderStore(m)
+		s.Now = clock.Now
+		return m, s
+	}
 
 	// Write 1 is the idempotency mapping, 2 the index entry, 3 the record;
 	// an order in creating has its record in its index entry (write 2).
 	t.Run("before the mapping", func(t *testing.T) {
-		m := newCrashStorage(t, clock.Now)
-		s := NewOrderStore(m)
-		s.Now = clock.Now
+		m, s := newStore(t)
 		o := &Order{ID: NewOrderID(), State: OrderCreating, IdempotencyKey: "k"}
 		m.crashAtWrite(1)
 		if err := s.Create(ctx, o); !errors.Is(err, errCrash) {
@@ -555,9 +559,7 @@ func TestOrderStoreCreateCrashes(t *testing.T) {
 	})
 
 	t.Run("after the mapping", func(t *testing.T) {
-		m := newCrashStorage(t, clock.Now)
-		s := NewOrderStore(m)
-		s.Now = clock.Now
+		m, s := newStore(t)
 		o := &Order{ID: NewOrderID(), State: OrderCreating, IdempotencyKey: "k"}
 		m.crashAtWrite(2)
 		if err := s.Create(ctx, o); !errors.Is(err, errCrash) {
@@ -585,9 +587,7 @@ func TestOrderStoreCreateCrashes(t *testing.T) {
 	})
 
 	t.Run("creating is one write after the mapping", func(t *testing.T) {
-		m := newCrashStorage(t, clock.Now)
-		s := NewOrderStore(m)
-		s.Now = clock.Now
+		m, s := newStore(t)
 		o := &Order{ID: NewOrderID(), State: OrderCreating, IdempotencyKey: "k"}
 		m.crashAtWrite(3)
 		if err := s.Create(ctx, o); err != nil {
@@ -623,9 +623,7 @@ func TestOrderStoreCreateCrashes(t *testing.T) {
 	})
 
 	t.Run("after the index entry", func(t *testing.T) {
-		m := newCrashStorage(t, clock.Now)
-		s := NewOrderStore(m)
-		s.Now = clock.Now
+		m, s := newStore(t)
 		o := &Order{ID: NewOrderID(), State: OrderPending, IdempotencyKey: "k"}
 		m.crashAtWrite(3)
 		if err := s.Create(ctx, o); !errors.Is(err, errCrash) {
