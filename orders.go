@@ -617,19 +617,24 @@ func (s *OrderStore) creatingRecord(ctx context.Context, id string) ([]byte, err
 	return rec, nil
 }
 
+// recordKeys names where the record of order id is, for an error about it.
+func recordKeys(id string) string {
+	return orderKey(id) + " (or " + openKey(id) + ", while the order is being created)"
+}
+
 // decodeRecord decodes the record loaded for order id, and checks that it
 // holds that order.
 func decodeRecord(id string, rec []byte) (*Order, error) {
 	o, err := decodeOrder(rec)
 	if err != nil {
-		return nil, fmt.Errorf("kassa: decoding %s: %w", orderKey(id), err)
+		return nil, fmt.Errorf("kassa: decoding %s: %w", recordKeys(id), err)
 	}
 	if o.ID != id {
 		if strings.EqualFold(o.ID, id) {
 			// A case-insensitive file system found another id's record.
 			return nil, fmt.Errorf("kassa: order %s: %w", id, ErrOrderNotFound)
 		}
-		return nil, fmt.Errorf("kassa: decoding %s: record holds order %q", orderKey(id), o.ID)
+		return nil, fmt.Errorf("kassa: decoding %s: record holds order %q", recordKeys(id), o.ID)
 	}
 	return o, nil
 }

@@ -312,6 +312,14 @@ func TestOrderStoreLoadCorruptRecord(t *testing.T) {
 			t.Errorf("Load of record %s = %v, want an error naming %s", rec, err, key)
 		}
 	}
+	// The record of an order being created, in its open-index entry.
+	creating := NewOrderID()
+	if err := storage.Store(ctx, openKey(creating), []byte(`{"id":`)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Load(ctx, creating); err == nil || errors.Is(err, ErrOrderNotFound) || !strings.Contains(err.Error(), openKey(creating)) {
+		t.Errorf("Load of a broken creating record = %v, want an error naming %s", err, openKey(creating))
+	}
 }
 
 func TestOrderStoreOpenIndex(t *testing.T) {
