@@ -21,9 +21,7 @@ func newCompactFixture(t *testing.T) *compactFixture {
 	t.Helper()
 	ctx := context.Background()
 	clock := &testClock{t: time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)}
-	m := newCrashStorage(t, clock.Now)
-	s := NewOrderStore(m)
-	s.Now = clock.Now
+	m, s := newCrashStore(t, clock)
 	f := &compactFixture{store: s, storage: m, clock: clock}
 	for _, o := range []**Order{&f.expired, &f.failed, &f.cancelled, &f.paid, &f.open} {
 		*o = &Order{ID: NewOrderID(), State: OrderPending}
@@ -141,4 +139,35 @@ func TestCompactCrash(t *testing.T) {
 			t.Errorf("crash at write %d: a paid or open order was deleted", crashAt)
 		}
 	}
+}
+
+// TestCompactLeavesNoCreatingRecord: an order that closed while a crash
+// kept its open-index entry, which still holds its record from when it was
+// being created, is not brought back by that entry once Compact deleted
+// its record.
+func TestCompactLeavesNoCreatingRecord(t *testing.T) {
+	ctx := context.Background()
+	clock := &testClock{t: time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)}
+	m, s := newCrashStore(t, clock)
+	o := &Order{ID: NewOrderID(), State: OrderCreating}
+	if err := s.Create(ctx, o); err != nil {
+		t.Fatal(err)
+	}
+	o.State = OrderExpired
+	m.crashAtWrite(3) // the record, the unpaid entry; not the open entry's removal
+	if err := s.Save(ctx, o); !errors.Is(err, errCrash) {
+		t.Fatalf("Save = %v, want the crash", err)
+	}
+	m.restart()
+	if !m.has(openKey(o.ID)) {
+		t.Fatal("the crash did not leave the open entry")
+	}
+	clock.Add(48 * time.Hour)
+	if n, err := s.Compact(ctx, 24*time.Hour); err != nil || n != 1 {
+		t.Fatalf("Compact = %d, %v; want 1", n, err)
+	}
+	if _, err := s.Load(ctx, o.ID); !errors.Is(err, ErrOrderNotFound) {
+		t.Errorf("Load of the compacted order = %v, want ErrOrderNotFound", err)
+	}
+	wantIDs(t, s)
 }

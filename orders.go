@@ -755,7 +755,9 @@ func (s *OrderStore) Compact(ctx context.Context, keep time.Duration) (int, erro
 }
 
 // deleteOrder deletes an order's idempotency mapping, if it still names
-// the order, and then its record.
+// the order, any open-index entry left of it (which may hold its record as
+// it was being created, and must not outlive the record), and then its
+// record.
 func (s *OrderStore) deleteOrder(ctx context.Context, o *Order) error {
 	if o.IdempotencyKey != "" {
 		mapped, ok, err := s.ByIdempotencyKey(ctx, o.IdempotencyKey)
@@ -767,6 +769,9 @@ func (s *OrderStore) deleteOrder(ctx context.Context, o *Order) error {
 				return fmt.Errorf("kassa: deleting %s: %w", key, storageFailure{err})
 			}
 		}
+	}
+	if err := s.CloseIndex(ctx, o.ID); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
 	}
 	if err := s.storage.Delete(ctx, orderKey(o.ID)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("kassa: deleting %s: %w", orderKey(o.ID), storageFailure{err})

@@ -424,6 +424,14 @@ func newCrashStorage(t testing.TB, now func() time.Time) *crashStorage {
 	return &crashStorage{t: t, now: now, keys: map[string]crashValue{}}
 }
 
+// newCrashStore is an order store on crash storage, both on clock.
+func newCrashStore(t testing.TB, clock *testClock) (*crashStorage, *OrderStore) {
+	m := newCrashStorage(t, clock.Now)
+	s := NewOrderStore(m)
+	s.Now = clock.Now
+	return m, s
+}
+
 func (m *crashStorage) write() error {
 	m.writes++
 	if m.crashAt > 0 && m.writes >= m.crashAt {
@@ -544,17 +552,11 @@ var _ certmagic.Storage = (*crashStorage)(nil)
 func TestOrderStoreCreateCrashes(t *testing.T) {
 	ctx := context.Background()
 	clock := &testClock{t: time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)}
-	newStore := func(t *testing.T) (*crashStorage, *OrderStore) {
-		m := newCrashStorage(t, clock.Now)
-		s := NewOrderStore(m)
-		s.Now = clock.Now
-		return m, s
-	}
 
 	// Write 1 is the idempotency mapping, 2 the index entry, 3 the record;
 	// an order in creating has its record in its index entry (write 2).
 	t.Run("before the mapping", func(t *testing.T) {
-		m, s := newStore(t)
+		m, s := newCrashStore(t, clock)
 		o := &Order{ID: NewOrderID(), State: OrderCreating, IdempotencyKey: "k"}
 		m.crashAtWrite(1)
 		if err := s.Create(ctx, o); !errors.Is(err, errCrash) {
@@ -567,7 +569,7 @@ func TestOrderStoreCreateCrashes(t *testing.T) {
 	})
 
 	t.Run("after the mapping", func(t *testing.T) {
-		m, s := newStore(t)
+		m, s := newCrashStore(t, clock)
 		o := &Order{ID: NewOrderID(), State: OrderCreating, IdempotencyKey: "k"}
 		m.crashAtWrite(2)
 		if err := s.Create(ctx, o); !errors.Is(err, errCrash) {
@@ -595,7 +597,7 @@ func TestOrderStoreCreateCrashes(t *testing.T) {
 	})
 
 	t.Run("creating is one write after the mapping", func(t *testing.T) {
-		m, s := newStore(t)
+		m, s := newCrashStore(t, clock)
 		o := &Order{ID: NewOrderID(), State: OrderCreating, IdempotencyKey: "k"}
 		m.crashAtWrite(3)
 		if err := s.Create(ctx, o); err != nil {
@@ -631,7 +633,7 @@ func TestOrderStoreCreateCrashes(t *testing.T) {
 	})
 
 	t.Run("after the index entry", func(t *testing.T) {
-		m, s := newStore(t)
+		m, s := newCrashStore(t, clock)
 		o := &Order{ID: NewOrderID(), State: OrderPending, IdempotencyKey: "k"}
 		m.crashAtWrite(3)
 		if err := s.Create(ctx, o); !errors.Is(err, errCrash) {
@@ -689,9 +691,7 @@ func TestOrderStoreCreateCrashes(t *testing.T) {
 func TestOrderStoreSaveCrash(t *testing.T) {
 	ctx := context.Background()
 	clock := &testClock{t: time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)}
-	m := newCrashStorage(t, clock.Now)
-	s := NewOrderStore(m)
-	s.Now = clock.Now
+	m, s := newCrashStore(t, clock)
 	o := &Order{ID: NewOrderID(), State: OrderPending}
 	other := &Order{ID: NewOrderID(), State: OrderPending}
 	for _, o := range []*Order{o, other} {
