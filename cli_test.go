@@ -229,6 +229,13 @@ items:
 	if err != nil || stdout != cliOrderRecord+"\n" {
 		t.Errorf("--json: %v\n%s", err, stdout)
 	}
+	// An id that starts with - (new ids never do) comes after --.
+	const dashed = "-aVA9Ptwe6NG04jWcGSvrQ"
+	admin.replies["GET /kassa/orders/"+dashed] = cliReply{200, strings.ReplaceAll(cliOrderRecord, "LBqAlBc-Oq4U1YQ0vl6RBw", dashed)}
+	stdout, stderr, err = runCLI(t, "order", "--address", admin.addr(), "--", dashed)
+	if err != nil || !strings.HasPrefix(stdout, "id:              "+dashed+"\n") {
+		t.Errorf("order -- %s: %v\n%s%s", dashed, err, stdout, stderr)
+	}
 }
 
 func TestCLIOrderActions(t *testing.T) {

@@ -268,11 +268,20 @@ const orderIDLen = 22
 
 // NewOrderID returns a random order id: 128 bits from crypto/rand in
 // unpadded base64url (22 URL-safe characters). The id is the buyer's
-// capability to read the order, so it must be unguessable.
+// capability to read the order, so it must be unguessable. It never starts
+// with - or _, so that a command line never takes it for a flag (`caddy
+// kassa order <id>`): an id that would is drawn again, which costs less
+// than a twentieth of a bit.
 func NewOrderID() string {
 	var b [orderIDBytes]byte
-	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails; it crashes the program instead
-	return base64.RawURLEncoding.EncodeToString(b[:])
+	for {
+		_, _ = rand.Read(b[:]) // crypto/rand.Read never fails; it crashes the program instead
+		// The first character is the top 6 bits of the first byte; 62 and
+		// 63 are - and _.
+		if b[0]>>2 < 62 {
+			return base64.RawURLEncoding.EncodeToString(b[:])
+		}
+	}
 }
 
 // ValidOrderID reports whether s has the shape of an order id: exactly 22

@@ -917,6 +917,10 @@ func TestNewOrderID(t *testing.T) {
 		if !ValidOrderID(id) {
 			t.Fatalf("ValidOrderID(%q) = false for a fresh id", id)
 		}
+		// One id in 32 would start so by chance: 10 000 ids would show it.
+		if id[0] == '-' || id[0] == '_' {
+			t.Fatalf("NewOrderID() = %q starts with %q, which a command line takes for a flag", id, id[0])
+		}
 		if seen[id] {
 			t.Fatalf("NewOrderID repeated %q", id)
 		}
