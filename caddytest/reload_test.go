@@ -44,6 +44,7 @@ type reloadLoad struct {
 	paid     []string // those paid at the sandbox
 	requests int      // checkouts and polls answered
 	resent   int      // checkouts sent again after a network error, as the README tells clients to
+	repolled int      // status polls sent again after a network error, as the status page does
 	failures []string // any answer other than the documented one
 }
 
@@ -112,21 +113,35 @@ func (l *reloadLoad) checkout(key string) (string, bool) {
 	return "", false
 }
 
-// poll reads an order's status as its buyer's page does.
+// poll reads an order's status as its buyer's page does: a network error
+// (a keep-alive connection the old config closed as the request went out)
+// is answered by polling again, as the page does on its next tick; any
+// answer but 200 with the order is a failure.
 func (l *reloadLoad) poll(id string) {
-	req, err := http.NewRequest("GET", l.s.url+"/pay?order="+id, nil)
-	if err != nil {
-		panic(err)
-	}
-	req.Header.Set("Accept", "application/json")
-	status, st, err := reloadDo(req)
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if err != nil || status != http.StatusOK || st.OrderID != id || (st.State != "pending" && st.State != "paid") {
-		l.failures = append(l.failures, fmt.Sprintf("status of %s: %d %+v %v", id, status, st, err))
+	for attempt := 0; attempt < 5; attempt++ {
+		req, err := http.NewRequest("GET", l.s.url+"/pay?order="+id, nil)
+		if err != nil {
+			panic(err)
+		}
+		req.Header.Set("Accept", "application/json")
+		status, st, err := reloadDo(req)
+		l.mu.Lock()
+		switch {
+		case err != nil:
+			l.repolled++
+			l.mu.Unlock()
+			continue
+		case status != http.StatusOK || st.OrderID != id || (st.State != "pending" && st.State != "paid"):
+			l.failures = append(l.failures, fmt.Sprintf("status of %s: %d %+v", id, status, st))
+		default:
+			l.requests++
+		}
+		l.mu.Unlock()
 		return
 	}
-	l.requests++
+	l.mu.Lock()
+	l.failures = append(l.failures, "status of "+id+": network errors on 5 attempts")
+	l.mu.Unlock()
 }
 
 // reloadDo sends req with the buyers' client and decodes the JSON reply.
@@ -267,9 +282,9 @@ func TestReloadUnderLoad(t *testing.T) {
 		clusterWaitDone(t, s, id, procRecoverWait)
 	}
 	after := l.settled(t, p, quiet)
-	t.Logf("%d reloads under %d buyers: %d answers, %d orders (%d paid), %d checkouts sent again after a network error; "+
+	t.Logf("%d reloads under %d buyers: %d answers, %d orders (%d paid), %d checkouts and %d polls sent again after a network error; "+
 		"idle before: %d goroutines, %d sockets; after: %d goroutines, %d sockets",
-		reloadCount, reloadWorkers, l.requests, len(l.orders), len(l.paid), l.resent,
+		reloadCount, reloadWorkers, l.requests, len(l.orders), len(l.paid), l.resent, l.repolled,
 		before.goroutines, before.sockets, after.goroutines, after.sockets)
 
 	for _, f := range l.failures {
