@@ -36,9 +36,11 @@ type reconciler struct {
 	nudges chan string
 	cancel context.CancelFunc
 	done   chan struct{}
-	// failing holds the last status error logged per order, so that a
-	// provider failing pass after pass is logged when the failure changes,
-	// not every pass. Only the reconciler's goroutine (or a step under its
+	// failing holds the last provider error (a status check's, or an
+	// expired order's cancel) logged per order, so that a provider failing
+	// pass after pass is logged when the failure changes, not every pass.
+	// An order's entry goes when the provider answers again or the order
+	// changes state. Only the reconciler's goroutine (or a step under its
 	// lock) touches it.
 	failing map[string]string
 }
@@ -249,8 +251,8 @@ func (r *reconciler) checkPending(ctx context.Context, acc *account, o *Order) {
 		}
 		return
 	}
-	delete(r.failing, o.ID)
 	if a.now().Before(o.ExpiresAt) {
+		delete(r.failing, o.ID)
 		return
 	}
 	err = acc.CancelPayment(ctx, PaymentRef{ID: o.Payment.ID, OrderID: o.ID})
@@ -316,6 +318,7 @@ func (r *reconciler) transition(ctx context.Context, o *Order, state OrderState,
 	if !r.save(ctx, o) {
 		return false
 	}
+	delete(r.failing, o.ID)
 	r.app.logger.Info("order "+string(state), zap.String("order_id", o.ID), zap.String("from", string(from)),
 		zap.String("account", o.Account), zap.String("provider", o.Provider), zap.String("note", note))
 	countTransition(o, from)
