@@ -18,10 +18,14 @@ type clientLimit struct {
 
 	mu   sync.Mutex
 	made map[string][]time.Time
+	// swept is when clients were last forgotten.
+	swept time.Time
 }
 
 // maxLimitedClients is the size past which clients with no order left in
-// the window are forgotten.
+// the window are forgotten: at most once per window, so that a shop with
+// more buyers than that in one window does not scan them all on every
+// checkout.
 const maxLimitedClients = 10000
 
 // allow records an order by client at now, unless the client already made
@@ -32,7 +36,8 @@ func (l *clientLimit) allow(client string, now time.Time) bool {
 	if l.made == nil {
 		l.made = make(map[string][]time.Time)
 	}
-	if len(l.made) >= maxLimitedClients {
+	if len(l.made) >= maxLimitedClients && now.Sub(l.swept) >= l.window {
+		l.swept = now
 		for c, times := range l.made {
 			if len(recent(times, now, l.window)) == 0 {
 				delete(l.made, c)
