@@ -66,6 +66,9 @@ type App struct {
 	creating   *keyLocks
 	perClient  *clientLimit
 	now        func() time.Time
+	// newID draws a new order's id; NewOrderID, swapped by the lifecycle
+	// simulation so that a history replays from its seed.
+	newID func() string
 }
 
 // account is a named payment account and its provider.
@@ -90,6 +93,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return err
 	}
 	a.now = time.Now
+	a.newID = NewOrderID
 	if a.PollInterval <= 0 {
 		a.PollInterval = caddy.Duration(defaultPollInterval)
 	}
@@ -212,6 +216,14 @@ func (a *App) Start() error {
 func (a *App) Stop() error {
 	a.reconciler.stop()
 	return nil
+}
+
+// orderID draws a new order's id.
+func (a *App) orderID() string {
+	if a.newID == nil {
+		return NewOrderID()
+	}
+	return a.newID()
 }
 
 // account returns the named payment account, or the only one when name is

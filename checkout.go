@@ -171,7 +171,7 @@ func (h *Checkout) create(w http.ResponseWriter, r *http.Request) error {
 			Message: "too many orders from your address; pay or wait for the ones you made"}
 	}
 	if o.ID == "" {
-		o.ID = NewOrderID()
+		o.ID = h.app.orderID()
 	}
 	repl.Set("kassa.order_id", o.ID)
 	if h.Redirect != "" {
