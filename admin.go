@@ -233,40 +233,59 @@ func (a *App) adminOrderAction(w http.ResponseWriter, r *http.Request, id, actio
 	return writeJSON(w, http.StatusOK, o)
 }
 
-// cancelOrder cancels a pending order at its provider, under the
-// reconciler's lock. An order the provider reports paid is recorded paid
-// instead, and the cancel refused.
+// cancelOrder cancels a pending order at its provider. An order the
+// provider reports paid is recorded paid instead, and the cancel refused.
 func (a *App) cancelOrder(ctx context.Context, id string) (*Order, error) {
-	return a.withPendingOrder(ctx, id, func(ctx context.Context, acc *account, o *Order) error {
-		if st, err := acc.PaymentStatus(ctx, PaymentRef{ID: o.Payment.ID, OrderID: o.ID}); err == nil && st.Paid {
-			a.reconciler.markPaid(ctx, o, st)
-			return &RequestError{Status: http.StatusConflict, Code: "already_paid", Message: "the buyer has paid this order"}
+	o, acc, err := a.operatorOrder(ctx, id)
+	if err != nil {
+		return o, err
+	}
+	if o.State != OrderPending {
+		return o, &RequestError{Status: http.StatusConflict, Code: "not_pending", Message: "the order is " + string(o.State.Public())}
+	}
+	ref := PaymentRef{ID: o.Payment.ID, OrderID: o.ID}
+	if st, err := acc.PaymentStatus(ctx, ref); err == nil && st.Paid {
+		if o, err = a.paid(ctx, id, st, ""); err != nil {
+			return o, err
 		}
-		err := acc.CancelPayment(ctx, PaymentRef{ID: o.Payment.ID, OrderID: o.ID})
-		if errors.Is(err, ErrNotSupported) {
-			return &RequestError{Status: http.StatusConflict, Code: "cannot_cancel",
-				Message: acc.provider + " cannot cancel a payment link; the order expires after order_ttl"}
-		}
-		if err != nil {
-			return err
-		}
-		a.reconciler.transition(ctx, o, OrderCancelled, "cancelled by an operator")
-		return nil
-	})
+		return o, &RequestError{Status: http.StatusConflict, Code: "already_paid", Message: "the buyer has paid this order"}
+	}
+	err = acc.CancelPayment(ctx, ref)
+	if errors.Is(err, ErrNotSupported) {
+		return o, &RequestError{Status: http.StatusConflict, Code: "cannot_cancel",
+			Message: acc.provider + " cannot cancel a payment link; the order expires after order_ttl"}
+	}
+	if err != nil {
+		return o, err
+	}
+	if o, err = a.cancelled(ctx, id, "cancelled by an operator"); err != nil {
+		return o, err
+	}
+	if o.State != OrderCancelled {
+		return o, &RequestError{Status: http.StatusConflict, Code: "not_pending", Message: "the order became " + string(o.State) + " meanwhile"}
+	}
+	return o, nil
 }
 
-// confirmOrder records a pending order as paid on an operator's word, for
-// payments the provider cannot report; its receipt follows.
+// confirmOrder records an order as paid on an operator's word, for a
+// payment the provider cannot report or reported late: a pending order
+// becomes paid, one that closed unpaid becomes paid late. Its receipt
+// follows.
 func (a *App) confirmOrder(ctx context.Context, id string) (*Order, error) {
-	return a.withPendingOrder(ctx, id, func(ctx context.Context, _ *account, o *Order) error {
-		a.reconciler.markPaid(ctx, o, PaymentStatus{Paid: true})
-		return nil
-	})
+	o, _, err := a.operatorOrder(ctx, id)
+	if err != nil {
+		return o, err
+	}
+	if o.State == OrderCreating || o.State == OrderPaid {
+		return o, &RequestError{Status: http.StatusConflict, Code: "cannot_confirm", Message: "the order is " + string(o.State)}
+	}
+	return a.paid(ctx, id, PaymentStatus{Paid: true}, "operator")
 }
 
 // receiptOutcome is the error an operator gets for a receipt that was
 // sent and then failed at the till: 502, and it stays failed until the
-// next retry. A send that failed is reissueReceipt's own error.
+// next retry, which issues it under a new operation id. A send that failed
+// is reissueReceipt's own error.
 func receiptOutcome(rec *OrderReceipt) error {
 	if rec != nil && rec.State == ReceiptFailed {
 		return &RequestError{Status: http.StatusBadGateway, Code: "provider_error",
@@ -275,29 +294,18 @@ func receiptOutcome(rec *OrderReceipt) error {
 	return nil
 }
 
-// withPendingOrder runs step on a pending order under the reconciler's lock.
-func (a *App) withPendingOrder(ctx context.Context, id string, step func(context.Context, *account, *Order) error) (*Order, error) {
-	var o *Order
-	var err error
-	a.reconciler.locked(ctx, func(ctx context.Context) {
-		if o, err = a.orders.Load(ctx, id); err != nil {
-			return
-		}
-		if !o.State.Open() {
-			err = &RequestError{Status: http.StatusConflict, Code: "not_pending", Message: "the order is " + string(o.State)}
-			return
-		}
-		acc, ok := a.accounts[o.Account]
-		if !ok {
-			err = &RequestError{Status: http.StatusConflict, Code: "unknown_account", Message: "the order's payment account is no longer configured"}
-			return
-		}
-		err = step(ctx, acc, o)
-	})
-	if err == nil && o == nil {
-		err = ctx.Err()
+// operatorOrder loads an order an operator acts on, with its payment
+// account.
+func (a *App) operatorOrder(ctx context.Context, id string) (*Order, *account, error) {
+	o, err := a.orders.Load(ctx, id)
+	if err != nil {
+		return nil, nil, err
 	}
-	return o, err
+	acc, ok := a.accounts[o.Account]
+	if !ok {
+		return o, nil, &RequestError{Status: http.StatusConflict, Code: "unknown_account", Message: "the order's payment account is no longer configured"}
+	}
+	return o, acc, nil
 }
 
 // payoutRequest is a payout as an operator posts it.

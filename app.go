@@ -64,6 +64,7 @@ type App struct {
 	statuses   *statusGate
 	reconciler *reconciler
 	creating   *keyLocks
+	unsaved    *unsavedPayments
 	perClient  *clientLimit
 	now        func() time.Time
 	// newID draws a new order's id; NewOrderID, swapped by the lifecycle
@@ -173,6 +174,7 @@ func (a *App) useStorage(storage certmagic.Storage) {
 	a.orders.Now = func() time.Time { return a.now() }
 	a.statuses = newStatusGate(time.Second)
 	a.creating = new(keyLocks)
+	a.unsaved = new(unsavedPayments)
 	a.reconciler = newReconciler(a)
 }
 

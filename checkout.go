@@ -132,7 +132,8 @@ func (h *Checkout) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp
 }
 
 // create prices the request, stores the order, creates its payment and
-// answers with where to pay.
+// answers with where to pay. A payment page goes to the buyer only once its
+// order is stored pending with the provider's invoice.
 func (h *Checkout) create(w http.ResponseWriter, r *http.Request) error {
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	o, err := h.newOrder(r, repl)
@@ -180,13 +181,10 @@ func (h *Checkout) create(w http.ResponseWriter, r *http.Request) error {
 			return fmt.Errorf("kassa_checkout: redirect %q is not an absolute http(s) URL", o.ReturnURL)
 		}
 	}
-	now := h.app.now()
-	o.State, o.CreatedAt, o.UpdatedAt = OrderCreating, now, now
-	o.ExpiresAt = now.Add(time.Duration(h.app.OrderTTL))
 	// From here on a buyer who leaves does not cut the checkout short: the
 	// provider's timeout bounds it, and its outcome is recorded either way.
 	ctx := context.WithoutCancel(r.Context())
-	if err := h.app.orders.Create(ctx, o); errors.Is(err, ErrIdempotencyKeyUsed) {
+	if err := h.app.openOrder(ctx, o); errors.Is(err, ErrIdempotencyKeyUsed) {
 		// Another instance made this key's order a moment ago: answer with it.
 		id, _, err := h.app.orders.ByIdempotencyKey(ctx, o.IdempotencyKey)
 		if err != nil {
@@ -209,24 +207,35 @@ func (h *Checkout) create(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	failpoint("checkout-replied")
-	o.Payment, o.State, o.UpdatedAt = payment, OrderPending, h.app.now()
-	// A failure to store this is logged, not returned: the buyer can pay,
-	// and the reconciler finds the order in creating and recovers it.
-	if err := h.app.orders.SaveCreated(ctx, o); err != nil {
+	stored, err := h.app.paymentCreated(ctx, o.ID, payment)
+	if err != nil {
+		// The invoice exists but its order is not stored pending: the buyer
+		// gets no payment page, but a 503; their retry with the same key,
+		// or the reconciler, stores the invoice kept here.
+		h.app.unsaved.put(o.ID, payment)
 		h.logger.Error("storing a created payment", zap.String("order_id", o.ID), zap.Error(err))
-	} else {
-		countTransition(o, OrderCreating)
+		return err
 	}
 	failpoint("checkout-saved")
 	h.logger.Info("order created", zap.String("order_id", o.ID), zap.String("account", o.Account),
 		zap.String("provider", o.Provider), zap.Duration("duration", time.Since(start)))
-	return h.created(w, r, repl, o)
+	return h.answer(w, r, repl, stored)
 }
 
-// replayed answers a repeated checkout with the order it made before.
+// replayed answers a repeated checkout with the order it made before, as
+// that order stands now.
 func (h *Checkout) replayed(w http.ResponseWriter, r *http.Request, repl *caddy.Replacer, prior *Order) error {
 	w.Header().Set("Idempotent-Replayed", "true")
-	return h.created(w, r, repl, prior)
+	if prior.State == OrderCreating {
+		// This instance may hold its invoice, whose storing failed.
+		if stored, held, err := h.app.saveUnsaved(context.WithoutCancel(r.Context()), prior.ID); held {
+			if err != nil {
+				return err
+			}
+			prior = stored
+		}
+	}
+	return h.answer(w, r, repl, prior)
 }
 
 // createFailed records a failed payment creation. An order whose provider
@@ -235,17 +244,16 @@ func (h *Checkout) replayed(w http.ResponseWriter, r *http.Request, repl *caddy.
 func (h *Checkout) createFailed(o *Order, err error, took time.Duration) {
 	ctx := context.Background()
 	_, resendable := h.acc.PaymentProvider.(OrderIDIdempotent)
+	state := OrderCreating
 	if !(resendable && errors.Is(err, ErrUnavailable)) {
-		now := h.app.now()
-		o.State, o.Error, o.UpdatedAt, o.ClosedAt = OrderFailed, err.Error(), now, now
-		if serr := h.app.orders.Save(ctx, o); serr != nil {
+		if stored, serr := h.app.creationFailed(ctx, o.ID, err.Error()); serr != nil {
 			h.logger.Error("storing a failed order", zap.String("order_id", o.ID), zap.Error(serr))
 		} else {
-			countTransition(o, OrderCreating)
+			state = stored.State
 		}
 	}
 	h.logger.Warn("creating payment failed", zap.String("order_id", o.ID), zap.String("account", o.Account),
-		zap.String("provider", o.Provider), zap.String("state", string(o.State)), zap.Duration("duration", took), zap.Error(err))
+		zap.String("provider", o.Provider), zap.String("state", string(state)), zap.Duration("duration", took), zap.Error(err))
 }
 
 // newOrder builds an order from the request: what is bought, for how much,
@@ -387,21 +395,36 @@ func (h *Checkout) readRequest(r *http.Request) (CheckoutRequest, error) {
 	}
 }
 
-// created answers a created (or replayed) order: a form is sent to the
-// payment page, or shown where to pay; a JSON client gets the order.
-func (h *Checkout) created(w http.ResponseWriter, r *http.Request, repl *caddy.Replacer, o *Order) error {
-	switch o.State {
-	case OrderFailed:
-		return &RequestError{Status: http.StatusBadGateway, Code: "order_failed",
-			Message: "the payment for this order could not be created; start a new order"}
-	case OrderCreating:
+// answer tells a buyer where their order stands, after a checkout or its
+// replay. Only a pending order within its time sends the buyer to pay: a
+// form to the payment page (or a page with where to pay), a JSON client a
+// 201 with the order. A paid order answers as paid (JSON 200, a form to
+// the redirect); an order closed unpaid, or past its time, 409
+// order_closed; one still being created, 409 order_in_progress, until its
+// checkout can no longer finish it.
+func (h *Checkout) answer(w http.ResponseWriter, r *http.Request, repl *caddy.Replacer, o *Order) error {
+	repl.Set("kassa.order_id", o.ID)
+	repl.Set("kassa.amount", FormatAmount(o.Amount))
+	now := h.app.now()
+	switch {
+	case o.State == OrderPaid:
+		if wantsJSON(r) {
+			return writeJSON(w, http.StatusOK, newStatusView(o))
+		}
+		if o.ReturnURL != "" {
+			http.Redirect(w, r, o.ReturnURL, http.StatusSeeOther)
+			return nil
+		}
+		return writeMessagePage(w, http.StatusOK, "Заказ оплачен", "This order has been paid. Thank you!")
+	case o.State == OrderCreating && now.Sub(o.CreatedAt) < creatingGrace(h.acc):
 		w.Header().Set("Retry-After", "2")
 		return &RequestError{Status: http.StatusConflict, Code: "order_in_progress",
 			Message: "this order's payment is still being created; try again in a moment"}
+	case o.State != OrderPending || !now.Before(o.ExpiresAt):
+		return &RequestError{Status: http.StatusConflict, Code: "order_closed",
+			Message: "this order is closed and can no longer be paid; please start a new order"}
 	}
-	repl.Set("kassa.order_id", o.ID)
 	repl.Set("kassa.payment_url", o.Payment.URL)
-	repl.Set("kassa.amount", FormatAmount(o.Amount))
 	if wantsJSON(r) {
 		return writeJSON(w, http.StatusCreated, newCreatedView(o))
 	}
@@ -433,12 +456,15 @@ func (h *Checkout) status(w http.ResponseWriter, r *http.Request, id string) err
 	o := answer.order
 	if acc, ok := h.app.accounts[o.Account]; ok && o.State == OrderPending {
 		st, err := h.app.paymentStatus(r.Context(), acc, o)
-		if err == nil && st.Paid && (!st.Amount.Valid || !st.Amount.Decimal.LessThan(o.Amount)) {
-			// The reconciler records it; the buyer need not wait for that.
-			paid := *o // the answer's order is shared: never modified
-			paid.State, paid.PaidAt = OrderPaid, h.app.now()
+		if err == nil && st.Paid {
+			// The buyer need not wait for the reconciler: the payment is
+			// recorded now, and the reconciler sends its receipt.
+			paid, err := h.app.paid(context.WithoutCancel(r.Context()), o.ID, st, "")
+			if err != nil {
+				return err
+			}
 			h.app.reconciler.nudge(o.ID)
-			return writeJSON(w, http.StatusOK, newStatusView(&paid))
+			return writeJSON(w, http.StatusOK, newStatusView(paid))
 		}
 	}
 	return writeJSONBody(w, http.StatusOK, answer.body)

@@ -55,7 +55,7 @@ func TestCompactDeletesOnlyOldUnpaidOrders(t *testing.T) {
 	keep := 24 * time.Hour
 
 	f.clock.Add(keep - time.Second)
-	if n, err := f.store.Compact(ctx, keep); err != nil || n != 0 {
+	if n, err := f.store.Compact(ctx, keep, nil); err != nil || n != 0 {
 		t.Fatalf("Compact before keep = %d, %v; want 0", n, err)
 	}
 	f.clock.Add(time.Second)
@@ -64,7 +64,7 @@ func TestCompactDeletesOnlyOldUnpaidOrders(t *testing.T) {
 	if err := f.store.Save(ctx, f.cancelled); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := f.store.Compact(ctx, keep); err != nil || n != 2 {
+	if n, err := f.store.Compact(ctx, keep, nil); err != nil || n != 2 {
 		t.Fatalf("Compact = %d, %v; want 2 (the expired and the failed order)", n, err)
 	}
 	for o, want := range map[*Order]bool{f.expired: false, f.failed: false, f.cancelled: true, f.paid: true, f.open: true} {
@@ -81,7 +81,7 @@ func TestCompactDeletesOnlyOldUnpaidOrders(t *testing.T) {
 	wantIDs(t, f.store, f.open.ID)
 
 	f.clock.Add(keep)
-	if n, err := f.store.Compact(ctx, keep); err != nil || n != 1 || f.exists(f.cancelled) {
+	if n, err := f.store.Compact(ctx, keep, nil); err != nil || n != 1 || f.exists(f.cancelled) {
 		t.Fatalf("Compact a day later = %d, %v (cancelled stored: %v); want 1", n, err, f.exists(f.cancelled))
 	}
 	if !f.exists(f.paid) || !f.exists(f.open) {
@@ -99,7 +99,7 @@ func TestCompactKeepsATakenOverKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.clock.Add(time.Hour)
-	if n, err := f.store.Compact(ctx, time.Hour); err != nil || n != 3 {
+	if n, err := f.store.Compact(ctx, time.Hour, nil); err != nil || n != 3 {
 		t.Fatalf("Compact = %d, %v; want 3", n, err)
 	}
 	if id, ok, err := f.store.ByIdempotencyKey(ctx, "card:key-1"); !ok || err != nil || id != f.open.ID {
@@ -118,7 +118,7 @@ func TestCompactCrash(t *testing.T) {
 		f := newCompactFixture(t)
 		f.clock.Add(time.Hour)
 		f.storage.crashAtWrite(crashAt)
-		if _, err := f.store.Compact(ctx, time.Hour); !errors.Is(err, errCrash) {
+		if _, err := f.store.Compact(ctx, time.Hour, nil); !errors.Is(err, errCrash) {
 			t.Fatalf("crash at write %d: Compact = %v, want the crash", crashAt, err)
 		}
 		f.storage.restart()
@@ -127,7 +127,7 @@ func TestCompactCrash(t *testing.T) {
 				t.Errorf("crash at write %d: order %s is stored but no longer in the unpaid index", crashAt, o.ID)
 			}
 		}
-		if _, err := f.store.Compact(ctx, time.Hour); err != nil {
+		if _, err := f.store.Compact(ctx, time.Hour, nil); err != nil {
 			t.Fatalf("crash at write %d: the next Compact: %v", crashAt, err)
 		}
 		for _, o := range []*Order{f.expired, f.failed, f.cancelled} {
@@ -163,7 +163,7 @@ func TestCompactLeavesNoCreatingRecord(t *testing.T) {
 		t.Fatal("the crash did not leave the open entry")
 	}
 	clock.Add(48 * time.Hour)
-	if n, err := s.Compact(ctx, 24*time.Hour); err != nil || n != 1 {
+	if n, err := s.Compact(ctx, 24*time.Hour, nil); err != nil || n != 1 {
 		t.Fatalf("Compact = %d, %v; want 1", n, err)
 	}
 	if _, err := s.Load(ctx, o.ID); !errors.Is(err, ErrOrderNotFound) {

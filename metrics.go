@@ -48,6 +48,7 @@ var metrics = struct {
 	reconcilerPasses     prometheus.Counter
 	reconcilerPassTime   prometheus.Histogram
 	ordersCompacted      prometheus.Counter
+	ordersPaidLate       prometheus.Counter
 }{
 	providerCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "kassa",
@@ -98,6 +99,11 @@ var metrics = struct {
 		Name:      "orders_compacted_total",
 		Help:      "Orders deleted by the reconciler after they closed unpaid more than keep_unpaid ago.",
 	}),
+	ordersPaidLate: prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "kassa",
+		Name:      "orders_paid_late_total",
+		Help:      "Orders paid after they had closed unpaid (expired, cancelled or failed): each needs a look from the shop.",
+	}),
 }
 
 // registerMetrics registers the collectors with a config's registry. A
@@ -111,7 +117,7 @@ func registerMetrics(registry *prometheus.Registry) error {
 	for _, c := range []prometheus.Collector{
 		metrics.providerCalls, metrics.providerCallDuration, metrics.orderTransitions, metrics.receipts,
 		metrics.openOrders, metrics.oldestOpenOrderAge, metrics.reconcilerPasses, metrics.reconcilerPassTime,
-		metrics.ordersCompacted,
+		metrics.ordersCompacted, metrics.ordersPaidLate,
 	} {
 		var already prometheus.AlreadyRegisteredError
 		if err := registry.Register(c); err != nil && !errors.As(err, &already) {

@@ -93,6 +93,9 @@ type Payment struct {
 	Wallet     string          `json:"wallet,omitempty"`
 	Card       string          `json:"card,omitempty"`
 	Commission decimal.Decimal `json:"commission"`
+	// Recovered: the provider has the invoice, but its reply was lost, so
+	// only the shop's order id names it (Pegas-kassa refused a repeat).
+	Recovered bool `json:"recovered,omitempty"`
 }
 
 // PaymentRef identifies a payment at its provider: by the provider's id, the

@@ -102,6 +102,15 @@ type Order struct {
 	PaidAt    time.Time `json:"paid_at,omitzero"`
 	ClosedAt  time.Time `json:"closed_at,omitzero"`
 
+	// PaidLate: the order was paid after it had closed unpaid (expired,
+	// cancelled or failed), as a CrystalPAY link paid after the order's
+	// time to live.
+	PaidLate bool `json:"paid_late,omitempty"`
+	// InvoiceClosed: the provider took the cancel of the order's invoice,
+	// so it can no longer be paid. An order that closed unpaid without it
+	// is watched for a late payment until it is compacted.
+	InvoiceClosed bool `json:"invoice_closed,omitempty"`
+
 	// Error is the last failure on the order, for the operator.
 	Error string `json:"error,omitempty"`
 
@@ -146,14 +155,27 @@ type OrderReceipt struct {
 	OperationID string       `json:"operation_id"`
 	Type        ReceiptType  `json:"type"`
 	State       ReceiptState `json:"state"`
-	// Attempts counts the sends whose outcome was recorded; a send cut
-	// short by a crash is not counted (it is repeated under the same id).
+	// Attempts counts the sends of this operation id whose outcome was
+	// recorded; a send cut short by a crash is not counted (it is repeated
+	// under the same id).
 	Attempts int           `json:"attempts"`
 	Fiscal   *FiscalParams `json:"fiscal,omitempty"`
 	// Error is the receipt service's message when the receipt failed.
 	Error  string    `json:"error,omitempty"`
 	SentAt time.Time `json:"sent_at,omitzero"`
+	// DoneAt is when the receipt was done, or failed.
 	DoneAt time.Time `json:"done_at,omitzero"`
+	// History holds the earlier attempts of this receipt, each failed
+	// (nothing was printed) before the current one was issued under a new
+	// operation id.
+	History []ReceiptAttempt `json:"history,omitempty"`
+}
+
+// ReceiptAttempt is an earlier, failed attempt of a receipt.
+type ReceiptAttempt struct {
+	OperationID string    `json:"operation_id"`
+	Error       string    `json:"error,omitempty"`
+	FailedAt    time.Time `json:"failed_at,omitzero"`
 }
 
 func (r *OrderReceipt) underway() bool {
@@ -558,6 +580,94 @@ func (s *OrderStore) Closed(ctx context.Context, o *Order) error {
 	return s.CloseIndex(ctx, o.ID)
 }
 
+// saveChange stores o, which was prev before a change (update, in
+// lifecycle.go), and keeps the indexes in step with as few writes as the
+// change needs: when the order opens again (a late payment's receipt, a
+// refund), its open-index entry first; then the record; when it closes
+// unpaid, its unpaid-index entry; then the entries it no longer has are
+// removed. A failure or crash between the writes leaves an order in an
+// index it no longer belongs to (the reconciler settles it: settleIndexes),
+// never one out of the index that would find it.
+func (s *OrderStore) saveChange(ctx context.Context, prev, o *Order) error {
+	if err := checkOrder(o); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	o.UpdatedAt = s.now()
+	rec, err := encodeOrder(o)
+	if err != nil {
+		return err
+	}
+	if o.Open() && !prev.Open() {
+		if err := s.storeKey(ctx, openKey(o.ID), []byte(o.ID)); err != nil {
+			return err
+		}
+	}
+	if err := s.storeKey(ctx, orderKey(o.ID), rec); err != nil {
+		return err
+	}
+	if o.State.closedUnpaid() && !prev.State.closedUnpaid() {
+		if err := s.storeKey(ctx, unpaidKey(o.ID), []byte(o.ID)); err != nil {
+			return err
+		}
+	}
+	if !o.Open() && prev.Open() {
+		if err := s.CloseIndex(ctx, o.ID); err != nil {
+			return err
+		}
+	}
+	if !o.State.closedUnpaid() && prev.State.closedUnpaid() {
+		return s.deleteKey(ctx, unpaidKey(o.ID))
+	}
+	return nil
+}
+
+// settleIndexes makes the indexes of order id match its record, under the
+// order's lock and as the record stands now, where a failure or crash
+// between saveChange's writes left them behind.
+func (s *OrderStore) settleIndexes(ctx context.Context, id string) error {
+	unlock := orderLocks.lock(id)
+	defer unlock()
+	o, err := s.Load(ctx, id)
+	if err != nil {
+		return err
+	}
+	return s.reindex(ctx, o)
+}
+
+// reindex makes the indexes of an order match its record: an open order
+// is in the open index, an order closed unpaid in the unpaid index, and a
+// closed paid order in neither. The caller holds the order's lock.
+func (s *OrderStore) reindex(ctx context.Context, o *Order) error {
+	if o.Open() {
+		if err := s.storeKey(ctx, openKey(o.ID), []byte(o.ID)); err != nil {
+			return err
+		}
+		return s.deleteKey(ctx, unpaidKey(o.ID))
+	}
+	if o.State.closedUnpaid() {
+		return s.Closed(ctx, o)
+	}
+	if err := s.deleteKey(ctx, unpaidKey(o.ID)); err != nil {
+		return err
+	}
+	return s.CloseIndex(ctx, o.ID)
+}
+
+// deleteKey deletes one key, naming it in the error; a missing key is no
+// error.
+func (s *OrderStore) deleteKey(ctx context.Context, key string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := s.storage.Delete(ctx, key); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("kassa: deleting %s: %w", key, storageFailure{err})
+	}
+	return nil
+}
+
 // Load reads one order. An unknown or malformed id is ErrOrderNotFound
 // (which also matches fs.ErrNotExist); a record that does not decode is an
 // error naming its key.
@@ -654,15 +764,27 @@ func decodeRecord(id string, rec []byte) (*Order, error) {
 // or missing (a crash inside Create, or a Create still in flight): callers
 // Load each id and skip those.
 func (s *OrderStore) OpenIDs(ctx context.Context) ([]string, error) {
+	return s.listIDs(ctx, openPrefix)
+}
+
+// UnpaidIDs lists the ids in the unpaid index (orders that closed unpaid
+// and are not compacted yet), sorted. An id may point at an order paid
+// since (a crash inside saveChange) or already deleted.
+func (s *OrderStore) UnpaidIDs(ctx context.Context) ([]string, error) {
+	return s.listIDs(ctx, unpaidPrefix)
+}
+
+// listIDs lists the order ids of an index, sorted.
+func (s *OrderStore) listIDs(ctx context.Context, prefix string) ([]string, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	keys, err := s.storage.List(ctx, openPrefix, false)
+	keys, err := s.storage.List(ctx, prefix, false)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("kassa: listing %s: %w", openPrefix, storageFailure{err})
+		return nil, fmt.Errorf("kassa: listing %s: %w", prefix, storageFailure{err})
 	}
 	ids := make([]string, 0, len(keys))
 	for _, k := range keys {
@@ -711,23 +833,20 @@ func (s *OrderStore) CloseIndex(ctx context.Context, id string) error {
 // failed) at least keep ago: for each, its idempotency mapping (while it
 // still names the order), its record and then its unpaid-index entry, so a
 // crash in between leaves an entry the next Compact finishes. Paid orders
-// are never deleted. It lists the unpaid index, never kassa/orders, and
-// ages entries by when they were written, reading only the records it
-// deletes; it returns how many orders it deleted.
-func (s *OrderStore) Compact(ctx context.Context, keep time.Duration) (int, error) {
-	keys, err := s.storage.List(ctx, unpaidPrefix, false)
-	if errors.Is(err, fs.ErrNotExist) {
-		return 0, nil
-	}
+// are never deleted. lastLook, when not nil, is asked first about each
+// order and keeps the ones it says to keep (an order paid at the last
+// moment). The deletion itself takes the order's lock and reads the order
+// again, so an order that changed meanwhile is not deleted. It lists the
+// unpaid index, never kassa/orders, and ages entries by when they were
+// written, reading only the records it deletes; it returns how many orders
+// it deleted.
+func (s *OrderStore) Compact(ctx context.Context, keep time.Duration, lastLook func(context.Context, *Order) bool) (int, error) {
+	ids, err := s.UnpaidIDs(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("kassa: listing %s: %w", unpaidPrefix, storageFailure{err})
+		return 0, err
 	}
 	deleted := 0
-	for _, k := range keys {
-		id := path.Base(k)
-		if !ValidOrderID(id) {
-			continue
-		}
+	for _, id := range ids {
 		if err := ctx.Err(); err != nil {
 			return deleted, err
 		}
@@ -742,25 +861,42 @@ func (s *OrderStore) Compact(ctx context.Context, keep time.Duration) (int, erro
 			continue
 		}
 		o, err := s.Load(ctx, id)
-		switch {
-		case errors.Is(err, ErrOrderNotFound):
-			// Its record is gone already: only the entry is left.
-		case err != nil:
-			return deleted, err
-		case o.Open() || o.State == OrderPaid:
-			// Not an unpaid closed order (a record written over by hand):
-			// keep it, drop the entry.
-		default:
-			if err := s.deleteOrder(ctx, o); err != nil {
-				return deleted, err
-			}
-			deleted++
+		if err == nil && o.State.closedUnpaid() && lastLook != nil && lastLook(ctx, o) {
+			continue
 		}
-		if err := s.storage.Delete(ctx, unpaidKey(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return deleted, fmt.Errorf("kassa: deleting %s: %w", unpaidKey(id), storageFailure{err})
+		gone, err := s.compactOne(ctx, id)
+		if err != nil {
+			return deleted, err
+		}
+		if gone {
+			deleted++
 		}
 	}
 	return deleted, nil
+}
+
+// compactOne deletes order id, under its lock, if it is still closed
+// unpaid, and then its unpaid-index entry; it reports whether it deleted
+// the order. An order that is no longer closed unpaid only has its indexes
+// settled.
+func (s *OrderStore) compactOne(ctx context.Context, id string) (bool, error) {
+	unlock := orderLocks.lock(id)
+	defer unlock()
+	o, err := s.Load(ctx, id)
+	switch {
+	case errors.Is(err, ErrOrderNotFound):
+		// Its record is gone already: only the entry is left.
+	case err != nil:
+		return false, err
+	case !o.State.closedUnpaid():
+		// Paid since, or a record written over by hand: keep it.
+		return false, s.reindex(ctx, o)
+	default:
+		if err := s.deleteOrder(ctx, o); err != nil {
+			return false, err
+		}
+	}
+	return err == nil, s.deleteKey(ctx, unpaidKey(id))
 }
 
 // deleteOrder deletes an order's idempotency mapping, if it still names

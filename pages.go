@@ -26,13 +26,13 @@ small{color:#666}</style></head>
 </body></html>
 `))
 
-var errorPage = template.Must(template.New("error").Parse(`<!doctype html>
+var messagePage = template.Must(template.New("message").Parse(`<!doctype html>
 <html lang="ru"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
-<title>Заказ не оформлен</title>
+<title>{{.Title}}</title>
 <style>body{font:16px/1.5 system-ui,sans-serif;max-width:32rem;margin:2rem auto;padding:0 1rem;color:#222}</style></head>
 <body>
-<h1>Заказ не оформлен</h1>
-<p>{{.}}</p>
+<h1>{{.Title}}</h1>
+<p>{{.Message}}</p>
 <p><a href="/">Вернуться в магазин</a></p>
 </body></html>
 `))
@@ -48,7 +48,12 @@ func writePayToPage(w http.ResponseWriter, o *Order) error {
 
 // writeErrorPage tells a form's buyer what went wrong.
 func writeErrorPage(w http.ResponseWriter, status int, message string) error {
-	return writePage(w, status, errorPage, message)
+	return writeMessagePage(w, status, "Заказ не оформлен", message)
+}
+
+// writeMessagePage tells a form's buyer where their order stands.
+func writeMessagePage(w http.ResponseWriter, status int, title, message string) error {
+	return writePage(w, status, messagePage, map[string]string{"Title": title, "Message": message})
 }
 
 func writePage(w http.ResponseWriter, status int, page *template.Template, data any) error {

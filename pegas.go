@@ -50,8 +50,9 @@ var pegasPayoutMethods = []string{"wallet", "yandex", "card", "nickname", "phone
 // pegasDocumentTypes maps a receipt document format to its media type.
 var pegasDocumentTypes = map[string]string{"pdf": "application/pdf", "jpeg": "image/jpeg"}
 
-// pegasDocumentMagic is how each receipt document format starts; it
-// recognises a document sent without a proper Content-Type.
+// pegasDocumentMagic is how each receipt document format starts. Every
+// document reply must start so, whatever its Content-Type: a reply that
+// does not is no document (see openReceipt).
 var pegasDocumentMagic = map[string][]byte{"pdf": []byte("%PDF-"), "jpeg": {0xFF, 0xD8, 0xFF}}
 
 // Limits of what is sent to and accepted from Pegas-kassa.
@@ -82,10 +83,13 @@ const (
 // Pegas-kassa has no idempotency key, but it refuses a second deposit or
 // payout with an order_id it already has. That refusal is reported as
 // ErrDuplicate, so a deposit whose reply was lost can be sent again with the
-// same order_id and the duplicate read as "the invoice exists". It documents
-// no status call and no webhook: a deposit counts as paid once its receipt
-// document can be fetched (PaymentStatus probes for it), or when an operator
-// confirms it.
+// same order_id and the duplicate read as "the invoice exists". The seed
+// does not say how the refusal looks, so only a reply that says the order id
+// is already taken counts (see pegasErrorInfo.duplicate); any other refusal
+// of order_id, such as its format, is ErrRejected and fails the order. It
+// documents no status call and no webhook: a deposit counts as paid once its
+// receipt document can be fetched as a real PDF (PaymentStatus probes for
+// it), or when an operator confirms it.
 type Pegas struct {
 	// Token is the site token from the Pegas-kassa dashboard. Use {env.*}.
 	Token string `json:"token,omitempty"`
@@ -218,7 +222,9 @@ func pegasWalletType(t string) bool {
 // again with the same OrderID: an error that is ErrDuplicate (and so also
 // ErrRejected) then means the invoice from the first request exists, and
 // must be recovered (its payment confirmed by PaymentStatus), never created
-// again under a new order id.
+// again under a new order id. An error that is ErrRejected but not
+// ErrDuplicate, such as a refusal of the order id's format, means no invoice
+// exists.
 func (p *Pegas) CreatePayment(ctx context.Context, req PaymentRequest) (Payment, error) {
 	if err := validateMoney("amount", req.Amount, false); err != nil {
 		return Payment{}, err
@@ -266,11 +272,22 @@ func (p *Pegas) CreatePayment(ctx context.Context, req PaymentRequest) (Payment,
 	return payment, nil
 }
 
-// PaymentStatus reports whether a deposit was paid. Pegas-kassa documents no
-// status call, so this probes for the deposit's receipt document (GET
-// /transaction/receipt/file, by order id or else by payment id): a document
-// means paid, a 404 means not paid (yet), and anything else is an error. The
-// document itself is not downloaded. The amount paid is not reported.
+// PaymentStatus reports whether a deposit was paid, by inference.
+// Pegas-kassa documents no status call and no webhook, so this asks for the
+// deposit's receipt document (GET /transaction/receipt/file, format pdf, by
+// order id or else by payment id) and infers:
+//
+//   - paid, when the reply is HTTP 200 and its body starts "%PDF-", a real
+//     document (see openReceipt). Only its first bytes are read;
+//   - not paid (yet), with no error, when the reply is HTTP 404;
+//   - neither, with an error, for anything else: another error status, an
+//     error object, or a 200 that is not a PDF (ErrMalformedReply), such as
+//     an HTML page or JSON served as application/pdf. The order then stays
+//     pending, never paid on a guess.
+//
+// The inference rests on Pegas-kassa issuing a receipt only for a paid
+// deposit; the seed does not say more. A payment it never reports this way
+// is confirmed by an operator. The amount paid is not reported.
 func (p *Pegas) PaymentStatus(ctx context.Context, ref PaymentRef) (PaymentStatus, error) {
 	resp, err := p.openReceipt(ctx, ref, "pdf")
 	if err != nil {
@@ -285,9 +302,11 @@ func (p *Pegas) PaymentStatus(ctx context.Context, ref PaymentRef) (PaymentStatu
 }
 
 // PaymentDocument opens a paid deposit's receipt document (GET
-// /transaction/receipt/file) as "pdf" or "jpeg", streamed: the caller closes
-// Document.Body, which also ends the call's timeout. A deposit that has no
-// document (not paid) is an error that is ErrNotFound.
+// /transaction/receipt/file) as "pdf" or "jpeg", streamed whole (the bytes
+// read to check the format included): the caller closes Document.Body,
+// which also ends the call's timeout. A deposit that has no document (not
+// paid) is an error that is ErrNotFound; a 200 reply that does not start
+// like a document of format is ErrMalformedReply, never given to the buyer.
 func (p *Pegas) PaymentDocument(ctx context.Context, ref PaymentRef, format string) (*Document, error) {
 	resp, err := p.openReceipt(ctx, ref, format)
 	if err != nil {
@@ -338,8 +357,10 @@ func (p *Pegas) Balance(ctx context.Context) (Balance, error) {
 // Payout requests a payout to req.To by req.Method (GET /withdrawal): one of
 // wallet, yandex, card, nickname or phone. It is sent once and never
 // retried. With an OrderID, Pegas-kassa refuses a repeat of it, reported as
-// ErrDuplicate (and so also ErrRejected): a payout re-sent after a lost reply
-// with the same OrderID cannot pay twice.
+// ErrDuplicate (and so also ErrRejected) when the reply says the order id is
+// taken: a payout re-sent after a lost reply with the same OrderID cannot
+// pay twice. Any other refusal, including one of the order id's format, is
+// ErrRejected only: that payout was not made.
 func (p *Pegas) Payout(ctx context.Context, req PayoutRequest) (Payout, error) {
 	if err := validateMoney("amount", req.Amount, false); err != nil {
 		return Payout{}, err
@@ -406,8 +427,12 @@ func (p *Pegas) get(ctx context.Context, op string, q url.Values) (reply []byte,
 }
 
 // openReceipt asks for the receipt document of ref in format and returns the
-// reply, body open, when it is that document. Any other reply is read,
-// closed and turned into a ProviderError.
+// reply, body open, when it is that document: HTTP 200 whose body starts
+// with the format's magic bytes (pegasDocumentMagic), sent as the format's
+// media type, application/octet-stream or no type. Any other reply is read
+// (up to an excerpt), closed and turned into a ProviderError: an error
+// reply by its status or error object, anything else ErrMalformedReply,
+// whatever its Content-Type claims.
 func (p *Pegas) openReceipt(ctx context.Context, ref PaymentRef, format string) (resp *http.Response, err error) {
 	want, ok := pegasDocumentTypes[format]
 	if !ok {
@@ -441,17 +466,19 @@ func (p *Pegas) openReceipt(ctx context.Context, ref PaymentRef, format string) 
 	}
 	mediaType, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
 	switch {
-	case mediaType == want:
-		return resp, nil
 	case isJSONMediaType(mediaType):
 		reply := readAndClose(resp.Body, maxReplyBytes)
 		if info := parsePegasError(reply); info.Found || info.Code != "" || info.Message != "" {
 			return nil, p.replyError(op, resp.StatusCode, reply)
 		}
 		return nil, p.malformed(op, resp.StatusCode, reply, errors.New("a JSON reply instead of the document"))
-	case mediaType == "" || mediaType == "application/octet-stream":
-		// A document sent as anonymous bytes is accepted when it starts
-		// the way its format does.
+	case mediaType == want || mediaType == "" || mediaType == "application/octet-stream":
+		// The document's own type, or anonymous bytes: the reply is the
+		// document only when its bytes start the way the format does.
+		// PaymentStatus reads "paid" from this reply, so a Content-Type
+		// alone proves nothing: an error or "please wait" page, or a JSON
+		// status, served as application/pdf by a proxy or a half-working
+		// API is not a receipt. The peeked bytes stay in the body.
 		br := bufio.NewReader(resp.Body)
 		magic := pegasDocumentMagic[format]
 		if head, _ := br.Peek(len(magic)); bytes.Equal(head, magic) {
@@ -461,7 +488,8 @@ func (p *Pegas) openReceipt(ctx context.Context, ref PaymentRef, format string) 
 		head, _ := br.Peek(maxBodyExcerpt)
 		excerpt := bytes.Clone(head)
 		resp.Body.Close()
-		return nil, p.malformed(op, resp.StatusCode, excerpt, fmt.Errorf("the reply is not a %s document", format))
+		return nil, p.malformed(op, resp.StatusCode, excerpt,
+			fmt.Errorf("the reply (Content-Type %q) does not start like a %s document", mediaType, format))
 	default:
 		excerpt := readAndClose(resp.Body, maxBodyExcerpt)
 		return nil, p.malformed(op, resp.StatusCode, excerpt,
@@ -492,9 +520,10 @@ func isJSONMediaType(t string) bool {
 // the HTTP status (400 and other refusals ErrRejected, 401 and 403 ErrAuth,
 // 404 ErrNotFound, 408, 429 and 5xx ErrUnavailable) or, for an error object
 // sent with HTTP 200, from its code (ErrRejected unless the code says
-// otherwise). A refused deposit or payout whose fault is a repeated order_id
-// is ErrDuplicate. Code, path and message come from the error object, in any
-// of its shapes, with secrets removed.
+// otherwise). A refused deposit or payout whose reply says its order_id is
+// already taken is ErrDuplicate (see pegasErrorInfo.duplicate); any other
+// refusal stays ErrRejected. Code, path and message come from the error
+// object, in any of its shapes, with secrets removed.
 func (p *Pegas) replyError(op string, status int, reply []byte) *ProviderError {
 	info := parsePegasError(reply)
 	var kind error
@@ -576,39 +605,56 @@ type pegasErrorInfo struct {
 	Found bool
 	// Code is the error code, such as invalid_parameters.
 	Code string
-	// Path is the dotted path of the refused field (validation_error.path,
-	// or the first field of a field → message map).
+	// Path is the dotted path of the first refused field
+	// (validation_error.path, an error object's path, or the first field of
+	// a field → message map).
 	Path string
 	// Message joins the reply's messages.
 	Message string
+
+	// saysTaken: a message refusing order_id, or one refusing no field in
+	// particular that names the order id, says the order id is already
+	// taken (see pegasSaysTaken).
+	saysTaken bool
+	// otherField: the reply refuses a field other than order_id.
+	otherField bool
 }
 
-// pegasOrderIDText matches how a message names the order id (order_id, order id).
+// pegasOrderIDText matches how a message names the order id (order_id,
+// order id, order-id, orderid).
 var pegasOrderIDText = regexp.MustCompile(`order[ _-]?id`)
 
-// pegasDuplicateWords are what a message says about a repeated order id.
-var pegasDuplicateWords = []string{"already", "exist", "taken", "duplicate", "unique", "уже", "существ"}
+// pegasTakenWords are what a message says about an order id the provider
+// already has, in English and Russian: already taken, exists, used or
+// created; a duplicate; not unique; in use. "unique" alone is not among
+// them: a format rule may ask for "a unique string of up to 32 characters".
+var pegasTakenWords = []string{
+	"already", "taken", "exists", "duplicat", "in use",
+	"not unique", "non-unique", "nonunique", "be unique", "uniqueness", "unique constraint", "unique violation",
+	"уже", "существует", "занят", "дубл", "не уникальн", "быть уникальн", "уникальност",
+}
 
 // pegasNotExistWords say the opposite: the order id is unknown.
-var pegasNotExistWords = []string{"not exist", "doesn't exist", "does not exist", "не существ"}
+var pegasNotExistWords = []string{
+	"not exist", "n't exist", "nonexist", "non-exist", "no longer exist", "не существ", "несуществ",
+}
 
-// duplicate reports whether the error is Pegas-kassa refusing an order_id it
-// already has: a validation error on the path order_id, or, with no path, a
-// message that says the order id already exists.
-func (info pegasErrorInfo) duplicate() bool {
-	if info.Path != "" {
-		return info.Path == "order_id" || strings.HasSuffix(info.Path, ".order_id")
-	}
-	msg := strings.ToLower(info.Message)
-	if !pegasOrderIDText.MatchString(msg) {
-		return false
-	}
+// pegasOrderIDPath reports whether a refused field's dotted path is
+// order_id.
+func pegasOrderIDPath(path string) bool {
+	return path == "order_id" || strings.HasSuffix(path, ".order_id")
+}
+
+// pegasSaysTaken reports whether message says that an id is already taken,
+// and not that it is unknown.
+func pegasSaysTaken(message string) bool {
+	msg := strings.ToLower(message)
 	for _, w := range pegasNotExistWords {
 		if strings.Contains(msg, w) {
 			return false
 		}
 	}
-	for _, w := range pegasDuplicateWords {
+	for _, w := range pegasTakenWords {
 		if strings.Contains(msg, w) {
 			return true
 		}
@@ -616,16 +662,32 @@ func (info pegasErrorInfo) duplicate() bool {
 	return false
 }
 
+// duplicate reports whether the error is Pegas-kassa refusing an order_id it
+// already has. The seed says a repeated order_id is refused but not how, and
+// reading any other refusal as a duplicate would make the caller believe an
+// invoice exists that was never created; so a duplicate takes evidence:
+// order_id is the only field refused (or no field is named), and a message
+// says the order id is already taken. A refusal of order_id for its format,
+// length or absence is not a duplicate, nor is one that also refuses another
+// field (the first request, the same as this one, was refused too).
+func (info pegasErrorInfo) duplicate() bool {
+	return info.saysTaken && !info.otherField
+}
+
 // parsePegasError reads an error reply. The error object's shape is not
 // documented, so it accepts each shape seen in the wild:
 //
 //	{"errors": [{"code": ..., "message": ..., "validation_error": {...}}, "text", ...]}
-//	{"errors": {"field": "message" or ["message", ...]}}
+//	{"errors": [{"path": ..., "message": ...}]}
+//	{"errors": {"field": "message" or ["message", ...] or {"message": ...}}}
 //	{"error": {"code": ..., "message": ...}} or {"error": "text"}
 //	{"code": ..., "message": ..., "validation_error": {"path": ..., "message": ...}}
 //
-// where validation_error may also be an array whose first element counts. A
-// body that is not a JSON object gives a zero pegasErrorInfo.
+// where validation_error may also be an array whose first element's message
+// counts (every element's path counts as a refused field), and a field map
+// may nest, its fields joined into a dotted path. Each message is read with
+// the field it refuses, for duplicate. A body that is not a JSON object
+// gives a zero pegasErrorInfo.
 func parsePegasError(body []byte) pegasErrorInfo {
 	var top map[string]json.RawMessage
 	if json.Unmarshal(body, &top) != nil || top == nil {
@@ -635,29 +697,34 @@ func parsePegasError(body []byte) pegasErrorInfo {
 	for _, key := range []string{"errors", "error"} {
 		if raw, ok := top[key]; ok && !pegasEmptyJSON(raw) {
 			c.found = true
-			c.any(raw, 0)
+			c.any(raw, 0, "")
 		}
 	}
-	c.object(top)
+	c.object(top, "")
 	return pegasErrorInfo{
-		Found:   c.found,
-		Code:    c.code,
-		Path:    c.path,
-		Message: strings.Join(c.messages, "; "),
+		Found:      c.found,
+		Code:       c.code,
+		Path:       c.path,
+		Message:    strings.Join(c.messages, "; "),
+		saysTaken:  c.saysTaken,
+		otherField: c.otherField,
 	}
 }
 
 // pegasErrorCollector gathers an error reply's first code, first path and
-// distinct messages.
+// distinct messages, and what they say about the order id.
 type pegasErrorCollector struct {
 	found      bool
 	code, path string
 	messages   []string
+	saysTaken  bool
+	otherField bool
 }
 
-// any reads an error value: a message, a list of errors, an error object
-// or a field → message(s) map.
-func (c *pegasErrorCollector) any(raw json.RawMessage, depth int) {
+// any reads an error value refusing field (dotted path; "" for none in
+// particular): a message, a list of errors, an error object or a
+// field → message(s) map.
+func (c *pegasErrorCollector) any(raw json.RawMessage, depth int, field string) {
 	if depth > 3 {
 		return
 	}
@@ -669,7 +736,7 @@ func (c *pegasErrorCollector) any(raw json.RawMessage, depth int) {
 	case '"':
 		var s string
 		if json.Unmarshal(raw, &s) == nil {
-			c.message(s)
+			c.message(s, field)
 		}
 	case '[':
 		var list []json.RawMessage
@@ -678,7 +745,7 @@ func (c *pegasErrorCollector) any(raw json.RawMessage, depth int) {
 				if i == maxPegasErrorItems {
 					break
 				}
-				c.any(item, depth+1)
+				c.any(item, depth+1, field)
 			}
 		}
 	case '{':
@@ -687,22 +754,23 @@ func (c *pegasErrorCollector) any(raw json.RawMessage, depth int) {
 			return
 		}
 		if pegasErrorObject(obj) {
-			c.object(obj)
+			c.object(obj, field)
 			return
 		}
 		fields := make([]string, 0, len(obj))
-		for field := range obj {
-			fields = append(fields, field)
+		for name := range obj {
+			fields = append(fields, name)
 		}
 		slices.Sort(fields)
-		for i, field := range fields {
+		for i, name := range fields {
 			if i == maxPegasErrorItems {
 				break
 			}
-			if c.path == "" {
-				c.path = field
+			path := name
+			if field != "" {
+				path = field + "." + name
 			}
-			c.any(obj[field], depth+1)
+			c.any(obj[name], depth+1, path)
 		}
 	}
 }
@@ -718,38 +786,70 @@ func pegasErrorObject(obj map[string]json.RawMessage) bool {
 	return false
 }
 
-// object reads an error object's code, message and validation_error.
-func (c *pegasErrorCollector) object(obj map[string]json.RawMessage) {
+// object reads an error object's code, path, message and validation_error.
+// The object's message refuses its own path, else field (the field map entry
+// it came in, "" at the top); validation_error's message refuses its path.
+func (c *pegasErrorCollector) object(obj map[string]json.RawMessage, field string) {
 	if c.code == "" {
 		c.code = pegasText(obj["code"])
 	}
-	if c.path == "" {
-		c.path = pegasText(obj["path"])
+	if path := pegasText(obj["path"]); path != "" {
+		field = path
 	}
-	c.messageValue(obj["message"])
+	c.refuse(field)
+	c.messageValue(obj["message"], field)
 	raw := bytes.TrimSpace(obj["validation_error"])
+	var rest []json.RawMessage
 	if len(raw) > 0 && raw[0] == '[' {
 		var list []json.RawMessage
 		if json.Unmarshal(raw, &list) != nil || len(list) == 0 {
 			return
 		}
-		raw = list[0]
+		raw, rest = list[0], list[1:]
 	}
 	var v struct {
 		Path    json.RawMessage `json:"path"`
 		Message json.RawMessage `json:"message"`
 	}
-	if json.Unmarshal(raw, &v) != nil {
+	if json.Unmarshal(raw, &v) == nil {
+		path := field
+		if p := pegasText(v.Path); p != "" {
+			path = p
+		}
+		c.refuse(path)
+		c.messageValue(v.Message, path)
+	}
+	for i, item := range rest {
+		if i == maxPegasErrorItems {
+			break
+		}
+		var v struct {
+			Path json.RawMessage `json:"path"`
+		}
+		if json.Unmarshal(item, &v) == nil {
+			c.refuse(pegasText(v.Path))
+		}
+	}
+}
+
+// refuse notes that the reply refuses the field at path ("" for none): the
+// first one is the error's path, and any but order_id rules out a
+// duplicate.
+func (c *pegasErrorCollector) refuse(path string) {
+	if path == "" {
 		return
 	}
 	if c.path == "" {
-		c.path = pegasText(v.Path)
+		c.path = path
 	}
-	c.messageValue(v.Message)
+	if !pegasOrderIDPath(path) {
+		c.otherField = true
+	}
 }
 
-// messageValue reads a message given as a string or a list of strings.
-func (c *pegasErrorCollector) messageValue(raw json.RawMessage) {
+// messageValue reads a message, given as a string or a list of strings,
+// that refuses field.
+func (c *pegasErrorCollector) messageValue(raw json.RawMessage, field string) {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) > 0 && raw[0] == '[' {
 		var list []json.RawMessage
@@ -758,18 +858,28 @@ func (c *pegasErrorCollector) messageValue(raw json.RawMessage) {
 				if i == maxPegasErrorItems {
 					break
 				}
-				c.message(pegasText(item))
+				c.message(pegasText(item), field)
 			}
 		}
 		return
 	}
-	c.message(pegasText(raw))
+	c.message(pegasText(raw), field)
 }
 
-// message adds a distinct, non-empty message.
-func (c *pegasErrorCollector) message(s string) {
+// message adds a distinct, non-empty message that refuses field, and notes
+// whether it says the order id is taken: a message on order_id that says
+// "taken", or one on no field that names the order id and says so. A
+// message on another field counts for nothing here.
+func (c *pegasErrorCollector) message(s, field string) {
 	s = strings.TrimSpace(s)
-	if s != "" && len(c.messages) < maxPegasErrorItems && !slices.Contains(c.messages, s) {
+	if s == "" {
+		return
+	}
+	c.refuse(field)
+	if (pegasOrderIDPath(field) || field == "" && pegasOrderIDText.MatchString(strings.ToLower(s))) && pegasSaysTaken(s) {
+		c.saysTaken = true
+	}
+	if len(c.messages) < maxPegasErrorItems && !slices.Contains(c.messages, s) {
 		c.messages = append(c.messages, s)
 	}
 }

@@ -19,7 +19,9 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/certmagic"
 	"github.com/shopspring/decimal"
+	"go.uber.org/zap"
 )
 
 // pegasTestToken is a distinctive site token, searched for in every error.
@@ -599,7 +601,9 @@ func TestPegasErrorMapping(t *testing.T) {
 		{http.StatusForbidden, "access_denied", "", ErrAuth, true, true},
 		{http.StatusNotFound, "resource_not_found", "", ErrNotFound, true, false},
 		{http.StatusInternalServerError, "internal_error", "", ErrUnavailable, true, true},
-		{http.StatusBadRequest, "invalid_parameters", "order_id", ErrDuplicate, false, false},
+		// A refusal of order_id that does not say the id is taken ("field
+		// refused") is no duplicate: see TestPegasDuplicateNeedsEvidence.
+		{http.StatusBadRequest, "invalid_parameters", "order_id", ErrRejected, true, false},
 	} {
 		for shapeName, shape := range pegasErrorShapes {
 			name := fmt.Sprintf("%d %s %s (%s)", tc.status, tc.code, tc.path, shapeName)
@@ -717,7 +721,7 @@ func TestPegasDuplicateOrderID(t *testing.T) {
 		duplicate bool
 	}{
 		{"path", deposit, 400, `{"code":"invalid_parameters","message":"Validation failed","validation_error":{"path":"order_id","message":"must be unique"}}`, true},
-		{"path in errors", deposit, 400, `{"errors":[{"code":"invalid_parameters","validation_error":{"path":"order_id","message":"x"}}]}`, true},
+		{"path in errors", deposit, 400, `{"errors":[{"code":"invalid_parameters","validation_error":{"path":"order_id","message":"already used"}}]}`, true},
 		{"laravel field map", deposit, 422, `{"message":"The given data was invalid.","errors":{"order_id":["The order id has already been taken."]}}`, true},
 		{"message", deposit, 400, `{"error":{"code":"provider_error","message":"Transaction with this order_id already exists"}}`, true},
 		{"message ru", deposit, 400, `{"errors":["Транзакция с таким order_id уже создана"]}`, true},
@@ -730,6 +734,7 @@ func TestPegasDuplicateOrderID(t *testing.T) {
 		{"message without order id", deposit, 400, `{"code":"provider_error","message":"already processing"}`, false},
 		{"order id unknown", deposit, 400, `{"code":"provider_error","message":"order_id does not exist"}`, false},
 		{"order id unknown ru", deposit, 400, `{"code":"provider_error","message":"order_id не существует"}`, false},
+		{"path without evidence", deposit, 400, `{"errors":[{"code":"invalid_parameters","validation_error":{"path":"order_id","message":"x"}}]}`, false},
 		{"cancel path", cancel, 400, `{"code":"invalid_parameters","validation_error":{"path":"order_id","message":"already cancelled"}}`, false},
 		{"auth", deposit, 401, `{"code":"authorization_error","message":"order_id already exists"}`, false},
 	} {
@@ -1240,4 +1245,252 @@ func FuzzPegasBalance(f *testing.F) {
 		}
 		_ = b.Total.StringFixed(2)
 	})
+}
+
+// TestPegasDuplicateNeedsEvidence: a refusal is read as "this order_id is
+// already taken" only when the refused field is order_id (or none is named)
+// and a message says so. Any other refusal of order_id, such as a format or
+// length rule, is ErrRejected and never ErrDuplicate, in every error shape
+// parsePegasError accepts: else the reconciler would take a refused deposit
+// for a created invoice and leave the order pending with nothing to pay.
+func TestPegasDuplicateNeedsEvidence(t *testing.T) {
+	deposit := func(p *Pegas) error {
+		_, err := p.CreatePayment(context.Background(), PaymentRequest{OrderID: "order-8", Amount: decimal.NewFromInt(10)})
+		return err
+	}
+	payout := func(p *Pegas) error {
+		_, err := p.Payout(context.Background(), PayoutRequest{Amount: decimal.NewFromInt(10), To: "79990001122",
+			Method: "wallet", OrderID: "order-8"})
+		return err
+	}
+	const (
+		formatEN  = "The order id format is invalid."
+		formatRU  = "Поле order id имеет ошибочный формат."
+		lengthEN  = "The order id may not be greater than 32 characters."
+		lengthRU  = "Количество символов в поле order id не может превышать 32."
+		required  = "The order id field is required."
+		takenEN   = "The order id has already been taken."
+		existsRU  = "Такое значение поля order id уже существует."
+		takenRU   = "Значение поля order id уже занято."
+		notUnique = "The order id is not unique."
+	)
+	// validation is a top-level error object refusing path with message.
+	validation := func(path, message string) string {
+		return `{"code":"invalid_parameters","message":"Validation failed","validation_error":{"path":"` + path + `","message":"` + message + `"}}`
+	}
+	for _, tc := range []struct {
+		name      string
+		call      func(*Pegas) error
+		status    int
+		body      string
+		path      string
+		duplicate bool
+	}{
+		// A format, length or presence rule on order_id: refused, not a duplicate.
+		{"top level format", deposit, 400, validation("order_id", formatEN), "order_id", false},
+		{"top level format ru", deposit, 400, validation("order_id", formatRU), "order_id", false},
+		{"top level length", deposit, 400, validation("order_id", lengthEN), "order_id", false},
+		{"top level length ru", deposit, 400, validation("order_id", lengthRU), "order_id", false},
+		{"top level required", deposit, 400, validation("order_id", required), "order_id", false},
+		{"dotted path format", deposit, 400, validation("payment.order_id", formatEN), "payment.order_id", false},
+		{"validation_error array format", deposit, 400,
+			`{"code":"invalid_parameters","validation_error":[{"path":"order_id","message":"` + lengthEN + `"}]}`, "order_id", false},
+		{"errors array format", deposit, 400,
+			`{"errors":[{"code":"invalid_parameters","message":"Invalid","validation_error":{"path":"order_id","message":"` + formatEN + `"}}]}`, "order_id", false},
+		{"error object format", deposit, 400,
+			`{"error":{"code":"invalid_parameters","message":"` + formatRU + `","validation_error":{"path":"order_id","message":"` + formatRU + `"}}}`, "order_id", false},
+		{"error object with path", deposit, 400,
+			`{"errors":[{"path":"order_id","message":"` + lengthEN + `"}]}`, "order_id", false},
+		{"laravel field map format", deposit, 422,
+			`{"message":"The given data was invalid.","errors":{"order_id":["` + formatEN + `"]}}`, "order_id", false},
+		{"laravel field map length ru", deposit, 422,
+			`{"message":"` + lengthRU + `","errors":{"order_id":["` + lengthRU + `"]}}`, "order_id", false},
+		{"field map on 200", deposit, 200, `{"errors":{"order_id":"` + formatEN + `"}}`, "order_id", false},
+		{"field map with error object", deposit, 400, `{"errors":{"order_id":{"message":"` + formatEN + `"}}}`, "order_id", false},
+		{"no message at all", deposit, 400, `{"code":"invalid_parameters","validation_error":{"path":"order_id"}}`, "order_id", false},
+		{"message without words", deposit, 400, `{"errors":[{"code":"invalid_parameters","validation_error":{"path":"order_id","message":"x"}}]}`, "order_id", false},
+		{"payout format", payout, 400, validation("order_id", formatEN), "order_id", false},
+		{"payout field map length", payout, 422, `{"errors":{"order_id":["` + lengthEN + `"]}}`, "order_id", false},
+		// "taken" said of another field, beside a format refusal of order_id.
+		{"another field's message", deposit, 422,
+			`{"errors":{"order_id":["` + formatEN + `"],"phone":["The phone has already been taken."]}}`, "order_id", false},
+		// order_id taken, but another field refused too: the first request,
+		// the same as this one, was refused as well.
+		{"another field refused", deposit, 422,
+			`{"errors":{"order_id":["` + takenEN + `"],"type":["The selected type is invalid."]}}`, "order_id", false},
+		{"unknown order id", deposit, 400, validation("order_id", "The selected order id does not exist."), "order_id", false},
+		{"unknown order id ru", deposit, 400, validation("order_id", "Несуществующий order id."), "order_id", false},
+
+		// The evidence of a duplicate, in each shape and both languages.
+		{"top level taken", deposit, 400, validation("order_id", takenEN), "order_id", true},
+		{"top level exists ru", deposit, 400, validation("order_id", existsRU), "order_id", true},
+		{"top level taken ru", deposit, 400, validation("order_id", takenRU), "order_id", true},
+		{"top level not unique", deposit, 400, validation("order_id", notUnique), "order_id", true},
+		{"dotted path taken", deposit, 400, validation("payment.order_id", takenEN), "payment.order_id", true},
+		{"validation_error array taken", deposit, 400,
+			`{"code":"invalid_parameters","validation_error":[{"path":"order_id","message":"already used"}]}`, "order_id", true},
+		{"errors array taken", deposit, 400,
+			`{"errors":[{"code":"invalid_parameters","message":"Invalid","validation_error":{"path":"order_id","message":"` + takenEN + `"}}]}`, "order_id", true},
+		{"error object with path taken", deposit, 400, `{"errors":[{"path":"order_id","message":"duplicate"}]}`, "order_id", true},
+		{"laravel field map taken", deposit, 422,
+			`{"message":"The given data was invalid.","errors":{"order_id":["` + takenEN + `"]}}`, "order_id", true},
+		{"laravel field map exists ru", deposit, 422,
+			`{"message":"Данные неверны.","errors":{"order_id":["` + existsRU + `"]}}`, "order_id", true},
+		{"field map with error object taken", deposit, 400, `{"errors":{"order_id":{"message":"` + takenEN + `"}}}`, "order_id", true},
+		{"no path, message", deposit, 400, `{"error":"Order ID already exists"}`, "", true},
+		{"no path, message ru", deposit, 400, `{"errors":["Транзакция с таким order_id уже создана"]}`, "", true},
+		{"payout taken", payout, 400, validation("order_id", takenEN), "order_id", true},
+		{"payout field map exists ru", payout, 422, `{"errors":{"order_id":["` + existsRU + `"]}}`, "order_id", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			stub := newPegasStub(t, pegasJSON(tc.status, tc.body))
+			p := newTestPegas(t, stub.URL, "", 0)
+			err := tc.call(p)
+			if !errors.Is(err, ErrRejected) {
+				t.Fatalf("err = %v, want ErrRejected", err)
+			}
+			if got := errors.Is(err, ErrDuplicate); got != tc.duplicate {
+				t.Errorf("ErrDuplicate = %v, want %v (err %v)", got, tc.duplicate, err)
+			}
+			pe := asPegasError(t, err)
+			if pe.Path != tc.path || pe.Status != tc.status || pe.Body != tc.body {
+				t.Errorf("path %q status %d body %q; want %q %d %q", pe.Path, pe.Status, pe.Body, tc.path, tc.status, tc.body)
+			}
+			if stub.count() != 1 {
+				t.Errorf("%d requests: a deposit or payout must never be retried", stub.count())
+			}
+		})
+	}
+}
+
+// pegasRecoveryApp is an app on a fresh file storage whose account "card"
+// is a Pegas client of the stub at base, holding order o (stored as given).
+func pegasRecoveryApp(t *testing.T, base string, o *Order) *App {
+	t.Helper()
+	a := &App{logger: zap.NewNop(), now: time.Now}
+	a.accounts = map[string]*account{"card": {name: "card", provider: "pegas", PaymentProvider: newTestPegas(t, base, "", 0)}}
+	a.useStorage(&certmagic.FileStorage{Path: t.TempDir()})
+	a.statuses = newStatusGate(0)
+	if err := a.orders.Create(context.Background(), o); err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// TestPegasRecoveryNeedsDuplicateEvidence: the reconciler re-sends an
+// interrupted deposit; a refusal of its order_id's format fails the order
+// for the operator to see, and only a refusal saying the order id is taken
+// recovers it as pending.
+func TestPegasRecoveryNeedsDuplicateEvidence(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		body string
+		want OrderState
+	}{
+		{"format refusal fails the order", `{"error":{"code":"invalid_parameters","message":"Validation failed",` +
+			`"validation_error":{"path":"order_id","message":"The order id format is invalid."}}}`, OrderFailed},
+		{"duplicate recovers the order", `{"error":{"code":"invalid_parameters","message":"Transaction with this order_id already exists",` +
+			`"validation_error":{"path":"order_id","message":"The order id has already been taken."}}}`, OrderPending},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			stub := newPegasStub(t, pegasJSON(http.StatusBadRequest, tc.body))
+			o := &Order{ID: NewOrderID(), State: OrderCreating, Account: "card", Provider: "pegas",
+				Amount: decimal.NewFromInt(350), CreatedAt: time.Now().Add(-time.Hour), ExpiresAt: time.Now().Add(time.Hour)}
+			a := pegasRecoveryApp(t, stub.URL, o)
+			a.reconciler.pass(context.Background())
+			stored, err := a.orders.Load(context.Background(), o.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if stored.State != tc.want {
+				t.Errorf("order is %v (%q), want %v", stored.State, stored.Error, tc.want)
+			}
+			if stub.count() != 1 {
+				t.Errorf("%d deposits sent, want 1", stub.count())
+			}
+		})
+	}
+}
+
+// TestPegasReceiptNeedsDocumentBytes: a 200 from the receipt-file probe is
+// the document only when its bytes start the way the format does, whatever
+// its Content-Type claims. A page or JSON served as application/pdf (a
+// proxy's error page, a "pending" reply) is ErrMalformedReply, so
+// PaymentStatus never reports such a deposit paid and PaymentDocument never
+// streams it to the buyer as a receipt.
+func TestPegasReceiptNeedsDocumentBytes(t *testing.T) {
+	for _, tc := range []struct {
+		name, format, contentType, body string
+		paid                            bool
+	}{
+		{"html as pdf", "pdf", "application/pdf", "<!DOCTYPE html><html><body>Receipt not ready</body></html>", false},
+		{"json as pdf", "pdf", "application/pdf", `{"status":"pending"}`, false},
+		{"empty pdf", "pdf", "application/pdf", "", false},
+		{"truncated magic", "pdf", "application/pdf", "%PDF", false},
+		{"pdf as jpeg", "jpeg", "image/jpeg", "%PDF-1.7\n" + strings.Repeat("x", 100), false},
+		{"html as jpeg", "jpeg", "image/jpeg", "<html>maintenance</html>", false},
+		{"jpeg with charset", "jpeg", "image/jpeg; charset=binary", `{"status":"pending"}`, false},
+		{"real pdf", "pdf", "application/pdf", string(pegasDocumentBytes("%PDF-1.7\n", 5000)), true},
+		{"real jpeg", "jpeg", "image/jpeg", string(pegasDocumentBytes("\xFF\xD8\xFF\xE0", 5000)), true},
+		{"real pdf as octet-stream", "pdf", "application/octet-stream", string(pegasDocumentBytes("%PDF-1.4\n", 5000)), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			stub := newPegasStub(t, pegasReply(http.StatusOK, tc.contentType, tc.body))
+			p := newTestPegas(t, stub.URL, "", 0)
+			ref := PaymentRef{OrderID: "order-9", ID: "99"}
+
+			doc, err := p.PaymentDocument(context.Background(), ref, tc.format)
+			if !tc.paid {
+				if doc != nil || !errors.Is(err, ErrMalformedReply) {
+					t.Errorf("PaymentDocument: doc %v, err %v; want ErrMalformedReply", doc, err)
+					if doc != nil {
+						doc.Body.Close()
+					}
+				} else if pe := asPegasError(t, err); pe.Op != pegasOpReceipt || pe.Body == "" && tc.body != "" {
+					t.Errorf("PaymentDocument: %+v", pe)
+				}
+			} else {
+				if err != nil {
+					t.Fatalf("PaymentDocument: %v", err)
+				}
+				body, err := io.ReadAll(doc.Body)
+				doc.Body.Close()
+				if err != nil || string(body) != tc.body {
+					t.Errorf("PaymentDocument streamed %d bytes (err %v), want all %d, the peeked ones included", len(body), err, len(tc.body))
+				}
+				if doc.ContentType != pegasDocumentTypes[tc.format] {
+					t.Errorf("ContentType %q", doc.ContentType)
+				}
+			}
+
+			if tc.format != "pdf" {
+				return // PaymentStatus always asks for the PDF
+			}
+			st, err := p.PaymentStatus(context.Background(), ref)
+			if st.Paid != tc.paid {
+				t.Errorf("PaymentStatus: paid = %v, want %v (err %v)", st.Paid, tc.paid, err)
+			}
+			if !tc.paid && !errors.Is(err, ErrMalformedReply) {
+				t.Errorf("PaymentStatus: err %v, want ErrMalformedReply", err)
+			}
+		})
+	}
+}
+
+// TestPegasPendingNotPaidByFakeDocument: the reconciler keeps a Pegas order
+// pending, unpaid, while the receipt probe answers 200 application/pdf with
+// a page that is not a PDF.
+func TestPegasPendingNotPaidByFakeDocument(t *testing.T) {
+	stub := newPegasStub(t, pegasReply(http.StatusOK, "application/pdf", "<html><body>Please wait</body></html>"))
+	o := &Order{ID: NewOrderID(), State: OrderPending, Account: "card", Provider: "pegas", Amount: decimal.NewFromInt(350),
+		Payment: Payment{ID: "100001"}, CreatedAt: time.Now(), ExpiresAt: time.Now().Add(time.Hour)}
+	a := pegasRecoveryApp(t, stub.URL, o)
+	a.reconciler.pass(context.Background())
+	stored, err := a.orders.Load(context.Background(), o.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stored.State != OrderPending {
+		t.Errorf("order is %v, want pending: an HTML page is no receipt document", stored.State)
+	}
 }

@@ -82,7 +82,7 @@ func (h *ReceiptHandler) writeReceiptPage(w http.ResponseWriter, r *http.Request
 		Email: MaskEmail(o.Email), Phone: MaskPhone(o.Phone), State: "none"}
 	rec := o.Receipt
 	if rec == nil {
-		rec = &OrderReceipt{OperationID: receiptOperationID(o.ID, ReceiptSale), Type: ReceiptSale}
+		rec = &OrderReceipt{OperationID: receiptOperationID(o.ID, ReceiptSale, 1), Type: ReceiptSale}
 	} else {
 		d.State, d.Error = string(rec.State.Public()), rec.Error
 	}

@@ -36,8 +36,10 @@ func paidOrder(t *testing.T, a *App) *Order {
 }
 
 // TestReceiptRetryAfterNotProcessed: a receipt the till could not print
-// shows its error; the operator's retry sends it again under the same
-// operationId, and one receipt is printed.
+// shows its error; the operator's retry issues it again under a new
+// operation id (Smart Cashier answers a repeated id with its first result),
+// keeps the failed attempt in the receipt's history, and one receipt is
+// printed.
 func TestReceiptRetryAfterNotProcessed(t *testing.T) {
 	sb := startSandbox(t, nil)
 	a := receiptApp(t, sb)
@@ -46,7 +48,7 @@ func TestReceiptRetryAfterNotProcessed(t *testing.T) {
 	sb.control(http.MethodPost, "faults", map[string]any{"api": "smartcashier", "op": "formReceipt",
 		"mode": "notprocessed", "count": 1, "message": "Открыта крышка."}, nil)
 
-	a.reconciler.queueReceipt(ctx, o, ReceiptSale)
+	a.reissueReceipt(ctx, o.ID, ReceiptSale)
 	stored, err := a.orders.Load(ctx, o.ID)
 	if err != nil || stored.Receipt == nil || stored.Receipt.State != ReceiptFailed || stored.Receipt.Error != "Открыта крышка." {
 		t.Fatalf("after the failure: %+v, %v", stored.Receipt, err)
@@ -56,16 +58,18 @@ func TestReceiptRetryAfterNotProcessed(t *testing.T) {
 	}
 
 	retried, err := a.reissueReceipt(ctx, o.ID, ReceiptSale)
-	if err != nil || retried.Receipt.State != ReceiptDone || retried.Receipt.Fiscal == nil || retried.Receipt.Attempts != 2 {
+	if err != nil || retried.Receipt.State != ReceiptDone || retried.Receipt.Fiscal == nil ||
+		retried.Receipt.OperationID != "kassa-"+o.ID+"-sale-2" || len(retried.Receipt.History) != 1 ||
+		retried.Receipt.History[0].OperationID != "kassa-"+o.ID+"-sale" || retried.Receipt.History[0].Error != "Открыта крышка." {
 		t.Fatalf("retry: %+v, %v", retried.Receipt, err)
 	}
 	calls := sb.calls("smartcashier", "formReceipt")
 	if len(calls) != 2 {
 		t.Fatalf("%d formReceipt calls, want 2", len(calls))
 	}
-	for _, c := range calls {
-		if want := `"operationId":"kassa-` + o.ID + `-sale"`; !bytes.Contains(c.Body, []byte(want)) {
-			t.Errorf("call body %s lacks %s", c.Body, want)
+	for i, suffix := range []string{"-sale", "-sale-2"} {
+		if want := `"operationId":"kassa-` + o.ID + suffix + `"`; !bytes.Contains(calls[i].Body, []byte(want)) {
+			t.Errorf("call %d body %s lacks %s", i+1, calls[i].Body, want)
 		}
 	}
 	var re *RequestError
@@ -128,10 +132,11 @@ func TestPaidIsStoredWithItsReceipt(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// The paid record and its index entry are writes 1 and 2; the process
-	// dies before any write after them.
-	storage.crashAtWrite(3)
-	a.reconciler.markPaid(ctx, o, PaymentStatus{Paid: true})
+	// The paid record, with its receipt as sending, is write 1 (the open
+	// index entry is there since the order was created); the process dies
+	// before any write after it.
+	storage.crashAtWrite(2)
+	a.paid(ctx, o.ID, PaymentStatus{Paid: true}, "")
 	storage.restart()
 	stored, err := a.orders.Load(ctx, o.ID)
 	if err != nil || stored.State != OrderPaid || stored.Receipt == nil || stored.Receipt.State != ReceiptSending {
@@ -174,8 +179,8 @@ func TestReceiptMalformedReplyIsSentAgain(t *testing.T) {
 	o := paidOrder(t, a)
 	sb.control(http.MethodPost, "faults", map[string]any{"api": "smartcashier", "op": "formReceipt", "mode": "malformed", "count": 1}, nil)
 
-	if err := a.reconciler.queueReceipt(ctx, o, ReceiptSale); !errors.Is(err, ErrMalformedReply) {
-		t.Fatalf("queueReceipt = %v, want the malformed reply", err)
+	if _, err := a.reissueReceipt(ctx, o.ID, ReceiptSale); !errors.Is(err, ErrMalformedReply) {
+		t.Fatalf("reissueReceipt = %v, want the malformed reply", err)
 	}
 	stored, err := a.orders.Load(ctx, o.ID)
 	if err != nil || stored.Receipt.State != ReceiptSending || !stored.Open() {

@@ -27,10 +27,11 @@ func creatingGrace(acc *account) time.Duration {
 	return defaultCreatingGrace
 }
 
-// reconciler finishes open orders in the background: it asks providers
-// whether pending payments were paid, expires unpaid orders past their time
-// to live, and recovers orders a crash left half created. It is the only
-// writer of an order's later states, so every step happens once.
+// reconciler finishes orders in the background: it asks providers whether
+// pending payments were paid, expires unpaid orders past their time to
+// live, recovers orders a crash left half created, sends receipts, and
+// watches orders that closed unpaid while their invoice may still be paid.
+// It changes orders only through the lifecycle's methods (lifecycle.go).
 type reconciler struct {
 	app    *App
 	nudges chan string
@@ -43,10 +44,16 @@ type reconciler struct {
 	// changes state. Only the reconciler's goroutine (or a step under its
 	// lock) touches it.
 	failing map[string]string
+	// watched is when each order that closed unpaid is next asked about
+	// (neverAgain for one that can no longer be paid); an order not in it
+	// is due. It holds the orders of the unpaid index, whose size
+	// keep_unpaid bounds.
+	watched map[string]time.Time
 }
 
 func newReconciler(app *App) *reconciler {
-	return &reconciler{app: app, nudges: make(chan string, 256), failing: make(map[string]string)}
+	return &reconciler{app: app, nudges: make(chan string, 256), failing: make(map[string]string),
+		watched: make(map[string]time.Time)}
 }
 
 // start runs the reconciler until stop. Its first pass resumes whatever
@@ -127,6 +134,7 @@ func (r *reconciler) pass(ctx context.Context) {
 		}
 		open.add(r.reconcile(ctx, id))
 	}
+	r.watchClosed(ctx)
 	observePass(time.Since(start), open, r.app.now())
 	r.app.logger.Debug("reconciler pass", zap.Int("open_orders", len(ids)), zap.Duration("duration", time.Since(start)))
 }
@@ -140,7 +148,7 @@ func compactEvery(keep, poll time.Duration) time.Duration {
 // compact deletes the orders that closed unpaid more than keep_unpaid ago.
 func (r *reconciler) compact(ctx context.Context) {
 	start := time.Now()
-	n, err := r.app.orders.Compact(ctx, time.Duration(r.app.KeepUnpaid))
+	n, err := r.app.orders.Compact(ctx, time.Duration(r.app.KeepUnpaid), r.lastLook)
 	metrics.ordersCompacted.Add(float64(n))
 	if err != nil && ctx.Err() == nil {
 		r.app.logger.Error("reconciler: compacting unpaid orders", zap.Int("deleted", n), zap.Error(err))
@@ -165,28 +173,38 @@ func (r *reconciler) reconcile(ctx context.Context, id string) *Order {
 		return nil
 	}
 	if !o.Open() {
-		if err := a.orders.Closed(ctx, o); err != nil {
-			a.logger.Error("reconciler: closing index entry", zap.String("order_id", id), zap.Error(err))
+		if err := a.orders.settleIndexes(ctx, id); err != nil {
+			a.logger.Error("reconciler: settling the indexes of a closed order", zap.String("order_id", id), zap.Error(err))
 		}
 		return o
 	}
-	r.advanceReceipts(ctx, o)
-	if !o.State.Open() {
-		return o
-	}
-	acc, ok := a.accounts[o.Account]
-	if !ok {
-		a.logger.Warn("reconciler: order's payment account is no longer configured; leaving it open",
-			zap.String("order_id", o.ID), zap.String("account", o.Account))
-		return o
-	}
-	switch o.State {
-	case OrderCreating:
-		if a.now().Sub(o.CreatedAt) >= creatingGrace(acc) {
-			r.recoverCreating(ctx, acc, o)
+	if o.State.Open() {
+		acc, ok := a.accounts[o.Account]
+		if !ok {
+			a.logger.Warn("reconciler: order's payment account is no longer configured; leaving it open",
+				zap.String("order_id", o.ID), zap.String("account", o.Account))
+			return o
 		}
-	case OrderPending:
-		r.checkPending(ctx, acc, o)
+		if o.State == OrderCreating {
+			o = r.recoverCreating(ctx, acc, o)
+		} else {
+			o = r.checkPending(ctx, acc, o)
+		}
+		if !o.State.Open() {
+			delete(r.failing, o.ID)
+		}
+	}
+	return r.advanceReceipts(ctx, o)
+}
+
+// advanceReceipts moves an order's receipts under way on, and returns the
+// order as it then stands: a newly paid order's receipt is sent in the
+// pass that noticed the payment.
+func (r *reconciler) advanceReceipts(ctx context.Context, o *Order) *Order {
+	for _, t := range []ReceiptType{ReceiptSale, ReceiptSaleReturn} {
+		if o.receipt(t).underway() {
+			o, _ = r.app.advanceReceipt(ctx, o, t)
+		}
 	}
 	return o
 }
@@ -205,131 +223,245 @@ func (r *reconciler) dropOrphanIndex(ctx context.Context, id string) {
 }
 
 // recoverCreating finishes an order whose checkout was interrupted between
-// writing it and storing the provider's reply. A provider that refuses a
-// repeated order id gets the same request again; the others cannot be
-// asked whether the first one went through, so the order fails rather than
-// risk a second invoice. The buyer never got a payment link for it.
-func (r *reconciler) recoverCreating(ctx context.Context, acc *account, o *Order) {
+// writing it and storing the provider's reply. An invoice this instance
+// holds in memory (its storing failed) is stored. A provider that refuses a
+// repeated order id gets the same request again once the checkout cannot be
+// running any more. The others cannot be asked whether the first request
+// went through: their order is given up only once its checkout could not
+// store it any more (past its expiry, when the checkout no longer makes an
+// order pending), so a slow checkout and the reconciler never both decide
+// it. Its buyer never got a payment link.
+func (r *reconciler) recoverCreating(ctx context.Context, acc *account, o *Order) *Order {
 	a := r.app
+	next, held, err := a.saveUnsaved(ctx, o.ID)
+	switch {
+	case held && err == nil:
+		return next
+	case held:
+		a.logger.Error("reconciler: storing a created payment", zap.String("order_id", o.ID), zap.Error(err))
+		return o
+	}
 	if _, ok := acc.PaymentProvider.(OrderIDIdempotent); !ok {
-		r.transition(ctx, o, OrderFailed, "checkout interrupted before the provider's reply; "+
+		if a.now().Before(o.ExpiresAt.Add(creatingGrace(acc))) {
+			return o
+		}
+		next, err := a.creationFailed(ctx, o.ID, "checkout interrupted before the provider's reply; "+
 			acc.provider+" cannot be asked whether the payment was created, so it is not created twice")
-		return
+		return r.orPrev(o, next, err)
+	}
+	if a.now().Sub(o.CreatedAt) < creatingGrace(acc) {
+		return o
 	}
 	start := time.Now()
 	payment, err := acc.CreatePayment(ctx, a.paymentRequest(o))
 	failpoint("recovery-replied")
 	switch {
 	case err == nil:
-		o.Payment = payment
-		r.transition(ctx, o, OrderPending, "")
+		next, err := a.paymentCreated(ctx, o.ID, payment)
+		return r.orPrev(o, next, err)
 	case errors.Is(err, ErrDuplicate):
 		// The first request went through; its reply was lost. The payment
 		// is found by our order id from now on.
-		r.transition(ctx, o, OrderPending, "recovered: the provider already had this order")
+		next, err := a.paymentRecovered(ctx, o.ID)
+		return r.orPrev(o, next, err)
 	case errors.Is(err, ErrUnavailable):
 		a.logger.Warn("reconciler: provider unavailable while recovering an order; will retry",
 			zap.String("order_id", o.ID), zap.String("provider", acc.provider), zap.Duration("duration", time.Since(start)), zap.Error(err))
+		return o
 	default:
-		r.transition(ctx, o, OrderFailed, err.Error())
+		next, err := a.creationFailed(ctx, o.ID, err.Error())
+		return r.orPrev(o, next, err)
 	}
+}
+
+// orPrev is the order a change left, or, when storing it failed (logged),
+// the order as it was.
+func (r *reconciler) orPrev(o, next *Order, err error) *Order {
+	if err != nil {
+		r.app.logger.Error("reconciler: storing an order's change", zap.String("order_id", o.ID), zap.Error(err))
+		return o
+	}
+	return next
 }
 
 // checkPending asks the provider about a pending payment and expires the
-// order when its time is up and it is still unpaid.
-func (r *reconciler) checkPending(ctx context.Context, acc *account, o *Order) {
+// order when its time is up and it is still unpaid. The check before
+// expiring asks the provider itself, never a status another poll fetched a
+// moment ago: a payment in the order's last second is a payment.
+func (r *reconciler) checkPending(ctx context.Context, acc *account, o *Order) *Order {
 	a := r.app
-	st, err := a.paymentStatus(ctx, acc, o)
+	expiring := !a.now().Before(o.ExpiresAt)
+	ref := PaymentRef{ID: o.Payment.ID, OrderID: o.ID}
+	var st PaymentStatus
+	var err error
+	if expiring {
+		st, err = acc.PaymentStatus(ctx, ref)
+	} else {
+		st, err = a.paymentStatus(ctx, acc, o)
+	}
 	if err == nil && st.Paid {
-		r.markPaid(ctx, o, st)
-		return
+		next, err := a.paid(ctx, o.ID, st, "")
+		failpoint("paid-saved")
+		return r.orPrev(o, next, err)
 	}
 	if err != nil && !errors.Is(err, ErrNotSupported) {
-		if r.failing[o.ID] != err.Error() {
-			r.failing[o.ID] = err.Error()
-			a.logger.Warn("reconciler: payment status", zap.String("order_id", o.ID), zap.String("provider", acc.provider), zap.Error(err))
-		}
-		return
+		r.remember(o, "reconciler: payment status", err)
+		return o
 	}
-	if a.now().Before(o.ExpiresAt) {
+	if !expiring {
 		delete(r.failing, o.ID)
-		return
+		return o
 	}
-	err = acc.CancelPayment(ctx, PaymentRef{ID: o.Payment.ID, OrderID: o.ID})
+	err = acc.CancelPayment(ctx, ref)
 	failpoint("expiry-cancelled")
 	switch {
-	case err == nil, errors.Is(err, ErrNotSupported):
-		r.transition(ctx, o, OrderExpired, "")
+	case err == nil:
+		next, err := a.expired(ctx, o.ID, "", true)
+		return r.orPrev(o, next, err)
+	case errors.Is(err, ErrNotSupported):
+		// The link stays payable: the order is watched.
+		next, err := a.expired(ctx, o.ID, "", false)
+		return r.orPrev(o, next, err)
 	case errors.Is(err, ErrInvalid):
 		// A recovered invoice whose id the provider never told us cannot be
 		// cancelled through the API: say so to the operator.
-		r.transition(ctx, o, OrderExpired, "not cancelled at the provider ("+err.Error()+"); cancel it in the provider's dashboard")
+		next, err := a.expired(ctx, o.ID, "not cancelled at the provider ("+err.Error()+"); cancel it in the provider's dashboard", false)
+		return r.orPrev(o, next, err)
 	case errors.Is(err, ErrUnavailable), errors.Is(err, ErrMalformedReply), errors.Is(err, ErrAuth):
 		// The invoice may still be payable: the order stays pending, its
 		// payment watched, until the provider takes the cancel.
-		if r.failing[o.ID] != err.Error() {
-			r.failing[o.ID] = err.Error()
-			a.logger.Warn("reconciler: cancelling an expired order failed; will retry",
-				zap.String("order_id", o.ID), zap.String("provider", acc.provider), zap.Error(err))
-		}
+		r.remember(o, "reconciler: cancelling an expired order failed; will retry", err)
+		return o
 	default:
-		// Refused: perhaps paid at the last moment. Look once more.
-		if st, err := a.paymentStatus(ctx, acc, o); err == nil && st.Paid {
-			r.markPaid(ctx, o, st)
+		// Refused: perhaps paid at the last moment. Look once more; a look
+		// that fails leaves the order pending for the next pass.
+		st, serr := acc.PaymentStatus(ctx, ref)
+		switch {
+		case serr != nil && !errors.Is(serr, ErrNotSupported):
+			r.remember(o, "reconciler: payment status after a refused cancel", serr)
+			return o
+		case st.Paid:
+			next, err := a.paid(ctx, o.ID, st, "")
+			return r.orPrev(o, next, err)
+		}
+		next, err := a.expired(ctx, o.ID, "cancel refused: "+err.Error(), false)
+		return r.orPrev(o, next, err)
+	}
+}
+
+// remember logs a provider's failure on an order, once for as long as it
+// fails the same way.
+func (r *reconciler) remember(o *Order, what string, err error) {
+	if r.failing[o.ID] == err.Error() {
+		return
+	}
+	r.failing[o.ID] = err.Error()
+	r.app.logger.Warn(what, zap.String("order_id", o.ID), zap.String("provider", o.Provider), zap.Error(err))
+}
+
+// watchClosed asks about the orders that closed unpaid while their invoice
+// may still be paid (a CrystalPAY link never expires; a Pegas-kassa invoice
+// whose cancel did not go through), each when it is due: young ones every
+// pass, older ones less often. A late payment makes the order paid late,
+// with its receipt.
+func (r *reconciler) watchClosed(ctx context.Context) {
+	a := r.app
+	ids, err := a.orders.UnpaidIDs(ctx)
+	if err != nil {
+		a.logger.Error("reconciler: listing orders closed unpaid", zap.Error(err))
+		return
+	}
+	listed := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		listed[id] = true
+		if next, ok := r.watched[id]; ok && a.now().Before(next) {
+			continue
+		}
+		if ctx.Err() != nil {
 			return
 		}
-		r.transition(ctx, o, OrderExpired, "cancel refused: "+err.Error())
+		r.watch(ctx, id)
 	}
-}
-
-// markPaid records a payment. A reported amount below the order's keeps
-// the order pending for an operator to look at.
-func (r *reconciler) markPaid(ctx context.Context, o *Order, st PaymentStatus) {
-	if st.Amount.Valid {
-		o.PaidAmount = st.Amount
-		if st.Amount.Decimal.LessThan(o.Amount) {
-			msg := "provider reports " + FormatAmount(st.Amount.Decimal) + " paid of " + FormatAmount(o.Amount)
-			if o.Error != msg {
-				o.Error = msg
-				r.save(ctx, o)
-				r.app.logger.Warn("order underpaid", zap.String("order_id", o.ID), zap.String("provider", o.Provider))
-			}
-			return
+	for id := range r.watched {
+		if !listed[id] {
+			delete(r.watched, id) // compacted
 		}
 	}
-	// The paid state and its receipt, as sending, are stored in one write:
-	// a crash right after it leaves the order open for the receipt, never
-	// paid and closed without one.
-	o.PaidAt = r.app.now()
-	rec := r.newReceipt(o, ReceiptSale)
-	if r.transition(ctx, o, OrderPaid, "") && rec != nil {
-		failpoint("paid-saved")
-		r.advanceReceipt(ctx, o, rec)
+}
+
+// neverAgain is when an order that can no longer be paid is next looked at.
+var neverAgain = time.Unix(1<<40, 0)
+
+// watch asks once about an order that closed unpaid, and schedules the next
+// time.
+func (r *reconciler) watch(ctx context.Context, id string) {
+	a := r.app
+	o, err := a.orders.Load(ctx, id)
+	switch {
+	case errors.Is(err, ErrOrderNotFound):
+		delete(r.watched, id)
+		return
+	case err != nil:
+		a.logger.Error("reconciler: loading order", zap.String("order_id", id), zap.Error(err))
+		return
+	case !o.watched():
+		// Paid since, or never payable: settle its indexes, if a crash left
+		// them behind, and leave it alone.
+		if err := a.orders.settleIndexes(ctx, id); err != nil {
+			a.logger.Error("reconciler: settling the indexes of an order", zap.String("order_id", id), zap.Error(err))
+			return
+		}
+		r.watched[id] = neverAgain
+		return
+	}
+	r.watched[id] = a.now().Add(watchInterval(a.now().Sub(o.CreatedAt), time.Duration(a.PollInterval)))
+	acc, ok := a.accounts[o.Account]
+	if !ok {
+		return
+	}
+	st, err := a.paymentStatus(ctx, acc, o)
+	if err != nil && !errors.Is(err, ErrNotSupported) {
+		r.remember(o, "reconciler: payment status of an order that closed unpaid", err)
+		return
+	}
+	if st.Paid {
+		next, err := a.paid(ctx, o.ID, st, "")
+		if err != nil {
+			a.logger.Error("reconciler: storing a late payment", zap.String("order_id", id), zap.Error(err))
+			delete(r.watched, id)
+			return
+		}
+		r.advanceReceipts(ctx, next)
 	}
 }
 
-// transition moves an order to a new state, stores it and logs the change.
-func (r *reconciler) transition(ctx context.Context, o *Order, state OrderState, note string) bool {
-	from := o.State
-	o.State, o.Error = state, note
-	if !state.Open() {
-		o.ClosedAt = r.app.now()
-	}
-	if !r.save(ctx, o) {
-		return false
-	}
-	delete(r.failing, o.ID)
-	r.app.logger.Info("order "+string(state), zap.String("order_id", o.ID), zap.String("from", string(from)),
-		zap.String("account", o.Account), zap.String("provider", o.Provider), zap.String("note", note))
-	countTransition(o, from)
-	return true
+// watchInterval is how long an order of an age waits between the
+// reconciler's questions about it: a poll interval while it is young (a
+// buyer pays within minutes), then a thirtieth of its age, at most an hour.
+func watchInterval(age, poll time.Duration) time.Duration {
+	return min(max(age/30, poll), time.Hour)
 }
 
-func (r *reconciler) save(ctx context.Context, o *Order) bool {
-	o.UpdatedAt = r.app.now()
-	if err := r.app.orders.Save(ctx, o); err != nil {
-		r.app.logger.Error("reconciler: saving order", zap.String("order_id", o.ID), zap.Error(err))
+// lastLook is compaction's last question about an order that closed unpaid,
+// before it is deleted: an order that may still be paid is asked about
+// once more, and one paid meanwhile is recorded paid late and kept. An
+// order whose provider cannot answer is kept for the next compaction.
+func (r *reconciler) lastLook(ctx context.Context, o *Order) (keep bool) {
+	a := r.app
+	acc, ok := a.accounts[o.Account]
+	if !o.watched() || !ok {
 		return false
 	}
-	return true
+	st, err := acc.PaymentStatus(ctx, PaymentRef{ID: o.Payment.ID, OrderID: o.ID})
+	switch {
+	case err != nil && !errors.Is(err, ErrNotSupported):
+		r.remember(o, "reconciler: payment status before compaction; keeping the order", err)
+		return true
+	case st.Paid:
+		if _, err := a.paid(ctx, o.ID, st, ""); err != nil {
+			a.logger.Error("reconciler: storing a late payment", zap.String("order_id", o.ID), zap.Error(err))
+		}
+		return true
+	}
+	return false
 }

@@ -34,6 +34,7 @@ type statusView struct {
 	Items     []itemView  `json:"items"`
 	CreatedAt time.Time   `json:"created_at"`
 	PaidAt    *time.Time  `json:"paid_at"`
+	PaidLate  bool        `json:"paid_late,omitempty"`
 	ExpiresAt time.Time   `json:"expires_at"`
 	Email     string      `json:"email,omitempty"`
 	Phone     string      `json:"phone,omitempty"`
@@ -58,8 +59,14 @@ func newReceiptView(o *Order) receiptView {
 	return receiptView{OperationID: o.Receipt.OperationID, State: o.Receipt.State.Public(), Fiscal: o.Receipt.Fiscal, Error: o.Receipt.Error}
 }
 
+// newCreatedView reports an order; where to pay only while it is pending,
+// so that nobody is sent to pay an order that has closed.
 func newCreatedView(o *Order) createdView {
-	v := createdView{OrderID: o.ID, State: o.State.Public(), Amount: FormatAmount(o.Amount), PaymentURL: o.Payment.URL}
+	v := createdView{OrderID: o.ID, State: o.State.Public(), Amount: FormatAmount(o.Amount)}
+	if o.State != OrderPending {
+		return v
+	}
+	v.PaymentURL = o.Payment.URL
 	if o.Payment.Wallet != "" || o.Payment.Card != "" {
 		v.PayTo = &payToView{Wallet: o.Payment.Wallet, Card: o.Payment.Card}
 	}
@@ -68,7 +75,7 @@ func newCreatedView(o *Order) createdView {
 
 func newStatusView(o *Order) statusView {
 	v := statusView{createdView: newCreatedView(o), Items: make([]itemView, len(o.Items)),
-		CreatedAt: o.CreatedAt, ExpiresAt: o.ExpiresAt, Email: MaskEmail(o.Email), Phone: MaskPhone(o.Phone),
+		CreatedAt: o.CreatedAt, ExpiresAt: o.ExpiresAt, PaidLate: o.PaidLate, Email: MaskEmail(o.Email), Phone: MaskPhone(o.Phone),
 		Receipt: newReceiptView(o)}
 	for i, it := range o.Items {
 		v.Items[i] = itemView{SKU: it.SKU, Name: it.Name, Qty: it.Qty, Price: FormatAmount(it.Price), VAT: it.VAT}

@@ -259,7 +259,8 @@ func TestCrashPointsCheckout(t *testing.T) {
 
 // TestCrashPointsCrystalPayCheckout kills the shop in a CrystalPAY
 // checkout, which CrystalPAY cannot be asked about afterwards: the order
-// fails, and no second generate is ever sent.
+// fails once its checkout could no longer have stored it (past its
+// order_ttl and the grace), and no second generate is ever sent.
 func TestCrashPointsCrystalPayCheckout(t *testing.T) {
 	for _, c := range []struct {
 		point     string
@@ -270,7 +271,7 @@ func TestCrashPointsCrystalPayCheckout(t *testing.T) {
 	} {
 		t.Run(c.point, func(t *testing.T) {
 			t.Parallel()
-			s, sb := crashPointShop(t, "")
+			s, sb := crashPointShop(t, "order_ttl 1s")
 			id := crashPointCheckout(t, s, c.point, "/pay/main")
 			s.start(t)
 			if o := s.waitRecord(t, id, kassa.OrderFailed, procRecoverWait); o.Error == "" {
