@@ -12,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/caddyserver/caddy/v2"
@@ -306,76 +305,6 @@ func (a *App) operatorOrder(ctx context.Context, id string) (*Order, *account, e
 		return o, nil, &RequestError{Status: http.StatusConflict, Code: "unknown_account", Message: "the order's payment account is no longer configured"}
 	}
 	return o, acc, nil
-}
-
-// payoutRequest is a payout as an operator posts it.
-type payoutRequest struct {
-	Payment string `json:"payment"`
-	Amount  string `json:"amount"`
-	To      string `json:"to"`
-	Method  string `json:"method"`
-	Comment string `json:"comment"`
-	OrderID string `json:"order_id"`
-}
-
-// adminPayout sends money from a payment account. It is never retried: a
-// payout whose reply was lost may have been made, and CrystalPAY cannot be
-// asked; the operator checks the provider's dashboard before trying again.
-func (a *App) adminPayout(w http.ResponseWriter, r *http.Request) error {
-	var req payoutRequest
-	if err := decodeAdminBody(r, &req); err != nil {
-		return err
-	}
-	if req.Payment == "" {
-		return badRequest("bad_payment", "payment", "name the payment account")
-	}
-	acc, ok := a.accounts[req.Payment]
-	if !ok {
-		return badRequest("bad_payment", "payment", "no payment account %s (there are: %s)", quoteInput(req.Payment), a.accountNames())
-	}
-	amount, err := ParseAmount("amount", req.Amount)
-	if err != nil {
-		return err
-	}
-	if err := checkPayoutText(req); err != nil {
-		return err
-	}
-	out, err := acc.Payout(r.Context(), PayoutRequest{Amount: amount, To: req.To, Method: req.Method, Comment: req.Comment, OrderID: req.OrderID})
-	if err != nil {
-		a.logger.Warn("operator: payout failed", zap.String("account", acc.name), zap.String("provider", acc.provider), zap.Error(err))
-		return err
-	}
-	a.logger.Info("operator: payout sent", zap.String("account", acc.name), zap.String("provider", acc.provider),
-		zap.String("method", req.Method), zap.String("payout_id", out.ID))
-	return writeJSON(w, http.StatusOK, map[string]string{"payment": acc.name, "id": out.ID, "commission": FormatAmount(out.Commission)})
-}
-
-// maxPayoutToken bounds a payout's payee, method and order id.
-const maxPayoutToken = 64
-
-// checkPayoutText refuses what no provider's payee, method or order id
-// looks like before a provider hears of it: anything but 1 to 64 ASCII
-// letters, digits and + - . _ @ (the order id may be absent), and a comment
-// with control characters or bidi controls. Money sent to a payee that
-// displays as another cannot be called back.
-func checkPayoutText(req payoutRequest) error {
-	for _, f := range []struct{ name, value string }{{"to", req.To}, {"method", req.Method}, {"order_id", req.OrderID}} {
-		if f.name == "order_id" && f.value == "" {
-			continue
-		}
-		ok := len(f.value) >= 1 && len(f.value) <= maxPayoutToken
-		for i := 0; ok && i < len(f.value); i++ {
-			c := f.value[i]
-			ok = 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("+-._@", c) >= 0
-		}
-		if !ok {
-			return badRequest("bad_"+f.name, f.name, "%s must be 1 to %d ASCII letters, digits or + - . _ @", f.name, maxPayoutToken)
-		}
-	}
-	if strings.ContainsFunc(req.Comment, unicode.IsControl) || hasBidiControl(req.Comment) {
-		return badRequest("bad_comment", "comment", "the comment must not contain control characters or bidi controls")
-	}
-	return nil
 }
 
 // cashRequest is cash put into or taken out of a till.

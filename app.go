@@ -65,6 +65,7 @@ type App struct {
 	reconciler *reconciler
 	creating   *keyLocks
 	unsaved    *unsavedPayments
+	paying     *keyLocks
 	perClient  *clientLimit
 	now        func() time.Time
 	// newID draws a new order's id; NewOrderID, swapped by the lifecycle
@@ -175,6 +176,7 @@ func (a *App) useStorage(storage certmagic.Storage) {
 	a.statuses = newStatusGate(time.Second)
 	a.creating = new(keyLocks)
 	a.unsaved = new(unsavedPayments)
+	a.paying = new(keyLocks)
 	a.reconciler = newReconciler(a)
 }
 

@@ -3,6 +3,8 @@ package kassa
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -124,12 +126,22 @@ func orderActionCommand(action, short string) *cobra.Command {
 
 func payoutCommand() *cobra.Command {
 	c := &cobra.Command{
-		Use:   "payout --payment <account> --amount <rubles> --to <payee> --method <method> [--comment <text>] [--order-id <id>]",
-		Short: "Sends money from a payment account to a payee (never retried)",
+		Use:   "payout --payment <account> --amount <rubles> --to <payee> --method <method> [--comment <text>] [--order-id <id>] [--idempotency-key <key>]",
+		Short: "Sends money from a payment account to a payee (at most once per idempotency key)",
 		Long: `
 Sends money from a payment account to a payee: CrystalPAY withdraw or
-Pegas-kassa withdrawal. A payout is sent once and never retried: if the
-reply is lost, check the provider's dashboard before trying again.
+Pegas-kassa withdrawal.
+
+Each run makes a new payout under a new random idempotency key, which it
+prints. Under one key a payout is made at most once: a repeat answers with
+the first outcome and pays nothing more. If a run's outcome is unknown (the
+reply was lost, the provider did not answer, the admin API timed out),
+re-run it with the same arguments and --idempotency-key <the key it
+printed>; without that flag, a re-run is a new payout. For Pegas-kassa the
+re-run finds out or finishes the payout (the provider refuses a repeated
+order id); for CrystalPAY, which cannot be asked, it says the outcome is
+still unknown, and the provider's dashboard tells whether the payout was
+made.
 `,
 		Args: cobra.ArbitraryArgs,
 		RunE: kassaRunE(0, cliPayout),
@@ -140,7 +152,8 @@ reply is lost, check the provider's dashboard before trying again.
 	f.String("to", "", "Payee: wallet, card or phone number, or nickname")
 	f.String("method", "", "Provider's payout method (CrystalPAY service code such as qw; Pegas-kassa wallet, yandex, card, nickname, phone)")
 	f.String("comment", "", "Comment sent with the payout (Pegas-kassa: 3 to 100 characters)")
-	f.String("order-id", "", "Shop's id of the payout (Pegas-kassa refuses a repeat)")
+	f.String("order-id", "", "Shop's id of the payout (Pegas-kassa refuses a repeat; default: one made from the idempotency key)")
+	f.String("idempotency-key", "", "Repeat the payout made under this key (printed by an earlier run) instead of making a new one: it pays at most once")
 	return c
 }
 
@@ -370,20 +383,30 @@ func newAdminClient(addr string, timeout time.Duration) (*adminClient, error) {
 // do calls the admin API. A 2xx reply's body is returned; any other reply
 // is an *apiError, returned along with its body.
 func (c *adminClient) do(method, uri string, body any) ([]byte, error) {
+	data, _, err := c.send(method, uri, body, nil)
+	return data, err
+}
+
+// send is do with extra request headers, returning the reply's headers
+// too.
+func (c *adminClient) send(method, uri string, body any, header http.Header) ([]byte, http.Header, error) {
 	var in io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		in = bytes.NewReader(b)
 	}
 	req, err := http.NewRequest(method, c.origin+uri, in)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if c.tcp {
 		req.Header.Set("Origin", c.origin)
+	}
+	for k, v := range header {
+		req.Header[k] = v
 	}
 	req.Header.Set("Accept", "application/json")
 	if body != nil {
@@ -394,25 +417,25 @@ func (c *adminClient) do(method, uri string, body any) ([]byte, error) {
 		var ue *url.Error
 		if errors.As(err, &ue) && ue.Timeout() {
 			if method == http.MethodGet {
-				return nil, fmt.Errorf("the admin API at %s did not answer within %v (see --timeout)", c.addr, c.client.Timeout)
+				return nil, nil, fmt.Errorf("the admin API at %s did not answer within %v (see --timeout)", c.addr, c.client.Timeout)
 			}
-			return nil, fmt.Errorf("the admin API at %s did not answer within %v: it may still have done what was asked; "+
-				"check (caddy kassa order, operation, or the provider's dashboard for a payout) before trying again", c.addr, c.client.Timeout)
+			return nil, nil, fmt.Errorf("the admin API at %s did not answer within %v: it may still have done what was asked; "+
+				"check (caddy kassa order or operation) before trying again", c.addr, c.client.Timeout)
 		}
 		if ue != nil {
 			err = ue.Err
 		}
-		return nil, fmt.Errorf("cannot reach the admin API at %s: %v (is Caddy running? is --address right?)", c.addr, err)
+		return nil, nil, fmt.Errorf("cannot reach the admin API at %s: %v (is Caddy running? is --address right?)", c.addr, err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxCLIReply))
 	if err != nil {
-		return nil, fmt.Errorf("reading the admin API's reply: %v", err)
+		return nil, nil, fmt.Errorf("reading the admin API's reply: %v", err)
 	}
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
-		return data, nil
+		return data, resp.Header, nil
 	}
-	return data, replyError(resp.StatusCode, data)
+	return data, resp.Header, replyError(resp.StatusCode, data)
 }
 
 // replyError reads an error reply: the kassa API's {"error":{"code",
@@ -450,14 +473,21 @@ func replyError(status int, data []byte) *apiError {
 // error replies included. It reports whether the caller should render the
 // reply as a table.
 func (k *kassaCLI) call(method, uri string, body any) (data []byte, table bool, err error) {
-	data, err = k.admin.do(method, uri, body)
+	data, _, table, err = k.callWith(method, uri, body, nil)
+	return data, table, err
+}
+
+// callWith is call with extra request headers, returning the reply's
+// headers too.
+func (k *kassaCLI) callWith(method, uri string, body any, header http.Header) (data []byte, reply http.Header, table bool, err error) {
+	data, reply, err = k.admin.send(method, uri, body, header)
 	if k.json && len(data) > 0 {
 		k.out.Write(data)
 		if !bytes.HasSuffix(data, []byte("\n")) {
 			fmt.Fprintln(k.out)
 		}
 	}
-	return data, err == nil && !k.json, err
+	return data, reply, err == nil && !k.json, err
 }
 
 // decodeReply decodes an API reply for a table.
@@ -787,7 +817,9 @@ func showAmount(s string) string {
 	return FormatAmount(d)
 }
 
-// cliPayout: caddy kassa payout.
+// cliPayout: caddy kassa payout. It sends the payout under a new
+// idempotency key, or under --idempotency-key to repeat an earlier one,
+// and names the key whenever a repeat may be needed.
 func cliPayout(k *kassaCLI, _ []string) error {
 	var req struct {
 		Payment string `json:"payment"`
@@ -812,25 +844,56 @@ func cliPayout(k *kassaCLI, _ []string) error {
 	}
 	req.Comment, _ = k.cmd.Flags().GetString("comment")
 	req.OrderID, _ = k.cmd.Flags().GetString("order-id")
-	data, table, err := k.call(http.MethodPost, "/kassa/payouts", req)
+	key := newPayoutKey()
+	if k.cmd.Flags().Changed("idempotency-key") {
+		key, _ = k.cmd.Flags().GetString("idempotency-key")
+		if err := ValidIdempotencyKey(key); err != nil {
+			return usageErrorf("--idempotency-key: %v", err)
+		}
+	}
+	data, reply, table, err := k.callWith(http.MethodPost, "/kassa/payouts", req, http.Header{"Idempotency-Key": {key}})
+	var ae *apiError
+	if err != nil && (!errors.As(err, &ae) || ae.Code == "payout_outcome_unknown" || ae.Code == "payout_in_progress") {
+		return fmt.Errorf("%w (idempotency key %s: to learn the payout's outcome, re-run this command with "+
+			"--idempotency-key %s and the same arguments, which pays at most once)", err, key, key)
+	}
 	if err != nil || !table {
 		return err
 	}
-	var reply struct {
+	var out struct {
 		Payment    string `json:"payment"`
 		ID         string `json:"id"`
 		Commission string `json:"commission"`
+		Message    string `json:"message"`
 	}
-	if err := decodeReply(data, &reply); err != nil {
+	if err := decodeReply(data, &out); err != nil {
 		return err
 	}
-	id := reply.ID
+	id, commission := out.ID, out.Commission
 	if id == "" {
 		id = "none given"
 	}
-	fmt.Fprintf(k.out, "payout of %s from %s to %s (%s) accepted: id %s, commission %s\n",
-		showAmount(req.Amount), reply.Payment, req.To, req.Method, id, reply.Commission)
+	if commission == "" {
+		commission = "unknown"
+	}
+	verb := "accepted"
+	if reply.Get("Idempotent-Replayed") == "true" {
+		verb = "already made under this key, not paid again"
+	}
+	fmt.Fprintf(k.out, "payout of %s from %s to %s (%s) %s: id %s, commission %s, idempotency key %s\n",
+		showAmount(req.Amount), out.Payment, req.To, req.Method, verb, id, commission, key)
+	if out.Message != "" {
+		fmt.Fprintf(k.out, "note: %s\n", oneLine(out.Message))
+	}
 	return nil
+}
+
+// newPayoutKey is a new random idempotency key for a payout: 128 bits
+// from crypto/rand as 32 hex characters.
+func newPayoutKey() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails; it crashes the program instead
+	return hex.EncodeToString(b[:])
 }
 
 // cash: caddy kassa cash deposit|withdraw.

@@ -21,6 +21,8 @@ import (
 // cliRequest is a request the fake admin API received.
 type cliRequest struct {
 	Method, Path, Query, Body, Origin, ContentType string
+	// Key is the request's Idempotency-Key.
+	Key string
 }
 
 // cliReply is the fake admin API's answer to "METHOD /path".
@@ -30,23 +32,31 @@ type cliReply struct {
 }
 
 // fakeAdmin plays the kassa admin API: it answers each "METHOD /path"
-// with a canned reply and records what it received.
+// with a canned reply and records what it received. A reply to an
+// Idempotency-Key it has seen before says it is replayed.
 type fakeAdmin struct {
 	srv     *httptest.Server
 	mu      sync.Mutex
 	replies map[string]cliReply
 	got     []cliRequest
+	keys    map[string]bool
 }
 
 func newFakeAdmin(t *testing.T, replies map[string]cliReply) *fakeAdmin {
 	t.Helper()
-	f := &fakeAdmin{replies: replies}
+	f := &fakeAdmin{replies: replies, keys: map[string]bool{}}
 	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		f.mu.Lock()
-		f.got = append(f.got, cliRequest{r.Method, r.URL.EscapedPath(), r.URL.RawQuery, string(body), r.Header.Get("Origin"), r.Header.Get("Content-Type")})
+		key := r.Header.Get("Idempotency-Key")
+		f.got = append(f.got, cliRequest{r.Method, r.URL.EscapedPath(), r.URL.RawQuery, string(body), r.Header.Get("Origin"), r.Header.Get("Content-Type"), key})
 		reply, ok := f.replies[r.Method+" "+r.URL.EscapedPath()]
+		replayed := key != "" && f.keys[key]
+		f.keys[key] = key != ""
 		f.mu.Unlock()
+		if replayed {
+			w.Header().Set("Idempotent-Replayed", "true")
+		}
 		if !ok {
 			reply = cliReply{404, `{"error":{"code":"not_found","message":"no such kassa admin route"}}`}
 		}
@@ -276,32 +286,83 @@ func TestCLIOrderActions(t *testing.T) {
 	}
 }
 
+// TestCLIPayout: a payout is sent under a new idempotency key each run,
+// which the output names; --idempotency-key repeats one.
 func TestCLIPayout(t *testing.T) {
 	admin := newFakeAdmin(t, map[string]cliReply{
-		"POST /kassa/payouts": {200, `{"payment":"card","id":"555","commission":"1.50"}`},
+		"POST /kassa/payouts": {200, `{"payment":"card","id":"555","commission":"1.50","state":"sent","order_id":"payout-1"}`},
 	})
 	stdout, stderr, err := runCLI(t, "payout", "--address", admin.addr(), "--payment", "card", "--amount", "100.5",
 		"--to", "79990000000", "--method", "phone", "--comment", "Возврат", "--order-id", "payout-1")
 	if err != nil {
 		t.Fatalf("%v: %s", err, stderr)
 	}
-	if want := "payout of 100.50 from card to 79990000000 (phone) accepted: id 555, commission 1.50\n"; stdout != want {
-		t.Errorf("stdout %q, want %q", stdout, want)
-	}
 	got := admin.requests()
 	if len(got) != 1 || got[0].Method != "POST" || got[0].ContentType != "application/json" ||
 		got[0].Body != `{"payment":"card","amount":"100.5","to":"79990000000","method":"phone","comment":"Возврат","order_id":"payout-1"}` {
 		t.Errorf("requests = %+v", got)
 	}
+	key := got[0].Key
+	if len(key) != 32 || strings.Trim(key, "0123456789abcdef") != "" {
+		t.Errorf("Idempotency-Key %q, want 32 random hex characters", key)
+	}
+	if want := "payout of 100.50 from card to 79990000000 (phone) accepted: id 555, commission 1.50, idempotency key " + key + "\n"; stdout != want {
+		t.Errorf("stdout %q, want %q", stdout, want)
+	}
 
-	// The optional fields are left out; CrystalPAY gives no id.
-	admin.replies["POST /kassa/payouts"] = cliReply{200, `{"payment":"main","id":"","commission":"0.00"}`}
+	// The optional fields are left out; CrystalPAY gives no id. Each run
+	// has a key of its own.
+	admin.replies["POST /kassa/payouts"] = cliReply{200, `{"payment":"main","id":"","commission":"0.00","state":"sent"}`}
 	stdout, _, err = runCLI(t, "payout", "--address", admin.addr(), "--payment", "main", "--amount", "100", "--to", "79990000000", "--method", "qw")
-	if err != nil || stdout != "payout of 100.00 from main to 79990000000 (qw) accepted: id none given, commission 0.00\n" {
+	got = admin.requests()
+	if err != nil || stdout != "payout of 100.00 from main to 79990000000 (qw) accepted: id none given, commission 0.00, idempotency key "+got[1].Key+"\n" {
 		t.Errorf("err %v, stdout %q", err, stdout)
 	}
-	if got := admin.requests(); got[1].Body != `{"payment":"main","amount":"100","to":"79990000000","method":"qw"}` {
+	if got[1].Body != `{"payment":"main","amount":"100","to":"79990000000","method":"qw"}` {
 		t.Errorf("body = %s", got[1].Body)
+	}
+	if got[1].Key == key || len(got[1].Key) != 32 {
+		t.Errorf("the second run's key %q, the first's %q: want a new one", got[1].Key, key)
+	}
+
+	// --idempotency-key repeats a payout: the API answers it replayed.
+	stdout, _, err = runCLI(t, "payout", "--address", admin.addr(), "--payment", "main", "--amount", "100", "--to", "79990000000",
+		"--method", "qw", "--idempotency-key", got[1].Key)
+	if got := admin.requests(); len(got) != 3 || got[2].Key != got[1].Key {
+		t.Errorf("--idempotency-key %s sent %q", got[1].Key, got[2].Key)
+	}
+	if err != nil || !strings.Contains(stdout, "already made under this key, not paid again") {
+		t.Errorf("a repeat: err %v, stdout %q", err, stdout)
+	}
+	if _, stderr, err := runCLI(t, "payout", "--address", admin.addr(), "--payment", "main", "--amount", "100", "--to", "1",
+		"--method", "qw", "--idempotency-key", ""); exitStatus(err) != 2 || !strings.Contains(stderr, "--idempotency-key") {
+		t.Errorf("an empty --idempotency-key: exit %d, stderr %q", exitStatus(err), stderr)
+	}
+
+	// A payout whose id is not known says so.
+	admin.replies["POST /kassa/payouts"] = cliReply{200, `{"payment":"card","id":"","commission":"","state":"sent","order_id":"payout-x","message":"an earlier send of it went through"}`}
+	stdout, _, _ = runCLI(t, "payout", "--address", admin.addr(), "--payment", "card", "--amount", "1", "--to", "1", "--method", "card")
+	if !strings.Contains(stdout, "id none given, commission unknown") || !strings.Contains(stdout, "\nnote: an earlier send of it went through\n") {
+		t.Errorf("a payout with no id: %q", stdout)
+	}
+}
+
+// TestCLIPayoutUnknown: when a payout's outcome is unknown, the error
+// names its key and how to repeat it; a plain refusal does not.
+func TestCLIPayoutUnknown(t *testing.T) {
+	admin := newFakeAdmin(t, map[string]cliReply{
+		"POST /kassa/payouts": {503, `{"error":{"code":"payout_outcome_unknown","message":"the payout may have been made"}}`},
+	})
+	args := []string{"payout", "--address", admin.addr(), "--payment", "main", "--amount", "1", "--to", "1", "--method", "qw"}
+	_, stderr, err := runCLI(t, args...)
+	key := admin.requests()[0].Key
+	if exitStatus(err) != 1 || !strings.HasPrefix(stderr, "kassa: payout_outcome_unknown: the payout may have been made") ||
+		!strings.Contains(stderr, "--idempotency-key "+key) {
+		t.Errorf("unknown outcome: exit %d, stderr %q", exitStatus(err), stderr)
+	}
+	admin.replies["POST /kassa/payouts"] = cliReply{502, `{"error":{"code":"provider_error","message":"insufficient funds"}}`}
+	if _, stderr, _ := runCLI(t, args...); stderr != "kassa: provider_error: insufficient funds\n" {
+		t.Errorf("a refusal: stderr %q", stderr)
 	}
 }
 
@@ -487,7 +548,7 @@ func TestCLITimeout(t *testing.T) {
 	}
 	_, stderr, err = runCLI(t, "payout", "--payment", "main", "--amount", "1", "--to", "1", "--method", "qw",
 		"--timeout", "50ms", "--address", slow.Listener.Addr().String())
-	if exitStatus(err) != 1 || !strings.Contains(stderr, "it may still have done what was asked") {
+	if exitStatus(err) != 1 || !strings.Contains(stderr, "it may still have done what was asked") || !strings.Contains(stderr, "re-run this command with --idempotency-key ") {
 		t.Errorf("payout: exit %d, stderr %q", exitStatus(err), stderr)
 	}
 	_, stderr, err = runCLI(t, "balance", "--timeout", "0s", "--address", slow.Listener.Addr().String())

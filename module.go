@@ -34,8 +34,10 @@ type PaymentProvider interface {
 	// Balance reports the account's balance.
 	Balance(ctx context.Context) (Balance, error)
 
-	// Payout sends money from the account to a payee. It is never retried:
-	// a payout whose reply was lost may have been made.
+	// Payout sends money from the account to a payee. The provider never
+	// retries it: a payout whose reply was lost may have been made. The
+	// admin API sends one again only to an OrderIDIdempotent provider,
+	// under the same OrderID.
 	Payout(ctx context.Context, req PayoutRequest) (Payout, error)
 }
 
@@ -162,8 +164,9 @@ type CashOperation struct {
 
 // OrderIDIdempotent is a payment provider that refuses a second payment for
 // an order id it already has (with ErrDuplicate), so CreatePayment may be
-// sent again after a lost reply without creating a second invoice. The
-// reconciler re-sends only to such providers.
+// sent again after a lost reply without creating a second invoice, and
+// Payout likewise without paying twice. The reconciler and the admin API's
+// payouts re-send only to such providers.
 type OrderIDIdempotent interface {
 	PaymentProvider
 	// RefusesRepeatedOrderID marks the behaviour; it does nothing.

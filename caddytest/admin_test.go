@@ -1,6 +1,7 @@
 package caddytest
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -145,14 +146,24 @@ func TestAdminReceiptAndRefund(t *testing.T) {
 	}
 }
 
+// payoutCall posts a payout to the admin API under an Idempotency-Key.
+func payoutCall(t *testing.T, key, body string) reply {
+	t.Helper()
+	return send(t, http.MethodPost, adminURL+"payouts", "application/json", body, "Idempotency-Key", key)
+}
+
 func TestAdminPayouts(t *testing.T) {
 	receiptsShop(t, "")
 	paidOrder(t)
-	r := adminCall(t, http.MethodPost, "payouts", `{"payment":"card","amount":"100.00","to":"79990000000","method":"wallet","comment":"Возврат"}`)
-	if r.status != 200 || r.json(t)["id"] == "" || r.json(t)["commission"] != "2.50" {
+	r := payoutCall(t, "admin-payout-1", `{"payment":"card","amount":"100.00","to":"79990000000","method":"wallet","comment":"Возврат"}`)
+	if r.status != 200 || r.json(t)["id"] == "" || r.json(t)["commission"] != "2.50" || r.json(t)["state"] != "sent" {
 		t.Fatalf("pegas payout: %d %s", r.status, r.body)
 	}
-	for _, tc := range []struct {
+	if r := adminCall(t, http.MethodPost, "payouts", `{"payment":"card","amount":"1.00","to":"79990000000","method":"wallet"}`); r.status != 400 ||
+		r.errorCode(t) != "idempotency_key_required" {
+		t.Errorf("a payout without an Idempotency-Key: %d %s", r.status, r.body)
+	}
+	for i, tc := range []struct {
 		body   string
 		status int
 		field  string
@@ -165,19 +176,63 @@ func TestAdminPayouts(t *testing.T) {
 		{`{"payment":"card","amount":"10","to":"7999","method":"wallet","tip":"1"}`, 400, ""},
 		{`{"payment":"card","amount":"100000","to":"79990000000","method":"wallet"}`, 502, ""},
 	} {
-		r := adminCall(t, http.MethodPost, "payouts", tc.body)
+		r := payoutCall(t, fmt.Sprintf("admin-refused-%d", i), tc.body)
 		e, _ := r.json(t)["error"].(map[string]any)
 		if r.status != tc.status || (tc.field != "" && e["field"] != tc.field) {
 			t.Errorf("%s: %d %s, want %d on %q", tc.body, r.status, r.body, tc.status, tc.field)
 		}
 	}
-	// A payout is sent once, even when the provider fails.
+	// A payout is sent once, even when the provider fails: its outcome is
+	// unknown, and CrystalPAY, which cannot be asked, never gets it again.
 	fault(t, "crystalpay", "withdraw", "error500", 1)
-	if r := adminCall(t, http.MethodPost, "payouts", `{"payment":"main","amount":"1","to":"7999","method":"qw"}`); r.status != 503 {
+	body := `{"payment":"main","amount":"1","to":"7999","method":"qw"}`
+	if r := payoutCall(t, "admin-fails-1", body); r.status != 503 || r.errorCode(t) != "payout_outcome_unknown" {
 		t.Errorf("payout on a failing provider: %d %s", r.status, r.body)
+	}
+	if r := payoutCall(t, "admin-fails-1", body); r.status != 409 || r.errorCode(t) != "payout_outcome_unknown" {
+		t.Errorf("its retry: %d %s", r.status, r.body)
 	}
 	if n := len(providerCalls(t, "crystalpay", "withdraw")); n != 1 {
 		t.Errorf("%d withdraw calls, want 1: payouts are never retried", n)
+	}
+}
+
+// TestAdminPayoutOnce: a payout posted twice under one Idempotency-Key
+// pays once, and a refused one is refused again without a second call.
+func TestAdminPayoutOnce(t *testing.T) {
+	receiptsShop(t, "")
+	paidOrder(t)
+	body := `{"payment":"card","amount":"100.00","to":"79990000000","method":"wallet"}`
+	first := payoutCall(t, "admin-once-1", body)
+	second := payoutCall(t, "admin-once-1", body)
+	if first.status != 200 || first.json(t)["state"] != "sent" || first.header.Get("Idempotent-Replayed") != "" {
+		t.Fatalf("payout: %d %s", first.status, first.body)
+	}
+	if second.status != 200 || second.body != first.body || second.header.Get("Idempotent-Replayed") != "true" {
+		t.Errorf("the same key again: %d %v %s; want the first answer, replayed", second.status, second.header, second.body)
+	}
+	calls := providerCalls(t, "pegas", "withdrawal")
+	if len(calls) != 1 || !strings.HasPrefix(calls[0].Query["order_id"], "payout-") || calls[0].Query["order_id"] != first.json(t)["order_id"] {
+		t.Errorf("withdrawal calls: %+v; want one, with the order id made from the key (%v)", calls, first.json(t)["order_id"])
+	}
+	card, _ := adminCall(t, http.MethodGet, "balance", "").json(t)["accounts"].(map[string]any)["card"].(map[string]any)
+	if card["balance"] != "238.75" {
+		t.Errorf("card balance after one payout of 100.00 and 2.50 commission from 341.25: %v", card)
+	}
+	if r := payoutCall(t, "admin-once-1", `{"payment":"card","amount":"200.00","to":"79990000000","method":"wallet"}`); r.status != 422 ||
+		r.errorCode(t) != "idempotency_key_reused" {
+		t.Errorf("another payout under the key: %d %s", r.status, r.body)
+	}
+
+	// CrystalPAY's balance is empty: refused, and refused again.
+	body = `{"payment":"main","amount":"100","to":"79990000000","method":"qw"}`
+	refused := payoutCall(t, "admin-once-2", body)
+	again := payoutCall(t, "admin-once-2", body)
+	if refused.status != 502 || again.status != 502 || again.body != refused.body || again.header.Get("Idempotent-Replayed") != "true" {
+		t.Errorf("a refused payout and its repeat: %d %s, %d %s", refused.status, refused.body, again.status, again.body)
+	}
+	if n := len(providerCalls(t, "crystalpay", "withdraw")); n != 1 {
+		t.Errorf("%d withdraw calls, want 1", n)
 	}
 }
 

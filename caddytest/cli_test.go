@@ -108,10 +108,18 @@ func TestCLIAgainstAdminAPI(t *testing.T) {
 		}
 	}
 
-	// payout: one line, and the money leaves the CrystalPAY account.
-	r = runKassaCLI(t, "payout", "--payment", "main", "--amount", "100", "--to", "79990000000", "--method", "qw")
-	if r.exit != 0 || r.stdout != "payout of 100.00 from main to 79990000000 (qw) accepted: id none given, commission 0.00\n" {
+	// payout: one line naming its idempotency key, and the money leaves the
+	// CrystalPAY account; run again under that key, it pays nothing more.
+	payout := []string{"payout", "--payment", "main", "--amount", "100", "--to", "79990000000", "--method", "qw"}
+	r = runKassaCLI(t, payout...)
+	const paid = "payout of 100.00 from main to 79990000000 (qw) accepted: id none given, commission 0.00, idempotency key "
+	key := strings.TrimSuffix(strings.TrimPrefix(r.stdout, paid), "\n")
+	if r.exit != 0 || !strings.HasPrefix(r.stdout, paid) || len(key) != 32 {
 		t.Errorf("payout: exit %d\n%s%s", r.exit, r.stdout, r.stderr)
+	}
+	r = runKassaCLI(t, append(payout, "--idempotency-key", key)...)
+	if r.exit != 0 || !strings.Contains(r.stdout, "already made under this key, not paid again") {
+		t.Errorf("payout again under its key: exit %d\n%s%s", r.exit, r.stdout, r.stderr)
 	}
 	var state struct {
 		CrystalPay struct {

@@ -210,8 +210,9 @@ func (p *procCaddy) logTail() string {
 	return string(b)
 }
 
-// procDo makes one request; body, if not nil, is sent as JSON.
-func procDo(method, url string, body any) (int, []byte, error) {
+// procDo makes one request; body, if not nil, is sent as JSON, and header
+// holds extra header names and values, in pairs.
+func procDo(method, url string, body any, header ...string) (int, []byte, error) {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -227,6 +228,9 @@ func procDo(method, url string, body any) (int, []byte, error) {
 	req.Header.Set("Accept", "application/json")
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
 	}
 	resp, err := procHTTP.Do(req)
 	if err != nil {

@@ -128,8 +128,10 @@ func matrixRows() []matrixRow {
 				return e.statusPoll(t, f, "crystalpay", "checkpay", "/pay/main")
 			}},
 		{"crystalpay_withdraw", "CrystalPAY", "withdraw", "operator: `POST /kassa/payouts`",
-			"A payout of 10 rubles. After a failure the operator checks the provider (here, the sandbox's " +
-				"state: no payout) and sends it again.",
+			"A payout of 10 rubles under an `Idempotency-Key`. After a failure the operator sends it again " +
+				"under the same key; a refused payout is refused again, and one whose outcome is unknown is " +
+				"never sent again (CrystalPAY cannot be asked), so the operator checks the provider (here, the " +
+				"sandbox's state: no payout) and sends it under a new key.",
 			func(e *matrixEnv, t *testing.T, f matrixFault) matrixCell {
 				return e.payout(t, f, "crystalpay", "withdraw", map[string]any{
 					"payment": "main", "amount": "10", "to": "79990000000", "method": "qw"})
@@ -148,12 +150,14 @@ func matrixRows() []matrixRow {
 				"cancels its invoice.",
 			(*matrixEnv).expiry},
 		{"pegas_withdrawal", "Pegas-kassa", "withdrawal", "operator: `POST /kassa/payouts`",
-			"A payout of 10.00 with an `order_id`, which Pegas-kassa refuses to repeat. After a failure the " +
-				"operator sends it again with the same `order_id`.",
+			"A payout of 10.00 under an `Idempotency-Key`, sent with an `order_id` made from the key, which " +
+				"Pegas-kassa refuses to repeat. After a failure the operator sends it again under the same key: " +
+				"a refused payout is refused again; one whose outcome is unknown is sent again under its " +
+				"`order_id`, which pays at most once.",
 			func(e *matrixEnv, t *testing.T, f matrixFault) matrixCell {
 				return e.payout(t, f, "pegas", "withdrawal", map[string]any{
 					"payment": "card", "amount": "10.00", "to": "4111111111111111", "method": "card",
-					"comment": "Выплата поставщику", "order_id": fmt.Sprintf("matrix-payout-%d", e.next())})
+					"comment": "Выплата поставщику"})
 			}},
 		{"pegas_document", "Pegas-kassa", "transaction/receipt/file", "buyer: `GET /receipt?order=&format=pdf`",
 			"kassa_receipt streams the payment document of a paid order.",
@@ -743,9 +747,13 @@ func (e *matrixEnv) statusPoll(t *testing.T, f matrixFault, api, op, path string
 	return cell
 }
 
-// payout sends a payout while its call (op on api) fails. It is sent once
-// and never retried: the operator gets the documented error, the sandbox
-// shows that no payout was made, and the operator sends it again.
+// payout sends a payout under an Idempotency-Key while its call (op on
+// api) fails. It is sent once and never retried: the operator gets the
+// documented error (an outcome unknown, or a refusal), the sandbox shows
+// that no payout was made, and the operator sends it again under the same
+// key: a refusal is answered again, an unknown Pegas-kassa payout is sent
+// again under its order id, an unknown CrystalPAY payout is not, and the
+// operator, having checked, sends it under a new key.
 func (e *matrixEnv) payout(t *testing.T, f matrixFault, api, op string, req map[string]any) matrixCell {
 	count := func() int {
 		st := e.state(t)
@@ -754,11 +762,32 @@ func (e *matrixEnv) payout(t *testing.T, f matrixFault, api, op string, req map[
 		}
 		return len(st.CrystalPay.Withdrawals)
 	}
+	post := func(key string) (int, []byte) {
+		t.Helper()
+		status, b, err := procDo(http.MethodPost, "http://"+e.shop.admin+"/kassa/payouts", req, "Idempotency-Key", key)
+		if err != nil {
+			t.Fatalf("payout: %v", err)
+		}
+		return status, b
+	}
 	before := count()
+	key := fmt.Sprintf("matrix-payout-%d", e.next())
 	e.inject(t, api, op, f)
-	status, body := e.admin(t, http.MethodPost, "/kassa/payouts", req)
+	status, body := post(key)
 	var cell matrixCell
-	cell.seen, cell.short = matrixExpect(t, f, status, body, http.StatusOK)
+	if f.slow() {
+		cell.seen, cell.short = matrixExpect(t, f, status, body, http.StatusOK)
+	} else {
+		// Only a refusal proves that nothing was paid.
+		wantStatus, wantCode := f.want()
+		if f.mode != "auth" {
+			wantCode = "payout_outcome_unknown"
+		}
+		if code := matrixCode(body); status != wantStatus || code != wantCode {
+			t.Errorf("status %d %q, want %d %q: %s", status, code, wantStatus, wantCode, body)
+		}
+		cell.seen, cell.short = fmt.Sprintf("%d `%s`", status, matrixCode(body)), fmt.Sprint(status)
+	}
 	if n := len(e.sb.calls(t, api, op)); n > 1 {
 		t.Errorf("the payout was sent %d times: a payout is never retried", n)
 	}
@@ -769,15 +798,38 @@ func (e *matrixEnv) payout(t *testing.T, f matrixFault, api, op string, req map[
 		if made != 0 {
 			t.Errorf("%d payouts made by a failed call; the sandbox makes none under a fault", made)
 		}
-		// The operator checks the dashboard: no payout; sends it again.
-		procCall(t, http.MethodPost, "http://"+e.shop.admin+"/kassa/payouts", req, http.StatusOK, nil)
-		cell.outcome = "no payout made; the operator checks, sends it again → paid out"
+		// The operator sends it again under the same key.
+		status, body = post(key)
+		switch code := matrixCode(body); {
+		case f.mode == "auth":
+			if status != http.StatusBadGateway || code != "provider_error" {
+				t.Errorf("a refused payout sent again: %d %s, want the refusal again", status, body)
+			}
+			if status, body := post(key + "-new"); status != http.StatusOK {
+				t.Errorf("the payout under a new key: %d %s", status, body)
+			}
+			cell.outcome = "`failed`; the same key answers the refusal again; a new key → paid out"
+		case api == "pegas":
+			if status != http.StatusOK {
+				t.Errorf("an unknown Pegas-kassa payout sent again under its order id: %d %s, want it paid out", status, body)
+			}
+			cell.outcome = "`unknown`; the same key sends it again under its `order_id` → paid out"
+		default:
+			if status != http.StatusConflict || code != "payout_outcome_unknown" {
+				t.Errorf("an unknown CrystalPAY payout sent again: %d %s, want 409 payout_outcome_unknown", status, body)
+			}
+			// The operator checks the dashboard: no payout; sends it anew.
+			if status, body := post(key + "-new"); status != http.StatusOK {
+				t.Errorf("the payout under a new key: %d %s", status, body)
+			}
+			cell.outcome = "`unknown`; the same key: 409, never sent again; the operator checks, a new key → paid out"
+		}
 	}
 	if made = count() - before; made != 1 {
 		t.Errorf("%d payouts made, want 1", made)
 	}
-	cell.once = "1 payout; sent once per request"
-	if _, ok := req["order_id"]; ok {
+	cell.once = "1 payout; sent at most once per key"
+	if api == "pegas" {
 		cell.once += ", under one `order_id`"
 	}
 	cell.recovered = "✓"
@@ -1115,13 +1167,14 @@ A cell passes (✓) when:
 - **the answer is the documented one** ([README, Errors](../README.md#errors)): 503
   ` + "`provider_unavailable`" + ` when the provider could not be reached, timed out, or answered 5xx or
   an HTML page; 502 ` + "`provider_error`" + ` when it refused or answered nonsense; success when it
-  was only slow. Surfaces that do not report provider failures (a buyer's status poll, the
-  reconciler) show the order as it stands;
+  was only slow. A payout answers the same statuses with ` + "`payout_outcome_unknown`" + ` unless
+  the provider refused it: only a refusal proves that nothing was paid. Surfaces that do not
+  report provider failures (a buyer's status poll, the reconciler) show the order as it stands;
 - **no order is lost**: every checkout leaves an order record, and every order reaches the
   right final state once the fault clears;
 - **nothing is done twice**: one invoice per order, one Smart Cashier operation per operation id
-  (accepted once), one payout per payout the operator meant, and ` + "`generate`" + `, ` + "`withdraw`" + `
-  and ` + "`withdrawal`" + ` never retried;
+  (accepted once), at most one payout per ` + "`Idempotency-Key`" + `, and ` + "`generate`" + `, ` + "`withdraw`" + `
+  and ` + "`withdrawal`" + ` never retried by the shop on its own;
 - **it recovers**: once the provider is back, the same flow succeeds; the reconciler finishes
   what it can by itself, and the operator's retry (which the README asks for) the rest.
 

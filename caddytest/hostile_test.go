@@ -442,7 +442,7 @@ func TestHostileInput(t *testing.T) {
 	}
 	payout := func(template string) func(t *testing.T, caseID, v string) hostileSent {
 		return func(t *testing.T, caseID, v string) hostileSent {
-			return s.postJSON(t, s.admin+"/kassa/payouts", hostileBody(template, v))
+			return s.postJSON(t, s.admin+"/kassa/payouts", hostileBody(template, v), "Idempotency-Key", "hostile-payout-"+caseID)
 		}
 	}
 	cash := func(template string) func(t *testing.T, caseID, v string) hostileSent {
@@ -549,6 +549,10 @@ func TestHostileInput(t *testing.T) {
 			send: payout(`{"payment":"card","amount":"100","to":"79990000000","method":"wallet","comment":%s}`)},
 		{name: "payout order_id", long: tooLarge, accept: hostileAcceptAll(paidOut, payee...),
 			send: payout(`{"payment":"card","amount":"100","to":"79990000000","method":"wallet","order_id":%s}`)},
+		{name: "payout idempotency key", long: tooLong, skip: hostileHeaderUnsendable, accept: hostileAcceptAll(paidOut, append(token, "sql", "sql-drop")...),
+			send: func(t *testing.T, _, v string) hostileSent {
+				return s.postJSON(t, s.admin+"/kassa/payouts", []byte(`{"payment":"main","amount":"100","to":"79990000000","method":"qw"}`), "Idempotency-Key", v)
+			}},
 		{name: "cash amount", long: tooLarge, send: cash(`{"amount":%s,"operation_id":"hostile-cash-%d"}`)},
 		{name: "cash cashbox_id", long: tooLarge, send: cash(`{"amount":"500.00","cashbox_id":%s,"operation_id":"hostile-cash-%d"}`)},
 		{name: "cash operation_id", long: tooLarge,

@@ -5,6 +5,7 @@ import (
 	"crypto/md5"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"net/url"
@@ -257,7 +258,7 @@ func TestLogsCarryNoSecrets(t *testing.T) {
 	// Payouts, signed with secret2: made, refused, failed, unreachable.
 	secret2 := logSecrets["KASSA_LOGTEST_CP_SECRET2"]
 	signatures := []string{}
-	for _, tc := range []struct {
+	for i, tc := range []struct {
 		payment, amount, to string
 		fault               string
 		status              int
@@ -274,11 +275,11 @@ func TestLogsCarryNoSecrets(t *testing.T) {
 		}
 		signatures = append(signatures, crystalPaySignature(tc.to, tc.amount, secret2))
 		body := `{"payment":"` + tc.payment + `","amount":"` + tc.amount + `","to":"` + tc.to + `","method":"qw"}`
-		if r := adminCall(t, http.MethodPost, "payouts", body); r.status != tc.status {
+		if r := payoutCall(t, fmt.Sprintf("logs-payout-%d", i), body); r.status != tc.status {
 			t.Errorf("payout %s: %d %s, want %d", body, r.status, r.body, tc.status)
 		}
 	}
-	if r := adminCall(t, http.MethodPost, "payouts", `{"payment":"card","amount":"10.00","to":"79990000000","method":"wallet"}`); r.status != 200 {
+	if r := payoutCall(t, "logs-payout-pegas", `{"payment":"card","amount":"10.00","to":"79990000000","method":"wallet"}`); r.status != 200 {
 		t.Errorf("Pegas payout: %d %s", r.status, r.body)
 	}
 
