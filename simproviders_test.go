@@ -285,6 +285,19 @@ func (w *simWorld) Invoices() []simInvoice {
 	return out
 }
 
+// InvoiceOf returns a copy of the invoice made for an order id (the first,
+// should there be more).
+func (w *simWorld) InvoiceOf(orderID string) (simInvoice, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, inv := range w.invoices {
+		if inv.OrderID == orderID {
+			return *inv, true
+		}
+	}
+	return simInvoice{}, false
+}
+
 // Payouts returns copies of the payouts the providers executed (processed),
 // including ones whose reply was lost, in execution order.
 func (w *simWorld) Payouts() []simPayout {

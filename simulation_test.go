@@ -135,6 +135,9 @@ type simHistory struct {
 	now   time.Time
 	world *simWorld
 	store *simStorage
+	// ctx is the Caddy context the instances' modules are provisioned in.
+	ctx    caddy.Context
+	cancel context.CancelFunc
 	insts [2]*simInstance
 	steps int
 	// nesting is how deep in a provider call's "during" actions the
@@ -193,8 +196,6 @@ type simInstance struct {
 	crashed bool
 	// checkouts per account: the storefront's, and a proxied one.
 	checkout, proxied map[string]*Checkout
-	ctx               caddy.Context
-	cancel            context.CancelFunc
 }
 
 func newSimHistory(t *testing.T, seed uint64, trace bool) *simHistory {
@@ -206,6 +207,7 @@ func newSimHistory(t *testing.T, seed uint64, trace bool) *simHistory {
 	h.world.CrystalBalance = decimal.NewFromInt(10_000_000)
 	h.world.PegasBalance = decimal.NewFromInt(10_000_000)
 	h.store = &simStorage{h: h, data: map[string]simValue{}, locks: map[string]string{}}
+	h.ctx, h.cancel = caddy.NewContext(caddy.Context{Context: context.Background()})
 	h.faults(true)
 	for i := range h.insts {
 		h.insts[i] = &simInstance{h: h, name: string(rune('A' + i))}
@@ -257,11 +259,7 @@ func (h *simHistory) faults(on bool) {
 // crash or a reload.
 func (in *simInstance) start() {
 	h := in.h
-	if in.cancel != nil {
-		in.cancel()
-	}
 	in.crashed = false
-	in.ctx, in.cancel = caddy.NewContext(caddy.Context{Context: context.Background()})
 	logger := zap.NewNop()
 	if h.trace {
 		logger = zaptest.NewLogger(h.t).Named(in.name)
@@ -283,7 +281,7 @@ func (in *simInstance) start() {
 	retries := 1
 	cashier := &SmartCashier{Token: simCashierToken, Endpoint: simCashierEndpoint, Taxation: TaxationUSNIncome, Retries: &retries}
 	for _, m := range []caddy.Provisioner{crystal, pegas, cashier} {
-		if err := m.Provision(in.ctx); err != nil {
+		if err := m.Provision(h.ctx); err != nil {
 			h.t.Fatal(err)
 		}
 	}
@@ -370,9 +368,7 @@ func (h *simHistory) run() {
 	}
 	h.settle()
 	h.checkEnd()
-	for _, in := range h.insts {
-		in.cancel()
-	}
+	h.cancel()
 }
 
 // step runs one random action.
@@ -736,47 +732,70 @@ func (h *simHistory) settle() {
 		}
 	}
 	in := h.insts[0]
-	for i := range 40 {
+	for i := range 60 {
 		h.world.Process()
 		h.reconcile(in)
-		if i%8 == 7 {
-			for _, id := range h.orderIDs {
-				o, ok := h.stored(id)
-				if !ok || o.State != OrderPaid {
-					continue
-				}
-				if o.Receipt == nil || o.Receipt.State == ReceiptFailed {
-					h.admin(in, http.MethodPost, "/kassa/orders/"+id+"/receipt", "", nil)
-				}
-				if o.Refund != nil && o.Refund.State == ReceiptFailed {
-					h.admin(in, http.MethodPost, "/kassa/orders/"+id+"/refund", "", nil)
-				}
-			}
+		h.retryFailedReceipts(in)
+		if h.atRest() {
+			return
 		}
 		h.now = h.now.Add(time.Duration(1+i) * time.Minute)
 	}
-	h.world.Process()
-	h.reconcile(in)
+}
+
+// retryFailedReceipts is the operator retrying every failed receipt and
+// refund of a paid order.
+func (h *simHistory) retryFailedReceipts(in *simInstance) {
+	for _, id := range h.knownOrders() {
+		o, ok := h.stored(id)
+		if !ok || o.State != OrderPaid {
+			continue
+		}
+		if o.Receipt == nil || o.Receipt.State == ReceiptFailed {
+			h.admin(in, http.MethodPost, "/kassa/orders/"+id+"/receipt", "", nil)
+		}
+		if o.Refund != nil && o.Refund.State == ReceiptFailed {
+			h.admin(in, http.MethodPost, "/kassa/orders/"+id+"/refund", "", nil)
+		}
+	}
+}
+
+// atRest reports whether the shop has nothing left to do: no open order,
+// every paid invoice's order paid, every paid order's receipts done.
+func (h *simHistory) atRest() bool {
+	for k := range h.store.data {
+		if strings.HasPrefix(k, openPrefix+"/") {
+			return false
+		}
+	}
+	for _, inv := range h.world.Invoices() {
+		if inv.Paid && inv.OrderID != "" && !h.deleted[inv.OrderID] {
+			if o, ok := h.stored(inv.OrderID); !ok || o.State != OrderPaid {
+				return false
+			}
+		}
+	}
+	for _, id := range h.knownOrders() {
+		if o, ok := h.stored(id); ok && o.State == OrderPaid &&
+			(o.Receipt == nil || o.Receipt.State != ReceiptDone || (o.Refund != nil && o.Refund.State != ReceiptDone)) {
+			return false
+		}
+	}
+	return true
 }
 
 // invoiceOf is the world's invoice of an order.
 func (h *simHistory) invoiceOf(id string) (simInvoice, bool) {
-	for _, inv := range h.world.Invoices() {
-		if inv.OrderID == id {
-			return inv, true
-		}
-	}
-	return simInvoice{}, false
+	return h.world.InvoiceOf(id)
 }
 
-// stored reads an order as the storage holds it, faults aside.
+// stored is an order as the storage holds it, faults aside: its last
+// record written, while a record of it is stored.
 func (h *simHistory) stored(id string) (*Order, bool) {
 	for _, key := range []string{orderKey(id), openKey(id)} {
 		if v, ok := h.store.data[key]; ok && len(v.value) > 0 && v.value[0] == '{' {
-			o, err := decodeOrder(v.value)
-			if err == nil {
-				return o, true
-			}
+			o := h.asOf[id]
+			return &o, true
 		}
 	}
 	return nil, false
