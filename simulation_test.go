@@ -138,8 +138,8 @@ type simHistory struct {
 	// ctx is the Caddy context the instances' modules are provisioned in.
 	ctx    caddy.Context
 	cancel context.CancelFunc
-	insts [2]*simInstance
-	steps int
+	insts  [2]*simInstance
+	steps  int
 	// nesting is how deep in a provider call's "during" actions the
 	// history is: actions run during a call never run more of their own.
 	nesting int
