@@ -63,11 +63,12 @@ type App struct {
 	logger     *zap.Logger
 	statuses   *statusGate
 	reconciler *reconciler
-	creating   *keyLocks
 	unsaved    *unsavedPayments
-	paying     *keyLocks
-	perClient  *clientLimit
-	now        func() time.Time
+	// locks are this process's locks (sharedLocks); the lifecycle
+	// simulation gives each simulated instance its own.
+	locks     *processLocks
+	perClient *clientLimit
+	now       func() time.Time
 	// newID draws a new order's id; NewOrderID, swapped by the lifecycle
 	// simulation so that a history replays from its seed.
 	newID func() string
@@ -174,10 +175,15 @@ func (a *App) useStorage(storage certmagic.Storage) {
 	a.orders = NewOrderStore(storage)
 	a.orders.Now = func() time.Time { return a.now() }
 	a.statuses = newStatusGate(time.Second)
-	a.creating = new(keyLocks)
 	a.unsaved = new(unsavedPayments)
-	a.paying = new(keyLocks)
+	a.useLocks(&sharedLocks)
 	a.reconciler = newReconciler(a)
+}
+
+// useLocks makes the app serialise its work with the locks l.
+func (a *App) useLocks(l *processLocks) {
+	a.locks = l
+	a.orders.locks = &l.orders
 }
 
 // warnKopecks warns when a catalog price has kopecks and a CrystalPAY

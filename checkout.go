@@ -147,16 +147,61 @@ func (h *Checkout) create(w http.ResponseWriter, r *http.Request) error {
 	}
 
 	if o.IdempotencyKey != "" {
-		unlock := h.app.creating.lock(o.IdempotencyKey)
+		unlock := h.app.locks.checkouts.lock(o.IdempotencyKey)
 		defer unlock()
-		id, ok, err := h.app.orders.ByIdempotencyKey(r.Context(), o.IdempotencyKey)
+	}
+	// From here on a buyer who leaves does not cut the checkout short: the
+	// provider's timeout bounds it, and its outcome is recorded either way.
+	ctx := context.WithoutCancel(r.Context())
+	prior, err := h.open(ctx, w, r, repl, o)
+	if err != nil {
+		return err
+	}
+	if prior != nil {
+		return h.replayed(w, r, repl, prior)
+	}
+	failpoint("checkout-created")
+
+	start := time.Now()
+	payment, err := h.acc.CreatePayment(ctx, h.app.paymentRequest(o))
+	if err != nil {
+		h.createFailed(o, err, time.Since(start))
+		return err
+	}
+	failpoint("checkout-replied")
+	stored, err := h.app.checkoutCreated(ctx, o.ID, payment)
+	if err != nil {
+		// The invoice exists but its order is not stored pending: the buyer
+		// gets no payment page, but a 503; their retry with the same key,
+		// or the reconciler, stores the invoice kept here.
+		h.app.unsaved.put(o.ID, payment)
+		h.logger.Error("storing a created payment", zap.String("order_id", o.ID), zap.Error(err))
+		return err
+	}
+	failpoint("checkout-saved")
+	h.logger.Info("order created", zap.String("order_id", o.ID), zap.String("account", o.Account),
+		zap.String("provider", o.Provider), zap.Duration("duration", time.Since(start)))
+	return h.answer(w, r, repl, stored)
+}
+
+// open stores a new order, or finds the one its idempotency key made
+// before (prior). With a key, it holds the key's storage lock while it
+// looks and stores, so that a double click split between two instances
+// makes one order.
+func (h *Checkout) open(ctx context.Context, w http.ResponseWriter, r *http.Request, repl *caddy.Replacer, o *Order) (prior *Order, err error) {
+	if o.IdempotencyKey == "" {
+		return nil, h.openNew(w, r, repl, o)
+	}
+	lock := "kassa/checkout/" + strings.TrimPrefix(idempotencyStorageKey(o.IdempotencyKey), idempotencyPrefix+"/")
+	err = h.app.withStorageLock(ctx, lock, func() error {
+		id, ok, err := h.app.orders.ByIdempotencyKey(ctx, o.IdempotencyKey)
 		if err != nil {
 			return err
 		}
 		if ok {
-			prior, err := h.app.orders.Load(r.Context(), id)
+			prior, err = h.app.orders.Load(ctx, id)
 			if err == nil {
-				return h.replayed(w, r, repl, prior)
+				return nil
 			}
 			if !errors.Is(err, ErrOrderNotFound) {
 				return err
@@ -165,7 +210,28 @@ func (h *Checkout) create(w http.ResponseWriter, r *http.Request) error {
 			// Create): make the order under the same id.
 			o.ID = id
 		}
+		err = h.openNew(w, r, repl, o)
+		if errors.Is(err, ErrIdempotencyKeyUsed) {
+			// Another instance made this key's order a moment ago (the
+			// storage's lock did not keep it out): answer with it.
+			id, _, err := h.app.orders.ByIdempotencyKey(ctx, o.IdempotencyKey)
+			if err != nil {
+				return err
+			}
+			prior, err = h.app.orders.Load(ctx, id)
+			return err
+		}
+		return err
+	})
+	if prior != nil && prior.Fingerprint != "" && prior.Fingerprint != o.Fingerprint {
+		return nil, &RequestError{Status: http.StatusUnprocessableEntity, Code: "idempotency_key_reused", Field: "Idempotency-Key",
+			Message: "this Idempotency-Key was used for another order; send a new key with a new cart"}
 	}
+	return prior, err
+}
+
+// openNew stores a new order as being created, within the client's limit.
+func (h *Checkout) openNew(w http.ResponseWriter, r *http.Request, repl *caddy.Replacer, o *Order) error {
 	if h.app.perClient != nil && !h.app.perClient.allow(clientAddress(r), h.app.now()) {
 		w.Header().Set("Retry-After", "60")
 		return &RequestError{Status: http.StatusTooManyRequests, Code: "too_many_orders",
@@ -181,45 +247,7 @@ func (h *Checkout) create(w http.ResponseWriter, r *http.Request) error {
 			return fmt.Errorf("kassa_checkout: redirect %q is not an absolute http(s) URL", o.ReturnURL)
 		}
 	}
-	// From here on a buyer who leaves does not cut the checkout short: the
-	// provider's timeout bounds it, and its outcome is recorded either way.
-	ctx := context.WithoutCancel(r.Context())
-	if err := h.app.openOrder(ctx, o); errors.Is(err, ErrIdempotencyKeyUsed) {
-		// Another instance made this key's order a moment ago: answer with it.
-		id, _, err := h.app.orders.ByIdempotencyKey(ctx, o.IdempotencyKey)
-		if err != nil {
-			return err
-		}
-		prior, err := h.app.orders.Load(ctx, id)
-		if err != nil {
-			return err
-		}
-		return h.replayed(w, r, repl, prior)
-	} else if err != nil {
-		return err
-	}
-	failpoint("checkout-created")
-
-	start := time.Now()
-	payment, err := h.acc.CreatePayment(ctx, h.app.paymentRequest(o))
-	if err != nil {
-		h.createFailed(o, err, time.Since(start))
-		return err
-	}
-	failpoint("checkout-replied")
-	stored, err := h.app.paymentCreated(ctx, o.ID, payment)
-	if err != nil {
-		// The invoice exists but its order is not stored pending: the buyer
-		// gets no payment page, but a 503; their retry with the same key,
-		// or the reconciler, stores the invoice kept here.
-		h.app.unsaved.put(o.ID, payment)
-		h.logger.Error("storing a created payment", zap.String("order_id", o.ID), zap.Error(err))
-		return err
-	}
-	failpoint("checkout-saved")
-	h.logger.Info("order created", zap.String("order_id", o.ID), zap.String("account", o.Account),
-		zap.String("provider", o.Provider), zap.Duration("duration", time.Since(start)))
-	return h.answer(w, r, repl, stored)
+	return h.app.openOrder(context.WithoutCancel(r.Context()), o)
 }
 
 // replayed answers a repeated checkout with the order it made before, as
@@ -335,6 +363,9 @@ func (h *Checkout) newOrder(r *http.Request, repl *caddy.Replacer) (*Order, erro
 		// keys, so that a buyer's key can never name another flow's order.
 		o.IdempotencyKey = "key:" + h.acc.name + ":" + key
 	}
+	if o.IdempotencyKey != "" {
+		o.Fingerprint = o.requestFingerprint()
+	}
 	return o, nil
 }
 
@@ -416,13 +447,18 @@ func (h *Checkout) answer(w http.ResponseWriter, r *http.Request, repl *caddy.Re
 			return nil
 		}
 		return writeMessagePage(w, http.StatusOK, "Заказ оплачен", "This order has been paid. Thank you!")
-	case o.State == OrderCreating && now.Sub(o.CreatedAt) < creatingGrace(h.acc):
+	case o.State == OrderCreating && h.app.mayStillCreate(o):
 		w.Header().Set("Retry-After", "2")
 		return &RequestError{Status: http.StatusConflict, Code: "order_in_progress",
 			Message: "this order's payment is still being created; try again in a moment"}
 	case o.State != OrderPending || !now.Before(o.ExpiresAt):
 		return &RequestError{Status: http.StatusConflict, Code: "order_closed",
 			Message: "this order is closed and can no longer be paid; please start a new order"}
+	case o.Payment.URL == "" && o.Payment.Wallet == "" && o.Payment.Card == "":
+		// Recovered from a lost reply: the invoice exists, but not where
+		// to pay it.
+		return &RequestError{Status: http.StatusConflict, Code: "order_closed",
+			Message: "this order's payment page is not available; please start a new order"}
 	}
 	repl.Set("kassa.payment_url", o.Payment.URL)
 	if wantsJSON(r) {
@@ -454,6 +490,12 @@ func (h *Checkout) status(w http.ResponseWriter, r *http.Request, id string) err
 		return err
 	}
 	o := answer.order
+	if o.State == OrderPending && !h.app.now().Before(o.ExpiresAt) {
+		// Its time is up: it is expiring, and nobody is sent to pay it.
+		v := newStatusView(o)
+		v.PaymentURL, v.PayTo = "", nil
+		return writeJSON(w, http.StatusOK, v)
+	}
 	if acc, ok := h.app.accounts[o.Account]; ok && o.State == OrderPending {
 		st, err := h.app.paymentStatus(r.Context(), acc, o)
 		if err == nil && st.Paid {

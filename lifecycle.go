@@ -3,6 +3,7 @@ package kassa
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"sync"
@@ -73,20 +74,53 @@ func (s OrderState) closedUnpaid() bool {
 	return s == OrderExpired || s == OrderCancelled || s == OrderFailed
 }
 
-// orderLocks serialise the changes of one order within this process, across
-// every config's app: a change reads the order and writes it back with no
-// other change of it in between. Across instances sharing a storage, see
-// docs/ORDERS.md.
-var orderLocks keyLocks
+// processLocks serialise, within this process and across every config's
+// app, what must not happen twice at once: the changes of one order, the
+// checkouts of one idempotency key, the payouts of one key. Across
+// instances sharing a storage, storage locks of the same names do it
+// (withStorageLock), as far as the storage keeps its locks; docs/ORDERS.md
+// says what rests on them.
+type processLocks struct {
+	orders, checkouts, payouts keyLocks
+}
 
-// update changes one order: under the order's lock it reads the order as
-// stored now, lets change modify it, and stores it if change reports that
-// it changed, keeping the indexes in step; then it announces what changed.
-// change works on the record as stored, never on a copy read before a
-// provider call, and moves states only through moveTo. A change that
-// reports nothing stores nothing; the order is returned either way.
+// sharedLocks are this process's locks.
+var sharedLocks processLocks
+
+// withStorageLock runs fn holding the storage lock name, which keeps the
+// instances sharing a storage from doing the same thing at once.
+func (a *App) withStorageLock(ctx context.Context, name string, fn func() error) error {
+	if err := a.storage.Lock(ctx, name); err != nil {
+		return fmt.Errorf("kassa: taking storage lock %s: %w", name, storageFailure{err})
+	}
+	defer func() {
+		if err := a.storage.Unlock(context.WithoutCancel(ctx), name); err != nil {
+			a.logger.Error("releasing a storage lock", zap.String("lock", name), zap.Error(err))
+		}
+	}()
+	return fn()
+}
+
+// update changes one order: under the order's locks (this process's, and
+// the storage's, so that another instance does not change it at once) it
+// reads the order as stored now, lets change modify it, and stores it if
+// change reports that it changed, keeping the indexes in step; then it
+// announces what changed. change works on the record as stored, never on a
+// copy read before a provider call, and moves states only through moveTo.
+// A change that reports nothing stores nothing; the order is returned
+// either way.
 func (a *App) update(ctx context.Context, id string, change func(o *Order) bool) (*Order, error) {
-	unlock := orderLocks.lock(id)
+	return a.updateOrder(ctx, id, true, change)
+}
+
+// updateOrder is update, taking the order's storage lock when shared. Only
+// the checkout storing the invoice of the order it is creating goes
+// without it (see checkoutCreated).
+func (a *App) updateOrder(ctx context.Context, id string, shared bool, change func(o *Order) bool) (*Order, error) {
+	unlock, err := a.orders.lockOrder(ctx, id, shared)
+	if err != nil {
+		return nil, err
+	}
 	defer unlock()
 	o, err := a.orders.Load(ctx, id)
 	if err != nil {
@@ -195,7 +229,34 @@ func (a *App) openOrder(ctx context.Context, o *Order) error {
 // the order lives, and the reconciler may be giving up on it), nor one that
 // has moved on; either keeps the invoice, so that it is watched.
 func (a *App) paymentCreated(ctx context.Context, id string, p Payment) (*Order, error) {
-	return a.update(ctx, id, func(o *Order) bool {
+	return a.update(ctx, id, a.invoiceMade(p))
+}
+
+// checkoutCreated is paymentCreated for the checkout that created the
+// order. In the first half of the order's life it takes no storage lock,
+// so that a checkout takes none: until then only its checkout changes an
+// order being created (the reconciler re-sends a Pegas-kassa deposit only
+// after the grace, which records the same invoice, and gives any order up
+// only after its expiry and the grace). A checkout that took longer, or
+// found the order moved on, records the invoice under the order's storage
+// lock. That rests on one assumption: that no checkout stalls for longer
+// than half an order's time to live between reading the order and writing
+// it.
+func (a *App) checkoutCreated(ctx context.Context, id string, p Payment) (*Order, error) {
+	made, changed := a.invoiceMade(p), false
+	o, err := a.updateOrder(ctx, id, false, func(o *Order) bool {
+		changed = o.State == OrderCreating && a.now().Before(o.CreatedAt.Add(o.ExpiresAt.Sub(o.CreatedAt)/2)) && made(o)
+		return changed
+	})
+	if err != nil || changed {
+		return o, err
+	}
+	return a.paymentCreated(ctx, id, p)
+}
+
+// invoiceMade is the change of an order whose provider made invoice p.
+func (a *App) invoiceMade(p Payment) func(o *Order) bool {
+	return func(o *Order) bool {
 		if o.State == OrderCreating && a.now().Before(o.ExpiresAt) {
 			o.Payment = p
 			return o.moveTo(OrderPending, a.now())
@@ -206,7 +267,7 @@ func (a *App) paymentCreated(ctx context.Context, id string, p Payment) (*Order,
 			return true
 		}
 		return false
-	})
+	}
 }
 
 // paymentRecovered records that a provider already has an order's invoice
@@ -294,6 +355,20 @@ func (a *App) cancelled(ctx context.Context, id, note string) (*Order, error) {
 		o.Error, o.InvoiceClosed = note, true
 		return true
 	})
+}
+
+// mayStillCreate reports whether an order being created may still get its
+// invoice: from a provider the reconciler can ask again (Pegas-kassa, by
+// the order id), always; from another, while its checkout may be running.
+func (a *App) mayStillCreate(o *Order) bool {
+	acc, ok := a.accounts[o.Account]
+	if !ok {
+		return false
+	}
+	if _, resendable := acc.PaymentProvider.(OrderIDIdempotent); resendable {
+		return true
+	}
+	return a.now().Sub(o.CreatedAt) < creatingGrace(acc)
 }
 
 // watched reports whether an order that closed unpaid may still be paid:

@@ -14,6 +14,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/certmagic"
+	"github.com/shopspring/decimal"
 	"go.uber.org/zap"
 )
 
@@ -427,4 +428,267 @@ func TestStaleStepCannotUndoAPayment(t *testing.T) {
 	if got := a.load(o.ID); got.State != OrderPaid {
 		t.Fatalf("the paid order is now %s", got.State)
 	}
+}
+
+// tokenExpiringReceipts prints the first receipt it is sent but loses the
+// reply; its next send meets an expired token (401); after that it is
+// Smart Cashier again: a repeated operation id answers its first result, a
+// new one prints.
+type tokenExpiringReceipts struct {
+	mu      sync.Mutex
+	printed map[string]bool
+	sends   int
+}
+
+func (r *tokenExpiringReceipts) FormReceipt(_ context.Context, rc Receipt) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.printed == nil {
+		r.printed = map[string]bool{}
+	}
+	r.sends++
+	switch r.sends {
+	case 1:
+		r.printed[rc.OperationID] = true
+		return &ProviderError{Provider: "smartcashier", Op: "formReceipt", Kind: ErrUnavailable}
+	case 2:
+		return &ProviderError{Provider: "smartcashier", Op: "formReceipt", Kind: ErrAuth, Status: http.StatusUnauthorized}
+	}
+	r.printed[rc.OperationID] = true
+	return nil
+}
+
+func (r *tokenExpiringReceipts) ReceiptStatus(_ context.Context, id string) (Operation, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.printed[id] {
+		return Operation{ID: id, Status: OperationProcessed, Fiscal: &FiscalParams{DocumentNumber: 1}}, nil
+	}
+	return Operation{}, &ProviderError{Provider: "smartcashier", Op: "checkStatus", Kind: ErrNotFound, Status: 404}
+}
+func (r *tokenExpiringReceipts) DepositCash(context.Context, CashOperation) error  { return nil }
+func (r *tokenExpiringReceipts) WithdrawCash(context.Context, CashOperation) error { return nil }
+
+// TestReceiptRefusedOnResendIsNoProof: a receipt whose first send was taken
+// (the reply lost) and whose re-send is refused (the token expired) is
+// known to the service: it is followed, not failed, and the operator's
+// retry prints nothing twice. Before: it was recorded failed, and the
+// retry printed a second sale receipt for one payment.
+func TestReceiptRefusedOnResendIsNoProof(t *testing.T) {
+	p := newLifeProvider("crystalpay")
+	s := newLifeShop(t, p, nil, nil)
+	rc := &tokenExpiringReceipts{}
+	s.app.receipts = rc
+	o := s.created("")
+	p.pay(o.Payment.ID)
+	s.pass() // paid; its receipt is printed, the reply lost
+	s.pass() // sent again: 401
+	s.app.reissueReceipt(context.Background(), o.ID, ReceiptSale)
+	s.pass()
+	if n := len(rc.printed); n != 1 {
+		t.Fatalf("%d sale receipts printed for one payment (%v); want 1", n, rc.printed)
+	}
+	if got := s.load(o.ID); got.Receipt.State != ReceiptDone {
+		t.Errorf("the receipt is %s, want done", got.Receipt.State)
+	}
+}
+
+// underpaidProvider reports every invoice paid, with 1 ruble.
+type underpaidProvider struct{ *lifeProvider }
+
+func (p underpaidProvider) PaymentStatus(context.Context, PaymentRef) (PaymentStatus, error) {
+	return PaymentStatus{Paid: true, Amount: decimal.NewNullDecimal(decimal.NewFromInt(1))}, nil
+}
+
+// TestUnderpaidOrderCloses: an order its provider reports paid with less
+// than its amount expires at its time with the shortfall noted, leaves the
+// open index, shows no payment page, and is never compacted: money came
+// for it. Before: it stayed pending, polled every pass, forever.
+func TestUnderpaidOrderCloses(t *testing.T) {
+	lp := newLifeProvider("crystalpay")
+	s := newLifeShop(t, lp, nil, nil)
+	s.app.accounts["main"].PaymentProvider = underpaidProvider{lp}
+	o := s.created("")
+	s.clock.Add(31 * time.Minute)
+	s.pass()
+	got := s.load(o.ID)
+	if got.State != OrderExpired || !strings.Contains(got.Error, "1.00 paid of 350.00") {
+		t.Fatalf("past its time the underpaid order is %s (%q), want expired with the shortfall", got.State, got.Error)
+	}
+	if ids, _ := s.app.orders.OpenIDs(context.Background()); len(ids) != 0 {
+		t.Errorf("open index: %v", ids)
+	}
+	if w := s.serve(httptest.NewRequest(http.MethodGet, "/pay?order="+o.ID, nil)); strings.Contains(w.Body.String(), "payment_url") {
+		t.Errorf("status: %s", w.Body)
+	}
+	s.clock.Add(30 * 24 * time.Hour)
+	s.compact()
+	if _, err := s.app.orders.Load(context.Background(), o.ID); err != nil {
+		t.Errorf("compaction deleted an order money came for: %v", err)
+	}
+}
+
+// TestRestartsDoNotPostponeCompaction: each new reconciler's first look at
+// an order closed unpaid keeps the age compaction reads. Before: it wrote
+// the order's unpaid entry again, so with daily reloads the order was
+// never compacted.
+func TestRestartsDoNotPostponeCompaction(t *testing.T) {
+	p := newLifeProvider("pegas") // its cancel goes through: not watched
+	clock := &testClock{t: time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)}
+	s := newLifeShop(t, p, newCrashStorage(t, clock.Now), clock) // entries age by the clock
+	o := s.created("")
+	s.clock.Add(31 * time.Minute)
+	s.pass()
+	for range 10 {
+		s.clock.Add(24 * time.Hour)
+		s.app.reconciler = newReconciler(s.app) // a daily reload
+		s.pass()
+		s.compact()
+	}
+	if _, err := s.app.orders.Load(context.Background(), o.ID); !errors.Is(err, ErrOrderNotFound) {
+		t.Fatalf("10 days after it closed (keep_unpaid 7 days) the order is still stored: %v", err)
+	}
+}
+
+// TestStatusPastExpiryShowsNoPaymentPage: an order past its time, not yet
+// expired by the reconciler, no longer offers its payment page.
+func TestStatusPastExpiryShowsNoPaymentPage(t *testing.T) {
+	s := newLifeShop(t, newLifeProvider("crystalpay"), nil, nil)
+	o := s.created("")
+	s.clock.Add(31 * time.Minute)
+	w := s.serve(httptest.NewRequest(http.MethodGet, "/pay?order="+o.ID, nil))
+	if !strings.Contains(w.Body.String(), `"state":"pending"`) || strings.Contains(w.Body.String(), "payment_url") {
+		t.Errorf("status past expiry: %s", w.Body)
+	}
+}
+
+// TestRecoveredOrderIsNotAnEmptyPaymentPage: a replay of an order whose
+// invoice was recovered from a lost reply (its page unknown) is told to
+// start anew, not sent to an empty payment page.
+func TestRecoveredOrderIsNotAnEmptyPaymentPage(t *testing.T) {
+	s := newLifeShop(t, newLifeProvider("pegas"), nil, nil)
+	o := s.created("key-recovered-0001")
+	// As recovered after a lost reply: pending, only the order id known.
+	s.app.update(context.Background(), o.ID, func(o *Order) bool { o.Payment = Payment{Recovered: true}; return true })
+	w := s.post("key-recovered-0001", false)
+	if w.Code != http.StatusConflict || !strings.Contains(w.Body.String(), "order_closed") {
+		t.Errorf("replay of a recovered order: %d %s", w.Code, w.Body)
+	}
+}
+
+// TestIdempotencyKeyForAnotherCart: the same Idempotency-Key with another
+// cart or email is refused (422), never answered with the first buyer's
+// order. Before: the second buyer got the first one's order and payment
+// page.
+func TestIdempotencyKeyForAnotherCart(t *testing.T) {
+	s := newLifeShop(t, newLifeProvider("crystalpay"), nil, nil)
+	first := s.created("cart-1001-abcdefgh")
+	req := httptest.NewRequest(http.MethodPost, "/pay", strings.NewReader(`{"items":[{"sku":"tea-green","qty":3}],"email":"other@example.org"}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Idempotency-Key", "cart-1001-abcdefgh")
+	w := s.serve(req)
+	if w.Code != http.StatusUnprocessableEntity || !strings.Contains(w.Body.String(), "idempotency_key_reused") ||
+		strings.Contains(w.Body.String(), first.ID) {
+		t.Fatalf("another cart under the same key: %d %s", w.Code, w.Body)
+	}
+	if w := s.post("cart-1001-abcdefgh", false); w.Code != http.StatusCreated || !strings.Contains(w.Body.String(), first.ID) {
+		t.Errorf("the same cart again: %d %s", w.Code, w.Body)
+	}
+}
+
+// storeHook runs before once, in a goroutine of its own, just before the
+// first Store of a key with prefix: another instance acting at that
+// moment, which the storage's locks may make wait.
+type storeHook struct {
+	certmagic.Storage
+	prefix string
+	once   sync.Once
+	before func()
+	done   sync.WaitGroup
+}
+
+func (h *storeHook) Store(ctx context.Context, key string, value []byte) error {
+	if strings.HasPrefix(key, h.prefix) && h.before != nil {
+		h.once.Do(func() {
+			h.done.Add(1)
+			go func() { defer h.done.Done(); h.before() }()
+			time.Sleep(50 * time.Millisecond) // the other instance reaches its storage lock
+		})
+	}
+	return h.Storage.Store(ctx, key, value)
+}
+
+// TestDoubleClickAcrossInstances: a double click whose two requests a load
+// balancer sends to two instances on one storage makes one order: the
+// second waits for the key's storage lock and gets the first's order.
+// Before: two orders and two payment pages for one Idempotency-Key.
+func TestDoubleClickAcrossInstances(t *testing.T) {
+	shared := &certmagic.FileStorage{Path: t.TempDir()}
+	p := newLifeProvider("crystalpay")
+	hooked := &storeHook{Storage: shared, prefix: idempotencyPrefix + "/"}
+	a := newLifeShop(t, p, hooked, nil)
+	b := newLifeShop(t, p, shared, a.clock)
+	b.app.useLocks(new(processLocks)) // another process
+	var bw *httptest.ResponseRecorder
+	hooked.before = func() { bw = b.post("dbl-click-0000001", false) }
+	aw := a.post("dbl-click-0000001", false)
+	hooked.done.Wait()
+	var va, vb struct {
+		OrderID string `json:"order_id"`
+	}
+	json.Unmarshal(aw.Body.Bytes(), &va)
+	json.Unmarshal(bw.Body.Bytes(), &vb)
+	if va.OrderID == "" || va.OrderID != vb.OrderID || p.count() != 1 {
+		t.Fatalf("one Idempotency-Key: A %d %s, B %d %s, %d invoices", aw.Code, aw.Body, bw.Code, bw.Body, p.count())
+	}
+}
+
+// TestCompactionAndAConfirmAcrossInstances: an operator confirms, on
+// instance B, an order that A's compaction is deleting at that moment:
+// either the order is deleted and the confirm says it does not exist, or
+// the order is kept, paid. Before: B's confirm answered paid, and A then
+// deleted the paid order.
+func TestCompactionAndAConfirmAcrossInstances(t *testing.T) {
+	shared := &certmagic.FileStorage{Path: t.TempDir()}
+	p := newLifeProvider("pegas") // its cancel goes through: compaction asks nothing
+	a := newLifeShop(t, p, shared, nil)
+	o := a.created("")
+	a.clock.Add(31 * time.Minute)
+	a.pass()
+	a.clock.Add(8 * 24 * time.Hour)
+	hooked := &deleteHook{Storage: shared, key: openKey(o.ID)}
+	compacting := newLifeShop(t, p, hooked, a.clock)
+	b := newLifeShop(t, p, shared, a.clock)
+	b.app.useLocks(new(processLocks))
+	var confirmErr error
+	hooked.before = func() { _, confirmErr = b.app.confirmOrder(context.Background(), o.ID) }
+	compacting.compact()
+	hooked.done.Wait()
+	got, err := b.app.orders.Load(context.Background(), o.ID)
+	switch {
+	case confirmErr == nil && (err != nil || got.State != OrderPaid):
+		t.Fatalf("the operator was told the order is paid, and it is now %v, %v", got, err)
+	case confirmErr != nil && err == nil:
+		t.Fatalf("the confirm failed (%v), and the order is still stored: %s", confirmErr, got.State)
+	}
+}
+
+// deleteHook is storeHook for the first Delete of key.
+type deleteHook struct {
+	certmagic.Storage
+	key    string
+	once   sync.Once
+	before func()
+	done   sync.WaitGroup
+}
+
+func (h *deleteHook) Delete(ctx context.Context, key string) error {
+	if key == h.key && h.before != nil {
+		h.once.Do(func() {
+			h.done.Add(1)
+			go func() { defer h.done.Done(); h.before() }()
+			time.Sleep(50 * time.Millisecond)
+		})
+	}
+	return h.Storage.Delete(ctx, key)
 }

@@ -89,6 +89,10 @@ type Order struct {
 	// IdempotencyKey is the buyer's Idempotency-Key, if any: a repeat with
 	// the same key gets this order again.
 	IdempotencyKey string `json:"idempotency_key,omitempty"`
+	// Fingerprint is a hash of what the keyed request asked for (the
+	// account, amount, items and contacts): a repeat of the key that asks
+	// for something else is refused, never answered with this order.
+	Fingerprint string `json:"fingerprint,omitempty"`
 	// ReturnURL is where the provider sends the buyer after paying.
 	ReturnURL string `json:"return_url,omitempty"`
 	// Payment is the provider's invoice, once created.
@@ -282,6 +286,19 @@ func ValidIdempotencyKey(key string) error {
 	return nil
 }
 
+// requestFingerprint is a hash of what an order's request asked for: its
+// account, amount, items, description, upstream order id and the buyer's
+// contacts.
+func (o *Order) requestFingerprint() string {
+	h := sha256.New()
+	enc := json.NewEncoder(h)
+	_ = enc.Encode([]any{o.Account, FormatAmount(o.Amount), o.Description, o.ShopOrderID, o.Email, o.Phone})
+	for _, it := range o.Items {
+		_ = enc.Encode([]any{it.SKU, it.Name, it.Qty, FormatAmount(it.Price), it.VAT})
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
 // orderIDBytes is the entropy of an order id: 128 bits.
 const orderIDBytes = 16
 
@@ -383,13 +400,17 @@ func (e orderStoreError) Is(target error) bool { return target == e.like }
 // answered) and overwrites nothing. Every other entry holds the order id.
 //
 // The store holds no cache and no other state, so several Caddy instances
-// sharing one storage see the same orders; it never takes a storage lock
-// (locks are slow and belong to the reconciler, not to each request). The
-// storage offers no compare-and-swap, so two writers of one order race with
-// last-write-wins: cross-instance steps that must not race (the reconciler)
-// take a storage lock around Load and Save.
+// sharing one storage see the same orders. Its reads and writes take no
+// storage lock (locks are slow, and no checkout or status poll waits for
+// one); lockOrder gives the lifecycle (lifecycle.go) an order's locks for a
+// change, and Compact takes them to delete. The storage offers no
+// compare-and-swap, so two writers of one order race with last-write-wins:
+// the locks keep them apart as long as the storage keeps its locks.
 type OrderStore struct {
 	storage certmagic.Storage
+	// locks serialise the changes of one order within this process (the
+	// App's processLocks).
+	locks *keyLocks
 	// Now is the clock the store stamps CreatedAt and UpdatedAt with, and
 	// ages unpaid orders by in Compact; tests swap it.
 	Now func() time.Time
@@ -397,7 +418,7 @@ type OrderStore struct {
 
 // NewOrderStore returns a store over storage, using the wall clock.
 func NewOrderStore(storage certmagic.Storage) *OrderStore {
-	return &OrderStore{storage: storage, Now: time.Now}
+	return &OrderStore{storage: storage, locks: &sharedLocks.orders, Now: time.Now}
 }
 
 func (s *OrderStore) now() time.Time {
@@ -624,11 +645,35 @@ func (s *OrderStore) saveChange(ctx context.Context, prev, o *Order) error {
 	return nil
 }
 
+// lockOrder takes the locks of order id's changes: this process's, and,
+// when shared, the storage lock kassa/order/<id>, which keeps instances
+// sharing the storage from changing the order at once. It returns the
+// function that releases them.
+func (s *OrderStore) lockOrder(ctx context.Context, id string, shared bool) (unlock func(), err error) {
+	unlockHere := s.locks.lock(id)
+	if !shared {
+		return unlockHere, nil
+	}
+	name := "kassa/order/" + id
+	if err := s.storage.Lock(ctx, name); err != nil {
+		unlockHere()
+		return nil, fmt.Errorf("kassa: taking storage lock %s: %w", name, storageFailure{err})
+	}
+	return func() {
+		// An unlock that fails leaves a lock the storage expires.
+		_ = s.storage.Unlock(context.WithoutCancel(ctx), name)
+		unlockHere()
+	}, nil
+}
+
 // settleIndexes makes the indexes of order id match its record, under the
-// order's lock and as the record stands now, where a failure or crash
+// order's locks and as the record stands now, where a failure or crash
 // between saveChange's writes left them behind.
 func (s *OrderStore) settleIndexes(ctx context.Context, id string) error {
-	unlock := orderLocks.lock(id)
+	unlock, err := s.lockOrder(ctx, id, true)
+	if err != nil {
+		return err
+	}
 	defer unlock()
 	o, err := s.Load(ctx, id)
 	if err != nil {
@@ -641,14 +686,24 @@ func (s *OrderStore) settleIndexes(ctx context.Context, id string) error {
 // is in the open index, an order closed unpaid in the unpaid index, and a
 // closed paid order in neither. The caller holds the order's lock.
 func (s *OrderStore) reindex(ctx context.Context, o *Order) error {
-	if o.Open() {
+	switch {
+	case o.State == OrderCreating:
+		return nil // its open-index entry holds its record
+	case o.Open():
 		if err := s.storeKey(ctx, openKey(o.ID), []byte(o.ID)); err != nil {
 			return err
 		}
 		return s.deleteKey(ctx, unpaidKey(o.ID))
-	}
-	if o.State.closedUnpaid() {
-		return s.Closed(ctx, o)
+	case o.State.closedUnpaid():
+		// An entry that is there keeps its time: Compact ages orders by it.
+		if _, err := s.storage.Stat(ctx, unpaidKey(o.ID)); errors.Is(err, fs.ErrNotExist) {
+			if err := s.storeKey(ctx, unpaidKey(o.ID), []byte(o.ID)); err != nil {
+				return err
+			}
+		} else if err != nil {
+			return fmt.Errorf("kassa: unpaid index entry of order %s: %w", o.ID, storageFailure{err})
+		}
+		return s.CloseIndex(ctx, o.ID)
 	}
 	if err := s.deleteKey(ctx, unpaidKey(o.ID)); err != nil {
 		return err
@@ -875,28 +930,43 @@ func (s *OrderStore) Compact(ctx context.Context, keep time.Duration, lastLook f
 	return deleted, nil
 }
 
-// compactOne deletes order id, under its lock, if it is still closed
-// unpaid, and then its unpaid-index entry; it reports whether it deleted
-// the order. An order that is no longer closed unpaid only has its indexes
-// settled.
+// compactOne deletes order id, under its locks, if it is still closed
+// unpaid and no money was reported for it, and then its unpaid-index
+// entry; it reports whether it deleted the order. An order that is no
+// longer closed unpaid only has its indexes settled. Should another
+// instance record the order paid as it is deleted (its storage lock lost),
+// the record it writes brings the order back, and its indexes are settled.
 func (s *OrderStore) compactOne(ctx context.Context, id string) (bool, error) {
-	unlock := orderLocks.lock(id)
+	unlock, err := s.lockOrder(ctx, id, true)
+	if err != nil {
+		return false, err
+	}
 	defer unlock()
 	o, err := s.Load(ctx, id)
 	switch {
 	case errors.Is(err, ErrOrderNotFound):
 		// Its record is gone already: only the entry is left.
+		return false, s.deleteKey(ctx, unpaidKey(id))
 	case err != nil:
 		return false, err
 	case !o.State.closedUnpaid():
 		// Paid since, or a record written over by hand: keep it.
 		return false, s.reindex(ctx, o)
-	default:
-		if err := s.deleteOrder(ctx, o); err != nil {
-			return false, err
-		}
+	case o.PaidAmount.Valid && o.PaidAmount.Decimal.IsPositive():
+		// The provider reported money for it (less than the amount): an
+		// operator settles it, and it is kept.
+		return false, nil
 	}
-	return err == nil, s.deleteKey(ctx, unpaidKey(id))
+	if err := s.deleteOrder(ctx, o); err != nil {
+		return false, err
+	}
+	if err := s.deleteKey(ctx, unpaidKey(id)); err != nil {
+		return true, err
+	}
+	if back, err := s.Load(ctx, id); err == nil {
+		return true, s.reindex(ctx, back)
+	}
+	return true, nil
 }
 
 // deleteOrder deletes an order's idempotency mapping, if it still names

@@ -64,11 +64,21 @@ func (a *App) adminPayout(w http.ResponseWriter, r *http.Request) error {
 	}
 
 	scope := payoutScope(acc.name, key)
-	unlock := a.paying.lock(scope)
+	unlock := a.locks.payouts.lock(scope)
 	defer unlock()
 	// From here on an operator who hangs up does not cut the payout short:
-	// the provider's timeout bounds it, and its outcome is recorded.
+	// the provider's timeout bounds it, and its outcome is recorded. The
+	// storage lock keeps another instance from sending the same key's
+	// payout at once (a double click that a load balancer split).
 	ctx := context.WithoutCancel(r.Context())
+	return a.withStorageLock(ctx, "kassa/payouts/"+scope, func() error {
+		return a.payoutUnderKey(ctx, w, acc, req, amount, scope)
+	})
+}
+
+// payoutUnderKey makes, or answers again, the payout of one key, under the
+// key's locks.
+func (a *App) payoutUnderKey(ctx context.Context, w http.ResponseWriter, acc *account, req payoutRequest, amount decimal.Decimal, scope string) error {
 	p := &payout{acc: acc, req: req, amount: amount, storageKey: payoutStorageKey(scope), keyHash: scope[:12]}
 	rec, err := a.loadPayout(ctx, p.storageKey)
 	if err != nil {

@@ -382,3 +382,30 @@ func TestPayoutIdempotency(t *testing.T) {
 		}
 	})
 }
+
+// TestPayoutOneKeyTwoInstances: one Idempotency-Key posted at the same
+// moment to two instances on one storage (a load balancer's retry, or the
+// old and new config across a reload) pays once: the second waits for the
+// key's storage lock and answers the first's outcome. Before: both read
+// "no record" and CrystalPAY, which has no order id to refuse a repeat,
+// paid twice.
+func TestPayoutOneKeyTwoInstances(t *testing.T) {
+	crystal := new(payoutProvider)
+	shared := &certmagic.FileStorage{Path: t.TempDir()}
+	hooked := &storeHook{Storage: shared, prefix: payoutsPrefix + "/"}
+	instance := func(s certmagic.Storage) *App {
+		a := &App{logger: zap.NewNop(), now: time.Now}
+		a.accounts = map[string]*account{"main": {name: "main", provider: "crystalpay", PaymentProvider: crystal}}
+		a.useStorage(s)
+		a.useLocks(new(processLocks)) // each its own process
+		return a
+	}
+	a, b := instance(hooked), instance(shared)
+	var bw *httptest.ResponseRecorder
+	hooked.before = func() { bw = postPayout(context.Background(), b, "k-two-instances-1", crystalPayout) }
+	aw := postPayout(context.Background(), a, "k-two-instances-1", crystalPayout)
+	hooked.done.Wait()
+	if _, paid := crystal.counts(); paid != 1 || aw.Code != http.StatusOK || bw.Code != http.StatusOK {
+		t.Fatalf("one key paid out %d times: A %d %s, B %d %s", paid, aw.Code, aw.Body, bw.Code, bw.Body)
+	}
+}

@@ -1382,20 +1382,25 @@ func pegasRecoveryApp(t *testing.T, base string, o *Order) *App {
 // for the operator to see, and only a refusal saying the order id is taken
 // recovers it as pending.
 func TestPegasRecoveryNeedsDuplicateEvidence(t *testing.T) {
+	const formatRefusal = `{"error":{"code":"invalid_parameters","message":"Validation failed",` +
+		`"validation_error":{"path":"order_id","message":"The order id format is invalid."}}}`
 	for _, tc := range []struct {
-		name string
-		body string
-		want OrderState
+		name    string
+		body    string
+		expires time.Duration // from now
+		want    OrderState
 	}{
-		{"format refusal fails the order", `{"error":{"code":"invalid_parameters","message":"Validation failed",` +
-			`"validation_error":{"path":"order_id","message":"The order id format is invalid."}}}`, OrderFailed},
+		// A refusal is no invoice: the order never becomes pending. It is
+		// given up once its checkout could no longer store it.
+		{"format refusal fails the order after its checkout", formatRefusal, -time.Hour, OrderFailed},
+		{"format refusal leaves the order while its checkout may run", formatRefusal, time.Hour, OrderCreating},
 		{"duplicate recovers the order", `{"error":{"code":"invalid_parameters","message":"Transaction with this order_id already exists",` +
-			`"validation_error":{"path":"order_id","message":"The order id has already been taken."}}}`, OrderPending},
+			`"validation_error":{"path":"order_id","message":"The order id has already been taken."}}}`, time.Hour, OrderPending},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			stub := newPegasStub(t, pegasJSON(http.StatusBadRequest, tc.body))
 			o := &Order{ID: NewOrderID(), State: OrderCreating, Account: "card", Provider: "pegas",
-				Amount: decimal.NewFromInt(350), CreatedAt: time.Now().Add(-time.Hour), ExpiresAt: time.Now().Add(time.Hour)}
+				Amount: decimal.NewFromInt(350), CreatedAt: time.Now().Add(-2 * time.Hour), ExpiresAt: time.Now().Add(tc.expires)}
 			a := pegasRecoveryApp(t, stub.URL, o)
 			a.reconciler.pass(context.Background())
 			stored, err := a.orders.Load(context.Background(), o.ID)

@@ -81,7 +81,7 @@ func (a *App) advanceReceipt(ctx context.Context, o *Order, t ReceiptType) (*Ord
 		return o, nil
 	}
 	if rec.State == ReceiptSending {
-		sendErr := a.receipts.FormReceipt(ctx, fiscalReceipt(o, rec))
+		sendErr := a.refusalChecked(ctx, rec, a.receipts.FormReceipt(ctx, fiscalReceipt(o, rec)))
 		if sendErr == nil {
 			failpoint("receipt-sent")
 		}
@@ -114,6 +114,27 @@ func (a *App) advanceReceipt(ctx context.Context, o *Order, t ReceiptType) (*Ord
 		return o, nil
 	}
 	return next, nil
+}
+
+// refusalChecked is what a refused send of a receipt means: a refusal
+// proves nothing was printed only if the receipt service does not know the
+// operation, for an earlier send of the same id (its reply lost, or cut by
+// a crash) may have been accepted before the refusal (a token that expired
+// since, a configuration changed by a reload). A known operation is taken
+// as accepted (its status is then followed), an unknown one as refused;
+// when the service cannot say, the outcome stays unknown.
+func (a *App) refusalChecked(ctx context.Context, rec *OrderReceipt, sendErr error) error {
+	if sendErr == nil || errors.Is(sendErr, ErrUnavailable) || errors.Is(sendErr, ErrMalformedReply) {
+		return sendErr
+	}
+	switch _, err := a.receipts.ReceiptStatus(ctx, rec.OperationID); {
+	case err == nil:
+		return nil
+	case errors.Is(err, ErrNotFound):
+		return sendErr
+	default:
+		return fmt.Errorf("%w (the send was refused: %v; whether an earlier send was taken could not be checked: %v)", ErrUnavailable, sendErr, err)
+	}
 }
 
 // errReceiptNotStored: what a receipt's send brought could not be stored;

@@ -225,12 +225,13 @@ func (r *reconciler) dropOrphanIndex(ctx context.Context, id string) {
 // recoverCreating finishes an order whose checkout was interrupted between
 // writing it and storing the provider's reply. An invoice this instance
 // holds in memory (its storing failed) is stored. A provider that refuses a
-// repeated order id gets the same request again once the checkout cannot be
-// running any more. The others cannot be asked whether the first request
-// went through: their order is given up only once its checkout could not
-// store it any more (past its expiry, when the checkout no longer makes an
-// order pending), so a slow checkout and the reconciler never both decide
-// it. Its buyer never got a payment link.
+// repeated order id gets the same request again once the checkout's call
+// is surely over, which recovers the invoice (or makes it). The others
+// cannot be asked whether the first request went through. Either way an
+// order is given up only once its checkout could not store it any more
+// (past its expiry, when the checkout no longer makes an order pending),
+// so a slow checkout and the reconciler never both decide it. Its buyer
+// never got a payment link.
 func (r *reconciler) recoverCreating(ctx context.Context, acc *account, o *Order) *Order {
 	a := r.app
 	next, held, err := a.saveUnsaved(ctx, o.ID)
@@ -241,8 +242,12 @@ func (r *reconciler) recoverCreating(ctx context.Context, acc *account, o *Order
 		a.logger.Error("reconciler: storing a created payment", zap.String("order_id", o.ID), zap.Error(err))
 		return o
 	}
+	// An order is given up only once its checkout could no longer store
+	// it: past its expiry (when the checkout no longer makes it pending)
+	// and the grace.
+	mayFail := !a.now().Before(o.ExpiresAt.Add(creatingGrace(acc)))
 	if _, ok := acc.PaymentProvider.(OrderIDIdempotent); !ok {
-		if a.now().Before(o.ExpiresAt.Add(creatingGrace(acc))) {
+		if !mayFail {
 			return o
 		}
 		next, err := a.creationFailed(ctx, o.ID, "checkout interrupted before the provider's reply; "+
@@ -267,6 +272,11 @@ func (r *reconciler) recoverCreating(ctx context.Context, acc *account, o *Order
 	case errors.Is(err, ErrUnavailable):
 		a.logger.Warn("reconciler: provider unavailable while recovering an order; will retry",
 			zap.String("order_id", o.ID), zap.String("provider", acc.provider), zap.Duration("duration", time.Since(start)), zap.Error(err))
+		return o
+	case !mayFail:
+		// Refused, but the checkout's own request may have made the
+		// invoice: the order waits until its checkout is surely over.
+		r.remember(o, "reconciler: the provider refused to recover an order; will retry", err)
 		return o
 	default:
 		next, err := a.creationFailed(ctx, o.ID, err.Error())
@@ -302,6 +312,12 @@ func (r *reconciler) checkPending(ctx context.Context, acc *account, o *Order) *
 	if err == nil && st.Paid {
 		next, err := a.paid(ctx, o.ID, st, "")
 		failpoint("paid-saved")
+		if err != nil || next.State != OrderPending || !expiring {
+			return r.orPrev(o, next, err)
+		}
+		// Underpaid, and its time is up: it closes with its note, still
+		// watched, and is never compacted; the operator settles it.
+		next, err = a.expired(ctx, o.ID, next.Error, false)
 		return r.orPrev(o, next, err)
 	}
 	if err != nil && !errors.Is(err, ErrNotSupported) {

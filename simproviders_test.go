@@ -114,6 +114,9 @@ type simWorld struct {
 	// per-wallet form (PROVIDERS.md: "newer accounts answer an object per
 	// wallet"); newSimWorld picks it from Rand.
 	CrystalBalanceWallets bool
+	// CashierTokenExpired makes Smart Cashier refuse the shop's token (401)
+	// while it is set, as when the JWT expired and nobody renewed it yet.
+	CashierTokenExpired bool
 	// ExtraTaxTypes are Smart Cashier taxType codes accepted beyond the
 	// seed's 1–6 (an account's own code for a rate the API version does not
 	// know, PROVIDERS.md "VAT in 2026"). Seed silent on other codes: without
@@ -1213,7 +1216,7 @@ type simProblem struct {
 // smartCashier answers a Smart Cashier call.
 func (w *simWorld) smartCashier(req *http.Request, name string, body []byte) simReply {
 	scheme, token, _ := strings.Cut(req.Header.Get("Authorization"), " ")
-	if !strings.EqualFold(scheme, "Bearer") || token != simCashierToken {
+	if !strings.EqualFold(scheme, "Bearer") || token != simCashierToken || w.CashierTokenExpired {
 		// Seed: 401 for a bad token. Seed silent on the body: none, as a
 		// JWT bearer handler answers.
 		return simReply{status: http.StatusUnauthorized, header: http.Header{"Www-Authenticate": {`Bearer error="invalid_token"`}}}

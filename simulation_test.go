@@ -194,6 +194,8 @@ type simInstance struct {
 	name    string
 	app     *App
 	crashed bool
+	// locks are the process's locks: a restart makes new ones.
+	locks *processLocks
 	// checkouts per account: the storefront's, and a proxied one.
 	checkout, proxied map[string]*Checkout
 }
@@ -260,6 +262,12 @@ func (h *simHistory) faults(on bool) {
 func (in *simInstance) start() {
 	h := in.h
 	in.crashed = false
+	// A dead process's storage locks expire.
+	for name, holder := range h.store.locks {
+		if holder == in.name {
+			delete(h.store.locks, name)
+		}
+	}
 	logger := zap.NewNop()
 	if h.trace {
 		logger = zaptest.NewLogger(h.t).Named(in.name)
@@ -293,6 +301,8 @@ func (in *simInstance) start() {
 	}
 	a.receipts = cashier
 	a.useStorage(&simStorageView{s: h.store, in: in})
+	in.locks = new(processLocks)
+	a.useLocks(in.locks)
 	a.statuses.now = h.clock
 	in.app = a
 	in.checkout, in.proxied = map[string]*Checkout{}, map[string]*Checkout{}
@@ -395,8 +405,11 @@ func (h *simHistory) step() {
 		h.operator(in)
 	case r < 78:
 		h.payout(in)
-	case r < 92:
+	case r < 91:
 		h.advance()
+	case r < 92:
+		h.world.CashierTokenExpired = !h.world.CashierTokenExpired
+		h.tracef("Smart Cashier's token expired: %v", h.world.CashierTokenExpired)
 	case r < 95:
 		h.tracef("%s reloads", in.name)
 		in.start()
@@ -439,6 +452,34 @@ func (h *simHistory) during(op string) {
 		case 4:
 			h.world.Process()
 		}
+	}
+}
+
+// interleave runs an action of the instance other than in, as if it ran
+// between two of in's storage operations.
+func (h *simHistory) interleave(in *simInstance) {
+	other := h.insts[0]
+	if other == in {
+		other = h.insts[1]
+	}
+	if other.crashed {
+		return
+	}
+	h.nesting++
+	defer func() { h.nesting-- }()
+	switch h.rng.IntN(6) {
+	case 0:
+		h.reconcile(other)
+	case 1:
+		h.poll(other)
+	case 2:
+		h.operator(other)
+	case 3:
+		h.replay(other)
+	case 4:
+		h.pay()
+	default:
+		h.payout(other)
 	}
 }
 
@@ -726,6 +767,7 @@ func (h *simHistory) settle() {
 	h.settling = true
 	h.faults(false)
 	h.store.lostLock = false
+	h.world.CashierTokenExpired = false
 	for _, in := range h.insts {
 		if in.crashed {
 			in.start()
@@ -1025,6 +1067,13 @@ func (v *simStorageView) op(write bool) error {
 	if h.rng.Float64() < s.faults.slow {
 		h.now = h.now.Add(time.Duration(1+h.rng.IntN(90)) * time.Second)
 	}
+	if h.nesting == 0 && h.rng.IntN(40) == 0 {
+		// The other instance works between this one's storage operations.
+		h.interleave(v.in)
+		if v.in.crashed {
+			return errSimCrashed
+		}
+	}
 	if h.rng.Float64() < s.faults.fail {
 		return errSimStorage
 	}
@@ -1116,23 +1165,31 @@ func (v *simStorageView) Stat(_ context.Context, key string) (certmagic.KeyInfo,
 	return certmagic.KeyInfo{Key: key, Modified: val.modified, Size: int64(len(val.value)), IsTerminal: true}, nil
 }
 
-// Lock takes a lock at once or fails: the simulation cannot wait. A lost
-// lock is one the storage also gives to whoever asks next.
+// Lock takes a lock at once or fails: the simulation cannot wait. The
+// reconciler's lock, which is held for a whole pass, can be lost: then the
+// storage also gives it to whoever asks next. An instance asking for a
+// lock it holds would wait for itself forever.
 func (v *simStorageView) Lock(_ context.Context, name string) error {
 	s, h := v.s, v.s.h
 	if v.in.crashed {
 		return errSimCrashed
 	}
 	holder, held := s.locks[name]
-	if held && holder != v.in.name && !s.lostLock {
+	switch {
+	case held && holder == v.in.name:
+		h.violation("instance took the storage lock %s it holds: it would wait for itself", name)
+		return fmt.Errorf("simulation: lock %s is held by this instance", name)
+	case held && !(s.lostLock && name == reconcilerLock):
 		return fmt.Errorf("simulation: lock %s is held by %s", name, holder)
 	}
 	s.locks[name] = v.in.name
-	if !h.settling && h.rng.Float64() < s.faults.lostLock {
-		h.tracef("%s's lock %s is lost", v.in.name, name)
-		s.lostLock = true
-	} else if !held {
-		s.lostLock = false
+	if name == reconcilerLock {
+		if !h.settling && h.rng.Float64() < s.faults.lostLock {
+			h.tracef("%s's lock %s is lost", v.in.name, name)
+			s.lostLock = true
+		} else if !held {
+			s.lostLock = false
+		}
 	}
 	return nil
 }

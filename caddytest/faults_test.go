@@ -598,7 +598,7 @@ type matrixBalance struct {
 // network failure, stays creating until the reconciler re-sends the
 // deposit under the same order_id; the buyer's retry with the same key
 // then gets that order. A refusal fails the order; the buyer's retry with
-// its key is told to start a new order.
+// its key is told to start a new order (409 order_closed).
 func (e *matrixEnv) checkout(t *testing.T, f matrixFault, api, op, path string) matrixCell {
 	key := fmt.Sprintf("matrix-key-%d", e.next())
 	before := map[string]bool{}
@@ -650,11 +650,11 @@ func (e *matrixEnv) checkout(t *testing.T, f matrixFault, api, op, path string) 
 		if during != kassa.OrderFailed {
 			t.Errorf("after a failed %s the order is %s, want failed", op, during)
 		}
-		if status, body := matrixCheckout(t, e.shop, path, key); status != http.StatusBadGateway || matrixCode(body) != "order_failed" {
-			t.Errorf("retrying a failed checkout with its key: %d %s, want 502 order_failed", status, body)
+		if status, body := matrixCheckout(t, e.shop, path, key); status != http.StatusConflict || matrixCode(body) != "order_closed" {
+			t.Errorf("retrying a failed checkout with its key: %d %s, want 409 order_closed", status, body)
 		}
 		paid = e.buy(t, e.shop, path)
-		cell.outcome = "`failed`; the retry with the key gets 502 `order_failed`; a new checkout → `paid`"
+		cell.outcome = "`failed`; the retry with the key gets 409 `order_closed`; a new checkout → `paid`"
 	}
 	e.pay(t, e.shop, api, paid)
 	e.waitDone(t, e.shop, paid)
