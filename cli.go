@@ -380,15 +380,9 @@ func newAdminClient(addr string, timeout time.Duration) (*adminClient, error) {
 	return c, nil
 }
 
-// do calls the admin API. A 2xx reply's body is returned; any other reply
-// is an *apiError, returned along with its body.
-func (c *adminClient) do(method, uri string, body any) ([]byte, error) {
-	data, _, err := c.send(method, uri, body, nil)
-	return data, err
-}
-
-// send is do with extra request headers, returning the reply's headers
-// too.
+// send calls the admin API with extra request headers. A 2xx reply's body
+// and headers are returned; any other reply is an *apiError, returned
+// along with its body.
 func (c *adminClient) send(method, uri string, body any, header http.Header) ([]byte, http.Header, error) {
 	var in io.Reader
 	if body != nil {

@@ -1150,7 +1150,7 @@ func FuzzPegasError(f *testing.F) {
 	p := &Pegas{api: api}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		info := parsePegasError(body)
-		info.duplicate()
+		_ = info.duplicate() // must not panic
 		if parts := strings.Split(info.Message, "; "); info.Message != "" && len(parts) > 2*maxPegasErrorItems*maxPegasErrorItems {
 			t.Errorf("%d messages collected", len(parts))
 		}

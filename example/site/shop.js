@@ -39,6 +39,8 @@
 			method_not_allowed: "Магазин не понял запрос. Обновите страницу и попробуйте ещё раз.",
 			body_too_large: "Корзина слишком большая для одного заказа. Уберите часть товаров.",
 			order_in_progress: "Этот заказ уже создаётся. Подождите несколько секунд и нажмите «Оплатить» ещё раз.",
+			order_closed: "Этот заказ закрыт и его уже нельзя оплатить. Нажмите «Оплатить» ещё раз, чтобы оформить новый.",
+			idempotency_key_reused: "Корзина изменилась. Нажмите «Оплатить» ещё раз.",
 			provider_unavailable: "Платёжный сервис недоступен, попробуйте через минуту.",
 			storage_unavailable: "Магазин временно не может принять заказ, попробуйте через минуту.",
 			provider_error: "Платёжный сервис отклонил платёж. Попробуйте позже или выберите другой способ оплаты.",
@@ -233,7 +235,7 @@
 
 		// Another tab changed the cart (or thanks.html emptied it).
 		window.addEventListener("storage", function (e) {
-			if (e.key === STORAGE_KEY || e.key === null) { cart = load(); render(); }
+			if (e.key === STORAGE_KEY || e.key === null) { cart = load(); attemptKey = null; render(); }
 		});
 
 		// ---- checkout ----
