@@ -328,7 +328,8 @@ func (a *App) adminCash(w http.ResponseWriter, r *http.Request, direction string
 	if err != nil {
 		return err
 	}
-	if req.OperationID == "" {
+	given := req.OperationID != ""
+	if !given {
 		req.OperationID = "cash-" + NewOrderID()
 	}
 	op := CashOperation{OperationID: req.OperationID, CashboxID: req.CashboxID, Amount: amount}
@@ -345,8 +346,37 @@ func (a *App) adminCash(w http.ResponseWriter, r *http.Request, direction string
 		// again under the same id, which Smart Cashier records once.
 		return &cashError{err: err, operationID: op.OperationID}
 	}
-	a.logger.Info("operator: cash "+direction, zap.String("operation_id", op.OperationID))
-	return writeJSON(w, http.StatusAccepted, map[string]string{"operation_id": op.OperationID, "state": string(ReceiptQueued)})
+	state := ReceiptQueued
+	if given {
+		// It may have been sent before: Smart Cashier answers a repeated id
+		// with its first result and does nothing, so the operator hears
+		// where that operation stands.
+		if state, err = a.cashOperationState(r.Context(), op.OperationID); err != nil {
+			return err
+		}
+	}
+	a.logger.Info("operator: cash "+direction, zap.String("operation_id", op.OperationID), zap.String("state", string(state)))
+	return writeJSON(w, http.StatusAccepted, map[string]string{"operation_id": op.OperationID, "state": string(state)})
+}
+
+// cashOperationState is where a cash operation just sent under an id the
+// operator gave stands: queued or done. One the till did not process
+// (status 3: an earlier send under the id) is a 409: Smart Cashier answers
+// a repeated id with its first result, so it is done again only under a
+// new operation id.
+func (a *App) cashOperationState(ctx context.Context, id string) (ReceiptState, error) {
+	op, err := a.receipts.ReceiptStatus(ctx, id)
+	switch {
+	case err != nil:
+		// Sent, its state unknown for now: GET /kassa/operations/{id}.
+		return ReceiptQueued, nil
+	case op.Status == OperationFailed:
+		return "", &RequestError{Status: http.StatusConflict, Code: "operation_failed", Field: "operation_id",
+			Message: "operation " + id + " was not processed (" + op.Error + "): send it again under a new operation_id, or none to have one made"}
+	case op.Status == OperationProcessed:
+		return ReceiptDone, nil
+	}
+	return ReceiptQueued, nil
 }
 
 // cashError is a cash operation that was sent and failed, with the

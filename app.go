@@ -147,6 +147,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 	}
 	a.catalog = catalog
 	a.warnKopecks()
+	if err := a.checkRates(); err != nil {
+		return err
+	}
 	if a.MaxOrdersPerClient > 0 {
 		a.perClient = &clientLimit{max: a.MaxOrdersPerClient, window: time.Duration(a.OrderTTL)}
 	}
@@ -178,6 +181,31 @@ func (a *App) useStorage(storage certmagic.Storage) {
 	a.unsaved = new(unsavedPayments)
 	a.useLocks(&sharedLocks)
 	a.reconciler = newReconciler(a)
+}
+
+// checkRates refuses a catalog product whose VAT rate the receipt service
+// cannot put on a receipt, and warns of products (and a default rate) at
+// the general rate before 2026.
+func (a *App) checkRates() error {
+	var legacy []string
+	for _, p := range a.catalog.Products() {
+		if p.VAT.Legacy() {
+			legacy = append(legacy, p.SKU)
+		}
+		if checker, ok := a.receipts.(VATChecker); ok && p.VAT != 0 {
+			if err := checker.CheckVAT(p.VAT); err != nil {
+				return fmt.Errorf("catalog: product %q (%s): %v", p.SKU, p.VAT, err)
+			}
+		}
+	}
+	if dv, ok := a.receipts.(interface{ DefaultVAT() VAT }); ok && dv.DefaultVAT().Legacy() {
+		legacy = append(legacy, "(the receipt service's default vat)")
+	}
+	if len(legacy) > 0 {
+		a.logger.Warn("VAT rate vat20/vat120 is the general rate before 2026: since 1 January 2026 it is 22% (vat22, vat122); "+
+			"keep vat20 only for the transitional cases the law allows", zap.Strings("skus", legacy))
+	}
+	return nil
 }
 
 // useLocks makes the app serialise its work with the locks l.

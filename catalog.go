@@ -59,7 +59,7 @@ func (p Product) Validate() error {
 	case p.Price.GreaterThan(maxAmount):
 		return fmt.Errorf("price %s is more than %s", p.Price.String(), FormatAmount(maxAmount))
 	}
-	if p.VAT != 0 && (p.VAT < VAT0 || p.VAT > VAT120) {
+	if p.VAT != 0 && !p.VAT.Valid() {
 		return fmt.Errorf("unknown VAT rate %d", int(p.VAT))
 	}
 	return nil

@@ -236,7 +236,7 @@ func TestNewCatalog(t *testing.T) {
 		"negative":      {[]Product{{SKU: "a", Name: "A", Price: rub("-1")}}, "negative"},
 		"3 decimals":    {[]Product{{SKU: "a", Name: "A", Price: rub("1.001")}}, "two decimals"},
 		"too expensive": {[]Product{{SKU: "a", Name: "A", Price: rub("1000000000.01")}}, "more than"},
-		"bad vat":       {[]Product{{SKU: "a", Name: "A", Price: rub("1"), VAT: 7}}, "VAT"},
+		"bad vat":       {[]Product{{SKU: "a", Name: "A", Price: rub("1"), VAT: 13}}, "VAT"},
 		"control":       {[]Product{{SKU: "a", Name: "A\x1b[31m", Price: rub("1")}}, "control"},
 		"second bad":    {[]Product{{SKU: "a", Name: "A", Price: rub("1")}, {SKU: "b", Name: "", Price: rub("1")}}, `product 1 (sku "b")`},
 	} {

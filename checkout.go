@@ -355,6 +355,24 @@ func (h *Checkout) newOrder(r *http.Request, repl *caddy.Replacer) (*Order, erro
 	if o.Email, o.Phone, err = ValidateContacts(email, phone); err != nil {
 		return nil, err
 	}
+	if h.app.receipts != nil {
+		// 54-FZ: an internet sale's receipt goes to the contact the buyer
+		// gave before paying.
+		if o.Email == "" && o.Phone == "" {
+			return nil, badRequest("contact_required", "email",
+				"give an e-mail address or a phone number: the fiscal receipt is sent there")
+		}
+		if checker, ok := h.app.receipts.(VATChecker); ok {
+			for i, it := range o.Items {
+				if it.VAT == 0 {
+					continue // the receipt service's default, checked at start
+				}
+				if err := checker.CheckVAT(it.VAT); err != nil {
+					return nil, badRequest("vat_not_accepted", fmt.Sprintf("items[%d].vat", i), "%v", err)
+				}
+			}
+		}
+	}
 	if key := r.Header.Get("Idempotency-Key"); key != "" && o.IdempotencyKey == "" {
 		if err := ValidIdempotencyKey(key); err != nil {
 			return nil, err

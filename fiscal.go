@@ -36,19 +36,70 @@ const (
 	TaxationPatent           TaxationSystem = 6 // patent
 )
 
-// VAT is a position's VAT rate (Smart Cashier taxType).
+// VAT is a position's VAT rate. Which code the receipt service takes for a
+// rate is the receipt service's business (Smart Cashier's tax_type).
 type VAT int
 
-// The VAT rates. VAT20 is the general rate (18% before 2019, code 3);
-// VAT120 its calculated form (18/118, now 20/120, code 6).
+// The VAT rates of 2026 (the general rate is 22% since 1 January 2026;
+// shops on the simplified system may charge 5% or 7% since 2025), each
+// with its calculated form (22/122...), and the legacy 20% rates, which
+// remain only for transitional cases.
 const (
-	VAT0    VAT = 1
-	VAT10   VAT = 2
-	VAT20   VAT = 3
-	VATNone VAT = 4
-	VAT110  VAT = 5
-	VAT120  VAT = 6
+	VAT0    VAT = iota + 1 // 0%
+	VAT5                   // 5%
+	VAT7                   // 7%
+	VAT10                  // 10%
+	VAT20                  // 20%, before 2026 (18% before 2019)
+	VAT22                  // 22%
+	VAT105                 // 5/105
+	VAT107                 // 7/107
+	VAT110                 // 10/110
+	VAT120                 // 20/120, before 2026
+	VAT122                 // 22/122
+	VATNone                // not subject to VAT
 )
+
+// Valid reports whether v is one of the rates above.
+func (v VAT) Valid() bool { return v >= VAT0 && v <= VATNone }
+
+// Legacy reports whether the rate is the general rate before 2026 (20%,
+// 20/120), which a receipt of 2026 carries only in transitional cases.
+func (v VAT) Legacy() bool { return v == VAT20 || v == VAT120 }
+
+// Share is the VAT included in an amount at the rate (prices include VAT):
+// amount × 22/122 at 22% or 22/122, and so on; zero at 0% and without VAT.
+func (v VAT) Share(amount decimal.Decimal) decimal.Decimal {
+	var rate int64
+	switch v {
+	case VAT5, VAT105:
+		rate = 5
+	case VAT7, VAT107:
+		rate = 7
+	case VAT10, VAT110:
+		rate = 10
+	case VAT20, VAT120:
+		rate = 20
+	case VAT22, VAT122:
+		rate = 22
+	default:
+		return decimal.Zero
+	}
+	return amount.Mul(decimal.NewFromInt(rate)).Div(decimal.NewFromInt(100 + rate)).Round(2)
+}
+
+// Label is the rate as a receipt prints it: НДС 22%, НДС 22/122, НДС 0%,
+// Без НДС.
+func (v VAT) Label() string {
+	if label, ok := vatLabels[v]; ok {
+		return label
+	}
+	return "Без НДС"
+}
+
+var vatLabels = map[VAT]string{
+	VAT0: "НДС 0%", VAT5: "НДС 5%", VAT7: "НДС 7%", VAT10: "НДС 10%", VAT20: "НДС 20%", VAT22: "НДС 22%",
+	VAT105: "НДС 5/105", VAT107: "НДС 7/107", VAT110: "НДС 10/110", VAT120: "НДС 20/120", VAT122: "НДС 22/122",
+}
 
 // OperationStatus is where a receipt-service operation stands.
 type OperationStatus int
@@ -74,12 +125,13 @@ var taxationNames = directory[TaxationSystem]{
 	}, nil,
 }
 
-// vatNames holds the config names of PROVIDERS.md; vat20 and vat120 are the
-// names of today's rates, vat18 and vat118 their historical aliases.
+// vatNames holds the config names of PROVIDERS.md; vat20 and vat120 are
+// the legacy rates, vat18 and vat118 their historical aliases.
 var vatNames = directory[VAT]{
 	"VAT", map[string]VAT{
-		"vat0": VAT0, "vat10": VAT10, "vat20": VAT20, "vat18": VAT20, "none": VATNone,
-		"vat110": VAT110, "vat120": VAT120, "vat118": VAT120,
+		"vat0": VAT0, "vat5": VAT5, "vat7": VAT7, "vat10": VAT10, "vat22": VAT22,
+		"vat105": VAT105, "vat107": VAT107, "vat110": VAT110, "vat122": VAT122, "none": VATNone,
+		"vat20": VAT20, "vat18": VAT20, "vat120": VAT120, "vat118": VAT120,
 	}, map[VAT]string{VAT20: "vat20", VAT120: "vat120"},
 }
 
@@ -137,8 +189,9 @@ func ParseReceiptType(name string) (ReceiptType, error) { return receiptTypeName
 // usn_income, usn_income_outcome, envd, esn or patent.
 func ParseTaxationSystem(name string) (TaxationSystem, error) { return taxationNames.parse(name) }
 
-// ParseVAT reads a VAT rate's config name: vat0, vat10, vat20 (or vat18),
-// none, vat110, vat120 (or vat118).
+// ParseVAT reads a VAT rate's config name: vat0, vat5, vat7, vat10,
+// vat22, vat105, vat107, vat110, vat122, none, or the legacy vat20 (or
+// vat18) and vat120 (or vat118).
 func ParseVAT(name string) (VAT, error) { return vatNames.parse(name) }
 
 func (t ReceiptType) String() string    { return receiptTypeNames.name(t) }
@@ -265,7 +318,7 @@ func (r Receipt) Validate() error {
 			return invalid(field+".name", "must not contain control characters")
 		case p.Quantity < 1 || p.Quantity > maxQuantity:
 			return invalid(field+".qty", "must be a whole number from 1 to %d", maxQuantity)
-		case p.VAT < VAT0 || p.VAT > VAT120:
+		case !p.VAT.Valid():
 			return invalid(field+".vat", "unknown VAT rate %d", int(p.VAT))
 		}
 		if err := validateMoney(field+".price", p.Price, true); err != nil {

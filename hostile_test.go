@@ -251,7 +251,7 @@ func hostileCheckReceipt(t *testing.T, rc Receipt) {
 		if !hostilePlainAmount(p.Price) {
 			t.Fatalf("accepted position %d price %s", i, p.Price)
 		}
-		if p.VAT != 0 && (p.VAT < VAT0 || p.VAT > VAT120) {
+		if p.VAT != 0 && !p.VAT.Valid() {
 			t.Fatalf("accepted position %d VAT %d", i, p.VAT)
 		}
 	}
@@ -349,7 +349,7 @@ func FuzzReceiptPositions(f *testing.F) {
 		if rc.Validate() != nil {
 			return
 		}
-		wire, err := json.Marshal(newSmartCashierReceipt(rc))
+		wire, err := json.Marshal(newSmartCashierReceipt(rc, smartCashierTaxTypes))
 		if err != nil {
 			t.Fatalf("encoding a valid receipt: %v", err)
 		}

@@ -173,6 +173,15 @@ type OrderIDIdempotent interface {
 	RefusesRepeatedOrderID()
 }
 
+// VATChecker is a receipt provider that can tell whether a receipt may
+// carry a VAT rate (Smart Cashier: whether the account has a taxType code
+// for it). The app checks its catalog against it at start, and a trusted
+// upstream's items at checkout, so that no rate is put on a receipt as
+// another.
+type VATChecker interface {
+	CheckVAT(v VAT) error
+}
+
 // AmountChecker is a payment provider with rules on amounts beyond the
 // general ones (CrystalPAY: whole rubles only). The checkout asks it before
 // an order is stored, so a refused amount changes nothing.

@@ -12,16 +12,17 @@ import (
 	"github.com/shopspring/decimal"
 )
 
-// moscow is the time zone receipts are printed in (no daylight saving
-// since 2014), fixed so that no time zone database is needed.
+// moscow is the time zone receipts are shown in when the receipt service
+// does not say where the place of settlement is.
 var moscow = time.FixedZone("MSK", 3*60*60)
 
 // receiptQR is the content of the QR code on a Russian fiscal receipt,
-// which the tax service's receipt-check app scans: date and time, total,
-// fiscal drive number, document number, fiscal sign and operation type.
-func receiptQR(f *FiscalParams, total decimal.Decimal, t ReceiptType) string {
+// which the tax service's receipt-check app scans: date and time at the
+// place of settlement, total, fiscal drive number, document number, fiscal
+// sign and operation type.
+func receiptQR(f *FiscalParams, total decimal.Decimal, t ReceiptType, zone *time.Location) string {
 	return fmt.Sprintf("t=%s&s=%s&fn=%s&i=%d&fp=%s&n=%d",
-		f.DocumentTime.In(moscow).Format("20060102T1504"), FormatAmount(total), f.FNNumber, f.DocumentNumber, f.DocumentSign, int(t))
+		f.DocumentTime.In(zone).Format("20060102T1504"), FormatAmount(total), f.FNNumber, f.DocumentNumber, f.DocumentSign, int(t))
 }
 
 // qrSVG draws content as a QR code in SVG, with the standard quiet zone.
@@ -44,21 +45,6 @@ func qrSVG(content string) (template.HTML, error) {
 	}
 	svg.WriteString(`"/></svg>`)
 	return template.HTML(svg.String()), nil
-}
-
-// vatShare is the VAT included in an amount at a rate, and the rate's
-// label on a receipt.
-func vatShare(v VAT, amount decimal.Decimal) (decimal.Decimal, string) {
-	switch v {
-	case VAT20, VAT120:
-		return amount.Mul(decimal.NewFromInt(20)).Div(decimal.NewFromInt(120)).Round(2), "НДС 20%"
-	case VAT10, VAT110:
-		return amount.Mul(decimal.NewFromInt(10)).Div(decimal.NewFromInt(110)).Round(2), "НДС 10%"
-	case VAT0:
-		return decimal.Zero, "НДС 0%"
-	default:
-		return decimal.Zero, "Без НДС"
-	}
 }
 
 // receiptLine is a position on the receipt page.
@@ -86,31 +72,34 @@ func (h *ReceiptHandler) writeReceiptPage(w http.ResponseWriter, r *http.Request
 	} else {
 		d.State, d.Error = string(rec.State.Public()), rec.Error
 	}
-	defaultVAT := VATNone
-	if dv, ok := h.app.receipts.(interface{ defaultVAT() VAT }); ok {
-		defaultVAT = dv.defaultVAT()
+	defaultVAT, zone := VATNone, moscow
+	if dv, ok := h.app.receipts.(interface{ DefaultVAT() VAT }); ok {
+		defaultVAT = dv.DefaultVAT()
 	}
-	vats := map[string]decimal.Decimal{}
-	var order []string
+	if l, ok := h.app.receipts.(interface{ Location() *time.Location }); ok {
+		zone = l.Location()
+	}
+	// Each rate's VAT is computed once, from that rate's total.
+	totals := map[VAT]decimal.Decimal{}
+	var rates []VAT
 	for _, p := range fiscalReceipt(o, rec).Positions {
 		if p.VAT == 0 {
 			p.VAT = defaultVAT
 		}
 		sum := p.Price.Mul(decimal.NewFromInt(p.Quantity))
-		share, label := vatShare(p.VAT, sum)
-		d.Lines = append(d.Lines, receiptLine{Name: p.Name, Qty: fmt.Sprint(p.Quantity), Price: FormatAmount(p.Price), Sum: FormatAmount(sum), VAT: label})
-		if _, seen := vats[label]; !seen {
-			order = append(order, label)
+		d.Lines = append(d.Lines, receiptLine{Name: p.Name, Qty: fmt.Sprint(p.Quantity), Price: FormatAmount(p.Price), Sum: FormatAmount(sum), VAT: p.VAT.Label()})
+		if _, seen := totals[p.VAT]; !seen {
+			rates = append(rates, p.VAT)
 		}
-		vats[label] = vats[label].Add(share)
+		totals[p.VAT] = totals[p.VAT].Add(sum)
 	}
-	for _, label := range order {
-		d.VATs = append(d.VATs, receiptLine{VAT: label, Sum: FormatAmount(vats[label])})
+	for _, v := range rates {
+		d.VATs = append(d.VATs, receiptLine{VAT: v.Label(), Sum: FormatAmount(v.Share(totals[v]))})
 	}
 	if rec.State == ReceiptDone && rec.Fiscal != nil {
 		d.Fiscal = rec.Fiscal
-		d.Time = rec.Fiscal.DocumentTime.In(moscow).Format("02.01.2006 15:04")
-		qr, err := qrSVG(receiptQR(rec.Fiscal, o.Amount, rec.Type))
+		d.Time = rec.Fiscal.DocumentTime.In(zone).Format("02.01.2006 15:04")
+		qr, err := qrSVG(receiptQR(rec.Fiscal, o.Amount, rec.Type, zone))
 		if err != nil {
 			return err
 		}

@@ -459,12 +459,22 @@ func TestSandboxReceiptNotProcessed(t *testing.T) {
 	if err != nil || op.Status != OperationFailed || op.Error != "Открыта крышка." || op.Fiscal != nil {
 		t.Fatalf("failed receipt: %+v, %v", op, err)
 	}
+	// As the seed says: the same operation id again answers its first
+	// result and processes nothing; a new one prints.
+	if err := sc.FormReceipt(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	op, err = sc.ReceiptStatus(ctx, r.OperationID)
+	if err != nil || op.Status != OperationFailed {
+		t.Errorf("the receipt sent again under its id: %+v, %v; want still failed", op, err)
+	}
+	r.OperationID += "-2"
 	if err := sc.FormReceipt(ctx, r); err != nil {
 		t.Fatal(err)
 	}
 	op, err = sc.ReceiptStatus(ctx, r.OperationID)
 	if err != nil || op.Status != OperationProcessed || op.Fiscal == nil {
-		t.Errorf("retried receipt: %+v, %v", op, err)
+		t.Errorf("the receipt under a new id: %+v, %v", op, err)
 	}
 }
 

@@ -6,12 +6,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
+	_ "time/tzdata" // the place of settlement's time zone, also where the system has no zone database
 	"unicode"
 	"unicode/utf8"
 
@@ -70,6 +72,17 @@ type SmartCashier struct {
 	// VAT is the VAT rate of positions that have none; default none
 	// (not subject to VAT).
 	VAT VAT `json:"vat,omitempty"`
+	// TaxTypes maps VAT rates (by config name) to the taxType codes the
+	// account's Smart Cashier takes for them, over the defaults of API
+	// v1.0.1: vat0 1, vat10 2, vat20 3, none 4, vat110 5, vat120 6. That
+	// API version predates the rates of 2025 and 2026 (22%, 22/122, 5%,
+	// 7%, 5/105, 7/107), which have no code until one is given here: a
+	// rate without a code is refused, never put on a receipt as another.
+	TaxTypes map[string]int `json:"tax_types,omitempty"`
+	// Timezone is the IANA time zone of the place of settlement, in which
+	// a receipt's time is shown and put in its QR code; default
+	// Europe/Moscow.
+	Timezone string `json:"timezone,omitempty"`
 	// Print asks for paper receipts on receipts that do not say; default
 	// false.
 	Print bool `json:"print,omitempty"`
@@ -81,6 +94,8 @@ type SmartCashier struct {
 
 	token, cashboxID string
 	vat              VAT
+	taxTypes         map[VAT]int
+	location         *time.Location
 	retries          int
 	backoff          time.Duration // the first wait before a retry
 	api              *apiClient
@@ -105,6 +120,26 @@ func (s *SmartCashier) Provision(ctx caddy.Context) error {
 	if s.vat == 0 {
 		s.vat = VATNone
 	}
+	s.taxTypes = maps.Clone(smartCashierTaxTypes)
+	for name, code := range s.TaxTypes {
+		v, err := ParseVAT(name)
+		if err != nil {
+			return fmt.Errorf("smartcashier: tax_type: %v", err)
+		}
+		if code < 1 || code > maxTaxTypeCode {
+			return fmt.Errorf("smartcashier: tax_type %s %d: the code must be from 1 to %d", name, code, maxTaxTypeCode)
+		}
+		s.taxTypes[v] = code
+	}
+	zone := s.Timezone
+	if zone == "" {
+		zone = smartCashierTimezone
+	}
+	location, err := time.LoadLocation(zone)
+	if err != nil || zone == "Local" {
+		return fmt.Errorf("smartcashier: timezone %q: want an IANA time zone such as Europe/Moscow or Asia/Yekaterinburg", zone)
+	}
+	s.location = location
 	s.retries = smartCashierRetries
 	if s.Retries != nil {
 		s.retries = *s.Retries
@@ -134,7 +169,9 @@ func (s *SmartCashier) Validate() error {
 		return fmt.Errorf("smartcashier: taxation is required (one of %s)", strings.Join(smartCashierTaxationNames(), ", "))
 	case s.Taxation < TaxationOSN || s.Taxation > TaxationPatent:
 		return fmt.Errorf("smartcashier: unknown taxation system %d", int(s.Taxation))
-	case s.vat < VAT0 || s.vat > VAT120:
+	case s.Taxation == TaxationENVD:
+		return errors.New("smartcashier: taxation envd: " + envdAbolished)
+	case !s.vat.Valid():
 		return fmt.Errorf("smartcashier: unknown VAT rate %d", int(s.vat))
 	case s.Retries != nil && (*s.Retries < 0 || *s.Retries > smartCashierMaxRetries):
 		return fmt.Errorf("smartcashier: retries must be from 0 to %d", smartCashierMaxRetries)
@@ -146,8 +183,44 @@ func (s *SmartCashier) Validate() error {
 			return fmt.Errorf("smartcashier: %w", err)
 		}
 	}
+	if err := s.CheckVAT(s.vat); err != nil {
+		return fmt.Errorf("smartcashier: vat %s: %v", s.vat, err)
+	}
 	return nil
 }
+
+// smartCashierTaxTypes are the taxType codes of Smart Cashier API v1.0.1
+// (the seed's directory): the only rates that API version names.
+var smartCashierTaxTypes = map[VAT]int{VAT0: 1, VAT10: 2, VAT20: 3, VATNone: 4, VAT110: 5, VAT120: 6}
+
+// maxTaxTypeCode bounds a tax_type code.
+const maxTaxTypeCode = 99
+
+// smartCashierTimezone is the default place of settlement's time zone.
+const smartCashierTimezone = "Europe/Moscow"
+
+// envdAbolished says why envd is refused.
+const envdAbolished = "ЕНВД (envd) was abolished on 1 January 2021; shops that used it moved to the patent " +
+	"system (patent) or the simplified one (usn_income, usn_income_outcome): state the one you are on"
+
+// CheckVAT reports whether a receipt may carry rate v: whether the
+// account has a taxType code for it. The error names the tax_type line
+// that gives it one.
+func (s *SmartCashier) CheckVAT(v VAT) error {
+	if _, ok := s.taxTypes[v]; ok {
+		return nil
+	}
+	return fmt.Errorf("Smart Cashier API v1.0.1 has no taxType code for %s: add `tax_type %s <code>` to the receipts smartcashier block, "+
+		"with the code your Smart Cashier account takes for it", v, v)
+}
+
+// DefaultVAT is the VAT rate of positions that have none, for showing a
+// receipt as it was printed.
+func (s *SmartCashier) DefaultVAT() VAT { return s.vat }
+
+// Location is the time zone of the place of settlement, for showing a
+// receipt's time as the law wants it.
+func (s *SmartCashier) Location() *time.Location { return s.location }
 
 // smartCashierTaxationNames lists the taxation systems' config names in
 // code order, for error messages.
@@ -175,8 +248,10 @@ func (s *SmartCashier) Cleanup() error {
 //		token      <jwt>
 //		endpoint   <url>         # default https://api.smart-cashier.ru/v1.0
 //		cashbox_id <guid>        # default till; required for cash operations that name none
-//		taxation   osn|usn_income|usn_income_outcome|envd|esn|patent
-//		vat        vat0|vat10|vat20|vat18|none|vat110|vat120|vat118   # default none
+//		taxation   osn|usn_income|usn_income_outcome|esn|patent
+//		vat        <rate>        # vat0 vat5 vat7 vat10 vat22 vat105 vat107 vat110 vat122 none; default none
+//		tax_type   <rate> <code> # the account's taxType code of a rate; repeatable
+//		timezone   <zone>        # IANA time zone of the place of settlement; default Europe/Moscow
 //		print      [true|false]  # paper receipts; bare print = true; default false
 //		timeout    <duration>    # per attempt; default 10s
 //		retries    <n>           # re-sends after a network or server error; default 3
@@ -188,12 +263,16 @@ func (s *SmartCashier) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	seen := make(map[string]bool)
 	for d.NextBlock(0) {
 		name := d.Val()
-		if seen[name] {
+		if seen[name] && name != "tax_type" {
 			return d.Errf("%s given twice", name)
 		}
 		seen[name] = true
 		var err error
 		switch name {
+		case "tax_type":
+			err = s.parseTaxType(d)
+		case "timezone":
+			err = parseOneArg(d, &s.Timezone)
 		case "token":
 			err = parseOneArg(d, &s.Token)
 		case "endpoint":
@@ -241,6 +320,30 @@ func (s *SmartCashier) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	return nil
 }
 
+// parseTaxType reads tax_type <rate> <code>.
+func (s *SmartCashier) parseTaxType(d *caddyfile.Dispenser) error {
+	args := d.RemainingArgs()
+	if len(args) != 2 {
+		return d.ArgErr()
+	}
+	v, err := ParseVAT(args[0])
+	if err != nil {
+		return d.Errf("tax_type: %v", err)
+	}
+	code, err := strconv.Atoi(args[1])
+	if err != nil || code < 1 || code > maxTaxTypeCode {
+		return d.Errf("tax_type %s: the code must be a whole number from 1 to %d", args[0], maxTaxTypeCode)
+	}
+	if s.TaxTypes == nil {
+		s.TaxTypes = make(map[string]int)
+	}
+	if _, dup := s.TaxTypes[v.String()]; dup {
+		return d.Errf("tax_type %s given twice", v)
+	}
+	s.TaxTypes[v.String()] = code
+	return nil
+}
+
 // parseSmartCashierPrint reads print's optional argument: bare print means
 // true.
 func parseSmartCashierPrint(d *caddyfile.Dispenser, dst *bool) error {
@@ -272,6 +375,14 @@ func (s *SmartCashier) FormReceipt(ctx context.Context, r Receipt) error {
 	if err := r.Validate(); err != nil {
 		return err
 	}
+	if r.Taxation == TaxationENVD {
+		return invalid("taxation", "%s", envdAbolished)
+	}
+	for i, p := range r.Positions {
+		if err := s.CheckVAT(p.VAT); err != nil {
+			return invalid(fmt.Sprintf("items[%d].vat", i), "%v", err)
+		}
+	}
 	for _, id := range []struct{ field, value string }{
 		{"juridical_person_id", r.JuridicalPersonID},
 		{"cashbox_group_id", r.CashboxGroupID},
@@ -283,7 +394,7 @@ func (s *SmartCashier) FormReceipt(ctx context.Context, r Receipt) error {
 			}
 		}
 	}
-	body, err := json.Marshal(newSmartCashierReceipt(r))
+	body, err := json.Marshal(newSmartCashierReceipt(r, s.taxTypes))
 	if err != nil {
 		return fmt.Errorf("smartcashier formReceipt: encoding the receipt: %w", err)
 	}
@@ -852,8 +963,8 @@ type smartCashierCash struct {
 }
 
 // newSmartCashierReceipt builds formReceipt's body from a receipt with its
-// defaults applied.
-func newSmartCashierReceipt(r Receipt) smartCashierReceipt {
+// defaults applied, each rate as its code in taxTypes.
+func newSmartCashierReceipt(r Receipt, taxTypes map[VAT]int) smartCashierReceipt {
 	w := smartCashierReceipt{
 		OperationID:        r.OperationID,
 		ReceiptType:        int(r.Type),
@@ -874,7 +985,7 @@ func newSmartCashierReceipt(r Receipt) smartCashierReceipt {
 			Name:     p.Name,
 			Quantity: p.Quantity,
 			Price:    smartCashierMoney(p.Price),
-			TaxType:  int(p.VAT),
+			TaxType:  taxTypes[p.VAT],
 		}
 	}
 	return w
@@ -910,7 +1021,3 @@ var (
 	_ caddyfile.Unmarshaler = (*SmartCashier)(nil)
 	_ ReceiptProvider       = (*SmartCashier)(nil)
 )
-
-// defaultVAT is the VAT rate of positions that have none, for showing a
-// receipt as it was printed.
-func (s *SmartCashier) defaultVAT() VAT { return s.vat }

@@ -332,7 +332,12 @@ func TestSmartCashierFormReceiptRefusedLocally(t *testing.T) {
 		{"129-character name", receipt("70", "0", pos(strings.Repeat("Я", 129), 1, "70")), "items[0].name"},
 		{"unknown VAT", func() Receipt {
 			r := receipt("70", "0", pos("Молоко", 1, "70"))
-			r.Positions[0].VAT = 9
+			r.Positions[0].VAT = 13
+			return r
+		}(), "items[0].vat"},
+		{"a rate without a tax_type code", func() Receipt {
+			r := receipt("70", "0", pos("Молоко", 1, "70"))
+			r.Positions[0].VAT = VAT22
 			return r
 		}(), "items[0].vat"},
 		{"no operation id", func() Receipt { r := receipt("70", "0", pos("Молоко", 1, "70")); r.OperationID = ""; return r }(), "operation_id"},
@@ -999,7 +1004,7 @@ func TestSmartCashierCaddyfileErrors(t *testing.T) {
 		"smartcashier {\n token a b\n}":                    "wrong argument count",
 		"smartcashier {\n print true false\n}":             "wrong argument count",
 		`smartcashier {` + "\n token \"\"\n}":              "must not be empty",
-		"smartcashier {\n vat vat7\n}":                     `unknown VAT "vat7"`,
+		"smartcashier {\n vat vat8\n}":                     `unknown VAT "vat8"`,
 		"smartcashier {\n taxation simplified\n}":          `unknown taxation system "simplified"`,
 		"smartcashier {\n print yes\n}":                    `"yes" is not true or false`,
 		"smartcashier {\n retries -1\n}":                   "retries must be from 0 to 10",
@@ -1072,7 +1077,7 @@ func TestSmartCashierProvision(t *testing.T) {
 		"token with space":  {SmartCashier{Token: "a b", Taxation: TaxationOSN}, "token contains spaces"},
 		"missing taxation":  {SmartCashier{Token: "t"}, "taxation is required"},
 		"unknown taxation":  {SmartCashier{Token: "t", Taxation: 7}, "unknown taxation system"},
-		"unknown VAT":       {SmartCashier{Token: "t", Taxation: TaxationOSN, VAT: 8}, "unknown VAT"},
+		"unknown VAT":       {SmartCashier{Token: "t", Taxation: TaxationOSN, VAT: 13}, "unknown VAT"},
 		"bad cashbox_id":    {SmartCashier{Token: "t", Taxation: TaxationOSN, CashboxID: "cashbox-1"}, "cashbox_id"},
 		"negative retries":  {SmartCashier{Token: "t", Taxation: TaxationOSN, Retries: new(-1)}, "retries"},
 		"too many retries":  {SmartCashier{Token: "t", Taxation: TaxationOSN, Retries: new(11)}, "retries"},

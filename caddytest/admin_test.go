@@ -43,7 +43,7 @@ func TestAdminBalanceAndOrders(t *testing.T) {
 		t.Fatalf("balance: %d %s", r.status, r.body)
 	}
 	id := paidOrder(t)
-	pending := postJSON(t, "/pay", `{"items":[{"sku":"cup"}]}`).json(t)["order_id"]
+	pending := postJSON(t, "/pay", `{"items":[{"sku":"cup"}],"email":"buyer@example.com"}`).json(t)["order_id"]
 	card, _ := adminCall(t, http.MethodGet, "balance", "").json(t)["accounts"].(map[string]any)["card"].(map[string]any)
 	if card["balance"] != "341.25" {
 		t.Errorf("card balance after a 350.00 payment less 2.5%%: %v", card)
@@ -76,7 +76,7 @@ func TestAdminBalanceAndOrders(t *testing.T) {
 
 func TestAdminCancelAndConfirm(t *testing.T) {
 	receiptsShop(t, "")
-	pegas := postJSON(t, "/card", `{"items":[{"sku":"tea"}]}`).json(t)["order_id"].(string)
+	pegas := postJSON(t, "/card", `{"items":[{"sku":"tea"}],"email":"buyer@example.com"}`).json(t)["order_id"].(string)
 	r := adminCall(t, http.MethodPost, "orders/"+pegas+"/cancel", "")
 	if r.status != 200 || r.json(t)["state"] != "cancelled" {
 		t.Fatalf("cancel: %d %s", r.status, r.body)
@@ -87,7 +87,7 @@ func TestAdminCancelAndConfirm(t *testing.T) {
 	if r := adminCall(t, http.MethodPost, "orders/"+pegas+"/cancel", ""); r.status != 409 || r.errorCode(t) != "not_pending" {
 		t.Errorf("cancelling twice: %d %s", r.status, r.body)
 	}
-	crystal := postJSON(t, "/pay", `{"items":[{"sku":"tea"}]}`).json(t)["order_id"].(string)
+	crystal := postJSON(t, "/pay", `{"items":[{"sku":"tea"}],"email":"buyer@example.com"}`).json(t)["order_id"].(string)
 	if r := adminCall(t, http.MethodPost, "orders/"+crystal+"/cancel", ""); r.status != 409 || r.errorCode(t) != "cannot_cancel" {
 		t.Errorf("cancelling a CrystalPAY order: %d %s", r.status, r.body)
 	}
@@ -106,7 +106,7 @@ func TestAdminCancelAndConfirm(t *testing.T) {
 		t.Errorf("confirming an unknown order: %d", r.status)
 	}
 	// A buyer who paid just before the cancel: the order is paid, not cancelled.
-	late := postJSON(t, "/card", `{"items":[{"sku":"tea"}]}`).json(t)["order_id"].(string)
+	late := postJSON(t, "/card", `{"items":[{"sku":"tea"}],"email":"buyer@example.com"}`).json(t)["order_id"].(string)
 	sandboxControl(t, http.MethodPost, "pay", map[string]string{"api": "pegas", "order_id": late}, nil)
 	if r := adminCall(t, http.MethodPost, "orders/"+late+"/cancel", ""); r.status != 409 || r.errorCode(t) != "already_paid" {
 		t.Errorf("cancelling a just-paid order: %d %s", r.status, r.body)
@@ -117,7 +117,7 @@ func TestAdminReceiptAndRefund(t *testing.T) {
 	receiptsShop(t, "")
 	sandboxControl(t, http.MethodPost, "faults", map[string]any{"api": "smartcashier", "op": "formReceipt",
 		"mode": "notprocessed", "count": 1, "message": "Открыта крышка."}, nil)
-	id := buyAndPay(t, "/card", `{"items":[{"sku":"tea"}]}`)
+	id := buyAndPay(t, "/card", `{"items":[{"sku":"tea"}],"email":"buyer@example.com"}`)
 	waitFor(t, "the receipt to fail", func() bool {
 		rec, _ := adminCall(t, http.MethodGet, "orders/"+id, "").json(t)["receipt"].(map[string]any)
 		return rec["state"] == "failed"

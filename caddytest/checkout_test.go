@@ -77,6 +77,7 @@ http://localhost:9180 {
 					amount {rp.header.X-Kassa-Amount}
 					order_id {rp.header.X-Kassa-Order}
 					items {rp.header.X-Kassa-Items}
+					email {rp.header.X-Kassa-Email}
 				}
 			}
 		}
@@ -93,6 +94,7 @@ http://localhost:9181 {
 http://localhost:9182 {
 	header X-Kassa-Amount 500.00
 	header X-Kassa-Order shop-42
+	header X-Kassa-Email buyer@example.com
 	header X-Kassa-Items ` + "`" + `[{"name":"Заказ 42","qty":2,"price":"250.00","vat":"vat20"}]` + "`" + `
 	respond "upstream"
 }
@@ -306,30 +308,30 @@ func TestCheckoutBadInput(t *testing.T) {
 		code   string
 	}{
 		{"unknown sku (form)", func() reply { return postForm(t, "/pay", url.Values{"item": {"nope"}}, "Accept", "application/json") }, 400, "unknown_sku"},
-		{"unknown sku (json)", func() reply { return postJSON(t, "/pay", `{"items":[{"sku":"nope"}]}`) }, 400, "unknown_sku"},
-		{"zero quantity", func() reply { return postJSON(t, "/pay", `{"items":[{"sku":"tea","qty":0}]}`) }, 400, "bad_quantity"},
+		{"unknown sku (json)", func() reply { return postJSON(t, "/pay", `{"items":[{"sku":"nope"}],"email":"buyer@example.com"}`) }, 400, "unknown_sku"},
+		{"zero quantity", func() reply { return postJSON(t, "/pay", `{"items":[{"sku":"tea","qty":0}],"email":"buyer@example.com"}`) }, 400, "bad_quantity"},
 		{"negative quantity", func() reply { return postForm(t, "/pay", url.Values{"item": {"tea:-1"}}, "Accept", "application/json") }, 400, "bad_quantity"},
-		{"huge quantity", func() reply { return postJSON(t, "/pay", `{"items":[{"sku":"tea","qty":99999999999}]}`) }, 400, "bad_quantity"},
-		{"fractional quantity", func() reply { return postJSON(t, "/pay", `{"items":[{"sku":"tea","qty":1.5}]}`) }, 400, "bad_quantity"},
-		{"string quantity", func() reply { return postJSON(t, "/pay", `{"items":[{"sku":"tea","qty":"2"}]}`) }, 400, "bad_quantity"},
+		{"huge quantity", func() reply { return postJSON(t, "/pay", `{"items":[{"sku":"tea","qty":99999999999}],"email":"buyer@example.com"}`) }, 400, "bad_quantity"},
+		{"fractional quantity", func() reply { return postJSON(t, "/pay", `{"items":[{"sku":"tea","qty":1.5}],"email":"buyer@example.com"}`) }, 400, "bad_quantity"},
+		{"string quantity", func() reply { return postJSON(t, "/pay", `{"items":[{"sku":"tea","qty":"2"}],"email":"buyer@example.com"}`) }, 400, "bad_quantity"},
 		{"malformed json", func() reply { return postJSON(t, "/pay", `{"items":[`) }, 400, "bad_request"},
-		{"empty cart", func() reply { return postJSON(t, "/pay", `{"items":[]}`) }, 400, "empty_cart"},
+		{"empty cart", func() reply { return postJSON(t, "/pay", `{"items":[],"email":"buyer@example.com"}`) }, 400, "empty_cart"},
 		{"bad email", func() reply { return postJSON(t, "/pay", `{"items":[{"sku":"tea"}],"email":"x\r\nBcc: y"}`) }, 400, "bad_email"},
 		{"oversized body", func() reply { return postForm(t, "/small", mustQuery(big), "Accept", "application/json") }, 413, "body_too_large"},
 		{"wrong method", func() reply { return send(t, http.MethodPut, shopURL+"/pay", "", "") }, 405, "method_not_allowed"},
 		{"media type", func() reply {
 			return send(t, http.MethodPost, shopURL+"/pay", "text/xml", "<a/>", "Accept", "application/json")
 		}, 415, "unsupported_media_type"},
-		{"kopecks to CrystalPAY", func() reply { return postJSON(t, "/pay", `{"items":[{"sku":"candy"}]}`) }, 400, "amount_not_accepted"},
-		{"amount below range", func() reply { return postJSON(t, "/donate", `{"amount":"9.99"}`) }, 400, "amount_out_of_range"},
-		{"amount above range", func() reply { return postJSON(t, "/donate", `{"amount":"5000.01"}`) }, 400, "amount_out_of_range"},
-		{"exponent amount", func() reply { return postJSON(t, "/donate", `{"amount":"1e3"}`) }, 400, "bad_amount"},
-		{"signed amount", func() reply { return postJSON(t, "/donate", `{"amount":"-50"}`) }, 400, "bad_amount"},
-		{"spaced amount", func() reply { return postJSON(t, "/donate", `{"amount":" 50"}`) }, 400, "bad_amount"},
+		{"kopecks to CrystalPAY", func() reply { return postJSON(t, "/pay", `{"items":[{"sku":"candy"}],"email":"buyer@example.com"}`) }, 400, "amount_not_accepted"},
+		{"amount below range", func() reply { return postJSON(t, "/donate", `{"amount":"9.99","email":"buyer@example.com"}`) }, 400, "amount_out_of_range"},
+		{"amount above range", func() reply { return postJSON(t, "/donate", `{"amount":"5000.01","email":"buyer@example.com"}`) }, 400, "amount_out_of_range"},
+		{"exponent amount", func() reply { return postJSON(t, "/donate", `{"amount":"1e3","email":"buyer@example.com"}`) }, 400, "bad_amount"},
+		{"signed amount", func() reply { return postJSON(t, "/donate", `{"amount":"-50","email":"buyer@example.com"}`) }, 400, "bad_amount"},
+		{"spaced amount", func() reply { return postJSON(t, "/donate", `{"amount":" 50","email":"buyer@example.com"}`) }, 400, "bad_amount"},
 		{"unknown order", func() reply { return send(t, http.MethodGet, shopURL+"/pay?order=AAAAAAAAAAAAAAAAAAAAAA", "", "") }, 404, "unknown_order"},
 		{"malformed order", func() reply { return send(t, http.MethodGet, shopURL+"/pay?order=../../etc/passwd", "", "") }, 400, "bad_order_id"},
 		{"bad idempotency key", func() reply {
-			return postJSON(t, "/pay", `{"items":[{"sku":"tea"}]}`, "Idempotency-Key", strings.Repeat("k", 256))
+			return postJSON(t, "/pay", `{"items":[{"sku":"tea"}],"email":"buyer@example.com"}`, "Idempotency-Key", strings.Repeat("k", 256))
 		}, 400, "bad_idempotency_key"},
 	} {
 		r := tc.r()
@@ -358,8 +360,8 @@ func mustQuery(s string) url.Values {
 // invoice.
 func TestCheckoutIdempotencyKey(t *testing.T) {
 	startShop(t)
-	first := postJSON(t, "/pay", `{"items":[{"sku":"tea"}]}`, "Idempotency-Key", "cart-7f3a")
-	second := postJSON(t, "/pay", `{"items":[{"sku":"tea"}]}`, "Idempotency-Key", "cart-7f3a")
+	first := postJSON(t, "/pay", `{"items":[{"sku":"tea"}],"email":"buyer@example.com"}`, "Idempotency-Key", "cart-7f3a")
+	second := postJSON(t, "/pay", `{"items":[{"sku":"tea"}],"email":"buyer@example.com"}`, "Idempotency-Key", "cart-7f3a")
 	if first.status != 201 || second.status != 201 || first.json(t)["order_id"] != second.json(t)["order_id"] {
 		t.Fatalf("first %d %s, second %d %s", first.status, first.body, second.status, second.body)
 	}
@@ -373,7 +375,7 @@ func TestCheckoutIdempotencyKey(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			ids[i] = postJSON(t, "/pay", `{"items":[{"sku":"cup"}]}`, "Idempotency-Key", "cart-double-click").json(t)["order_id"]
+			ids[i] = postJSON(t, "/pay", `{"items":[{"sku":"cup"}],"email":"buyer@example.com"}`, "Idempotency-Key", "cart-double-click").json(t)["order_id"]
 		}()
 	}
 	wg.Wait()
@@ -419,7 +421,7 @@ func TestCheckoutWalletType(t *testing.T) {
 	if r.status != 200 || !strings.Contains(r.body, "350.00") || !strings.Contains(r.body, "кошел") {
 		t.Errorf("pay-to page: %d %s", r.status, r.body)
 	}
-	v := postJSON(t, "/wallet", `{"items":[{"sku":"tea"}]}`).json(t)
+	v := postJSON(t, "/wallet", `{"items":[{"sku":"tea"}],"email":"buyer@example.com"}`).json(t)
 	payTo, _ := v["pay_to"].(map[string]any)
 	if payTo["wallet"] == nil || v["payment_url"] != nil {
 		t.Errorf("created = %v", v)
@@ -431,7 +433,7 @@ func TestCheckoutWalletType(t *testing.T) {
 func TestCheckoutProviderFailures(t *testing.T) {
 	startShop(t)
 	fault(t, "crystalpay", "generate", "error500", 1)
-	r := postJSON(t, "/pay", `{"items":[{"sku":"tea"}]}`)
+	r := postJSON(t, "/pay", `{"items":[{"sku":"tea"}],"email":"buyer@example.com"}`)
 	if r.status != 503 || r.header.Get("Retry-After") == "" || r.errorCode(t) != "provider_unavailable" {
 		t.Errorf("unavailable: %d %v %s", r.status, r.header, r.body)
 	}
@@ -441,12 +443,12 @@ func TestCheckoutProviderFailures(t *testing.T) {
 		t.Errorf("refused: %d %s", r.status, r.body)
 	}
 	fault(t, "pegas", "deposit", "timeout", 1)
-	r = postJSON(t, "/card", `{"items":[{"sku":"tea"}]}`)
+	r = postJSON(t, "/card", `{"items":[{"sku":"tea"}],"email":"buyer@example.com"}`)
 	if r.status != 503 {
 		t.Errorf("timeout: %d %s", r.status, r.body)
 	}
 	// The shop works again once the provider does.
-	if r := postJSON(t, "/pay", `{"items":[{"sku":"tea"}]}`); r.status != 201 {
+	if r := postJSON(t, "/pay", `{"items":[{"sku":"tea"}],"email":"buyer@example.com"}`); r.status != 201 {
 		t.Errorf("after the faults: %d %s", r.status, r.body)
 	}
 }
@@ -465,7 +467,7 @@ func TestCheckoutErrorRoutes(t *testing.T) {
 // paid.
 func TestCheckoutPaidAndCoalesced(t *testing.T) {
 	startShop(t)
-	v := postJSON(t, "/pay", `{"items":[{"sku":"tea"}]}`).json(t)
+	v := postJSON(t, "/pay", `{"items":[{"sku":"tea"}],"email":"buyer@example.com"}`).json(t)
 	id := v["order_id"].(string)
 	payment := strings.TrimPrefix(v["payment_url"].(string), "http://localhost:9181/pay/crystalpay/")
 	sandboxControl(t, http.MethodPost, "pay", map[string]string{"api": "crystalpay", "id": payment}, nil)

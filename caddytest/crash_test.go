@@ -421,7 +421,7 @@ func (s *procShop) status(t *testing.T, id string) (procStatus, []byte) {
 
 // procCheckoutBody buys qty tea.
 func procCheckoutBody(qty int) any {
-	return map[string]any{"items": []map[string]any{{"sku": "tea", "qty": qty}}}
+	return map[string]any{"items": []map[string]any{{"sku": "tea", "qty": qty}}, "email": "buyer@example.com"}
 }
 
 // orderIDs lists the order records on disk: under kassa/orders, and those

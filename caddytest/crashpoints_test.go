@@ -59,7 +59,7 @@ func crashAt(t *testing.T, s *clusterShop, point string, trigger func()) {
 // Idempotency-Key and returns the status, the reply and the
 // Idempotent-Replayed header; err is set when the shop died under it.
 func crashPointPost(s *clusterShop, path, key string) (status int, st procStatus, replayed string, err error) {
-	req, err := http.NewRequest("POST", s.url+path, strings.NewReader(`{"items":[{"sku":"tea","qty":1}]}`))
+	req, err := http.NewRequest("POST", s.url+path, strings.NewReader(`{"items":[{"sku":"tea","qty":1}],"email":"buyer@example.com"}`))
 	if err != nil {
 		return 0, st, "", err
 	}

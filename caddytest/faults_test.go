@@ -700,7 +700,7 @@ func (e *matrixEnv) checkout(t *testing.T, f matrixFault, api, op, path string) 
 // Idempotency-Key.
 func matrixCheckout(t *testing.T, s *procShop, path, key string) (int, []byte) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, s.url+path, strings.NewReader(`{"items":[{"sku":"tea","qty":1}]}`))
+	req, err := http.NewRequest(http.MethodPost, s.url+path, strings.NewReader(`{"items":[{"sku":"tea","qty":1}],"email":"buyer@example.com"}`))
 	if err != nil {
 		t.Fatal(err)
 	}

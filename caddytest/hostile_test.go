@@ -383,7 +383,7 @@ func TestHostileInput(t *testing.T) {
 	// The counting sees what it must: a checkout stores an order and calls
 	// the provider once.
 	orders0, calls0 := 0, s.calls(t)
-	if got := s.postJSON(t, s.url+"/pay", []byte(`{"items":[{"sku":"tea"}]}`)); got.status != http.StatusCreated {
+	if got := s.postJSON(t, s.url+"/pay", []byte(`{"items":[{"sku":"tea"}],"email":"buyer@example.com"}`)); got.status != http.StatusCreated {
 		t.Fatalf("a plain checkout: %d %s", got.status, got.body)
 	}
 	if _, orders := s.files(t); orders != orders0+1 || s.calls(t) != calls0+1 {
@@ -487,14 +487,14 @@ func TestHostileInput(t *testing.T) {
 		// names the receipt's position.
 		{name: "donation ?note=", long: tooLong, accept: hostileAcceptAll(redirected, text...),
 			send: func(t *testing.T, _, v string) hostileSent {
-				return s.postForm(t, "/donate?note="+url.QueryEscape(v), url.Values{"amount": {"100"}})
+				return s.postForm(t, "/donate?note="+url.QueryEscape(v), url.Values{"amount": {"100"}, "email": {"buyer@example.com"}})
 			}},
 		// The storefront's JSON.
 		{name: "json sku", long: tooLarge, send: func(t *testing.T, _, v string) hostileSent {
-			return s.postJSON(t, s.url+"/pay", hostileBody(`{"items":[{"sku":%s}]}`, v))
+			return s.postJSON(t, s.url+"/pay", hostileBody(`{"items":[{"sku":%s}],"email":"buyer@example.com"}`, v))
 		}},
 		{name: "json qty", long: tooLarge, send: func(t *testing.T, _, v string) hostileSent {
-			return s.postJSON(t, s.url+"/pay", hostileBody(`{"items":[{"sku":"tea","qty":%s}]}`, v))
+			return s.postJSON(t, s.url+"/pay", hostileBody(`{"items":[{"sku":"tea","qty":%s}],"email":"buyer@example.com"}`, v))
 		}},
 		{name: "json email", long: tooLarge, send: func(t *testing.T, _, v string) hostileSent {
 			return s.postJSON(t, s.url+"/pay", hostileBody(`{"items":[{"sku":"tea"}],"email":%s}`, v))
@@ -503,11 +503,11 @@ func TestHostileInput(t *testing.T) {
 			return s.postJSON(t, s.url+"/pay", hostileBody(`{"items":[{"sku":"tea"}],"phone":%s}`, v))
 		}},
 		{name: "json amount", long: tooLarge, send: func(t *testing.T, _, v string) hostileSent {
-			return s.postJSON(t, s.url+"/donate", hostileBody(`{"amount":%s}`, v))
+			return s.postJSON(t, s.url+"/donate", hostileBody(`{"amount":%s,"email":"buyer@example.com"}`, v))
 		}},
 		{name: "idempotency key", long: tooLong, skip: hostileHeaderUnsendable, accept: hostileAcceptAll(created, append(token, "sql", "sql-drop")...),
 			send: func(t *testing.T, _, v string) hostileSent {
-				return s.postJSON(t, s.url+"/pay", []byte(`{"items":[{"sku":"tea"}]}`), "Idempotency-Key", v)
+				return s.postJSON(t, s.url+"/pay", []byte(`{"items":[{"sku":"tea"}],"email":"buyer@example.com"}`), "Idempotency-Key", v)
 			}},
 		{name: "checkout ?order=", long: tooLong, send: get(s.url + "/pay?order=")},
 		{name: "receipt ?order=", long: tooLong, send: get(s.url + "/receipt?order=")},
@@ -555,8 +555,10 @@ func TestHostileInput(t *testing.T) {
 			}},
 		{name: "cash amount", long: tooLarge, send: cash(`{"amount":%s,"operation_id":"hostile-cash-%d"}`)},
 		{name: "cash cashbox_id", long: tooLarge, send: cash(`{"amount":"500.00","cashbox_id":%s,"operation_id":"hostile-cash-%d"}`)},
+		// An operation id the operator gives is sent, then its state asked
+		// (it may have been sent before): two calls.
 		{name: "cash operation_id", long: tooLarge,
-			accept: hostileAcceptAll(hostileOutcome{statuses: []int{http.StatusAccepted, http.StatusBadGateway}, calls: 1}, token...),
+			accept: hostileAcceptAll(hostileOutcome{statuses: []int{http.StatusAccepted, http.StatusBadGateway}, calls: 2}, token...),
 			send:   cash(`{"amount":"500.00","operation_id":%s}`)},
 		// Path ids. The admin API routes on the unescaped path, so an id
 		// with a slash in it ("</script>", "../") names another route: 404,
@@ -626,7 +628,7 @@ func TestHostileInput(t *testing.T) {
 		t.Run("raw idempotency key/"+in.name, func(t *testing.T) {
 			_, ordersBefore := s.files(t)
 			callsBefore := s.calls(t)
-			body := `{"items":[{"sku":"tea"}]}`
+			body := `{"items":[{"sku":"tea"}],"email":"buyer@example.com"}`
 			got := s.raw(t, "POST /pay HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nAccept: application/json\r\n"+
 				"Idempotency-Key: "+in.value+"\r\nContent-Length: "+fmt.Sprint(len(body))+"\r\nConnection: close\r\n\r\n"+body)
 			hostileCheckReply(t, got, in.value)
@@ -653,21 +655,22 @@ func TestHostileInput(t *testing.T) {
 		if err := json.Unmarshal(again.body, &shop); err != nil || shop.OrderID == "" {
 			t.Fatalf("the proxied order: %d %s", again.status, again.body)
 		}
-		got := s.postJSON(t, s.url+"/pay", []byte(`{"items":[{"sku":"tea"}]}`), "Idempotency-Key", "shop:hostile-collide")
+		got := s.postJSON(t, s.url+"/pay", []byte(`{"items":[{"sku":"tea"}],"email":"buyer@example.com"}`), "Idempotency-Key", "shop:hostile-collide")
 		if got.status != http.StatusCreated || bytes.Contains(got.body, []byte(shop.OrderID)) {
 			t.Errorf("a buyer's key shop:hostile-collide answered %d %s: the proxied order is %s", got.status, got.body, shop.OrderID)
 		}
 	})
 
 	// An upstream may leave out the optional headers: the order then has
-	// no upstream order id, items or contacts, rather than the text of
-	// their placeholders, and two such checkouts are two orders.
+	// no upstream order id, items or description, rather than the text of
+	// their placeholders, and two such checkouts are two orders. (A
+	// contact it must send: receipts are on.)
 	t.Run("optional upstream headers may be absent", func(t *testing.T) {
 		var ids []string
 		for i := range 2 {
 			caseID := fmt.Sprint("bare-", i)
 			s.mu.Lock()
-			s.upstreams[caseID] = http.Header{"X-Kassa-Amount": {"500.00"}}
+			s.upstreams[caseID] = http.Header{"X-Kassa-Amount": {"500.00"}, "X-Kassa-Email": {"buyer@example.com"}}
 			s.mu.Unlock()
 			got := s.do(t, http.MethodPost, s.url+"/proxied", "", nil, "X-Hostile-Case", caseID, "Accept", "application/json")
 			var order struct {
@@ -695,6 +698,7 @@ func TestHostileInput(t *testing.T) {
 		s.upstreams["markup"] = http.Header{
 			"X-Kassa-Amount":      {"500.00"},
 			"X-Kassa-Order":       {"hostile-markup"},
+			"X-Kassa-Email":       {"buyer@example.com"},
 			"X-Kassa-Items":       {`[{"name":"` + script + `","qty":2,"price":"250.00"}]`},
 			"X-Kassa-Description": {script},
 		}

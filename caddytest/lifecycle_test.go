@@ -57,8 +57,8 @@ func TestCheckoutDonation(t *testing.T) {
 func TestOrdersExpire(t *testing.T) {
 	shopWith(t, storageDir(t), "poll_interval 100ms", "poll_interval 100ms\n\t\torder_ttl 1s")
 	sandboxControl(t, http.MethodPost, "reset", nil, nil)
-	pegas := postJSON(t, "/card", `{"items":[{"sku":"tea"}]}`).json(t)
-	crystal := postJSON(t, "/pay", `{"items":[{"sku":"tea"}]}`).json(t)
+	pegas := postJSON(t, "/card", `{"items":[{"sku":"tea"}],"email":"buyer@example.com"}`).json(t)
+	crystal := postJSON(t, "/pay", `{"items":[{"sku":"tea"}],"email":"buyer@example.com"}`).json(t)
 	for _, v := range []map[string]any{pegas, crystal} {
 		id := v["order_id"].(string)
 		waitFor(t, "order "+id+" to expire", func() bool { return orderStatus(t, id)["state"] == "expired" })
@@ -88,8 +88,8 @@ func TestUnpaidOrdersCompacted(t *testing.T) {
 	storage := storageDir(t)
 	shopWith(t, storage, "poll_interval 100ms", "poll_interval 100ms\n\t\torder_ttl 1s\n\t\tkeep_unpaid 1s")
 	sandboxControl(t, http.MethodPost, "reset", nil, nil)
-	unpaid := postJSON(t, "/card", `{"items":[{"sku":"tea"}]}`).json(t)["order_id"].(string)
-	paid := postJSON(t, "/pay", `{"items":[{"sku":"tea"}]}`).json(t)
+	unpaid := postJSON(t, "/card", `{"items":[{"sku":"tea"}],"email":"buyer@example.com"}`).json(t)["order_id"].(string)
+	paid := postJSON(t, "/pay", `{"items":[{"sku":"tea"}],"email":"buyer@example.com"}`).json(t)
 	paidID := paid["order_id"].(string)
 	sandboxControl(t, http.MethodPost, "pay", map[string]string{"api": "crystalpay",
 		"id": strings.TrimPrefix(paid["payment_url"].(string), "http://localhost:9181/pay/crystalpay/")}, nil)
@@ -120,7 +120,7 @@ func TestReconcilerSurvivesReload(t *testing.T) {
 	storage := storageDir(t)
 	shopWith(t, storage)
 	sandboxControl(t, http.MethodPost, "reset", nil, nil)
-	v := postJSON(t, "/pay", `{"items":[{"sku":"cup"}]}`).json(t)
+	v := postJSON(t, "/pay", `{"items":[{"sku":"cup"}],"email":"buyer@example.com"}`).json(t)
 	id := v["order_id"].(string)
 	payment := strings.TrimPrefix(v["payment_url"].(string), "http://localhost:9181/pay/crystalpay/")
 
@@ -143,7 +143,7 @@ func TestCheckoutPlaceholders(t *testing.T) {
 		"\n\t\tformat json\n\t}\n\tlog_append kassa_order {kassa.order_id}\n\tlog_append kassa_amount {kassa.amount}\n"+
 		"\tlog_append kassa_url {kassa.payment_url}\n\tkassa_checkout main\n}\n\nhttp://localhost:9183 {")
 	sandboxControl(t, http.MethodPost, "reset", nil, nil)
-	r := send(t, http.MethodPost, "http://localhost:9184/", "application/json", `{"items":[{"sku":"tea"}]}`)
+	r := send(t, http.MethodPost, "http://localhost:9184/", "application/json", `{"items":[{"sku":"tea"}],"email":"buyer@example.com"}`)
 	v := r.json(t)
 	var entry map[string]any
 	waitFor(t, "the access log entry", func() bool {
@@ -185,16 +185,16 @@ func storageDir(t *testing.T) string {
 func TestOrdersPerClientBound(t *testing.T) {
 	shopWith(t, storageDir(t), "poll_interval 100ms", "poll_interval 100ms\n\t\tmax_orders_per_client 2")
 	sandboxControl(t, http.MethodPost, "reset", nil, nil)
-	first := postJSON(t, "/pay", `{"items":[{"sku":"tea"}]}`, "Idempotency-Key", "cart-bound-1")
-	second := postJSON(t, "/pay", `{"items":[{"sku":"tea"}]}`)
+	first := postJSON(t, "/pay", `{"items":[{"sku":"tea"}],"email":"buyer@example.com"}`, "Idempotency-Key", "cart-bound-1")
+	second := postJSON(t, "/pay", `{"items":[{"sku":"tea"}],"email":"buyer@example.com"}`)
 	if first.status != 201 || second.status != 201 {
 		t.Fatalf("first %d, second %d", first.status, second.status)
 	}
-	third := postJSON(t, "/card", `{"items":[{"sku":"tea"}]}`)
+	third := postJSON(t, "/card", `{"items":[{"sku":"tea"}],"email":"buyer@example.com"}`)
 	if third.status != http.StatusTooManyRequests || third.errorCode(t) != "too_many_orders" || third.header.Get("Retry-After") == "" {
 		t.Errorf("third: %d %v %s", third.status, third.header, third.body)
 	}
-	replay := postJSON(t, "/pay", `{"items":[{"sku":"tea"}]}`, "Idempotency-Key", "cart-bound-1")
+	replay := postJSON(t, "/pay", `{"items":[{"sku":"tea"}],"email":"buyer@example.com"}`, "Idempotency-Key", "cart-bound-1")
 	if replay.status != 201 || replay.json(t)["order_id"] != first.json(t)["order_id"] {
 		t.Errorf("replay: %d %s", replay.status, replay.body)
 	}

@@ -224,18 +224,18 @@ func TestLogsCarryNoSecrets(t *testing.T) {
 
 	// Orders left pending, so that the reconciler polls them through the
 	// status faults below.
-	postJSON(t, "/pay", `{"items":[{"sku":"tea"}]}`)
-	postJSON(t, "/card", `{"items":[{"sku":"tea"}]}`)
+	postJSON(t, "/pay", `{"items":[{"sku":"tea"}],"email":"buyer@example.com"}`)
+	postJSON(t, "/card", `{"items":[{"sku":"tea"}],"email":"buyer@example.com"}`)
 
 	// Every refusal and failure of each API.
 	for _, mode := range []string{"auth", "forbidden", "error500", "malformed", "html", "timeout"} {
 		fault(t, "crystalpay", "generate", mode, 1)
-		if r := postJSON(t, "/pay", `{"items":[{"sku":"tea"}]}`); r.status < 500 {
+		if r := postJSON(t, "/pay", `{"items":[{"sku":"tea"}],"email":"buyer@example.com"}`); r.status < 500 {
 			t.Errorf("CrystalPAY %s: %d %s", mode, r.status, r.body)
 		}
 		// The reconciler, recovering an earlier order, may take this one.
 		fault(t, "pegas", "deposit", mode, 1)
-		postJSON(t, "/card", `{"items":[{"sku":"tea"}]}`)
+		postJSON(t, "/card", `{"items":[{"sku":"tea"}],"email":"buyer@example.com"}`)
 		fault(t, "crystalpay", "checkpay", mode, 1)
 		fault(t, "pegas", "transaction/receipt/file", mode, 1)
 		fault(t, "smartcashier", "formReceipt", mode, 1)
@@ -249,7 +249,7 @@ func TestLogsCarryNoSecrets(t *testing.T) {
 
 	// Refused connections.
 	for _, path := range []string{"/deadcp", "/deadpegas"} {
-		if r := postJSON(t, path, `{"items":[{"sku":"tea"}]}`); r.status != http.StatusServiceUnavailable {
+		if r := postJSON(t, path, `{"items":[{"sku":"tea"}],"email":"buyer@example.com"}`); r.status != http.StatusServiceUnavailable {
 			t.Errorf("%s: %d %s", path, r.status, r.body)
 		}
 	}

@@ -119,7 +119,7 @@ func TestMetricsEndpoint(t *testing.T) {
 	}
 	paid(t)
 	fault(t, "pegas", "deposit", "auth", 1)
-	if r := postJSON(t, "/card", `{"items":[{"sku":"tea"}]}`); r.status != http.StatusBadGateway {
+	if r := postJSON(t, "/card", `{"items":[{"sku":"tea"}],"email":"buyer@example.com"}`); r.status != http.StatusBadGateway {
 		t.Errorf("refused checkout: %d %s", r.status, r.body)
 	}
 	after := scrapeMetrics(t)
@@ -155,6 +155,6 @@ func TestMetricsEndpoint(t *testing.T) {
 	}
 	paid(t)
 	fault(t, "pegas", "deposit", "auth", 1)
-	postJSON(t, "/card", `{"items":[{"sku":"tea"}]}`)
+	postJSON(t, "/card", `{"items":[{"sku":"tea"}],"email":"buyer@example.com"}`)
 	moved(t, "after the reload", reloaded, scrapeMetrics(t), checkout)
 }

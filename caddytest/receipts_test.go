@@ -152,7 +152,7 @@ func TestReceiptSurvivesFailures(t *testing.T) {
 	receiptsShop(t, "")
 	fault(t, "smartcashier", "formReceipt", "error500", 2)
 	fault(t, "smartcashier", "formReceipt", "timeout", 1)
-	id := buyAndPay(t, "/card", `{"items":[{"sku":"tea"}]}`)
+	id := buyAndPay(t, "/card", `{"items":[{"sku":"tea"}],"email":"buyer@example.com"}`)
 	waitFor(t, "the receipt", func() bool { return receiptOf(t, id)["state"] == "done" })
 	bodies, statuses := sentReceipts(t)
 	if len(bodies) != 4 || statuses[0] != 500 || statuses[1] != 500 || statuses[2] != 0 || statuses[3] != 200 {
@@ -174,7 +174,7 @@ func TestReceiptNotProcessed(t *testing.T) {
 	receiptsShop(t, "")
 	sandboxControl(t, http.MethodPost, "faults", map[string]any{"api": "smartcashier", "op": "formReceipt",
 		"mode": "notprocessed", "count": 1, "message": "Открыта крышка."}, nil)
-	id := buyAndPay(t, "/card", `{"items":[{"sku":"tea"}]}`)
+	id := buyAndPay(t, "/card", `{"items":[{"sku":"tea"}],"email":"buyer@example.com"}`)
 	waitFor(t, "the receipt to fail", func() bool { return receiptOf(t, id)["state"] == "failed" })
 	if r := receiptOf(t, id); r["error"] != "Открыта крышка." {
 		t.Errorf("receipt = %v", r)
@@ -228,7 +228,7 @@ func TestTill(t *testing.T) {
 // payment document.
 func TestReceiptOfUnpaidOrder(t *testing.T) {
 	receiptsShop(t, "")
-	v := postJSON(t, "/card", `{"items":[{"sku":"tea"}]}`).json(t)
+	v := postJSON(t, "/card", `{"items":[{"sku":"tea"}],"email":"buyer@example.com"}`).json(t)
 	id := v["order_id"].(string)
 	if r := receiptOf(t, id); r["state"] != "none" {
 		t.Errorf("receipt = %v", r)

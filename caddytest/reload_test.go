@@ -81,7 +81,7 @@ func (l *reloadLoad) buyer(ctx context.Context, w int) {
 // answer but 201 is a failure.
 func (l *reloadLoad) checkout(key string) (string, bool) {
 	for attempt := 0; attempt < 5; attempt++ {
-		req, err := http.NewRequest("POST", l.s.url+"/pay", strings.NewReader(`{"items":[{"sku":"tea","qty":1}]}`))
+		req, err := http.NewRequest("POST", l.s.url+"/pay", strings.NewReader(`{"items":[{"sku":"tea","qty":1}],"email":"buyer@example.com"}`))
 		if err != nil {
 			panic(err)
 		}

@@ -42,6 +42,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		pegas_commission   <percent>       # default 2.5
 //		balance            crystalpay|pegas <rubles>
 //		crystalpay_wallets                 # balance as an object per wallet
+//		smartcashier_tax_types <code>...   # taxType codes taken beyond 1 to 6
 //		fault <api> <op> <mode> [<count>] [<arg>]
 //	}
 //
@@ -106,6 +107,18 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 			h.CrystalPayWallets = true
+		case "smartcashier_tax_types":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.ArgErr()
+			}
+			for _, a := range args {
+				code, convErr := strconv.Atoi(a)
+				if convErr != nil || code < 1 || code > 99 {
+					return d.Errf("smartcashier_tax_types: %q is not a code from 1 to 99", a)
+				}
+				h.SmartCashierTaxTypes = append(h.SmartCashierTaxTypes, code)
+			}
 		case "fault":
 			err = h.unmarshalFault(d)
 		default:

@@ -93,6 +93,11 @@ type Handler struct {
 	// object form.
 	CrystalPayWallets bool `json:"crystalpay_wallets,omitempty"`
 
+	// SmartCashierTaxTypes are taxType codes Smart Cashier takes beyond the
+	// 1 to 6 of its API v1.0.1 (which predates the rates of 2026), as an
+	// account that has codes for 22% or 5% would.
+	SmartCashierTaxTypes []int `json:"smartcashier_tax_types,omitempty"`
+
 	// Faults are injected from the start (and again after a reset).
 	Faults []Fault `json:"faults,omitempty"`
 

@@ -228,7 +228,7 @@ func (h *Handler) queueOperation(w http.ResponseWriter, r *http.Request, kind st
 	if kind == "formReceipt" {
 		var req receiptRequest
 		if p = decodeStrict(r, body, &req, "FormReceiptRequest"); p == nil {
-			p = req.check(op)
+			p = req.check(op, h.SmartCashierTaxTypes)
 		}
 	} else {
 		var req cashRequest
@@ -244,25 +244,22 @@ func (h *Handler) queueOperation(w http.ResponseWriter, r *http.Request, kind st
 	writeJSON(w, http.StatusOK, map[string]string{"operationId": op.id})
 }
 
-// queueOperation stores a new operation, or re-queues a failed one with the
-// same id; an operation that is queued or processed is left alone.
+// queueOperation stores a new operation. An operation id it knows is
+// answered as the first time and nothing is done again, whatever became of
+// it (the seed: a repeat "returns the same result as the first request,
+// without processing it again"): one the till failed (status 3) stays
+// failed, and is done only under a new id.
 func (s *state) queueOperation(op *cashierOperation) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.processLocked()
 	now := s.now()
-	existing, ok := s.cashier.operations[op.id]
-	switch {
-	case !ok:
-		op.created = now
-		s.cashier.operations[op.id] = op
-		s.cashier.order = append(s.cashier.order, op.id)
-	case existing.status == statusNotProcessed:
-		existing.handler, existing.errorMsg, existing.processed = "", "", time.Time{}
-		op = existing
-	default:
+	if _, ok := s.cashier.operations[op.id]; ok {
 		return
 	}
+	op.created = now
+	s.cashier.operations[op.id] = op
+	s.cashier.order = append(s.cashier.order, op.id)
 	op.attempts++
 	op.status = statusQueued
 	op.queued = now

@@ -10,6 +10,7 @@ import (
 	"mime"
 	"net/http"
 	"reflect"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -179,7 +180,7 @@ func (e fieldErrors) problem() *problem {
 }
 
 // check validates a receipt and fills in op.
-func (req *receiptRequest) check(op *cashierOperation) *problem {
+func (req *receiptRequest) check(op *cashierOperation, extraTaxTypes []int) *problem {
 	e := fieldErrors{}
 	e.required("operationId", "OperationId", req.OperationID == nil || *req.OperationID == "")
 	e.intRange("receiptType", "ReceiptType", req.ReceiptType, 1, 4)
@@ -221,7 +222,9 @@ func (req *receiptRequest) check(op *cashierOperation) *problem {
 		} else {
 			sumsOK = false
 		}
-		e.intRange(path+"taxType", "TaxType", p.TaxType, 1, 6)
+		if p.TaxType == nil || !slices.Contains(extraTaxTypes, *p.TaxType) {
+			e.intRange(path+"taxType", "TaxType", p.TaxType, 1, 6)
+		}
 	}
 	e.optionalGUID("juridicalPersonId", "JuridicalPersonId", req.JuridicalPersonID)
 	e.optionalGUID("cashboxGroupId", "CashboxGroupId", req.CashboxGroupID)

@@ -166,7 +166,13 @@ func TestSmartCashierIdempotent(t *testing.T) {
 	}
 }
 
-func TestSmartCashierFailedIsRequeued(t *testing.T) {
+// TestSmartCashierFailedStaysFailed: as the seed says, a repeated
+// operationId returns the first result and processes nothing: an
+// operation the till failed (status 3) stays failed, however often it is
+// sent again, and a new operationId prints. Before: the sandbox queued a
+// failed operation again, which hid a client that could never re-print a
+// receipt on the real service.
+func TestSmartCashierFailedStaysFailed(t *testing.T) {
 	s := newTestSandbox(t, nil)
 	s.addFault(`{"api":"smartcashier","op":"formReceipt","mode":"notprocessed","count":1}`)
 	wantJSON(t, s.cashier("formReceipt", receipt("R1")), http.StatusOK, `{"operationId":"R1"}`)
@@ -176,17 +182,20 @@ func TestSmartCashierFailedIsRequeued(t *testing.T) {
 		m["processingDateTimeUtc"] != nil || m["fiscalParams"] != nil {
 		t.Fatalf("failed operation %v", m)
 	}
-	// The retry of a failed operation queues it again.
-	wantJSON(t, s.cashier("formReceipt", receipt("R1")), http.StatusOK, `{"operationId":"R1"}`)
-	if _, m := s.checkStatus("R1"); m["status"] != 1.0 || m["errorMessage"] != nil || m["handlerCashboxId"] != nil {
-		t.Fatalf("retried operation %v, want queued", m)
+	for range 2 {
+		wantJSON(t, s.cashier("formReceipt", receipt("R1")), http.StatusOK, `{"operationId":"R1"}`)
+		s.clock.Advance(time.Second)
+		if _, m := s.checkStatus("R1"); m["status"] != 3.0 || m["errorMessage"] != "Открыта крышка." {
+			t.Fatalf("a failed operation sent again is %v, want still failed", m)
+		}
 	}
+	wantJSON(t, s.cashier("formReceipt", receipt("R1-2")), http.StatusOK, `{"operationId":"R1-2"}`)
 	s.clock.Advance(time.Second)
-	if _, m := s.checkStatus("R1"); m["status"] != 2.0 || m["fiscalParams"] == nil {
-		t.Fatalf("retried operation %v, want processed", m)
+	if _, m := s.checkStatus("R1-2"); m["status"] != 2.0 || m["fiscalParams"] == nil {
+		t.Fatalf("the operation under a new id %v, want processed", m)
 	}
-	if ops := s.state().SmartCashier.Operations; len(ops) != 1 || ops[0].Attempts != 2 {
-		t.Errorf("operations %+v, want one with two attempts", ops)
+	if ops := s.state().SmartCashier.Operations; len(ops) != 2 || ops[0].Attempts != 1 || ops[1].Attempts != 1 {
+		t.Errorf("operations %+v, want two, each queued once", ops)
 	}
 }
 
