@@ -309,11 +309,19 @@ func TestCheckoutBadInput(t *testing.T) {
 	}{
 		{"unknown sku (form)", func() reply { return postForm(t, "/pay", url.Values{"item": {"nope"}}, "Accept", "application/json") }, 400, "unknown_sku"},
 		{"unknown sku (json)", func() reply { return postJSON(t, "/pay", `{"items":[{"sku":"nope"}],"email":"buyer@example.com"}`) }, 400, "unknown_sku"},
-		{"zero quantity", func() reply { return postJSON(t, "/pay", `{"items":[{"sku":"tea","qty":0}],"email":"buyer@example.com"}`) }, 400, "bad_quantity"},
+		{"zero quantity", func() reply {
+			return postJSON(t, "/pay", `{"items":[{"sku":"tea","qty":0}],"email":"buyer@example.com"}`)
+		}, 400, "bad_quantity"},
 		{"negative quantity", func() reply { return postForm(t, "/pay", url.Values{"item": {"tea:-1"}}, "Accept", "application/json") }, 400, "bad_quantity"},
-		{"huge quantity", func() reply { return postJSON(t, "/pay", `{"items":[{"sku":"tea","qty":99999999999}],"email":"buyer@example.com"}`) }, 400, "bad_quantity"},
-		{"fractional quantity", func() reply { return postJSON(t, "/pay", `{"items":[{"sku":"tea","qty":1.5}],"email":"buyer@example.com"}`) }, 400, "bad_quantity"},
-		{"string quantity", func() reply { return postJSON(t, "/pay", `{"items":[{"sku":"tea","qty":"2"}],"email":"buyer@example.com"}`) }, 400, "bad_quantity"},
+		{"huge quantity", func() reply {
+			return postJSON(t, "/pay", `{"items":[{"sku":"tea","qty":99999999999}],"email":"buyer@example.com"}`)
+		}, 400, "bad_quantity"},
+		{"fractional quantity", func() reply {
+			return postJSON(t, "/pay", `{"items":[{"sku":"tea","qty":1.5}],"email":"buyer@example.com"}`)
+		}, 400, "bad_quantity"},
+		{"string quantity", func() reply {
+			return postJSON(t, "/pay", `{"items":[{"sku":"tea","qty":"2"}],"email":"buyer@example.com"}`)
+		}, 400, "bad_quantity"},
 		{"malformed json", func() reply { return postJSON(t, "/pay", `{"items":[`) }, 400, "bad_request"},
 		{"empty cart", func() reply { return postJSON(t, "/pay", `{"items":[],"email":"buyer@example.com"}`) }, 400, "empty_cart"},
 		{"bad email", func() reply { return postJSON(t, "/pay", `{"items":[{"sku":"tea"}],"email":"x\r\nBcc: y"}`) }, 400, "bad_email"},
