@@ -12,7 +12,12 @@
 // format mistakes in a client: unknown, missing, repeated and ill-typed
 // parameters are refused the way each provider refuses them, Smart Cashier
 // bodies are decoded with unknown fields disallowed and receipt sums checked to
-// the kopeck, and operations are idempotent by operationId.
+// the kopeck, and operations are idempotent by operationId: a repeated
+// operationId answers the first result and processes nothing, whatever
+// became of the operation (one the till failed stays failed), as the
+// vendor's document says. Smart Cashier takes taxType codes 1 to 6, the
+// document's; smartcashier_tax_types adds the codes an account has for the
+// rates of 2026.
 //
 // # Routes
 //
