@@ -28,6 +28,7 @@ func TestUnmarshalCaddyfileEveryOption(t *testing.T) {
 		balance            crystalpay 1000
 		balance            pegas 12.50
 		crystalpay_wallets
+		smartcashier_tax_types 11 12
 		fault smartcashier formReceipt error500 2
 		fault pegas * latency 0 300ms
 		fault smartcashier formReceipt notprocessed 1 "Открыта крышка."
@@ -47,7 +48,8 @@ func TestUnmarshalCaddyfileEveryOption(t *testing.T) {
 		Balances: map[string]decimal.Decimal{
 			APICrystalPay: decimal.NewFromInt(1000), APIPegas: decimal.RequireFromString("12.50"),
 		},
-		CrystalPayWallets: true,
+		CrystalPayWallets:    true,
+		SmartCashierTaxTypes: []int{11, 12},
 		Faults: []Fault{
 			{API: "smartcashier", Op: "formReceipt", Mode: "error500", Count: 2},
 			{API: "pegas", Op: "*", Mode: "latency", Latency: caddy.Duration(300 * time.Millisecond)},
@@ -91,6 +93,8 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		{"balance kopecks", "balance crystalpay 10.50", "whole rubles"},
 		{"balance duplicate", "balance pegas 1\nbalance pegas 2", "duplicate balance pegas"},
 		{"wallets argument", "crystalpay_wallets yes", "wrong argument count"},
+		{"tax types none", "smartcashier_tax_types", "wrong argument count"},
+		{"tax type zero", "smartcashier_tax_types 0", "not a code from 1 to 99"},
 		{"fault too short", "fault pegas *", "wrong argument count"},
 		{"fault too long", "fault pegas * latency 0 1s extra", "wrong argument count"},
 		{"bad fault mode", "fault pegas * explode", "unknown fault mode"},

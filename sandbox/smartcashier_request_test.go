@@ -7,6 +7,22 @@ import (
 	"testing"
 )
 
+// TestSmartCashierTaxTypes: Smart Cashier takes the document's taxType
+// codes 1 to 6, and the codes smartcashier_tax_types adds.
+func TestSmartCashierTaxTypes(t *testing.T) {
+	edited := strings.Replace(seedReceipt, `"taxType": 3}`, `"taxType": 11}`, 1)
+	if r := newTestSandbox(t, nil).cashier("formReceipt", edited); r.status != http.StatusBadRequest {
+		t.Errorf("taxType 11 by default: %d %s, want 400", r.status, r.body)
+	}
+	s := newTestSandbox(t, func(h *Handler) { h.SmartCashierTaxTypes = []int{11} })
+	if r := s.cashier("formReceipt", edited); r.status != http.StatusOK {
+		t.Errorf("taxType 11 when configured: %d %s", r.status, r.body)
+	}
+	if r := s.cashier("formReceipt", strings.Replace(edited, `"12854F"`, `"12854G"`, 1)); r.status != http.StatusOK {
+		t.Errorf("a second receipt: %d %s", r.status, r.body)
+	}
+}
+
 func TestSmartCashierValidation(t *testing.T) {
 	s := newTestSandbox(t, nil)
 	edit := func(from, to string) string {
