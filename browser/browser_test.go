@@ -601,7 +601,7 @@ func startShop(t *testing.T, bin, dir string) *shop {
 	edit("the site root", `(?m)^(\s*)root \* example/site\s*$`, "${1}root * "+quote(site), 1, 1)
 	edit("the catalog", `(?m)^(\s*)catalog example/catalog\.json\s*$`, "${1}catalog "+quote(catalog), 1, 1)
 	edit("the reconciler's period", `(?m)^(\s*)poll_interval \S+\s*$`, "${1}poll_interval 200ms", 1, 1)
-	edit("the sandbox", `(?m)^(\s*)kassa_sandbox\s*$`, "${1}kassa_sandbox {\n${1}\treceipt_delay 0s\n${1}}", 1, 1)
+	edit("the sandbox", `(?m)^(\s*)kassa_sandbox \{\s*$`, "${1}kassa_sandbox {\n${1}\treceipt_delay 0s", 1, 1)
 
 	home := filepath.Join(dir, "caddy-home")
 	for _, d := range []string{home, filepath.Join(home, "data"), filepath.Join(home, "config")} {
