@@ -328,6 +328,11 @@ func (a *App) adminCash(w http.ResponseWriter, r *http.Request, direction string
 	if err != nil {
 		return err
 	}
+	if strings.HasPrefix(req.OperationID, "kassa-") {
+		// Smart Cashier has one namespace of operation ids: this one would
+		// take an order receipt's id.
+		return badRequest("bad_operation_id", "operation_id", "operation ids starting with kassa- belong to order receipts")
+	}
 	given := req.OperationID != ""
 	if !given {
 		req.OperationID = "cash-" + NewOrderID()

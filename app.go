@@ -176,6 +176,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 func (a *App) useStorage(storage certmagic.Storage) {
 	a.storage = storage
 	a.orders = NewOrderStore(storage)
+	if a.logger != nil {
+		a.orders.logger = a.logger
+	}
 	a.orders.Now = func() time.Time { return a.now() }
 	a.statuses = newStatusGate(time.Second)
 	a.unsaved = new(unsavedPayments)

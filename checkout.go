@@ -355,6 +355,9 @@ func (h *Checkout) newOrder(r *http.Request, repl *caddy.Replacer) (*Order, erro
 	if o.Email, o.Phone, err = ValidateContacts(email, phone); err != nil {
 		return nil, err
 	}
+	if dv, ok := h.app.receipts.(interface{ DefaultVAT() VAT }); ok {
+		o.DefaultVAT = dv.DefaultVAT()
+	}
 	if h.app.receipts != nil {
 		// 54-FZ: an internet sale's receipt goes to the contact the buyer
 		// gave before paying.

@@ -3,7 +3,6 @@ package kassa
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"slices"
 	"sync"
@@ -90,8 +89,8 @@ var sharedLocks processLocks
 // withStorageLock runs fn holding the storage lock name, which keeps the
 // instances sharing a storage from doing the same thing at once.
 func (a *App) withStorageLock(ctx context.Context, name string, fn func() error) error {
-	if err := a.storage.Lock(ctx, name); err != nil {
-		return fmt.Errorf("kassa: taking storage lock %s: %w", name, storageFailure{err})
+	if err := lockStorage(ctx, a.storage, name); err != nil {
+		return err
 	}
 	defer func() {
 		if err := a.storage.Unlock(context.WithoutCancel(ctx), name); err != nil {
@@ -199,6 +198,9 @@ func (a *App) announce(prev, o *Order) {
 var receiptMoves = map[ReceiptState][]ReceiptState{
 	ReceiptSending: {ReceiptQueued, ReceiptFailed},
 	ReceiptQueued:  {ReceiptDone, ReceiptFailed, ReceiptSending},
+	// A refused attempt the service turns out to know: another send of it
+	// was taken (receiptRevived).
+	ReceiptFailed: {ReceiptQueued},
 }
 
 // moveTo moves a receipt attempt to state at now if the table allows it,
@@ -234,14 +236,16 @@ func (a *App) paymentCreated(ctx context.Context, id string, p Payment) (*Order,
 
 // checkoutCreated is paymentCreated for the checkout that created the
 // order. In the first half of the order's life it takes no storage lock,
-// so that a checkout takes none: until then only its checkout changes an
-// order being created (the reconciler re-sends a Pegas-kassa deposit only
-// after the grace, which records the same invoice, and gives any order up
-// only after its expiry and the grace). A checkout that took longer, or
-// found the order moved on, records the invoice under the order's storage
-// lock. That rests on one assumption: that no checkout stalls for longer
-// than half an order's time to live between reading the order and writing
-// it.
+// so that a checkout takes none: until then nothing else decides an order
+// being created. The reconciler gives an order up only after its expiry
+// and the grace; it may re-send a Pegas-kassa deposit after the grace and
+// record the invoice found (pending, recovered), the same state the
+// checkout writes, so whichever writes last leaves the order pending with
+// its invoice (the checkout's write adds the invoice's page). A checkout
+// that took longer, or found the order moved on, records the invoice under
+// the order's storage lock. That rests on one assumption: that no checkout
+// stalls for longer than half an order's time to live between reading the
+// order and writing it.
 func (a *App) checkoutCreated(ctx context.Context, id string, p Payment) (*Order, error) {
 	made, changed := a.invoiceMade(p), false
 	o, err := a.updateOrder(ctx, id, false, func(o *Order) bool {
@@ -469,6 +473,20 @@ func (a *App) receiptStarted(ctx context.Context, id string, t ReceiptType) (*Or
 	return o, err
 }
 
+// receiptRevived records that the receipt service knows an attempt that
+// failed by a refusal: another send of the same id was taken, and the
+// attempt is followed as queued.
+func (a *App) receiptRevived(ctx context.Context, id string, t ReceiptType, operationID string) (*Order, error) {
+	return a.update(ctx, id, func(o *Order) bool {
+		rec := o.receipt(t)
+		if rec == nil || rec.OperationID != operationID || rec.State != ReceiptFailed || !rec.Refused {
+			return false
+		}
+		rec.Refused, rec.Error = false, ""
+		return rec.moveTo(ReceiptQueued, a.now())
+	})
+}
+
 // receiptSent records what sending a receipt attempt brought: accepted
 // (queued), refused (failed: nothing was printed), or an unknown outcome
 // (the network failed, or the reply was not the service's: it stays
@@ -488,7 +506,7 @@ func (a *App) receiptSent(ctx context.Context, id string, t ReceiptType, operati
 			countReceipt(t, receiptUnavailable)
 		default:
 			rec.moveTo(ReceiptFailed, a.now())
-			rec.Error = sendErr.Error()
+			rec.Error, rec.Refused = sendErr.Error(), true
 		}
 		return true
 	})

@@ -692,3 +692,306 @@ func (h *deleteHook) Delete(ctx context.Context, key string) error {
 	}
 	return h.Storage.Delete(ctx, key)
 }
+
+// sharedTill is one Smart Cashier account seen by two instances. It
+// follows the simulation's documented reading of the seed: a repeated id
+// answers its first result; a refused request is not recorded.
+type sharedTill struct {
+	mu      sync.Mutex
+	printed map[string]int
+}
+
+func (s *sharedTill) print(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.printed == nil {
+		s.printed = map[string]int{}
+	}
+	if s.printed[id] == 0 {
+		s.printed[id] = 1
+	}
+}
+
+func (s *sharedTill) status(id string) (Operation, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.printed[id] > 0 {
+		return Operation{ID: id, Status: OperationProcessed, Fiscal: &FiscalParams{DocumentNumber: 1}}, nil
+	}
+	return Operation{}, &ProviderError{Provider: "smartcashier", Op: "checkStatus", Kind: ErrNotFound, Status: 404}
+}
+
+// tillView is one instance's SmartCashier: before runs as its send is on
+// its way (a slow network); refuse makes it refuse locally, as
+// SmartCashier.FormReceipt does for a rate its config has no tax_type for
+// (an instance whose config differs during a rolling reload).
+type tillView struct {
+	till   *sharedTill
+	refuse bool
+	before func()
+}
+
+func (v *tillView) FormReceipt(_ context.Context, rc Receipt) error {
+	if v.refuse {
+		return invalid("items[0].vat", "Smart Cashier API v1.0.1 has no taxType code for vat22")
+	}
+	if f := v.before; f != nil {
+		v.before = nil
+		f()
+	}
+	v.till.print(rc.OperationID)
+	return nil
+}
+func (v *tillView) ReceiptStatus(_ context.Context, id string) (Operation, error) {
+	return v.till.status(id)
+}
+func (v *tillView) DepositCash(context.Context, CashOperation) error  { return nil }
+func (v *tillView) WithdrawCash(context.Context, CashOperation) error { return nil }
+
+// TestRefusalWhileAnotherSendIsOnItsWay: A's reconciler is sending the sale
+// receipt (in flight) when the operator, on B, asks for the receipt: B's
+// send of the same operation id is refused, and the status lookup does not
+// know the id yet (A's request has not landed), so B records the attempt
+// failed by a refusal. A's request then prints it. The operator's retry
+// finds the service knows the attempt and follows it: one receipt. Before:
+// the retry issued -sale-2, and two sale receipts were printed for one
+// payment.
+func TestRefusalWhileAnotherSendIsOnItsWay(t *testing.T) {
+	shared := &certmagic.FileStorage{Path: t.TempDir()}
+	p := newLifeProvider("crystalpay")
+	a := newLifeShop(t, p, shared, nil)
+	b := newLifeShop(t, p, shared, a.clock)
+	b.app.useLocks(new(processLocks))
+	till := &sharedTill{}
+	viewA, viewB := &tillView{till: till}, &tillView{till: till, refuse: true}
+	a.app.receipts, b.app.receipts = viewA, viewB
+
+	o := a.created("")
+	p.pay(o.Payment.ID)
+	if _, err := a.app.paid(context.Background(), o.ID, PaymentStatus{Paid: true}, ""); err != nil {
+		t.Fatal(err)
+	}
+	viewA.before = func() {
+		// The operator on B, while A's send is on its way.
+		_, err := b.app.reissueReceipt(context.Background(), o.ID, ReceiptSale)
+		t.Logf("B's operator retry: %v", err)
+	}
+	a.pass() // A sends kassa-<id>-sale; it lands after B recorded it failed
+	if got := a.load(o.ID); got.Receipt.State == ReceiptFailed {
+		t.Logf("order's sale receipt is recorded failed although %s was printed: %v", got.Receipt.OperationID, till.printed)
+	}
+	viewB.refuse = false
+	a.app.reissueReceipt(context.Background(), o.ID, ReceiptSale) // the operator retries the failed receipt
+	a.pass()
+	if n := len(till.printed); n != 1 {
+		t.Fatalf("%d sale receipts printed for one payment: %v", n, till.printed)
+	}
+}
+
+type cashRecorder struct {
+	instantReceipts
+	deposits []string
+}
+
+func (r *cashRecorder) DepositCash(_ context.Context, op CashOperation) error {
+	r.deposits = append(r.deposits, op.OperationID)
+	return nil
+}
+
+// TestCashOperationInTheOrdersNamespace: a cash deposit under
+// kassa-<order>-sale is sent (kassa_receipt's issue refuses that namespace;
+// the admin API does not). At Smart Cashier, whose operation ids are one
+// namespace for formReceipt/depositCash/withdrawCash, the order's sale
+// receipt would then be answered with the deposit's first result and never
+// printed.
+func TestCashOperationInTheOrdersNamespace(t *testing.T) {
+	p := newLifeProvider("crystalpay")
+	s := newLifeShop(t, p, nil, nil)
+	rec := &cashRecorder{}
+	s.app.receipts = rec
+	o := s.created("")
+	id := receiptOperationID(o.ID, ReceiptSale, 1)
+	req := httptest.NewRequest(http.MethodPost, "/kassa/cash/deposit",
+		strings.NewReader(`{"amount":"500.00","cashbox_id":"c0264f46-4bfd-4953-bfbe-2e3cd1e0a4ad","operation_id":"`+id+`"}`))
+	w := httptest.NewRecorder()
+	if err := s.app.serveAdmin(w, req); err != nil {
+		writeAdminError(w, err)
+	}
+	if len(rec.deposits) > 0 || w.Code != http.StatusBadRequest {
+		t.Fatalf("a cash deposit under the order receipt's operation id %s: %d %s, sent %v", id, w.Code, strings.TrimSpace(w.Body.String()), rec.deposits)
+	}
+}
+
+// TestTaxTypesAliasesAreRefused: JSON config may name one rate
+// twice (vat18 and vat20; VAT22 and vat22): which code wins depends on map
+// order, so the same config sends different codes on different starts.
+func TestTaxTypesAliasesAreRefused(t *testing.T) {
+	seen := map[int]bool{}
+	for range 50 {
+		ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+		s := &SmartCashier{Token: "t", Taxation: TaxationOSN, TaxTypes: map[string]int{"vat18": 3, "vat20": 7}}
+		err := s.Provision(ctx)
+		cancel()
+		if err == nil || !strings.Contains(err.Error(), "name one rate") {
+			seen[s.taxTypes[VAT20]] = true
+		}
+	}
+	if len(seen) > 0 {
+		t.Fatalf("tax_types {vat18: 3, vat20: 7} is accepted, and vat20 goes out as %v depending on map order", seen)
+	}
+}
+
+// TestReturnReceiptKeepsTheSalesDefaultRate: a cup (no rate in the
+// catalog: the `vat` default) sold in December 2025 under `vat vat20` is
+// refunded in January 2026, after the config moved to `vat vat22`
+// (tax_type vat22 11): the sale went out as taxType 3 (20%), the return as
+// 11 (22%). A return must carry the sale's rate.
+func TestReturnReceiptKeepsTheSalesDefaultRate(t *testing.T) {
+	stub := newSCStub(t, func(n int, req scRequest) (int, string) {
+		if strings.HasSuffix(req.Path, "checkStatus") {
+			return http.StatusOK, `{"status":2,"creationDateTimeUtc":"2025-12-30T10:00:00Z","fiscalParams":{"fiscalDocumentNumber":1,"fiscalDocumentSign":"1","fiscalDocumentDateTimeUtc":"2025-12-30T10:00:00Z","fnNumber":"1"}}`
+		}
+		return http.StatusOK, ""
+	})
+	p := newLifeProvider("crystalpay")
+	s := newLifeShop(t, p, nil, nil)
+	s.app.receipts = provisionSC(t, stub.URL, func(sc *SmartCashier) { sc.VAT = VAT20 })
+	req := httptest.NewRequest(http.MethodPost, "/pay", strings.NewReader(`{"items":[{"sku":"cup"}],"email":"buyer@example.com"}`))
+	req.Header.Set("Content-Type", "application/json")
+	w := s.serve(req)
+	if w.Code != http.StatusCreated {
+		t.Fatalf("checkout: %d %s", w.Code, w.Body)
+	}
+	var o *Order
+	for _, id := range mustOpenIDs(t, s) {
+		o = s.load(id)
+	}
+	p.pay(o.Payment.ID)
+	s.pass()
+	s.pass()
+	if got := s.load(o.ID); got.Receipt == nil || got.Receipt.State != ReceiptDone {
+		t.Fatalf("sale receipt: %+v", got.Receipt)
+	}
+	// The new year's config.
+	s.app.receipts = provisionSC(t, stub.URL, func(sc *SmartCashier) { sc.VAT = VAT22; sc.TaxTypes = map[string]int{"vat22": 11} })
+	if _, err := s.app.reissueReceipt(context.Background(), o.ID, ReceiptSaleReturn); err != nil {
+		t.Fatal(err)
+	}
+	var types []string
+	for _, r := range stub.requests() {
+		if strings.HasSuffix(r.Path, "formReceipt") {
+			body := string(r.Body)
+			i := strings.Index(body, `"taxType":`)
+			types = append(types, body[i:i+12])
+		}
+	}
+	if len(types) != 2 || types[0] != types[1] {
+		t.Fatalf("the sale and its return carry different rates: %v", types)
+	}
+}
+
+func mustOpenIDs(t *testing.T, s *lifeShop) []string {
+	ids, err := s.app.orders.OpenIDs(context.Background())
+	if err != nil || len(ids) == 0 {
+		t.Fatalf("open ids: %v %v", ids, err)
+	}
+	return ids
+}
+
+// staleWriteReceipts prints at once, but first runs before: another
+// instance's stale copy of the order lands while the send is on its way.
+type staleWriteReceipts struct {
+	instantReceipts
+	before func()
+}
+
+func (r *staleWriteReceipts) FormReceipt(ctx context.Context, rc Receipt) error {
+	if f := r.before; f != nil {
+		r.before = nil
+		f()
+	}
+	return r.instantReceipts.FormReceipt(ctx, rc)
+}
+
+// TestStaleWriteWithoutReceiptDoesNotPanic: A records the order paid with
+// its receipt sending and sends it; meanwhile B, whose order lock was lost,
+// writes the copy it read before the payment (expired, no receipt). A's
+// receiptSent finds no receipt and changes nothing, and advanceReceipt
+// then reads rec.State of a nil receipt: a panic in the reconciler's
+// goroutine, which takes the whole Caddy process down.
+func TestStaleWriteWithoutReceiptDoesNotPanic(t *testing.T) {
+	p := newLifeProvider("crystalpay")
+	s := newLifeShop(t, p, nil, nil)
+	rc := &staleWriteReceipts{}
+	s.app.receipts = rc
+	o := s.created("")
+	stale := s.load(o.ID) // B's copy, read before the payment
+	p.pay(o.Payment.ID)
+	rc.before = func() {
+		prev := stale.clone()
+		stale.moveTo(OrderExpired, s.clock.Now())
+		if err := s.app.orders.saveChange(context.Background(), prev, stale); err != nil {
+			t.Error(err)
+		}
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			t.Fatalf("reconciler pass panicked: %v", r)
+		}
+	}()
+	s.pass()
+}
+
+// refusingReceipts refuses every send while refuse is set (a token that
+// expired), and prints otherwise; it knows only what it printed.
+type refusingReceipts struct {
+	instantReceipts
+	refuse bool
+}
+
+func (r *refusingReceipts) FormReceipt(ctx context.Context, rc Receipt) error {
+	if r.refuse {
+		return &ProviderError{Provider: "smartcashier", Op: "formReceipt", Kind: ErrAuth, Status: http.StatusUnauthorized}
+	}
+	return r.instantReceipts.FormReceipt(ctx, rc)
+}
+
+func (r *refusingReceipts) ReceiptStatus(ctx context.Context, id string) (Operation, error) {
+	r.mu.Lock()
+	printed := r.printed[id] > 0
+	r.mu.Unlock()
+	if !printed {
+		return Operation{}, &ProviderError{Provider: "smartcashier", Op: "checkStatus", Kind: ErrNotFound, Status: 404}
+	}
+	return r.instantReceipts.ReceiptStatus(ctx, id)
+}
+
+// TestRetryAfterARefusalWaitsOutTheSend: a receipt whose send was refused,
+// and which Smart Cashier does not know, is issued again under a new
+// operation id only once any other send of it has had its longest time to
+// land; before that the operator hears 409 receipt_in_progress.
+func TestRetryAfterARefusalWaitsOutTheSend(t *testing.T) {
+	p := newLifeProvider("crystalpay")
+	s := newLifeShop(t, p, nil, nil)
+	rc := &refusingReceipts{refuse: true}
+	s.app.receipts = rc
+	o := s.created("")
+	p.pay(o.Payment.ID)
+	s.pass()
+	if got := s.load(o.ID).Receipt; got.State != ReceiptFailed || !got.Refused {
+		t.Fatalf("after the refusal: %+v", got)
+	}
+	rc.refuse = false
+	var re *RequestError
+	if _, err := s.app.reissueReceipt(context.Background(), o.ID, ReceiptSale); !errors.As(err, &re) || re.Code != "receipt_in_progress" {
+		t.Fatalf("a retry at once: %v, want 409 receipt_in_progress", err)
+	}
+	s.clock.Add(2 * time.Minute)
+	got, err := s.app.reissueReceipt(context.Background(), o.ID, ReceiptSale)
+	if err != nil || got.Receipt.State != ReceiptDone || got.Receipt.OperationID != "kassa-"+o.ID+"-sale-2" {
+		t.Fatalf("a retry after the send's window: %+v, %v", got.Receipt, err)
+	}
+	if n := len(rc.printed); n != 1 {
+		t.Errorf("%d receipts printed", n)
+	}
+}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/caddyserver/certmagic"
 	"github.com/shopspring/decimal"
+	"go.uber.org/zap"
 )
 
 // OrderState is where an order stands.
@@ -83,6 +84,10 @@ type Order struct {
 	// ShopOrderID is the order id a trusted upstream gave (proxied
 	// storefront).
 	ShopOrderID string `json:"shop_order_id,omitempty"`
+	// DefaultVAT is the receipt service's default rate when the order was
+	// made: its positions without a rate of their own carry it, also on a
+	// refund after the default changed. Zero: the service's default now.
+	DefaultVAT VAT `json:"default_vat,omitempty"`
 	// Email and Phone are the buyer's contacts for the receipt.
 	Email string `json:"email,omitempty"`
 	Phone string `json:"phone,omitempty"`
@@ -165,8 +170,13 @@ type OrderReceipt struct {
 	Attempts int           `json:"attempts"`
 	Fiscal   *FiscalParams `json:"fiscal,omitempty"`
 	// Error is the receipt service's message when the receipt failed.
-	Error  string    `json:"error,omitempty"`
-	SentAt time.Time `json:"sent_at,omitzero"`
+	Error string `json:"error,omitempty"`
+	// Refused: the attempt failed because a send of it was refused, not
+	// because the till reported it not processed. A refusal proves nothing
+	// while another send of the same id may still land, so a new attempt
+	// waits for the service to say it does not know this one.
+	Refused bool      `json:"refused,omitempty"`
+	SentAt  time.Time `json:"sent_at,omitzero"`
 	// DoneAt is when the receipt was done, or failed.
 	DoneAt time.Time `json:"done_at,omitzero"`
 	// History holds the earlier attempts of this receipt, each failed
@@ -408,6 +418,7 @@ func (e orderStoreError) Is(target error) bool { return target == e.like }
 // the locks keep them apart as long as the storage keeps its locks.
 type OrderStore struct {
 	storage certmagic.Storage
+	logger  *zap.Logger
 	// locks serialise the changes of one order within this process (the
 	// App's processLocks).
 	locks *keyLocks
@@ -418,7 +429,7 @@ type OrderStore struct {
 
 // NewOrderStore returns a store over storage, using the wall clock.
 func NewOrderStore(storage certmagic.Storage) *OrderStore {
-	return &OrderStore{storage: storage, locks: &sharedLocks.orders, Now: time.Now}
+	return &OrderStore{storage: storage, logger: zap.NewNop(), locks: &sharedLocks.orders, Now: time.Now}
 }
 
 func (s *OrderStore) now() time.Time {
@@ -655,15 +666,33 @@ func (s *OrderStore) lockOrder(ctx context.Context, id string, shared bool) (unl
 		return unlockHere, nil
 	}
 	name := "kassa/order/" + id
-	if err := s.storage.Lock(ctx, name); err != nil {
+	if err := lockStorage(ctx, s.storage, name); err != nil {
 		unlockHere()
-		return nil, fmt.Errorf("kassa: taking storage lock %s: %w", name, storageFailure{err})
+		return nil, err
 	}
 	return func() {
-		// An unlock that fails leaves a lock the storage expires.
-		_ = s.storage.Unlock(context.WithoutCancel(ctx), name)
+		if err := s.storage.Unlock(context.WithoutCancel(ctx), name); err != nil {
+			// The change ran, perhaps without the lock (a storage that
+			// lost it): say so, since nothing else will.
+			s.logger.Error("releasing an order's storage lock", zap.String("lock", name), zap.Error(err))
+		}
 		unlockHere()
 	}, nil
+}
+
+// lockWait bounds how long a request waits for a storage lock that
+// another instance holds: a lock that is never released (a storage that
+// keeps a dead holder's lock) must not hang the shop's requests.
+const lockWait = 30 * time.Second
+
+// lockStorage takes the storage lock name, waiting at most lockWait.
+func lockStorage(ctx context.Context, storage certmagic.Storage, name string) error {
+	ctx, cancel := context.WithTimeout(ctx, lockWait)
+	defer cancel()
+	if err := storage.Lock(ctx, name); err != nil {
+		return fmt.Errorf("kassa: taking storage lock %s: %w", name, storageFailure{err})
+	}
+	return nil
 }
 
 // settleIndexes makes the indexes of order id match its record, under the

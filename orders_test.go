@@ -63,6 +63,7 @@ func fullOrder() *Order {
 		},
 		Description:    "Tea",
 		ShopOrderID:    "shop-42",
+		DefaultVAT:     VAT22,
 		Email:          "buyer@example.com",
 		Phone:          "+79991234567",
 		IdempotencyKey: "key-1",

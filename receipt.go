@@ -225,8 +225,9 @@ func parseReceiptRequest(body []byte) (Receipt, error) {
 	if _, err := dec.Token(); err != io.EOF {
 		return Receipt{}, badRequest("bad_request", "", "the body holds more than one JSON value")
 	}
-	if strings.HasPrefix(req.OperationID, "kassa-") {
-		return Receipt{}, badRequest("bad_operation_id", "operation_id", "operation ids starting with kassa- belong to order receipts")
+	if strings.HasPrefix(req.OperationID, "kassa-") || strings.HasPrefix(req.OperationID, "cash-") {
+		return Receipt{}, badRequest("bad_operation_id", "operation_id",
+			"operation ids starting with kassa- belong to order receipts, and cash- to cash operations")
 	}
 	rc := Receipt{OperationID: req.OperationID, Print: req.Print, CashboxID: req.CashboxID}
 	var err error

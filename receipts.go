@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"time"
 
 	"go.uber.org/zap"
 )
@@ -52,8 +53,10 @@ func (o *Order) setReceipt(rec *OrderReceipt) {
 }
 
 // fiscalReceipt is the receipt of an order: its items (or one position
-// named by its description), paid cashless, to the buyer's contacts.
-// Taxation and unset VAT rates take the receipt service's configuration.
+// named by its description), paid cashless, to the buyer's contacts. A
+// position without a rate carries the default the order was made under;
+// taxation (and the rate of an order made before orders kept their
+// default) takes the receipt service's configuration.
 func fiscalReceipt(o *Order, rec *OrderReceipt) Receipt {
 	r := Receipt{OperationID: rec.OperationID, Type: rec.Type, Email: o.Email, Phone: o.Phone, Cashless: o.Amount}
 	for _, it := range o.Items {
@@ -65,6 +68,11 @@ func fiscalReceipt(o *Order, rec *OrderReceipt) Receipt {
 			name = "Оплата заказа " + o.ID
 		}
 		r.Positions = []Position{{Name: name, Quantity: 1, Price: o.Amount}}
+	}
+	for i := range r.Positions {
+		if r.Positions[i].VAT == 0 {
+			r.Positions[i].VAT = o.DefaultVAT
+		}
 	}
 	return r
 }
@@ -90,7 +98,11 @@ func (a *App) advanceReceipt(ctx context.Context, o *Order, t ReceiptType) (*Ord
 			a.logger.Error("storing a receipt's send", zap.String("order_id", o.ID), zap.String("operation_id", rec.OperationID), zap.Error(err))
 			return o, errReceiptNotStored
 		}
+		sent := rec.OperationID
 		o, rec = next, next.receipt(t)
+		if rec == nil || rec.OperationID != sent {
+			return o, sendErr // another step moved the receipt on meanwhile
+		}
 		if sendErr != nil {
 			if rec.State == ReceiptSending {
 				a.logger.Warn("receipt send's outcome unknown; will send again", zap.String("order_id", o.ID),
@@ -137,6 +149,36 @@ func (a *App) refusalChecked(ctx context.Context, rec *OrderReceipt, sendErr err
 	}
 }
 
+// afterRefusal decides what an attempt that failed by a refusal means
+// before a new attempt is issued: another send of the same id (the
+// reconciler's, another instance's) may have been taken after the refusal,
+// or may still be on its way. One the service knows is followed again;
+// one it does not know is failed for good only once the last send has had
+// its longest time to land.
+func (a *App) afterRefusal(ctx context.Context, o *Order, rec *OrderReceipt) (*Order, error) {
+	_, err := a.receipts.ReceiptStatus(ctx, rec.OperationID)
+	switch {
+	case err == nil:
+		return a.receiptRevived(ctx, o.ID, rec.Type, rec.OperationID)
+	case !errors.Is(err, ErrNotFound):
+		return o, err
+	}
+	if wait := rec.SentAt.Add(a.receiptSendWindow()).Sub(a.now()); wait > 0 {
+		return o, &RequestError{Status: http.StatusConflict, Code: "receipt_in_progress",
+			Message: fmt.Sprintf("receipt %s was refused, but another send of it may still be on its way: try again in %s", rec.OperationID, wait.Round(time.Second))}
+	}
+	return o, nil
+}
+
+// receiptSendWindow is the longest a send of a receipt can take, retries
+// included (a minute when the receipt service does not say).
+func (a *App) receiptSendWindow() time.Duration {
+	if w, ok := a.receipts.(interface{ SendWindow() time.Duration }); ok {
+		return w.SendWindow()
+	}
+	return time.Minute
+}
+
 // errReceiptNotStored: what a receipt's send brought could not be stored;
 // the reconciler sends it again under its operation id.
 var errReceiptNotStored = fmt.Errorf("kassa: the receipt's progress could not be stored: %w", ErrStorage)
@@ -149,7 +191,19 @@ func (a *App) reissueReceipt(ctx context.Context, id string, t ReceiptType) (*Or
 	if a.receipts == nil {
 		return nil, &RequestError{Status: http.StatusConflict, Code: "no_receipt_service", Message: "no receipt service is configured"}
 	}
-	o, err := a.receiptStarted(ctx, id, t)
+	o, err := a.orders.Load(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if rec := o.receipt(t); rec != nil && rec.State == ReceiptFailed && rec.Refused {
+		if o, err = a.afterRefusal(ctx, o, rec); err != nil || o.receipt(t).State != ReceiptFailed {
+			if err == nil {
+				o, err = a.advanceReceipt(ctx, o, t)
+			}
+			return o, err
+		}
+	}
+	o, err = a.receiptStarted(ctx, id, t)
 	if err != nil {
 		return o, err
 	}

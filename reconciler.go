@@ -116,6 +116,13 @@ func (r *reconciler) locked(ctx context.Context, step func(context.Context)) {
 			r.app.logger.Error("reconciler: releasing the storage lock", zap.Error(err))
 		}
 	}()
+	// A bug in a step must not take the whole Caddy down: the step is
+	// logged and the next tick goes on.
+	defer func() {
+		if v := recover(); v != nil {
+			r.app.logger.Error("reconciler: a step panicked", zap.Any("panic", v), zap.Stack("stack"))
+		}
+	}()
 	step(ctx)
 }
 

@@ -213,12 +213,14 @@ type simPayout struct {
 
 // simOperation is a Smart Cashier operation as the provider sees it.
 type simOperation struct {
-	OperationID          string
-	Kind                 string // "formReceipt", "depositCash", "withdrawCash"
-	ReceiptType          int    // formReceipt's receiptType
-	Total                decimal.Decimal
-	Email, Phone         string
-	Positions            int
+	OperationID  string
+	Kind         string // "formReceipt", "depositCash", "withdrawCash"
+	ReceiptType  int    // formReceipt's receiptType
+	Total        decimal.Decimal
+	Email, Phone string
+	Positions    int
+	// TaxTypes are the positions' taxType codes, in order.
+	TaxTypes             []int
 	Status               int // 1 queued, 2 processed, 3 not processed
 	Error                string
 	FiscalDocumentNumber int64 // set when processed
@@ -1344,6 +1346,7 @@ func (w *simWorld) checkReceipt(v *simCheck, op *simOp) {
 		return
 	}
 	sum := decimal.Zero
+	var taxTypes []int
 	for i, raw := range positions {
 		path := fmt.Sprintf("positions[%d]", i)
 		var item map[string]json.RawMessage
@@ -1371,6 +1374,7 @@ func (w *simWorld) checkReceipt(v *simCheck, op *simOp) {
 			return
 		}
 		sum = sum.Add(price.Mul(decimal.NewFromInt(quantity)))
+		taxTypes = append(taxTypes, int(taxType))
 	}
 	switch {
 	case !total.Equal(sum):
@@ -1384,6 +1388,7 @@ func (w *simWorld) checkReceipt(v *simCheck, op *simOp) {
 	op.cashbox = v.guid("cashboxId", false)
 	op.Total = total
 	op.Positions = len(positions)
+	op.TaxTypes = taxTypes
 }
 
 // cashierStatus is checkStatus's reply for an operation: valid JSON in the

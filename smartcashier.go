@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -121,15 +122,32 @@ func (s *SmartCashier) Provision(ctx caddy.Context) error {
 		s.vat = VATNone
 	}
 	s.taxTypes = maps.Clone(smartCashierTaxTypes)
-	for name, code := range s.TaxTypes {
+	given := make(map[VAT]string, len(s.TaxTypes))
+	for _, name := range slices.Sorted(maps.Keys(s.TaxTypes)) {
+		code := s.TaxTypes[name]
 		v, err := ParseVAT(name)
 		if err != nil {
 			return fmt.Errorf("smartcashier: tax_type: %v", err)
 		}
+		if other, dup := given[v]; dup {
+			return fmt.Errorf("smartcashier: tax_type: %s and %s name one rate", other, name)
+		}
+		given[v] = name
 		if code < 1 || code > maxTaxTypeCode {
 			return fmt.Errorf("smartcashier: tax_type %s %d: the code must be from 1 to %d", name, code, maxTaxTypeCode)
 		}
 		s.taxTypes[v] = code
+	}
+	byCode := map[int][]string{}
+	for v, code := range s.taxTypes {
+		byCode[code] = append(byCode[code], v.String())
+	}
+	for code, rates := range byCode {
+		if len(rates) > 1 {
+			slices.Sort(rates)
+			s.logger.Warn("several VAT rates go to Smart Cashier as one taxType code: receipts will not tell them apart",
+				zap.Int("tax_type", code), zap.Strings("rates", rates))
+		}
 	}
 	zone := s.Timezone
 	if zone == "" {
@@ -212,6 +230,16 @@ func (s *SmartCashier) CheckVAT(v VAT) error {
 	}
 	return fmt.Errorf("Smart Cashier API v1.0.1 has no taxType code for %s: add `tax_type %s <code>` to the receipts smartcashier block, "+
 		"with the code your Smart Cashier account takes for it", v, v)
+}
+
+// SendWindow is the longest a call can take, its retries and their waits
+// included: a send of an operation may land at Smart Cashier until then.
+func (s *SmartCashier) SendWindow() time.Duration {
+	timeout := time.Duration(s.Timeout)
+	if timeout <= 0 {
+		timeout = defaultTimeout
+	}
+	return time.Duration(s.retries+1)*timeout + time.Duration(s.retries)*smartCashierMaxBackoff
 }
 
 // DefaultVAT is the VAT rate of positions that have none, for showing a
@@ -591,7 +619,11 @@ func (s *SmartCashier) replyError(op string, status int, reply []byte) *Provider
 		kind, code = ErrAuth, "forbidden"
 	case status == http.StatusNotFound:
 		kind, code = ErrNotFound, "not_found"
-	case status >= 500:
+	case status >= 500, status == http.StatusRequestTimeout, status == http.StatusConflict,
+		status == http.StatusTooEarly, status == http.StatusTooManyRequests:
+		// The service is busy, or another request of the operation is
+		// under way: nothing says it was refused, so it is sent again
+		// under the same operation id.
 		kind = ErrUnavailable
 	default:
 		kind = ErrRejected
