@@ -411,9 +411,19 @@ func (h *simHistory) run() {
 	h.cancel()
 }
 
-// step runs one random action.
+// step runs one random action. A panic in it is a violation (a running
+// Caddy would be down), and the history goes on.
 func (h *simHistory) step() {
 	h.steps++
+	defer func() {
+		if v := recover(); v != nil {
+			h.violation("a step panicked: %v", v)
+			for _, in := range h.insts {
+				in.crash("in a panic")
+				in.start()
+			}
+		}
+	}()
 	in := h.insts[h.rng.IntN(2)]
 	h.current = in
 	switch r := h.rng.IntN(100); {
