@@ -550,13 +550,31 @@ func (s *OrderStore) claimIdempotencyKey(ctx context.Context, key, id string) er
 }
 
 // Save writes the order's record, stamping o.UpdatedAt with the store's
-// clock (every write carries a fresh UpdatedAt, so no caller can forget it).
-// An open order's index entry is rewritten after the record (healing an
-// entry a reconciler dropped while the record was missing); a closed
-// order's indexes are settled after the record (Closed), so a crash in
-// between leaves an open entry pointing at a closed order, which the
-// reconciler settles in turn.
+// clock (every write carries a fresh UpdatedAt, so no caller can forget
+// it), then makes its indexes match it (reindex), so a crash in between
+// leaves an entry the reconciler settles. It knows nothing of what the
+// order was: the lifecycle's changes go through saveChange, which writes
+// only what a change needs; Save is for a record written whole, such as
+// one restored by hand or by a test.
 func (s *OrderStore) Save(ctx context.Context, o *Order) error {
+	if err := s.storeRecord(ctx, o); err != nil {
+		return err
+	}
+	return s.reindex(ctx, o)
+}
+
+// SaveCreated stores the record of an order that Create wrote in
+// creating, as its checkout does once the provider answered (saveChange
+// from creating): one write, under kassa/orders, while Create's index
+// entry stands for it. From then on the record is read from kassa/orders.
+func (s *OrderStore) SaveCreated(ctx context.Context, o *Order) error {
+	prev := *o
+	prev.State = OrderCreating
+	return s.saveChange(ctx, &prev, o)
+}
+
+// storeRecord writes an order's record, stamping o.UpdatedAt.
+func (s *OrderStore) storeRecord(ctx context.Context, o *Order) error {
 	if err := checkOrder(o); err != nil {
 		return err
 	}
@@ -568,48 +586,7 @@ func (s *OrderStore) Save(ctx context.Context, o *Order) error {
 	if err != nil {
 		return err
 	}
-	if err := s.storeKey(ctx, orderKey(o.ID), rec); err != nil {
-		return err
-	}
-	if o.Open() {
-		return s.storeKey(ctx, openKey(o.ID), []byte(o.ID))
-	}
-	return s.Closed(ctx, o)
-}
-
-// SaveCreated stores the record of an order that Create wrote in
-// creating and that is still open, such as one the provider has just
-// accepted: only the record, under kassa/orders, since Create's index
-// entry still stands (the reconciler drops an open entry only when its
-// record is closed, or has been missing for longer than a checkout takes).
-// From then on the record is read from kassa/orders, and the entry's copy
-// of the creating record is not read again. It saves a storage write on
-// every checkout.
-func (s *OrderStore) SaveCreated(ctx context.Context, o *Order) error {
-	if err := checkOrder(o); err != nil {
-		return err
-	}
-	if !o.Open() {
-		return s.Save(ctx, o)
-	}
-	o.UpdatedAt = s.now()
-	rec, err := encodeOrder(o)
-	if err != nil {
-		return err
-	}
 	return s.storeKey(ctx, orderKey(o.ID), rec)
-}
-
-// Closed settles the indexes of a closed order: an order that closed
-// unpaid (expired, cancelled, failed) enters the unpaid index, which
-// Compact reads, and then the order leaves the open index.
-func (s *OrderStore) Closed(ctx context.Context, o *Order) error {
-	if o.State != OrderPaid {
-		if err := s.storeKey(ctx, unpaidKey(o.ID), []byte(o.ID)); err != nil {
-			return err
-		}
-	}
-	return s.CloseIndex(ctx, o.ID)
 }
 
 // saveChange stores o, which was prev before a change (update, in
@@ -624,20 +601,12 @@ func (s *OrderStore) saveChange(ctx context.Context, prev, o *Order) error {
 	if err := checkOrder(o); err != nil {
 		return err
 	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	o.UpdatedAt = s.now()
-	rec, err := encodeOrder(o)
-	if err != nil {
-		return err
-	}
 	if o.Open() && !prev.Open() {
 		if err := s.storeKey(ctx, openKey(o.ID), []byte(o.ID)); err != nil {
 			return err
 		}
 	}
-	if err := s.storeKey(ctx, orderKey(o.ID), rec); err != nil {
+	if err := s.storeRecord(ctx, o); err != nil {
 		return err
 	}
 	if o.State.closedUnpaid() && !prev.State.closedUnpaid() {
