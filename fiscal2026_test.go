@@ -136,7 +136,7 @@ func TestSmartCashierCaddyfile2026(t *testing.T) {
 
 // receiptsApp is an app whose catalog is products, with Smart Cashier at
 // tax types, logging warnings to the observer it returns.
-func receiptsApp(t *testing.T, products []Product, taxTypes map[string]int) (*App, error, *observer.ObservedLogs) {
+func receiptsApp(t *testing.T, products []Product, taxTypes map[string]int) (*App, *observer.ObservedLogs, error) {
 	t.Helper()
 	core, logs := observer.New(zapcore.WarnLevel)
 	stub := newSCStub(t, scOK)
@@ -147,7 +147,7 @@ func receiptsApp(t *testing.T, products []Product, taxTypes map[string]int) (*Ap
 		t.Fatal(err)
 	}
 	a.catalog = catalog
-	return a, a.checkRates(), logs
+	return a, logs, a.checkRates()
 }
 
 // TestCatalogRateWithoutCode: a catalog product at a rate the receipt
@@ -156,15 +156,15 @@ func receiptsApp(t *testing.T, products []Product, taxTypes map[string]int) (*Ap
 // warning naming it.
 func TestCatalogRateWithoutCode(t *testing.T) {
 	cup := Product{SKU: "cup", Name: "Чашка", Price: rub("1200.00"), VAT: VAT22}
-	if _, err, _ := receiptsApp(t, []Product{cup}, nil); err == nil ||
+	if _, _, err := receiptsApp(t, []Product{cup}, nil); err == nil ||
 		!strings.Contains(err.Error(), `product "cup" (vat22)`) || !strings.Contains(err.Error(), "tax_type vat22 <code>") {
 		t.Errorf("vat22 without a code: %v", err)
 	}
-	if _, err, logs := receiptsApp(t, []Product{cup}, map[string]int{"vat22": 11}); err != nil || logs.Len() != 0 {
+	if _, logs, err := receiptsApp(t, []Product{cup}, map[string]int{"vat22": 11}); err != nil || logs.Len() != 0 {
 		t.Errorf("vat22 with a code: %v, %d warnings", err, logs.Len())
 	}
 	old := Product{SKU: "old-cup", Name: "Чашка", Price: rub("1200.00"), VAT: VAT20}
-	_, err, logs := receiptsApp(t, []Product{cup, old}, map[string]int{"vat22": 11})
+	_, logs, err := receiptsApp(t, []Product{cup, old}, map[string]int{"vat22": 11})
 	if err != nil || logs.Len() != 1 || !strings.Contains(logs.All()[0].Message, "22%") || !containsSKU(logs.All()[0].ContextMap()["skus"], "old-cup") {
 		t.Errorf("a vat20 product: %v, %v", err, logs.All())
 	}

@@ -228,7 +228,7 @@ func (s *SmartCashier) CheckVAT(v VAT) error {
 	if _, ok := s.taxTypes[v]; ok {
 		return nil
 	}
-	return fmt.Errorf("Smart Cashier API v1.0.1 has no taxType code for %s: add `tax_type %s <code>` to the receipts smartcashier block, "+
+	return fmt.Errorf("no taxType code for %s in Smart Cashier's API v1.0.1: add `tax_type %s <code>` to the receipts smartcashier block, "+
 		"with the code your Smart Cashier account takes for it", v, v)
 }
 
