@@ -46,7 +46,7 @@ import (
 
 var (
 	simSeed      = flag.Uint64("seed", 0, "replay the lifecycle simulation's history with this seed, traced")
-	simHistories = flag.Int("histories", 1000, "how many histories the lifecycle simulation runs")
+	simHistories = flag.Int("histories", simDefaultHistories, "how many histories the lifecycle simulation runs")
 )
 
 // Knobs of a simulated shop.
