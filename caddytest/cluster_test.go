@@ -332,7 +332,13 @@ func TestStoppingOneInstanceLosesNothing(t *testing.T) {
 			t.Errorf("order %s is done but still in the open index", id)
 		}
 	}
-	if n := clusterLogCount(procB, `receipt done`); n != orders {
+	// The log line follows the record's write: wait for it, then count.
+	n := 0
+	procEventually(t, procRecoverWait, "B's \"receipt done\" lines", func() (bool, string) {
+		n = clusterLogCount(procB, `receipt done`)
+		return n >= orders, fmt.Sprintf("%d of %d", n, orders)
+	})
+	if n != orders {
 		t.Errorf("instance B logged %d \"receipt done\" lines, want %d", n, orders)
 	}
 }

@@ -118,6 +118,21 @@ func crashPointTransitions(t *testing.T, s *clusterShop, id string, state kassa.
 	return n
 }
 
+// crashPointLoggedOnce checks that the order's move to state was logged
+// exactly once. The line is written just after the record, so it is
+// waited for rather than read once.
+func crashPointLoggedOnce(t *testing.T, s *clusterShop, id string, state kassa.OrderState) {
+	t.Helper()
+	n := 0
+	procEventually(t, procRecoverWait, "the order's move to "+string(state)+" in the log", func() (bool, string) {
+		n = crashPointTransitions(t, s, id, state)
+		return n > 0, "not logged"
+	})
+	if n != 1 {
+		t.Errorf("the order's move to %s was logged %d times, want 1", state, n)
+	}
+}
+
 // crashPointPegasInvoices counts the sandbox's Pegas invoices of an order.
 func crashPointPegasInvoices(t *testing.T, sb *procSandbox, id string) (n int, state string) {
 	t.Helper()
@@ -170,9 +185,7 @@ func crashPointPaidOnce(t *testing.T, s *clusterShop, sb *procSandbox, id string
 func crashPointDoneOnce(t *testing.T, s *clusterShop, sb *procSandbox, id string) {
 	t.Helper()
 	crashPointOneReceipt(t, sb, id)
-	if n := crashPointTransitions(t, s, id, kassa.OrderPaid); n != 1 {
-		t.Errorf("the order's move to paid was logged %d times, want 1", n)
-	}
+	crashPointLoggedOnce(t, s, id, kassa.OrderPaid)
 	if n, state := crashPointPegasInvoices(t, sb, id); n != 1 || state != "paid" {
 		t.Errorf("the sandbox holds %d Pegas invoices for the order (last %s), want 1 paid", n, state)
 	}
@@ -283,9 +296,7 @@ func TestCrashPointsCrystalPayCheckout(t *testing.T) {
 			if n := len(sb.calls(t, "crystalpay", "generate")); n != c.generates {
 				t.Errorf("%d generate calls, want %d", n, c.generates)
 			}
-			if n := crashPointTransitions(t, s, id, kassa.OrderFailed); n != 1 {
-				t.Errorf("the order's failure was logged %d times, want 1", n)
-			}
+			crashPointLoggedOnce(t, s, id, kassa.OrderFailed)
 			if s.isOpen(id) {
 				t.Error("the failed order is still in the open index")
 			}
@@ -342,9 +353,7 @@ func TestCrashPointExpiry(t *testing.T) {
 	}
 	s.start(t)
 	s.waitRecord(t, id, kassa.OrderExpired, procRecoverWait)
-	if n := crashPointTransitions(t, s, id, kassa.OrderExpired); n != 1 {
-		t.Errorf("the expiry was logged %d times, want 1", n)
-	}
+	crashPointLoggedOnce(t, s, id, kassa.OrderExpired)
 	if n, state := crashPointPegasInvoices(t, sb, id); n != 1 || state != "cancelled" {
 		t.Errorf("the sandbox holds %d invoices (last %s), want 1 cancelled", n, state)
 	}
