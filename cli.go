@@ -38,6 +38,7 @@ and records cash put into or taken out of the till.
 The admin endpoint is --address (host:port, http://host:port or
 unix//path/to/socket); without it, the admin address of the config named by
 --config, else CADDY_ADMIN, else localhost:2019, as 'caddy stop' finds it.
+A --config that turns the admin endpoint off (admin off) is an error.
 
 Output is a table for people; --json prints the API's JSON as it is, for
 scripts (an error's JSON too). Each call waits at most --timeout (10s).
@@ -310,7 +311,7 @@ type kassaCLI struct {
 
 func newKassaCLI(cmd *cobra.Command) (*kassaCLI, error) {
 	flags := caddycmd.Flags{FlagSet: cmd.Flags()}
-	addr, err := caddycmd.DetermineAdminAPIAddress(flags.String("address"), nil, flags.String("config"), flags.String("adapter"))
+	addr, err := adminAddress(flags)
 	if err != nil {
 		return nil, fmt.Errorf("finding the admin address: %v", err)
 	}
@@ -323,6 +324,28 @@ func newKassaCLI(cmd *cobra.Command) (*kassaCLI, error) {
 		return nil, usageError{err.Error()}
 	}
 	return &kassaCLI{cmd: cmd, admin: admin, json: flags.Bool("json"), out: cmd.OutOrStdout(), errOut: cmd.ErrOrStderr()}, nil
+}
+
+// adminAddress is the admin endpoint to call, as 'caddy stop' finds it:
+// --address, else the admin address of --config, else CADDY_ADMIN, else
+// localhost:2019. A --config whose admin endpoint is off is an error, not
+// the default address, where another Caddy may be listening.
+func adminAddress(flags caddycmd.Flags) (string, error) {
+	address, file := flags.String("address"), flags.String("config")
+	if address != "" || file == "" {
+		return caddycmd.DetermineAdminAPIAddress(address, nil, "", "")
+	}
+	config, _, _, err := caddycmd.LoadConfig(file, flags.String("adapter"))
+	if err != nil {
+		return "", err
+	}
+	var c struct {
+		Admin caddy.AdminConfig `json:"admin"`
+	}
+	if json.Unmarshal(config, &c) == nil && c.Admin.Disabled {
+		return "", fmt.Errorf("%s turns the admin endpoint off (admin off), and caddy kassa works only through it", file)
+	}
+	return caddycmd.DetermineAdminAPIAddress("", config, file, "")
 }
 
 // adminClient calls Caddy's admin endpoint the way caddycmd.AdminAPIRequest

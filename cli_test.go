@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -530,6 +531,62 @@ func TestCLIAddress(t *testing.T) {
 	_, stderr, err := runCLI(t, "balance", "--address", addr)
 	if exitStatus(err) != 1 || !strings.HasPrefix(stderr, "kassa: cannot reach the admin API at "+addr+": ") {
 		t.Errorf("closed endpoint: exit %d, stderr %q", exitStatus(err), stderr)
+	}
+}
+
+// TestCLIUnixSocket: the admin endpoint on a unix socket, named with or
+// without the |mode suffix Caddy accepts there, by --address or by the
+// admin address of --config; no Origin is sent, as caddycmd sends none.
+func TestCLIUnixSocket(t *testing.T) {
+	admin := newFakeAdmin(t, map[string]cliReply{"GET /kassa/orders": {200, `{"orders":[]}`}})
+	sock := filepath.Join(t.TempDir(), "admin.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: admin.srv.Config.Handler}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	config := filepath.Join(t.TempDir(), "caddy.json")
+	if err := os.WriteFile(config, []byte(`{"admin":{"listen":"unix/`+sock+`|0660"}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cases := [][]string{
+		{"--address", "unix/" + sock},
+		{"--address", "unix/" + sock + "|0660"},
+		{"--config", config},
+	}
+	for _, flags := range cases {
+		t.Run(strings.Join(flags, " "), func(t *testing.T) {
+			stdout, stderr, err := runCLI(t, append([]string{"orders"}, flags...)...)
+			if err != nil || stdout != "no orders\n" {
+				t.Errorf("err %v, stdout %q, stderr %q", err, stdout, stderr)
+			}
+		})
+	}
+	got := admin.requests()
+	if len(got) != len(cases) {
+		t.Fatalf("the socket got %d requests, want %d", len(got), len(cases))
+	}
+	for _, r := range got {
+		if r.Origin != "" || r.Path != "/kassa/orders" {
+			t.Errorf("request %+v, want GET /kassa/orders without an Origin", r)
+		}
+	}
+}
+
+// TestCLIAdminOff: a --config whose admin endpoint is off is an error that
+// says so; the CLI does not fall back to localhost:2019, where another
+// Caddy may listen.
+func TestCLIAdminOff(t *testing.T) {
+	config := filepath.Join(t.TempDir(), "caddy.json")
+	if err := os.WriteFile(config, []byte(`{"admin":{"disabled":true}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stdout, stderr, err := runCLI(t, "orders", "--config", config)
+	want := "kassa: finding the admin address: " + config + " turns the admin endpoint off (admin off), and caddy kassa works only through it\n"
+	if exitStatus(err) != 1 || stdout != "" || stderr != want {
+		t.Errorf("exit %d, stdout %q, stderr %q", exitStatus(err), stdout, stderr)
 	}
 }
 
