@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddytest"
 )
@@ -144,6 +145,132 @@ func TestReadmeExamples(t *testing.T) {
 	for _, f := range files {
 		if !goldens[filepath.ToSlash(f)] {
 			t.Errorf("%s belongs to no README example: remove it", f)
+		}
+	}
+}
+
+// readmeFence matches a fenced code block of README.md: its language and
+// its text.
+var readmeFence = regexp.MustCompile("(?ms)^```([a-z]*)\n(.*?)^```$")
+
+// secretKeys are the option names whose values in a README JSON example
+// must be {env.*} placeholders, never literal secrets.
+var secretKeys = map[string]bool{"login": true, "secret": true, "secret2": true, "token": true}
+
+// envPlaceholder is a secret's only allowed value in a README example.
+var envPlaceholder = regexp.MustCompile(`^\{env\.[A-Z][A-Z0-9_]*\}$`)
+
+// TestReadmeJSONExamples: every ```json block of README.md that is a Caddy
+// config (it has "apps") means exactly what the ```caddyfile block before
+// it adapts to. They are compared as JSON, so the README may indent as it
+// likes, and a duration may be written as Caddy reads it ("10s") where the
+// adapter writes nanoseconds; anything else that differs fails, whichever
+// side drifted. Secrets in them are {env.*} placeholders.
+func TestReadmeJSONExamples(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var caddyfile string
+	caddyfileIndex, tested := -1, 0
+	for _, m := range readmeFence.FindAllStringSubmatch(string(readme), -1) {
+		lang, text := m[1], m[2]
+		if lang == "caddyfile" {
+			caddyfile = text
+			caddyfileIndex++
+			continue
+		}
+		var doc map[string]any
+		if lang != "json" || json.Unmarshal([]byte(text), &doc) != nil || doc["apps"] == nil {
+			continue
+		}
+		tested++
+		t.Run(fmt.Sprintf("caddyfile%02d", caddyfileIndex), func(t *testing.T) {
+			if caddyfile == "" || syntaxReference.MatchString(caddyfile) {
+				t.Fatalf("a JSON config follows no Caddyfile example:\n%s", text)
+			}
+			adapted, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(caddyfile), nil)
+			if err != nil {
+				t.Fatalf("the Caddyfile example does not adapt: %v", err)
+			}
+			var want any
+			if err := json.Unmarshal(adapted, &want); err != nil {
+				t.Fatal(err)
+			}
+			if path := jsonDiff("", doc, want); path != "" {
+				var pretty bytes.Buffer
+				json.Indent(&pretty, adapted, "", "  ")
+				t.Errorf("the JSON form of Caddyfile example %d differs from its adaptation at %s; it adapts to:\n%s",
+					caddyfileIndex, path, pretty.String())
+			}
+			checkSecrets(t, "", doc)
+		})
+	}
+	if tested < 3 {
+		t.Errorf("only %d JSON config examples in README.md", tested)
+	}
+}
+
+// jsonDiff returns the path of the first place where got differs from
+// want, or "" when they mean the same. A string in got stands for a number
+// in want when it is a duration of that many nanoseconds.
+func jsonDiff(path string, got, want any) string {
+	switch w := want.(type) {
+	case map[string]any:
+		g, ok := got.(map[string]any)
+		if !ok {
+			return path
+		}
+		for k := range g {
+			if _, ok := w[k]; !ok {
+				return path + "." + k
+			}
+		}
+		for k := range w {
+			if d := jsonDiff(path+"."+k, g[k], w[k]); d != "" {
+				return d
+			}
+		}
+		return ""
+	case []any:
+		g, ok := got.([]any)
+		if !ok || len(g) != len(w) {
+			return path
+		}
+		for i := range w {
+			if d := jsonDiff(fmt.Sprintf("%s[%d]", path, i), g[i], w[i]); d != "" {
+				return d
+			}
+		}
+		return ""
+	case float64:
+		if s, ok := got.(string); ok {
+			if d, err := caddy.ParseDuration(s); err == nil && float64(d) == w {
+				return ""
+			}
+		}
+	}
+	if got != want {
+		return path
+	}
+	return ""
+}
+
+// checkSecrets fails the test for a secret option whose value is not an
+// {env.*} placeholder.
+func checkSecrets(t *testing.T, path string, v any) {
+	t.Helper()
+	switch v := v.(type) {
+	case map[string]any:
+		for k, e := range v {
+			if s, ok := e.(string); ok && secretKeys[k] && !envPlaceholder.MatchString(s) {
+				t.Errorf("%s.%s is %q: a secret in an example must be an {env.*} placeholder", path, k, s)
+			}
+			checkSecrets(t, path+"."+k, e)
+		}
+	case []any:
+		for i, e := range v {
+			checkSecrets(t, fmt.Sprintf("%s[%d]", path, i), e)
 		}
 	}
 }
