@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/caddy-kassa/kassa"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddytest"
@@ -204,6 +205,12 @@ func TestReadmeJSONExamples(t *testing.T) {
 					caddyfileIndex, path, pretty.String())
 			}
 			checkSecrets(t, "", doc)
+			// A duration written as a string must be where Caddy reads one.
+			apps, _ := doc["apps"].(map[string]any)
+			kassaApp, _ := json.Marshal(apps["kassa"])
+			if err := json.Unmarshal(kassaApp, new(kassa.App)); err != nil {
+				t.Errorf("the kassa app of the JSON form does not load: %v", err)
+			}
 		})
 	}
 	if tested < 3 {
