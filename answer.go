@@ -81,6 +81,7 @@ func wantsJSON(r *http.Request) bool {
 	return mediaType == "application/json" || strings.Contains(r.Header.Get("Accept"), "application/json")
 }
 
+// writeJSON answers with v as JSON.
 func writeJSON(w http.ResponseWriter, status int, v any) error {
 	body, err := json.Marshal(v)
 	if err != nil {

@@ -86,18 +86,21 @@ type processLocks struct {
 // sharedLocks are this process's locks.
 var sharedLocks processLocks
 
-// keyLocks serialises the checkouts that share an idempotency key within
-// this instance, so a double-clicked button makes one order.
+// keyLocks serialises, within this instance, what shares a key: the
+// checkouts of one idempotency key (so a double-clicked button makes one
+// order), the changes of one order, the payouts of one key.
 type keyLocks struct {
 	mu    sync.Mutex
 	locks map[string]*keyLock
 }
 
+// keyLock is one key's lock, and how many hold or wait for it.
 type keyLock struct {
 	sync.Mutex
 	refs int
 }
 
+// lock takes key's lock, waiting for it, and returns its release.
 func (k *keyLocks) lock(key string) (unlock func()) {
 	k.mu.Lock()
 	if k.locks == nil {
