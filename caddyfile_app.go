@@ -2,7 +2,6 @@ package kassa
 
 import (
 	"encoding/json"
-	"net/url"
 	"slices"
 	"strconv"
 
@@ -47,15 +46,6 @@ func parsePositiveInt(d *caddyfile.Dispenser, dst *int) error {
 	}
 	*dst = n
 	return nil
-}
-
-// parseFormBody reads a form-encoded body.
-func parseFormBody(body []byte) (url.Values, error) {
-	form, err := url.ParseQuery(string(body))
-	if err != nil {
-		return nil, badRequest("bad_request", "", "the form is not valid application/x-www-form-urlencoded")
-	}
-	return form, nil
 }
 
 func init() {

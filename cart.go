@@ -76,6 +76,15 @@ type CheckoutRequest struct {
 	Amount string
 }
 
+// parseFormBody reads a form-encoded body.
+func parseFormBody(body []byte) (url.Values, error) {
+	form, err := url.ParseQuery(string(body))
+	if err != nil {
+		return nil, badRequest("bad_request", "", "the form is not valid application/x-www-form-urlencoded")
+	}
+	return form, nil
+}
+
 // ParseCheckoutForm reads a form post: repeated item=SKU or item=SKU:QTY;
 // optional email, phone, amount. Unknown fields are ignored (a form may
 // carry a submit button's name, or a price field a tamperer added: it

@@ -2,14 +2,11 @@ package kassa
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"mime"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -536,140 +533,6 @@ func (h *Checkout) status(w http.ResponseWriter, r *http.Request, id string) err
 // fail answers an error, as a short page to a form's buyer.
 func (h *Checkout) fail(w http.ResponseWriter, r *http.Request, err error) error {
 	return answerError(w, r, h.logger, "checkout failed", err, r.Method == http.MethodPost && !wantsJSON(r))
-}
-
-// answerError answers a handler's error: through the site's handle_errors
-// routes when it has any, else as a short page for a form's buyer (page)
-// or JSON. The answer never carries a provider's internals; a server-side
-// failure is logged as what failed.
-func answerError(w http.ResponseWriter, r *http.Request, logger *zap.Logger, what string, err error, page bool) error {
-	status, code, message := publicError(err)
-	if status == http.StatusServiceUnavailable {
-		w.Header().Set("Retry-After", "5")
-	}
-	if status >= 500 {
-		logger.Error(what, zap.Int("status", status), zap.String("code", code), zap.Error(err))
-	}
-	if hasErrorRoutes(r) {
-		return caddyhttp.Error(status, &RequestError{Status: status, Code: code, Message: message})
-	}
-	if page {
-		return writeErrorPage(w, status, message)
-	}
-	return writeJSON(w, status, map[string]any{"error": map[string]string{"code": code, "message": message}})
-}
-
-// readBody reads a request body of at most limit bytes.
-func readBody(r *http.Request, limit int64) ([]byte, error) {
-	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, limit))
-	var tooLarge *http.MaxBytesError
-	if errors.As(err, &tooLarge) {
-		return nil, &RequestError{Status: http.StatusRequestEntityTooLarge, Code: "body_too_large",
-			Message: fmt.Sprintf("the request body is larger than %d bytes", limit)}
-	}
-	if err != nil {
-		return nil, badRequest("bad_request", "", "reading the request body failed")
-	}
-	return body, nil
-}
-
-// publicError is what a buyer is told of err.
-func publicError(err error) (status int, code, message string) {
-	status = StatusCode(err)
-	var re *RequestError
-	var ve *ValidationError
-	switch {
-	case errors.As(err, &re):
-		return status, re.Code, re.Message
-	case errors.As(err, &ve):
-		return status, "invalid_" + strings.ReplaceAll(ve.Field, ".", "_"), ve.Error()
-	case errors.Is(err, ErrUnavailable):
-		return status, "provider_unavailable", "the payment service is not answering; please try again in a minute"
-	case errors.Is(err, ErrStorage):
-		return status, "storage_unavailable", "the shop cannot reach its order records; please try again in a minute"
-	case errors.Is(err, ErrAuth), errors.Is(err, ErrRejected), errors.Is(err, ErrMalformedReply):
-		return status, "provider_error", "the payment service refused the payment; please try again later or contact the shop"
-	default:
-		return http.StatusInternalServerError, "internal_error", "something went wrong on our side; please try again later"
-	}
-}
-
-// hasErrorRoutes reports whether the site handles errors itself.
-func hasErrorRoutes(r *http.Request) bool {
-	srv, ok := r.Context().Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server)
-	return ok && srv.Errors != nil && len(srv.Errors.Routes) > 0
-}
-
-// wantsJSON reports whether the client speaks JSON rather than HTML forms.
-func wantsJSON(r *http.Request) bool {
-	mediaType, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	return mediaType == "application/json" || strings.Contains(r.Header.Get("Accept"), "application/json")
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) error {
-	body, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	return writeJSONBody(w, status, append(body, '\n'))
-}
-
-// writeJSONBody answers with body: a JSON value and its newline.
-func writeJSONBody(w http.ResponseWriter, status int, body []byte) error {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_, err := w.Write(body)
-	return err
-}
-
-// paymentRequest is the provider request for an order; the same for the
-// first try and for a recovery.
-func (a *App) paymentRequest(o *Order) PaymentRequest {
-	return PaymentRequest{OrderID: o.ID, Amount: o.Amount, ReturnURL: o.ReturnURL, TTL: time.Duration(a.OrderTTL)}
-}
-
-// paymentStatus asks an order's provider whether it was paid, through the
-// gate that coalesces polls.
-func (a *App) paymentStatus(ctx context.Context, acc *account, o *Order) (PaymentStatus, error) {
-	ref := PaymentRef{ID: o.Payment.ID, OrderID: o.ID}
-	return a.statuses.check(ctx, o.ID, func(ctx context.Context) (PaymentStatus, error) {
-		return acc.PaymentStatus(ctx, ref)
-	})
-}
-
-// keyLocks serialises the checkouts that share an idempotency key within
-// this instance, so a double-clicked button makes one order.
-type keyLocks struct {
-	mu    sync.Mutex
-	locks map[string]*keyLock
-}
-
-type keyLock struct {
-	sync.Mutex
-	refs int
-}
-
-func (k *keyLocks) lock(key string) (unlock func()) {
-	k.mu.Lock()
-	if k.locks == nil {
-		k.locks = make(map[string]*keyLock)
-	}
-	l := k.locks[key]
-	if l == nil {
-		l = new(keyLock)
-		k.locks[key] = l
-	}
-	l.refs++
-	k.mu.Unlock()
-	l.Lock()
-	return func() {
-		l.Unlock()
-		k.mu.Lock()
-		if l.refs--; l.refs == 0 {
-			delete(k.locks, key)
-		}
-		k.mu.Unlock()
-	}
 }
 
 // parseCheckout sets up the handler from Caddyfile tokens.

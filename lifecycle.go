@@ -86,6 +86,44 @@ type processLocks struct {
 // sharedLocks are this process's locks.
 var sharedLocks processLocks
 
+// keyLocks serialises, within this instance, what shares a key: the
+// checkouts of one idempotency key (so a double-clicked button makes one
+// order), the changes of one order, the payouts of one key.
+type keyLocks struct {
+	mu    sync.Mutex
+	locks map[string]*keyLock
+}
+
+// keyLock is one key's lock, and how many hold or wait for it.
+type keyLock struct {
+	sync.Mutex
+	refs int
+}
+
+// lock takes key's lock, waiting for it, and returns its release.
+func (k *keyLocks) lock(key string) (unlock func()) {
+	k.mu.Lock()
+	if k.locks == nil {
+		k.locks = make(map[string]*keyLock)
+	}
+	l := k.locks[key]
+	if l == nil {
+		l = new(keyLock)
+		k.locks[key] = l
+	}
+	l.refs++
+	k.mu.Unlock()
+	l.Lock()
+	return func() {
+		l.Unlock()
+		k.mu.Lock()
+		if l.refs--; l.refs == 0 {
+			delete(k.locks, key)
+		}
+		k.mu.Unlock()
+	}
+}
+
 // withStorageLock runs fn holding the storage lock name, which keeps the
 // instances sharing a storage from doing the same thing at once.
 func (a *App) withStorageLock(ctx context.Context, name string, fn func() error) error {

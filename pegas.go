@@ -66,12 +66,6 @@ const (
 	// minPegasComment and maxPegasComment bound a payout comment, in
 	// characters.
 	minPegasComment, maxPegasComment = 3, 100
-	// maxPegasErrorText bounds an error message, code or path kept from a
-	// reply.
-	maxPegasErrorText = 300
-	// maxPegasErrorItems bounds how many messages of an error reply are
-	// collected.
-	maxPegasErrorItems = 10
 )
 
 // Pegas is a payment account at Pegas-kassa (REST API v1).
@@ -530,7 +524,7 @@ func (p *Pegas) replyError(op string, status int, reply []byte) *ProviderError {
 	if status == http.StatusOK {
 		kind = pegasCodeKind(info.Code)
 	} else {
-		kind = pegasStatusKind(status)
+		kind = replyStatusKind(status)
 	}
 	if kind == ErrRejected && (op == pegasOpDeposit || op == pegasOpWithdrawal) && info.duplicate() {
 		kind = ErrDuplicate
@@ -547,39 +541,10 @@ func (p *Pegas) malformed(op string, status int, reply []byte, err error) *Provi
 	return p.api.malformed(op, status, reply, "%s", p.clean(err.Error()))
 }
 
-// clean makes text from a reply fit for an error: secrets removed, valid
-// UTF-8, no control characters, at most maxPegasErrorText bytes.
+// clean makes text from a reply fit for an error: secrets removed, then
+// cleanReplyText.
 func (p *Pegas) clean(s string) string {
-	s = p.api.redact(strings.ToValidUTF8(s, "\uFFFD"))
-	s = strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) {
-			return ' '
-		}
-		return r
-	}, s)
-	s = strings.TrimSpace(s)
-	if len(s) > maxPegasErrorText {
-		cut := maxPegasErrorText
-		for cut > 0 && !utf8.RuneStart(s[cut]) {
-			cut--
-		}
-		s = s[:cut] + "…"
-	}
-	return s
-}
-
-// pegasStatusKind is the kind of failure an HTTP status other than 200 means.
-func pegasStatusKind(status int) error {
-	switch {
-	case status == http.StatusUnauthorized || status == http.StatusForbidden:
-		return ErrAuth
-	case status == http.StatusNotFound:
-		return ErrNotFound
-	case status == http.StatusRequestTimeout || status == http.StatusTooManyRequests || status >= 500:
-		return ErrUnavailable
-	default:
-		return ErrRejected
-	}
+	return cleanReplyText(p.api.redact(s))
 }
 
 // pegasCodeKind is the kind of failure a Pegas-kassa error code means, for an
@@ -597,27 +562,13 @@ func pegasCodeKind(code string) error {
 	}
 }
 
-// pegasErrorInfo is what an error reply says, in whichever of its shapes it
-// came.
-type pegasErrorInfo struct {
-	// Found: the reply carries a non-empty "errors" or "error" member,
-	// which makes even an HTTP 200 reply a failure.
-	Found bool
-	// Code is the error code, such as invalid_parameters.
-	Code string
-	// Path is the dotted path of the first refused field
-	// (validation_error.path, an error object's path, or the first field of
-	// a field → message map).
-	Path string
-	// Message joins the reply's messages.
-	Message string
+// pegasErrorInfo is what an error reply says (see readReplyError), read
+// for what it says about the order id.
+type pegasErrorInfo struct{ replyFault }
 
-	// saysTaken: a message refusing order_id, or one refusing no field in
-	// particular that names the order id, says the order id is already
-	// taken (see pegasSaysTaken).
-	saysTaken bool
-	// otherField: the reply refuses a field other than order_id.
-	otherField bool
+// parsePegasError reads an error reply.
+func parsePegasError(body []byte) pegasErrorInfo {
+	return pegasErrorInfo{readReplyError(body)}
 }
 
 // pegasOrderIDText matches how a message names the order id (order_id,
@@ -671,248 +622,17 @@ func pegasSaysTaken(message string) bool {
 // length or absence is not a duplicate, nor is one that also refuses another
 // field (the first request, the same as this one, was refused too).
 func (info pegasErrorInfo) duplicate() bool {
-	return info.saysTaken && !info.otherField
-}
-
-// parsePegasError reads an error reply. The error object's shape is not
-// documented, so it accepts each shape seen in the wild:
-//
-//	{"errors": [{"code": ..., "message": ..., "validation_error": {...}}, "text", ...]}
-//	{"errors": [{"path": ..., "message": ...}]}
-//	{"errors": {"field": "message" or ["message", ...] or {"message": ...}}}
-//	{"error": {"code": ..., "message": ...}} or {"error": "text"}
-//	{"code": ..., "message": ..., "validation_error": {"path": ..., "message": ...}}
-//
-// where validation_error may also be an array whose first element's message
-// counts (every element's path counts as a refused field), and a field map
-// may nest, its fields joined into a dotted path. Each message is read with
-// the field it refuses, for duplicate. A body that is not a JSON object
-// gives a zero pegasErrorInfo.
-func parsePegasError(body []byte) pegasErrorInfo {
-	var top map[string]json.RawMessage
-	if json.Unmarshal(body, &top) != nil || top == nil {
-		return pegasErrorInfo{}
-	}
-	var c pegasErrorCollector
-	for _, key := range []string{"errors", "error"} {
-		if raw, ok := top[key]; ok && !pegasEmptyJSON(raw) {
-			c.found = true
-			c.any(raw, 0, "")
+	for _, field := range info.Refused {
+		if !pegasOrderIDPath(field) {
+			return false
 		}
 	}
-	c.object(top, "")
-	return pegasErrorInfo{
-		Found:      c.found,
-		Code:       c.code,
-		Path:       c.path,
-		Message:    strings.Join(c.messages, "; "),
-		saysTaken:  c.saysTaken,
-		otherField: c.otherField,
-	}
-}
-
-// pegasErrorCollector gathers an error reply's first code, first path and
-// distinct messages, and what they say about the order id.
-type pegasErrorCollector struct {
-	found      bool
-	code, path string
-	messages   []string
-	saysTaken  bool
-	otherField bool
-}
-
-// any reads an error value refusing field (dotted path; "" for none in
-// particular): a message, a list of errors, an error object or a
-// field → message(s) map.
-func (c *pegasErrorCollector) any(raw json.RawMessage, depth int, field string) {
-	if depth > 3 {
-		return
-	}
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 {
-		return
-	}
-	switch raw[0] {
-	case '"':
-		var s string
-		if json.Unmarshal(raw, &s) == nil {
-			c.message(s, field)
-		}
-	case '[':
-		var list []json.RawMessage
-		if json.Unmarshal(raw, &list) == nil {
-			for i, item := range list {
-				if i == maxPegasErrorItems {
-					break
-				}
-				c.any(item, depth+1, field)
-			}
-		}
-	case '{':
-		var obj map[string]json.RawMessage
-		if json.Unmarshal(raw, &obj) != nil {
-			return
-		}
-		if pegasErrorObject(obj) {
-			c.object(obj, field)
-			return
-		}
-		fields := make([]string, 0, len(obj))
-		for name := range obj {
-			fields = append(fields, name)
-		}
-		slices.Sort(fields)
-		for i, name := range fields {
-			if i == maxPegasErrorItems {
-				break
-			}
-			path := name
-			if field != "" {
-				path = field + "." + name
-			}
-			c.any(obj[name], depth+1, path)
-		}
-	}
-}
-
-// pegasErrorObject reports whether obj is an error object rather than a
-// field → message map.
-func pegasErrorObject(obj map[string]json.RawMessage) bool {
-	for _, key := range []string{"code", "message", "validation_error", "path"} {
-		if _, ok := obj[key]; ok {
+	for _, m := range info.Said {
+		// A message on order_id, or on no field in particular naming the
+		// order id, that says it is taken; one on another field counts
+		// for nothing here.
+		if (pegasOrderIDPath(m.Field) || m.Field == "" && pegasOrderIDText.MatchString(strings.ToLower(m.Text))) && pegasSaysTaken(m.Text) {
 			return true
-		}
-	}
-	return false
-}
-
-// object reads an error object's code, path, message and validation_error.
-// The object's message refuses its own path, else field (the field map entry
-// it came in, "" at the top); validation_error's message refuses its path.
-func (c *pegasErrorCollector) object(obj map[string]json.RawMessage, field string) {
-	if c.code == "" {
-		c.code = pegasText(obj["code"])
-	}
-	if path := pegasText(obj["path"]); path != "" {
-		field = path
-	}
-	c.refuse(field)
-	c.messageValue(obj["message"], field)
-	raw := bytes.TrimSpace(obj["validation_error"])
-	var rest []json.RawMessage
-	if len(raw) > 0 && raw[0] == '[' {
-		var list []json.RawMessage
-		if json.Unmarshal(raw, &list) != nil || len(list) == 0 {
-			return
-		}
-		raw, rest = list[0], list[1:]
-	}
-	var v struct {
-		Path    json.RawMessage `json:"path"`
-		Message json.RawMessage `json:"message"`
-	}
-	if json.Unmarshal(raw, &v) == nil {
-		path := field
-		if p := pegasText(v.Path); p != "" {
-			path = p
-		}
-		c.refuse(path)
-		c.messageValue(v.Message, path)
-	}
-	for i, item := range rest {
-		if i == maxPegasErrorItems {
-			break
-		}
-		var v struct {
-			Path json.RawMessage `json:"path"`
-		}
-		if json.Unmarshal(item, &v) == nil {
-			c.refuse(pegasText(v.Path))
-		}
-	}
-}
-
-// refuse notes that the reply refuses the field at path ("" for none): the
-// first one is the error's path, and any but order_id rules out a
-// duplicate.
-func (c *pegasErrorCollector) refuse(path string) {
-	if path == "" {
-		return
-	}
-	if c.path == "" {
-		c.path = path
-	}
-	if !pegasOrderIDPath(path) {
-		c.otherField = true
-	}
-}
-
-// messageValue reads a message, given as a string or a list of strings,
-// that refuses field.
-func (c *pegasErrorCollector) messageValue(raw json.RawMessage, field string) {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) > 0 && raw[0] == '[' {
-		var list []json.RawMessage
-		if json.Unmarshal(raw, &list) == nil {
-			for i, item := range list {
-				if i == maxPegasErrorItems {
-					break
-				}
-				c.message(pegasText(item), field)
-			}
-		}
-		return
-	}
-	c.message(pegasText(raw), field)
-}
-
-// message adds a distinct, non-empty message that refuses field, and notes
-// whether it says the order id is taken: a message on order_id that says
-// "taken", or one on no field that names the order id and says so. A
-// message on another field counts for nothing here.
-func (c *pegasErrorCollector) message(s, field string) {
-	s = strings.TrimSpace(s)
-	if s == "" {
-		return
-	}
-	c.refuse(field)
-	if (pegasOrderIDPath(field) || field == "" && pegasOrderIDText.MatchString(strings.ToLower(s))) && pegasSaysTaken(s) {
-		c.saysTaken = true
-	}
-	if len(c.messages) < maxPegasErrorItems && !slices.Contains(c.messages, s) {
-		c.messages = append(c.messages, s)
-	}
-}
-
-// pegasText is the text of a JSON string or number, or "" for anything else.
-func pegasText(raw json.RawMessage) string {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 || (raw[0] != '"' && raw[0] != '-' && (raw[0] < '0' || raw[0] > '9')) {
-		return ""
-	}
-	var s flexString
-	if json.Unmarshal(raw, &s) != nil {
-		return ""
-	}
-	return strings.TrimSpace(string(s))
-}
-
-// pegasEmptyJSON reports whether a JSON value says "no error": absent, null,
-// false, an empty string, array or object.
-func pegasEmptyJSON(raw json.RawMessage) bool {
-	raw = bytes.TrimSpace(raw)
-	switch string(raw) {
-	case "", "null", "false", `""`, "0":
-		return true
-	}
-	if raw[0] == '[' || raw[0] == '{' {
-		var v []json.RawMessage
-		if raw[0] == '[' && json.Unmarshal(raw, &v) == nil {
-			return len(v) == 0
-		}
-		var m map[string]json.RawMessage
-		if raw[0] == '{' && json.Unmarshal(raw, &m) == nil {
-			return len(m) == 0
 		}
 	}
 	return false

@@ -201,13 +201,14 @@ func (r *reconciler) reconcile(ctx context.Context, id string) *Order {
 			delete(r.failing, o.ID)
 		}
 	}
-	return r.advanceReceipts(ctx, o)
+	return r.receiptStep(ctx, o)
 }
 
-// advanceReceipts moves an order's receipts under way on, and returns the
-// order as it then stands: a newly paid order's receipt is sent in the
-// pass that noticed the payment.
-func (r *reconciler) advanceReceipts(ctx context.Context, o *Order) *Order {
+// receiptStep is the reconciler's receipt step: it moves an order's
+// receipts under way on (orderreceipts.go), and returns the order as it then
+// stands: a newly paid order's receipt is sent in the pass that noticed the
+// payment.
+func (r *reconciler) receiptStep(ctx context.Context, o *Order) *Order {
 	for _, t := range []ReceiptType{ReceiptSale, ReceiptSaleReturn} {
 		if o.receipt(t).underway() {
 			o, _ = r.app.advanceReceipt(ctx, o, t)
@@ -454,7 +455,7 @@ func (r *reconciler) watch(ctx context.Context, id string) {
 			delete(r.watched, id)
 			return
 		}
-		r.advanceReceipts(ctx, next)
+		r.receiptStep(ctx, next)
 	}
 }
 

@@ -15,8 +15,6 @@ import (
 	"strings"
 	"time"
 	_ "time/tzdata" // the place of settlement's time zone, also where the system has no zone database
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -607,221 +605,31 @@ func smartCashierDelay(base time.Duration, attempt int) time.Duration {
 }
 
 // replyError maps a non-2xx reply to its ProviderError: 400 and other
-// refusals are ErrRejected, 401 and 403 ErrAuth, 404 ErrNotFound, 5xx
-// ErrUnavailable.
+// refusals are ErrRejected, 401 and 403 ErrAuth, 404 ErrNotFound, 408, 409,
+// 425, 429 and 5xx ErrUnavailable. Code, path and message come from the
+// reply (see readReplyError), with secrets removed.
 func (s *SmartCashier) replyError(op string, status int, reply []byte) *ProviderError {
-	var kind error
-	code := ""
-	switch {
-	case status == http.StatusUnauthorized:
-		kind, code = ErrAuth, "unauthorized"
-	case status == http.StatusForbidden:
-		kind, code = ErrAuth, "forbidden"
-	case status == http.StatusNotFound:
-		kind, code = ErrNotFound, "not_found"
-	case status >= 500, status == http.StatusRequestTimeout, status == http.StatusConflict,
-		status == http.StatusTooEarly, status == http.StatusTooManyRequests:
-		// The service is busy, or another request of the operation is
-		// under way: nothing says it was refused, so it is sent again
-		// under the same operation id.
+	kind := replyStatusKind(status)
+	if status == http.StatusConflict || status == http.StatusTooEarly {
+		// Another request of the operation is under way: nothing says it
+		// was refused, so it is sent again under the same operation id.
 		kind = ErrUnavailable
-	default:
-		kind = ErrRejected
 	}
-	fault := parseSmartCashierError(reply)
-	if code == "" {
-		code = fault.Code
+	fault := readReplyError(reply)
+	switch status {
+	case http.StatusUnauthorized:
+		fault.Code = "unauthorized"
+	case http.StatusForbidden:
+		fault.Code = "forbidden"
+	case http.StatusNotFound:
+		fault.Code = "not_found"
 	}
+	clean := func(text string) string { return cleanReplyText(s.api.redact(text)) }
 	e := s.api.failure(op, kind, status, reply, nil)
-	e.Code = s.api.redact(code)
-	e.Path = s.api.redact(fault.Path)
-	e.Message = s.api.redact(fault.Message)
+	e.Code = clean(fault.Code)
+	e.Path = clean(fault.Path)
+	e.Message = clean(fault.Message)
 	return e
-}
-
-// smartCashierFault is what a Smart Cashier error reply says.
-type smartCashierFault struct {
-	Code    string
-	Path    string
-	Message string
-}
-
-// maxSmartCashierFault bounds the length, in characters, of a message or
-// path taken from an error reply.
-const maxSmartCashierFault = 300
-
-// parseSmartCashierError reads an error reply in whichever form it comes:
-// ASP.NET problem details ({"title":...,"errors":{"field":["..."]}}: the
-// message is the title and the first field's first error, the path that
-// field), {"message":...} or {"error":...} (a string or such an object), or
-// plain text. An HTML page or an empty body says nothing. The results are
-// single-line, valid UTF-8 and bounded in length.
-func parseSmartCashierError(body []byte) smartCashierFault {
-	body = bytes.TrimSpace(body)
-	if len(body) == 0 || body[0] == '<' {
-		return smartCashierFault{}
-	}
-	if json.Valid(body) {
-		return smartCashierFaultFromJSON(body, 0)
-	}
-	return smartCashierFault{Message: smartCashierText(string(body))}
-}
-
-// smartCashierFaultFromJSON reads a JSON error reply; depth bounds the
-// nesting of "error" objects followed.
-func smartCashierFaultFromJSON(body []byte, depth int) smartCashierFault {
-	var s string
-	if json.Unmarshal(body, &s) == nil {
-		return smartCashierFault{Message: smartCashierText(s)}
-	}
-	var raw struct {
-		Title   json.RawMessage `json:"title"`
-		Detail  json.RawMessage `json:"detail"`
-		Message json.RawMessage `json:"message"`
-		Error   json.RawMessage `json:"error"`
-		Code    json.RawMessage `json:"code"`
-		Errors  json.RawMessage `json:"errors"`
-	}
-	if json.Unmarshal(body, &raw) != nil {
-		return smartCashierFault{}
-	}
-	var f smartCashierFault
-	f.Code = smartCashierText(smartCashierJSONText(raw.Code))
-	path, fieldMsg := smartCashierFirstFieldError(raw.Errors)
-	f.Path = smartCashierText(strings.TrimPrefix(path, "$."))
-	var parts []string
-	for _, part := range []json.RawMessage{raw.Title, raw.Message, raw.Detail} {
-		if t := smartCashierJSONText(part); t != "" {
-			parts = append(parts, t)
-		}
-	}
-	if len(raw.Error) > 0 {
-		if t := smartCashierJSONText(raw.Error); t != "" {
-			parts = append(parts, t)
-		} else if depth < 2 && bytes.HasPrefix(bytes.TrimSpace(raw.Error), []byte("{")) {
-			inner := smartCashierFaultFromJSON(raw.Error, depth+1)
-			if inner.Message != "" {
-				parts = append(parts, inner.Message)
-			}
-			if f.Code == "" {
-				f.Code = inner.Code
-			}
-			if f.Path == "" {
-				f.Path = inner.Path
-			}
-		}
-	}
-	if fieldMsg != "" {
-		parts = append(parts, fieldMsg)
-	}
-	f.Message = smartCashierText(strings.Join(parts, ": "))
-	return f
-}
-
-// smartCashierFirstFieldError returns the first field of an "errors" value
-// and its first message: an object of field → message(s) in document order
-// (problem details), or an array of messages or of {field|path, message}
-// objects.
-func smartCashierFirstFieldError(raw json.RawMessage) (path, message string) {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 {
-		return "", ""
-	}
-	switch raw[0] {
-	case '{':
-		dec := json.NewDecoder(bytes.NewReader(raw))
-		if _, err := dec.Token(); err != nil {
-			return "", ""
-		}
-		for dec.More() {
-			tok, err := dec.Token()
-			if err != nil {
-				return path, message
-			}
-			key, _ := tok.(string)
-			var value json.RawMessage
-			if dec.Decode(&value) != nil {
-				return path, message
-			}
-			if msg := smartCashierFirstMessage(value); msg != "" {
-				return key, msg
-			}
-			if path == "" {
-				path = key
-			}
-		}
-		return path, ""
-	case '[':
-		var items []json.RawMessage
-		if json.Unmarshal(raw, &items) != nil {
-			return "", ""
-		}
-		for _, item := range items {
-			if msg := smartCashierJSONText(item); msg != "" {
-				return "", msg
-			}
-			var obj struct {
-				Field   json.RawMessage `json:"field"`
-				Path    json.RawMessage `json:"path"`
-				Message json.RawMessage `json:"message"`
-			}
-			if json.Unmarshal(item, &obj) == nil {
-				p := smartCashierJSONText(obj.Path)
-				if p == "" {
-					p = smartCashierJSONText(obj.Field)
-				}
-				if msg := smartCashierJSONText(obj.Message); msg != "" || p != "" {
-					return p, msg
-				}
-			}
-		}
-	}
-	return "", ""
-}
-
-// smartCashierFirstMessage is the first message of one field's errors: a
-// string or an array of strings.
-func smartCashierFirstMessage(raw json.RawMessage) string {
-	if t := smartCashierJSONText(raw); t != "" {
-		return t
-	}
-	var list []json.RawMessage
-	if json.Unmarshal(raw, &list) == nil {
-		for _, item := range list {
-			if t := smartCashierJSONText(item); t != "" {
-				return t
-			}
-		}
-	}
-	return ""
-}
-
-// smartCashierJSONText is the text of a JSON string or number, or "" for
-// anything else.
-func smartCashierJSONText(raw json.RawMessage) string {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 || (raw[0] != '"' && raw[0] != '-' && (raw[0] < '0' || raw[0] > '9')) {
-		return ""
-	}
-	var f flexString
-	if json.Unmarshal(raw, &f) != nil {
-		return ""
-	}
-	return string(f)
-}
-
-// smartCashierText makes text from a reply fit for a log line: valid
-// UTF-8, control characters and runs of spaces turned into single spaces,
-// at most maxSmartCashierFault characters.
-func smartCashierText(s string) string {
-	s = strings.ToValidUTF8(s, "\uFFFD")
-	s = strings.Join(strings.FieldsFunc(s, func(r rune) bool {
-		return unicode.IsSpace(r) || unicode.IsControl(r)
-	}), " ")
-	if utf8.RuneCountInString(s) > maxSmartCashierFault {
-		s = strings.TrimRight(string([]rune(s)[:maxSmartCashierFault]), " ") + "…"
-	}
-	return s
 }
 
 // parseSmartCashierStatus reads a checkStatus reply: status 1, 2 or 3, the

@@ -805,11 +805,8 @@ func TestSmartCashierStatusMapping(t *testing.T) {
 		message string
 		httpOut int
 	}{
-		{"problem details", 400, scProblemDetails, ErrRejected, "", "positions[0].quantity",
-			"One or more validation errors occurred.: The field quantity must be between 1 and 2147483647.", 502},
 		{"message", 400, `{"message":"Сумма чека не совпадает"}`, ErrRejected, "", "", "Сумма чека не совпадает", 502},
 		{"error", 400, `{"error":"invalid cashbox","code":"E42"}`, ErrRejected, "E42", "", "invalid cashbox", 502},
-		{"plain text", 400, "Bad Request\r\n", ErrRejected, "", "", "Bad Request", 502},
 		{"unauthorized", 401, "", ErrAuth, "unauthorized", "", "", 502},
 		{"forbidden", 403, `{"message":"Операция запрещена"}`, ErrAuth, "forbidden", "", "Операция запрещена", 502},
 		{"not found", 404, "", ErrNotFound, "not_found", "", "", 502},
@@ -1126,40 +1123,11 @@ func TestSmartCashierProvision(t *testing.T) {
 	}
 }
 
-func TestSmartCashierErrorBody(t *testing.T) {
-	for body, want := range map[string]smartCashierFault{
-		scProblemDetails: {Path: "positions[0].quantity",
-			Message: "One or more validation errors occurred.: The field quantity must be between 1 and 2147483647."},
-		`{"title":"Bad","errors":{"$.positions[1].price":["not a number"]}}`: {Path: "positions[1].price", Message: "Bad: not a number"},
-		`{"title":"Bad","errors":{"a":[],"b":"second"}}`:                     {Path: "b", Message: "Bad: second"},
-		`{"title":"Bad","errors":{"a":[]}}`:                                  {Path: "a", Message: "Bad"},
-		`{"errors":[{"field":"amount","message":"too big"}]}`:                {Path: "amount", Message: "too big"},
-		`{"errors":["first","second"]}`:                                      {Message: "first"},
-		`{"message":"m","code":17}`:                                          {Code: "17", Message: "m"},
-		`{"error":{"message":"inner","code":"x1"}}`:                          {Code: "x1", Message: "inner"},
-		`"quoted"`:                  {Message: "quoted"},
-		"line one\nline\ttwo":       {Message: "line one line two"},
-		"<html>oops</html>":         {},
-		"":                          {},
-		"[1,2]":                     {},
-		`{"message":{"deep":true}}`: {},
-		"{not json":                 {Message: "{not json"},
-	} {
-		if got := parseSmartCashierError([]byte(body)); got != want {
-			t.Errorf("%q:\n got %+v\nwant %+v", body, got, want)
-		}
-	}
-	long := parseSmartCashierError([]byte(strings.Repeat("ошибка ", 200)))
-	if n := utf8.RuneCountInString(long.Message); n != maxSmartCashierFault+1 || !strings.HasSuffix(long.Message, "…") {
-		t.Errorf("long message: %d runes", n)
-	}
-}
-
-// scFaultOK checks the invariants of a fault's texts.
-func scFaultOK(t *testing.T, f smartCashierFault) {
+// scFaultOK checks the invariants of an error's texts taken from a reply.
+func scFaultOK(t *testing.T, e *ProviderError) {
 	t.Helper()
-	for _, s := range []string{f.Code, f.Path, f.Message} {
-		if !utf8.ValidString(s) || utf8.RuneCountInString(s) > maxSmartCashierFault+1 ||
+	for _, s := range []string{e.Code, e.Path, e.Message} {
+		if !utf8.ValidString(s) || len(s) > maxReplyText+len("…") || strings.Contains(s, scTestToken) ||
 			strings.ContainsFunc(s, unicode.IsControl) || s != strings.TrimSpace(s) {
 			t.Fatalf("bad fault text %q", s)
 		}
@@ -1170,15 +1138,20 @@ func FuzzSmartCashierError(f *testing.F) {
 	for _, seed := range []string{
 		scProblemDetails, `{"message":"m"}`, `{"error":"e"}`, `{"error":{"message":"inner","error":{"code":1}}}`,
 		`{"errors":[{"path":"a.b","message":"x"}]}`, "plain text", "<html></html>", "", `"s"`, "\xff\xfe",
-		`{"title":"t","errors":{"k":["v"],"k2":"v2"}}`,
+		`{"title":"t","errors":{"k":["v"],"k2":"v2"}}`, `{"title":"bad token ` + scTestToken + `","code":"` + scTestToken + `"}`,
 	} {
 		f.Add([]byte(seed))
 	}
+	api, err := newAPIClient("smartcashier", smartCashierEndpoint, 0, scTestToken)
+	if err != nil {
+		f.Fatal(err)
+	}
+	s := &SmartCashier{api: api}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		fault := parseSmartCashierError(body)
-		scFaultOK(t, fault)
-		if fault != parseSmartCashierError(body) {
-			t.Fatal("not deterministic")
+		e := s.replyError("formReceipt", http.StatusBadRequest, body)
+		scFaultOK(t, e)
+		if !errors.Is(e, ErrRejected) {
+			t.Errorf("a 400 is %v", e.Kind)
 		}
 	})
 }

@@ -280,26 +280,6 @@ func unknownName[T ~int](code, field string, d directory[T], name string) error 
 	return badRequest(code, field, "unknown %s %s (want one of %s)", d.what, quoteInput(name), strings.Join(names, ", "))
 }
 
-// maxJSONErrorText bounds how much of a JSON decoding error a message
-// repeats.
-const maxJSONErrorText = 160
-
-// jsonErrorText is a JSON decoding error as a reply may repeat it:
-// encoding/json quotes the input it names (an unknown field), which may be
-// as long as the body and carry markup, so it is cut short and <, > and &
-// are escaped.
-func jsonErrorText(err error) string {
-	text := err.Error()
-	if len(text) > maxJSONErrorText {
-		n := maxJSONErrorText
-		for n > 0 && !utf8.RuneStart(text[n]) {
-			n--
-		}
-		text = text[:n] + "..."
-	}
-	return markupEscaper.Replace(text)
-}
-
 func (h *ReceiptHandler) shopName(r *http.Request) string {
 	if h.Shop != "" {
 		return h.Shop
