@@ -337,7 +337,7 @@ func procShopWith(t *testing.T, dir, storage, name string, sb *procSandbox, extr
 
 // procShopOn prepares such a shop named name whose kassa block keeps orders
 // in storageConfig (the storage option's arguments and block, as
-// "file_system /path" or "kassa_redis { ... }"), with extra options in its kassa
+// "file_system /path" or "redis { ... }"), with extra options in its kassa
 // block. Its storage field is empty: only a file storage can be read from
 // disk.
 func procShopOn(t *testing.T, dir, storageConfig, name string, sb *procSandbox, extra string) *procShop {

@@ -8,6 +8,5 @@ import (
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 
 	_ "github.com/caddy-kassa/kassa"
-	_ "github.com/caddy-kassa/kassa/redisstorage"
 	_ "github.com/caddy-kassa/kassa/sandbox"
 )

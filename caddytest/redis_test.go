@@ -1,11 +1,14 @@
 package caddytest
 
 // Redis cluster tests: two shop processes keep their orders in one Redis
-// server through the kassa_redis storage module, as two instances of a
-// cluster behind a load balancer do, beside a sandbox process that issues
-// the receipts. They reuse the proc helpers of crash_test.go and the
-// cluster helpers of cluster_test.go; every helper here is prefixed redis.
-// A test starts its own redis-server (Debian's redis-server package).
+// server through the ecosystem's Redis storage module
+// (github.com/pberkel/caddy-storage-redis, caddy.storage.redis), as two
+// instances of a cluster behind a load balancer do, beside a sandbox
+// process that issues the receipts; and the module's lock contract that
+// the reconciler and the order locks rely on. They reuse the proc helpers
+// of crash_test.go and the cluster helpers of cluster_test.go; every
+// helper here is prefixed redis. A test starts its own redis-server
+// (redis_server_test.go).
 
 import (
 	"context"
@@ -20,9 +23,9 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/certmagic"
+	_ "github.com/pberkel/caddy-storage-redis"
 
 	"github.com/caddy-kassa/kassa"
-	"github.com/caddy-kassa/kassa/redisstorage/redistest"
 )
 
 // redisWait bounds the waits for orders to finish: the reconciler's
@@ -33,51 +36,44 @@ const redisWait = 60 * time.Second
 // redisKeyPrefix is the key prefix the shops share.
 const redisKeyPrefix = "kassa-test"
 
-// redisStartServer runs a redis-server for the test, killed when it ends.
-func redisStartServer(t *testing.T, dir string) *redistest.Server {
-	t.Helper()
-	srv, err := redistest.Start(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		srv.Close()
-		if t.Failed() {
-			t.Logf("----- log of redis-server -----\n%s", srv.Log())
-		}
-	})
-	return srv
-}
-
 // redisStorageConfig is the kassa block's storage option for srv.
-func redisStorageConfig(srv *redistest.Server) string {
-	return fmt.Sprintf("kassa_redis {\n\t\t\taddress %s\n\t\t\tkey_prefix %s\n\t\t}", srv.Addr, redisKeyPrefix)
+func redisStorageConfig(srv *redisServer) string {
+	return fmt.Sprintf("redis {\n\t\t\taddress %s\n\t\t\tkey_prefix %s\n\t\t}", srv.addr, redisKeyPrefix)
 }
 
 // redisNewShop prepares shop instance name on srv, with its Pegas account
 // "card" (at /pay) and Smart Cashier receipts served by sb.
-func redisNewShop(t *testing.T, dir string, srv *redistest.Server, name string, sb *procSandbox) *clusterShop {
+func redisNewShop(t *testing.T, dir string, srv *redisServer, name string, sb *procSandbox) *clusterShop {
 	return &clusterShop{procShop: procShopOn(t, dir, redisStorageConfig(srv), name, sb, clusterReceipts(sb))}
+}
+
+// redisOpen provisions the Redis storage module on srv, as one instance
+// of the cluster sees it; stop cleans it up (closing its client), as the
+// instance's end would. The test cleans it up if stop was not called.
+func redisOpen(t *testing.T, srv *redisServer) (st certmagic.Storage, stop func()) {
+	t.Helper()
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	t.Cleanup(cancel)
+	raw, err := json.Marshal(map[string]any{"address": []string{srv.addr}, "key_prefix": redisKeyPrefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mod, err := ctx.LoadModuleByID("caddy.storage.redis", raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err = mod.(caddy.StorageConverter).CertMagicStorage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st, cancel
 }
 
 // redisStorage opens the shops' storage on srv, as the test's own view of
 // what they share.
-func redisStorage(t *testing.T, srv *redistest.Server) certmagic.Storage {
+func redisStorage(t *testing.T, srv *redisServer) certmagic.Storage {
 	t.Helper()
-	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
-	t.Cleanup(cancel)
-	raw, err := json.Marshal(map[string]any{"address": srv.Addr, "key_prefix": redisKeyPrefix})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mod, err := ctx.LoadModuleByID("caddy.storage.kassa_redis", raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := mod.(caddy.StorageConverter).CertMagicStorage()
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, _ := redisOpen(t, srv)
 	return st
 }
 
@@ -318,4 +314,103 @@ func TestRedisKillMidFlow(t *testing.T) {
 		t.Errorf("receipts sent again after the kill: %s; only the one in flight may be", strings.Join(resent, "; "))
 	}
 	redisCheckClosed(t, redisStorage(t, srv), ids, survivor)
+}
+
+// redisLockName is the lock the contract tests take: the reconciler's.
+const redisLockName = "kassa/reconciler"
+
+// redisLockWithin tries to take the lock for d, reporting whether it got
+// it. The module reports a context that ends as its own error.
+func redisLockWithin(t *testing.T, st certmagic.Storage, d time.Duration) bool {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	err := st.Lock(ctx, redisLockName)
+	if err != nil && ctx.Err() == nil {
+		t.Fatalf("Lock(%s): %v", redisLockName, err)
+	}
+	return err == nil
+}
+
+// TestRedisLockContract checks what caddy-kassa relies on in the Redis
+// module's locks (a key set only if absent, with a random token and a 5s
+// time to live that the holder renews every 3s; another try every 1s):
+// a held lock excludes other instances and other goroutines of its own
+// (not reentrant), stays held past its time to live, cannot be released
+// by an instance that does not hold it, and a lost lock (a holder that
+// died, or stalled past the time to live) is free again, while its old
+// holder's late Unlock or renewal leaves the next holder's alone.
+func TestRedisLockContract(t *testing.T) {
+	ctx := context.Background()
+	t.Run("held", func(t *testing.T) {
+		srv := redisStartServer(t, t.TempDir())
+		a, b := redisStorage(t, srv), redisStorage(t, srv)
+		if err := a.Lock(ctx, redisLockName); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(6 * time.Second) // past the time to live: the holder renews it
+		if redisLockWithin(t, b, 1500*time.Millisecond) {
+			t.Fatal("another instance took a held lock")
+		}
+		if redisLockWithin(t, a, 1500*time.Millisecond) {
+			t.Fatal("the holder took its own lock again: it is reentrant")
+		}
+		if err := b.Unlock(ctx, redisLockName); err != nil {
+			t.Logf("Unlock by an instance that does not hold the lock: %v", err)
+		}
+		if redisLockWithin(t, b, 1500*time.Millisecond) {
+			t.Fatal("an instance that did not hold the lock released it")
+		}
+		if err := a.Unlock(ctx, redisLockName); err != nil {
+			t.Fatal(err)
+		}
+		if !redisLockWithin(t, b, 5*time.Second) {
+			t.Fatal("the lock is not free after its holder's Unlock")
+		}
+		if err := b.Unlock(ctx, redisLockName); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("lost", func(t *testing.T) {
+		srv := redisStartServer(t, t.TempDir())
+		a, b, c := redisStorage(t, srv), redisStorage(t, srv), redisStorage(t, srv)
+		if err := a.Lock(ctx, redisLockName); err != nil {
+			t.Fatal(err)
+		}
+		// A's lock runs out, as it does when A stalls past the time to live.
+		key := redisKeyPrefix + "/locks/" + redisLockName
+		if reply, err := srv.do("DEL", key); err != nil || reply != ":1" {
+			t.Fatalf("DEL %s = %q, %v: the module's lock key is not where the test looks", key, reply, err)
+		}
+		if !redisLockWithin(t, b, 5*time.Second) {
+			t.Fatal("a lost lock is not free")
+		}
+		time.Sleep(4 * time.Second) // A's renewal runs, and must find the lock another's
+		if err := a.Unlock(ctx, redisLockName); err == nil {
+			t.Error("the old holder's Unlock of a lost lock reports no error")
+		}
+		if redisLockWithin(t, c, 1500*time.Millisecond) {
+			t.Fatal("the old holder's renewal or Unlock released the new holder's lock")
+		}
+		if err := b.Unlock(ctx, redisLockName); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("holder dies", func(t *testing.T) {
+		srv := redisStartServer(t, t.TempDir())
+		dead, stop := redisOpen(t, srv)
+		b := redisStorage(t, srv)
+		if err := dead.Lock(ctx, redisLockName); err != nil {
+			t.Fatal(err)
+		}
+		stop() // its client closed: it can no longer renew, as a killed instance
+		died := time.Now()
+		if !redisLockWithin(t, b, 15*time.Second) {
+			t.Fatal("a dead holder's lock never ran out")
+		}
+		t.Logf("a dead holder's lock was taken %v after it died", time.Since(died).Round(100*time.Millisecond))
+		if err := b.Unlock(ctx, redisLockName); err != nil {
+			t.Fatal(err)
+		}
+	})
 }

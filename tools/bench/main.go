@@ -16,9 +16,9 @@
 //
 // It prints every figure and the ratios to the targets, and writes them,
 // with the Go benchmarks of the hot paths and the machine it ran on, to
-// -out. Run it from the repository's root:
+// -out. It is in the tools module (tools/go.mod), so run it from tools/:
 //
-//	go run ./bench -out docs/PERFORMANCE.md
+//	go run ./bench -out ../docs/PERFORMANCE.md
 //
 // The closed orders of figure 6 are written straight into the shop's
 // storage with kassa.OrderStore (the code the shop itself stores orders

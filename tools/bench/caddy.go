@@ -16,18 +16,20 @@ import (
 	"time"
 )
 
-// moduleRoot is the directory of the go.mod of the working directory's
-// module: the repository's root.
+// moduleRoot is the directory of the github.com/caddy-kassa/kassa module
+// the harness is built with: the repository's root, where the dev Caddy
+// and the Go benchmarks are built (the tools module replaces the plugin
+// by ../).
 func moduleRoot(ctx context.Context) (string, error) {
-	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
+	out, err := exec.CommandContext(ctx, "go", "list", "-m", "-f", "{{.Dir}}", "github.com/caddy-kassa/kassa").Output()
 	if err != nil {
-		return "", fmt.Errorf("go env GOMOD: %v", err)
+		return "", fmt.Errorf("go list -m github.com/caddy-kassa/kassa: %v (run the harness in the repository's tools module)", err)
 	}
-	gomod := strings.TrimSpace(string(out))
-	if gomod == "" || gomod == os.DevNull {
-		return "", errors.New("run the harness inside the caddy-kassa module")
+	dir := strings.TrimSpace(string(out))
+	if dir == "" {
+		return "", errors.New("the caddy-kassa module has no directory: run the harness in the repository's tools module")
 	}
-	return filepath.Dir(gomod), nil
+	return dir, nil
 }
 
 // buildCaddy builds the dev Caddy (./cmd/caddy) into dir.

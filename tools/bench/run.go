@@ -23,9 +23,10 @@ type options struct {
 	pprof       string
 }
 
-// command is the command line that runs the harness with these options.
+// command is the command line that runs the harness with these options,
+// from the repository's root (the harness is in the tools module).
 func (o options) command() string {
-	cmd := fmt.Sprintf("go run ./bench -concurrency %d -duration %s -orders %d -benchtime %s",
+	cmd := fmt.Sprintf("cd tools && go run ./bench -concurrency %d -duration %s -orders %d -benchtime %s",
 		o.concurrency, o.duration, o.orders, o.benchtime)
 	if o.out != "" {
 		cmd += " -out " + o.out
