@@ -279,7 +279,7 @@ func TestJSONCalls(t *testing.T) {
 		}
 	}))
 	defer srv.Close()
-	c, _ := NewProviderClient("testpay", srv.URL+"/v3", time.Second, "s3cret")
+	c, _ := NewProviderClient("newpay", srv.URL+"/v3", time.Second, "s3cret")
 	header := http.Header{"Authorization": {"Bearer s3cret"}}
 	for _, tc := range []struct {
 		status int
@@ -312,7 +312,7 @@ func TestJSONCalls(t *testing.T) {
 					t.Errorf("%s: decoded %+v", method, out)
 				}
 				var pe *ProviderError
-				if err != nil && (!errors.As(err, &pe) || pe.Status != tc.status || pe.Provider != "testpay" || strings.Contains(err.Error()+pe.Body, "s3cret")) {
+				if err != nil && (!errors.As(err, &pe) || pe.Status != tc.status || pe.Provider != "newpay" || strings.Contains(err.Error()+pe.Body, "s3cret")) {
 					t.Errorf("%s: error %#v", method, err)
 				}
 			}
