@@ -4,7 +4,14 @@
 //
 // Payment providers are Caddy modules in the kassa.payments namespace and
 // receipt providers in kassa.receipts, so another plugin can add a provider
-// without touching this one.
+// without touching this one: a module that implements PaymentProvider (or
+// ReceiptProvider) is used like the built-in ones, and tells the app more
+// through the optional interfaces below (OrderIDIdempotent,
+// CallTimeoutReporter, AmountChecker, DocumentProvider; VATChecker,
+// DefaultVATReporter, LocationReporter, SendWindowReporter). The app asks
+// these interfaces, never a provider's name. ProviderClient is the HTTP
+// client every provider needs, so that a new one writes only its wire
+// format; docs/EXTENDING.md walks through one.
 package kassa
 
 import (

@@ -164,12 +164,17 @@ func (c *ProviderClient) Do(ctx context.Context, op, method string, u *url.URL, 
 	for k, v := range header {
 		req.Header[k] = v
 	}
-	if c.sendOnce[op] && body == nil {
+	switch {
+	case c.sendOnce[op] && body == nil:
 		// net/http re-sends a GET without a body, unasked, when a reused
 		// keep-alive connection closes before the reply: after the provider
 		// may have acted on it. A body without GetBody makes the request
 		// non-replayable; being empty, nothing of it goes on the wire.
 		req.Body, req.GetBody, req.ContentLength = emptyBody{}, nil, 0
+	case c.sendOnce[op]:
+		// It re-sends a request with a body too when it can rewind it and
+		// the request carries an Idempotency-Key header.
+		req.GetBody = nil
 	}
 	req.Header.Set("User-Agent", userAgent)
 	c.conns.begin()

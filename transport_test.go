@@ -207,10 +207,14 @@ func TestMoneyMovingCallsAreNeverReplayed(t *testing.T) {
 	for _, tc := range []struct {
 		op        string
 		neverOnce bool
+		body      []byte
 		want      int
 	}{
-		{"generate", true, 1},
-		{"checkpay", false, 2},
+		{"generate", true, nil, 1},
+		{"checkpay", false, nil, 2},
+		// net/http replays a POST that carries an Idempotency-Key.
+		{"payout", true, []byte(`{}`), 1},
+		{"refund", false, []byte(`{}`), 2},
 	} {
 		t.Run(tc.op, func(t *testing.T) {
 			var mu sync.Mutex
@@ -237,7 +241,11 @@ func TestMoneyMovingCallsAreNeverReplayed(t *testing.T) {
 			mu.Lock()
 			received = 0
 			mu.Unlock()
-			_, _, err := c.Call(ctx, tc.op, http.MethodGet, c.URL("", url.Values{"o": {tc.op}}), nil, nil)
+			method, header := http.MethodGet, http.Header(nil)
+			if tc.body != nil {
+				method, header = http.MethodPost, http.Header{"Idempotency-Key": {"k1"}}
+			}
+			_, _, err := c.Call(ctx, tc.op, method, c.URL("", url.Values{"o": {tc.op}}), header, tc.body)
 			mu.Lock()
 			got := received
 			mu.Unlock()
