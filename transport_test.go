@@ -261,8 +261,8 @@ func TestMoneyMovingCallsAreNeverReplayed(t *testing.T) {
 }
 
 // TestJSONCalls: GetJSON and PostJSON send JSON, decode a 2xx reply, and
-// turn any other reply into a ProviderError of the status's kind whose text
-// carries no secret.
+// turn any other reply into a ProviderError of the status's kind, with the
+// error reply's code and message, whose text carries no secret.
 func TestJSONCalls(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Accept") != "application/json" || r.Header.Get("Authorization") != "Bearer s3cret" {
@@ -322,6 +322,9 @@ func TestJSONCalls(t *testing.T) {
 				var pe *ProviderError
 				if err != nil && (!errors.As(err, &pe) || pe.Status != tc.status || pe.Provider != "newpay" || strings.Contains(err.Error()+pe.Body, "s3cret")) {
 					t.Errorf("%s: error %#v", method, err)
+				}
+				if err != nil && tc.status != http.StatusTeapot && (pe.Code != "c"+strconv.Itoa(tc.status) || pe.Message != "bad token [redacted]") {
+					t.Errorf("%s: code %q, message %q from the error reply", method, pe.Code, pe.Message)
 				}
 			}
 		})
