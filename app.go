@@ -201,7 +201,7 @@ func (a *App) checkRates() error {
 			}
 		}
 	}
-	if dv, ok := a.receipts.(interface{ DefaultVAT() VAT }); ok && dv.DefaultVAT().Legacy() {
+	if dv, ok := a.receipts.(DefaultVATReporter); ok && dv.DefaultVAT().Legacy() {
 		legacy = append(legacy, "(the receipt service's default vat)")
 	}
 	if len(legacy) > 0 {
@@ -217,17 +217,31 @@ func (a *App) useLocks(l *processLocks) {
 	a.orders.locks = &l.orders
 }
 
-// warnKopecks warns when a catalog price has kopecks and a CrystalPAY
-// account exists: a cart with such a total is refused for that account.
+// warnKopecks warns when a catalog price has kopecks and an account's
+// provider refuses such an amount (an AmountChecker, such as CrystalPAY,
+// which takes whole rubles): a cart with such a total is refused for that
+// account.
 func (a *App) warnKopecks() {
 	skus := a.catalog.WithKopecks()
 	if len(skus) == 0 {
 		return
 	}
 	for _, acc := range a.sortedAccounts() {
-		if acc.provider == "crystalpay" {
-			a.logger.Warn("catalog prices have kopecks, but CrystalPAY takes whole rubles: carts whose total has kopecks will be refused for this account",
-				zap.String("account", acc.name), zap.Strings("skus", skus))
+		checker, ok := acc.PaymentProvider.(AmountChecker)
+		if !ok {
+			continue
+		}
+		var refused []string
+		var reason error
+		for _, sku := range skus {
+			p, _ := a.catalog.Product(sku)
+			if err := checker.CheckAmount(p.Price); err != nil {
+				refused, reason = append(refused, sku), err
+			}
+		}
+		if len(refused) > 0 {
+			a.logger.Warn("catalog prices have kopecks, but this account's provider refuses such amounts: carts whose total has kopecks will be refused for this account",
+				zap.String("account", acc.name), zap.String("provider", acc.provider), zap.Strings("skus", refused), zap.Error(reason))
 		}
 	}
 }

@@ -162,7 +162,7 @@ func TestProvisionWarnsOfKopecks(t *testing.T) {
 		Products: []Product{{SKU: "candy", Name: "Candy", Price: decimal.RequireFromString("99.99")},
 			{SKU: "tea", Name: "Tea", Price: decimal.NewFromInt(350)}},
 	}
-	app.accounts = map[string]*account{"main": {name: "main", provider: "crystalpay"}}
+	app.accounts = map[string]*account{"main": {name: "main", provider: "crystalpay", PaymentProvider: &CrystalPay{}}}
 	app.logger = zap.New(core)
 	catalog, err := NewCatalog(app.Products)
 	if err != nil {
@@ -170,7 +170,7 @@ func TestProvisionWarnsOfKopecks(t *testing.T) {
 	}
 	app.catalog = catalog
 	app.warnKopecks()
-	entries := logs.FilterMessageSnippet("whole rubles").All()
+	entries := logs.FilterMessageSnippet("kopecks").All()
 	if len(entries) != 1 || entries[0].ContextMap()["account"] != "main" {
 		t.Fatalf("warnings = %v", logs.All())
 	}

@@ -352,7 +352,7 @@ func (h *Checkout) newOrder(r *http.Request, repl *caddy.Replacer) (*Order, erro
 	if o.Email, o.Phone, err = ValidateContacts(email, phone); err != nil {
 		return nil, err
 	}
-	if dv, ok := h.app.receipts.(interface{ DefaultVAT() VAT }); ok {
+	if dv, ok := h.app.receipts.(DefaultVATReporter); ok {
 		o.DefaultVAT = dv.DefaultVAT()
 	}
 	if h.app.receipts != nil {

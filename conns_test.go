@@ -21,26 +21,26 @@ func TestCloseWaitsForCallsThenClosesConnections(t *testing.T) {
 		w.Write([]byte(`{"ok":true}`))
 	}))
 	defer srv.Close()
-	c, err := newAPIClient("test", srv.URL, 0)
+	c, err := NewProviderClient("test", srv.URL, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
 
 	// A call, whose connection stays open, then a slow one on it.
-	if _, _, err := c.call(ctx, "fast", http.MethodGet, c.endpoint("fast", nil), nil, nil); err != nil {
+	if _, _, err := c.Call(ctx, "fast", http.MethodGet, c.URL("fast", nil), nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
 	go func() {
-		_, reply, err := c.call(ctx, "slow", http.MethodGet, c.endpoint("slow", nil), nil, nil)
+		_, reply, err := c.Call(ctx, "slow", http.MethodGet, c.URL("slow", nil), nil, nil)
 		if err == nil && string(reply) != `{"ok":true}` {
 			t.Errorf("slow call's reply: %s", reply)
 		}
 		done <- err
 	}()
 	<-arrived
-	c.close()
+	c.Close()
 	if n := c.conns.open(); n == 0 {
 		t.Fatal("close dropped the connection of a call in flight")
 	}
@@ -52,7 +52,7 @@ func TestCloseWaitsForCallsThenClosesConnections(t *testing.T) {
 		t.Errorf("%d connections open after the last call ended, want 0", n)
 	}
 
-	if _, _, err := c.call(ctx, "fast", http.MethodGet, c.endpoint("fast", nil), nil, nil); err != nil {
+	if _, _, err := c.Call(ctx, "fast", http.MethodGet, c.URL("fast", nil), nil, nil); err != nil {
 		t.Fatalf("a call after close: %v", err)
 	}
 	if n := c.conns.open(); n != 0 {

@@ -46,7 +46,7 @@ type CrystalPay struct {
 	Timeout caddy.Duration `json:"timeout,omitempty"`
 
 	login, secret, secret2 string
-	api                    *apiClient
+	api                    *ProviderClient
 }
 
 // CaddyModule returns the Caddy module information.
@@ -66,11 +66,11 @@ func (c *CrystalPay) Provision(caddy.Context) error {
 	if endpoint == "" {
 		endpoint = crystalPayEndpoint
 	}
-	api, err := newAPIClient("crystalpay", endpoint, time.Duration(c.Timeout), c.secret, c.secret2)
+	api, err := NewProviderClient("crystalpay", endpoint, time.Duration(c.Timeout), c.secret, c.secret2)
 	if err != nil {
 		return fmt.Errorf("crystalpay: %w", err)
 	}
-	c.api = api.neverReplay("generate", "withdraw")
+	c.api = api.SendOnce("generate", "withdraw")
 	return nil
 }
 
@@ -88,7 +88,7 @@ func (c *CrystalPay) Validate() error {
 // Cleanup closes the client's idle connections.
 func (c *CrystalPay) Cleanup() error {
 	if c.api != nil {
-		c.api.close()
+		c.api.Close()
 	}
 	return nil
 }
@@ -151,7 +151,7 @@ func (c *CrystalPay) CreatePayment(ctx context.Context, req PaymentRequest) (Pay
 	}
 	p, err := parseCrystalPayGenerate(reply)
 	if err != nil {
-		return Payment{}, c.api.malformed("generate", http.StatusOK, reply, "%v", err)
+		return Payment{}, c.api.Malformed("generate", http.StatusOK, reply, "%v", err)
 	}
 	return p, nil
 }
@@ -169,7 +169,7 @@ func (c *CrystalPay) PaymentStatus(ctx context.Context, ref PaymentRef) (Payment
 	}
 	st, err := parseCrystalPayCheckpay(reply)
 	if err != nil {
-		return PaymentStatus{}, c.api.malformed("checkpay", http.StatusOK, reply, "%v", err)
+		return PaymentStatus{}, c.api.Malformed("checkpay", http.StatusOK, reply, "%v", err)
 	}
 	return st, nil
 }
@@ -189,7 +189,7 @@ func (c *CrystalPay) Balance(ctx context.Context) (Balance, error) {
 	}
 	b, err := parseCrystalPayBalance(reply)
 	if err != nil {
-		return Balance{}, c.api.malformed("balance", http.StatusOK, reply, "%v", err)
+		return Balance{}, c.api.Malformed("balance", http.StatusOK, reply, "%v", err)
 	}
 	return b, nil
 }
@@ -219,13 +219,13 @@ func (c *CrystalPay) Payout(ctx context.Context, req PayoutRequest) (Payout, err
 	q.Set("secret", signature)
 	// The signature is as good as secret 2 for this payout: keep it out of
 	// errors too.
-	api := c.api.withSecrets(signature)
+	api := c.api.WithSecrets(signature)
 	reply, err := c.get(ctx, api, "withdraw", q)
 	if err != nil {
 		return Payout{}, err
 	}
 	if err := parseCrystalPayWithdraw(reply); err != nil {
-		return Payout{}, api.malformed("withdraw", http.StatusOK, reply, "%v", err)
+		return Payout{}, api.Malformed("withdraw", http.StatusOK, reply, "%v", err)
 	}
 	return Payout{}, nil
 }
@@ -252,30 +252,30 @@ func (c *CrystalPay) query(op string) url.Values {
 // get makes one call through api and returns its reply once the envelope
 // says it succeeded; auth, error and transport failures become
 // ProviderErrors.
-func (c *CrystalPay) get(ctx context.Context, api *apiClient, op string, q url.Values) (reply []byte, err error) {
-	defer api.observe(op, time.Now(), &err)
-	status, reply, err := api.call(ctx, op, http.MethodGet, api.endpoint("", q), nil, nil)
+func (c *CrystalPay) get(ctx context.Context, api *ProviderClient, op string, q url.Values) (reply []byte, err error) {
+	defer api.Observe(op, time.Now(), &err)
+	status, reply, err := api.Call(ctx, op, http.MethodGet, api.URL("", q), nil, nil)
 	if err != nil {
 		return nil, err
 	}
 	if status >= 500 {
-		return nil, api.failure(op, ErrUnavailable, status, reply, nil)
+		return nil, api.Failure(op, ErrUnavailable, status, reply, nil)
 	}
 	env, err := parseCrystalPayEnvelope(reply)
 	if err != nil {
-		return nil, api.malformed(op, status, reply, "%v", err)
+		return nil, api.Malformed(op, status, reply, "%v", err)
 	}
 	switch {
 	case env.Auth == "error":
-		e := api.failure(op, ErrAuth, status, reply, nil)
-		e.Message = api.redact(env.ErrorMessage)
+		e := api.Failure(op, ErrAuth, status, reply, nil)
+		e.Message = api.Redact(env.ErrorMessage)
 		return nil, e
 	case env.Error:
-		e := api.failure(op, ErrRejected, status, reply, nil)
-		e.Message = api.redact(env.ErrorMessage)
+		e := api.Failure(op, ErrRejected, status, reply, nil)
+		e.Message = api.Redact(env.ErrorMessage)
 		return nil, e
 	case status != http.StatusOK:
-		return nil, api.malformed(op, status, reply, "unexpected HTTP status")
+		return nil, api.Malformed(op, status, reply, "unexpected HTTP status")
 	}
 	return reply, nil
 }
@@ -458,9 +458,9 @@ func validateToken(field, value string, max int) error {
 	return nil
 }
 
-// callTimeout is how long one call may take; the reconciler waits longer
+// CallTimeout is how long one call may take; the reconciler waits longer
 // than a checkout can take before it recovers one.
-func (c *CrystalPay) callTimeout() time.Duration { return c.api.callTimeout() }
+func (c *CrystalPay) CallTimeout() time.Duration { return c.api.CallTimeout() }
 
 // Interface guards
 var (
@@ -470,4 +470,5 @@ var (
 	_ caddyfile.Unmarshaler = (*CrystalPay)(nil)
 	_ PaymentProvider       = (*CrystalPay)(nil)
 	_ AmountChecker         = (*CrystalPay)(nil)
+	_ CallTimeoutReporter   = (*CrystalPay)(nil)
 )

@@ -52,7 +52,8 @@ var (
 // ProviderError is a failed provider call. Its text never carries a secret,
 // a token or a URL with a query string.
 type ProviderError struct {
-	// Provider is the provider's name: crystalpay, pegas or smartcashier.
+	// Provider is the provider module's name: crystalpay, pegas,
+	// smartcashier, or another module's.
 	Provider string
 	// Op is the provider's operation, as its API names it.
 	Op string

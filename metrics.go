@@ -149,10 +149,12 @@ func callOutcome(err error) string {
 	}
 }
 
-// observe records one call of op that started at start and ended in *err
-// (nil, or the call's *ProviderError). It takes a pointer so that a
-// provider client can defer it over its named error result.
-func (c *apiClient) observe(op string, start time.Time, err *error) {
+// Observe counts one call of op that started at start and ended in *err
+// (nil, or the call's *ProviderError) in the provider call metrics. It
+// takes a pointer so that a provider can defer it over its named error
+// result. GetJSON and PostJSON count their calls themselves; a provider
+// that uses Call or Do counts its own, once its reply is read.
+func (c *ProviderClient) Observe(op string, start time.Time, err *error) {
 	metrics.providerCalls.WithLabelValues(c.provider, op, callOutcome(*err)).Inc()
 	metrics.providerCallDuration.WithLabelValues(c.provider, op).Observe(time.Since(start).Seconds())
 }

@@ -338,9 +338,9 @@ func TestMetricLabelsStayInFixedSets(t *testing.T) {
 	// Hooks given what a damaged record or an odd error could hold.
 	countTransition(&Order{ID: NewOrderID(), Account: "../secret?s=hunter2", Provider: "Pegas Kassa", State: "weird"}, "creating")
 	countReceipt(ReceiptType(42), "sending")
-	(&apiClient{provider: "pegas"}).observe("deposit", time.Now(), new(error))
+	(&ProviderClient{provider: "pegas"}).Observe("deposit", time.Now(), new(error))
 	other := errors.New("https://example.com/api.php?s=secret")
-	(&apiClient{provider: "crystalpay"}).observe("generate", time.Now(), &other)
+	(&ProviderClient{provider: "crystalpay"}).Observe("generate", time.Now(), &other)
 
 	registry := prometheus.NewPedanticRegistry()
 	if err := registerMetrics(registry); err != nil {

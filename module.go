@@ -4,7 +4,14 @@
 //
 // Payment providers are Caddy modules in the kassa.payments namespace and
 // receipt providers in kassa.receipts, so another plugin can add a provider
-// without touching this one.
+// without touching this one: a module that implements PaymentProvider (or
+// ReceiptProvider) is used like the built-in ones, and tells the app more
+// through the optional interfaces below (OrderIDIdempotent,
+// CallTimeoutReporter, AmountChecker, DocumentProvider; VATChecker,
+// DefaultVATReporter, LocationReporter, SendWindowReporter). The app asks
+// these interfaces, never a provider's name. ProviderClient is the HTTP
+// client every provider needs, so that a new one writes only its wire
+// format; docs/EXTENDING.md walks through one.
 package kassa
 
 import (
@@ -187,4 +194,39 @@ type VATChecker interface {
 // an order is stored, so a refused amount changes nothing.
 type AmountChecker interface {
 	CheckAmount(amount decimal.Decimal) error
+}
+
+// CallTimeoutReporter is a payment provider that says how long one of its
+// calls may take (a ProviderClient's CallTimeout). The reconciler takes an
+// order still in creating for one whose checkout was interrupted only after
+// twice this and a second, so that it never races a checkout still waiting
+// for the provider. For a provider without it, the reconciler waits a
+// minute: a provider whose calls can take longer must implement it.
+type CallTimeoutReporter interface {
+	CallTimeout() time.Duration
+}
+
+// DefaultVATReporter is a receipt provider that puts a VAT rate on the
+// positions that carry none (Smart Cashier: its vat option). The checkout
+// keeps the rate in the order, so that its receipt page shows the receipt
+// as it was printed, and the app warns at start when the rate is the
+// general one before 2026. Without it, such positions are shown without
+// VAT.
+type DefaultVATReporter interface {
+	DefaultVAT() VAT
+}
+
+// LocationReporter is a receipt provider that knows the time zone of the
+// place of settlement, in which 54-FZ wants a receipt's time shown. The
+// receipt page uses it; without it, the page shows Moscow time.
+type LocationReporter interface {
+	Location() *time.Location
+}
+
+// SendWindowReporter is a receipt provider that says how long a send of an
+// operation can take, its own retries included: until then, a send that
+// seemed to fail may still land. The operator's retry of a refused receipt
+// waits that long after the send; without it, a minute.
+type SendWindowReporter interface {
+	SendWindow() time.Duration
 }

@@ -173,7 +173,7 @@ func (a *App) afterRefusal(ctx context.Context, o *Order, rec *OrderReceipt) (*O
 // receiptSendWindow is the longest a send of a receipt can take, retries
 // included (a minute when the receipt service does not say).
 func (a *App) receiptSendWindow() time.Duration {
-	if w, ok := a.receipts.(interface{ SendWindow() time.Duration }); ok {
+	if w, ok := a.receipts.(SendWindowReporter); ok {
 		return w.SendWindow()
 	}
 	return time.Minute

@@ -100,7 +100,7 @@ type Pegas struct {
 
 	token       string
 	depositType string
-	api         *apiClient
+	api         *ProviderClient
 }
 
 // CaddyModule returns the Caddy module information.
@@ -126,11 +126,11 @@ func (p *Pegas) Provision(caddy.Context) error {
 	if endpoint == "" {
 		return errors.New("pegas: endpoint is required: Pegas-kassa has no public default host (set the API's base URL, such as https://pegas.example/api/v1)")
 	}
-	api, err := newAPIClient("pegas", endpoint, time.Duration(p.Timeout), p.token)
+	api, err := NewProviderClient("pegas", endpoint, time.Duration(p.Timeout), p.token)
 	if err != nil {
 		return fmt.Errorf("pegas: %w", err)
 	}
-	p.api = api.neverReplay(pegasOpDeposit, pegasOpWithdrawal)
+	p.api = api.SendOnce(pegasOpDeposit, pegasOpWithdrawal)
 	return nil
 }
 
@@ -148,7 +148,7 @@ func (p *Pegas) Validate() error {
 // Cleanup closes the client's idle connections.
 func (p *Pegas) Cleanup() error {
 	if p.api != nil {
-		p.api.close()
+		p.api.Close()
 	}
 	return nil
 }
@@ -408,9 +408,9 @@ func (p *Pegas) query() url.Values {
 // get makes one JSON call and returns its reply when it succeeded: HTTP 200
 // and no error object. Anything else becomes a ProviderError.
 func (p *Pegas) get(ctx context.Context, op string, q url.Values) (reply []byte, err error) {
-	defer p.api.observe(op, time.Now(), &err)
+	defer p.api.Observe(op, time.Now(), &err)
 	header := http.Header{"Accept": {"application/json"}}
-	status, reply, err := p.api.call(ctx, op, http.MethodGet, p.api.endpoint(op, q), header, nil)
+	status, reply, err := p.api.Call(ctx, op, http.MethodGet, p.api.URL(op, q), header, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -450,8 +450,8 @@ func (p *Pegas) openReceipt(ctx context.Context, ref PaymentRef, format string) 
 	q.Set("format", format)
 	header := http.Header{"Accept": {want + ", application/json;q=0.9"}}
 	op := pegasOpReceipt
-	defer p.api.observe(op, time.Now(), &err)
-	resp, err = p.api.do(ctx, op, http.MethodGet, p.api.endpoint(op, q), header, nil)
+	defer p.api.Observe(op, time.Now(), &err)
+	resp, err = p.api.Do(ctx, op, http.MethodGet, p.api.URL(op, q), header, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -529,7 +529,7 @@ func (p *Pegas) replyError(op string, status int, reply []byte) *ProviderError {
 	if kind == ErrRejected && (op == pegasOpDeposit || op == pegasOpWithdrawal) && info.duplicate() {
 		kind = ErrDuplicate
 	}
-	e := p.api.failure(op, kind, status, reply, nil)
+	e := p.api.Failure(op, kind, status, reply, nil)
 	e.Code = p.clean(info.Code)
 	e.Path = p.clean(info.Path)
 	e.Message = p.clean(info.Message)
@@ -538,13 +538,13 @@ func (p *Pegas) replyError(op string, status int, reply []byte) *ProviderError {
 
 // malformed is the error for a 200 reply that is not what the API documents.
 func (p *Pegas) malformed(op string, status int, reply []byte, err error) *ProviderError {
-	return p.api.malformed(op, status, reply, "%s", p.clean(err.Error()))
+	return p.api.Malformed(op, status, reply, "%s", p.clean(err.Error()))
 }
 
 // clean makes text from a reply fit for an error: secrets removed, then
 // cleanReplyText.
 func (p *Pegas) clean(s string) string {
-	return cleanReplyText(p.api.redact(s))
+	return cleanReplyText(p.api.Redact(s))
 }
 
 // pegasCodeKind is the kind of failure a Pegas-kassa error code means, for an
@@ -877,9 +877,9 @@ func pegasTTL(ttl time.Duration) (string, error) {
 // order_id, which makes re-sending a deposit safe.
 func (p *Pegas) RefusesRepeatedOrderID() {}
 
-// callTimeout is how long one call may take; the reconciler waits longer
+// CallTimeout is how long one call may take; the reconciler waits longer
 // than a checkout can take before it recovers one.
-func (p *Pegas) callTimeout() time.Duration { return p.api.callTimeout() }
+func (p *Pegas) CallTimeout() time.Duration { return p.api.CallTimeout() }
 
 // Interface guards
 var (
@@ -890,4 +890,5 @@ var (
 	_ PaymentProvider       = (*Pegas)(nil)
 	_ DocumentProvider      = (*Pegas)(nil)
 	_ OrderIDIdempotent     = (*Pegas)(nil)
+	_ CallTimeoutReporter   = (*Pegas)(nil)
 )

@@ -1129,7 +1129,7 @@ func FuzzPegasError(f *testing.F) {
 	for _, seed := range append(pegasErrorSeeds, pegasDepositSeeds...) {
 		f.Add([]byte(seed))
 	}
-	api, err := newAPIClient("pegas", "https://pegas.example/api/v1", 0, pegasTestToken)
+	api, err := NewProviderClient("pegas", "https://pegas.example/api/v1", 0, pegasTestToken)
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -73,10 +73,10 @@ func (h *ReceiptHandler) writeReceiptPage(w http.ResponseWriter, r *http.Request
 		d.State, d.Error = string(rec.State.Public()), rec.Error
 	}
 	defaultVAT, zone := VATNone, moscow
-	if dv, ok := h.app.receipts.(interface{ DefaultVAT() VAT }); ok {
+	if dv, ok := h.app.receipts.(DefaultVATReporter); ok {
 		defaultVAT = dv.DefaultVAT()
 	}
-	if l, ok := h.app.receipts.(interface{ Location() *time.Location }); ok {
+	if l, ok := h.app.receipts.(LocationReporter); ok {
 		zone = l.Location()
 	}
 	// Each rate's VAT is computed once, from that rate's total.

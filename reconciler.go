@@ -21,8 +21,8 @@ const defaultCreatingGrace = time.Minute
 // creatingGrace is how long a checkout through acc can take: twice the
 // provider's call timeout and a second, or the default.
 func creatingGrace(acc *account) time.Duration {
-	if t, ok := acc.PaymentProvider.(interface{ callTimeout() time.Duration }); ok {
-		return 2*t.callTimeout() + time.Second
+	if t, ok := acc.PaymentProvider.(CallTimeoutReporter); ok {
+		return 2*t.CallTimeout() + time.Second
 	}
 	return defaultCreatingGrace
 }

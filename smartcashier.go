@@ -97,7 +97,7 @@ type SmartCashier struct {
 	location         *time.Location
 	retries          int
 	backoff          time.Duration // the first wait before a retry
-	api              *apiClient
+	api              *ProviderClient
 	logger           *zap.Logger
 }
 
@@ -165,7 +165,7 @@ func (s *SmartCashier) Provision(ctx caddy.Context) error {
 	if endpoint == "" {
 		endpoint = smartCashierEndpoint
 	}
-	api, err := newAPIClient("smartcashier", endpoint, time.Duration(s.Timeout), s.token)
+	api, err := NewProviderClient("smartcashier", endpoint, time.Duration(s.Timeout), s.token)
 	if err != nil {
 		return fmt.Errorf("smartcashier: %w", err)
 	}
@@ -261,7 +261,7 @@ func smartCashierTaxationNames() []string {
 // Cleanup closes the client's idle connections.
 func (s *SmartCashier) Cleanup() error {
 	if s.api != nil {
-		s.api.close()
+		s.api.Close()
 	}
 	return nil
 }
@@ -506,14 +506,14 @@ func (s *SmartCashier) ReceiptStatus(ctx context.Context, operationID string) (O
 		return Operation{}, err
 	}
 	const op = "checkStatus"
-	u := s.api.endpoint("operations/"+op, url.Values{"operationId": {operationID}})
+	u := s.api.URL("operations/"+op, url.Values{"operationId": {operationID}})
 	status, reply, err := s.send(ctx, op, http.MethodGet, u, nil)
 	if err != nil {
 		return Operation{}, err
 	}
 	o, err := parseSmartCashierStatus(reply)
 	if err != nil {
-		return Operation{}, s.api.malformed(op, status, reply, "%v", err)
+		return Operation{}, s.api.Malformed(op, status, reply, "%v", err)
 	}
 	o.ID = operationID
 	return o, nil
@@ -522,12 +522,12 @@ func (s *SmartCashier) ReceiptStatus(ctx context.Context, operationID string) (O
 // post sends an operation's JSON body. Any 2xx reply that is empty or JSON
 // is success: the service documents no reply body.
 func (s *SmartCashier) post(ctx context.Context, op string, body []byte) ([]byte, error) {
-	status, reply, err := s.send(ctx, op, http.MethodPost, s.api.endpoint("operations/"+op, nil), body)
+	status, reply, err := s.send(ctx, op, http.MethodPost, s.api.URL("operations/"+op, nil), body)
 	if err != nil {
 		return nil, err
 	}
 	if trimmed := bytes.TrimSpace(reply); len(trimmed) > 0 && !json.Valid(trimmed) {
-		return nil, s.api.malformed(op, status, reply, "reply is not JSON")
+		return nil, s.api.Malformed(op, status, reply, "reply is not JSON")
 	}
 	return reply, nil
 }
@@ -547,11 +547,11 @@ func (s *SmartCashier) send(ctx context.Context, op, method string, u *url.URL, 
 	}
 	for attempt := 0; ; attempt++ {
 		start := time.Now()
-		status, reply, err := s.api.call(ctx, op, method, u, header, body)
+		status, reply, err := s.api.Call(ctx, op, method, u, header, body)
 		if err == nil && (status < 200 || status > 299) {
 			err = s.replyError(op, status, reply)
 		}
-		s.api.observe(op, start, &err)
+		s.api.Observe(op, start, &err)
 		if err == nil {
 			return status, reply, nil
 		}
@@ -624,8 +624,8 @@ func (s *SmartCashier) replyError(op string, status int, reply []byte) *Provider
 	case http.StatusNotFound:
 		fault.Code = "not_found"
 	}
-	clean := func(text string) string { return cleanReplyText(s.api.redact(text)) }
-	e := s.api.failure(op, kind, status, reply, nil)
+	clean := func(text string) string { return cleanReplyText(s.api.Redact(text)) }
+	e := s.api.Failure(op, kind, status, reply, nil)
 	e.Code = clean(fault.Code)
 	e.Path = clean(fault.Path)
 	e.Message = clean(fault.Message)
@@ -860,4 +860,8 @@ var (
 	_ caddy.CleanerUpper    = (*SmartCashier)(nil)
 	_ caddyfile.Unmarshaler = (*SmartCashier)(nil)
 	_ ReceiptProvider       = (*SmartCashier)(nil)
+	_ VATChecker            = (*SmartCashier)(nil)
+	_ DefaultVATReporter    = (*SmartCashier)(nil)
+	_ LocationReporter      = (*SmartCashier)(nil)
+	_ SendWindowReporter    = (*SmartCashier)(nil)
 )

@@ -1063,7 +1063,7 @@ func TestSmartCashierProvision(t *testing.T) {
 	if err := d.Provision(newCtx()); err != nil {
 		t.Fatal(err)
 	}
-	if got := d.api.endpoint("operations/formReceipt", nil).String(); got != "https://api.smart-cashier.ru/v1.0/operations/formReceipt" {
+	if got := d.api.URL("operations/formReceipt", nil).String(); got != "https://api.smart-cashier.ru/v1.0/operations/formReceipt" {
 		t.Errorf("default endpoint: %s", got)
 	}
 
@@ -1142,7 +1142,7 @@ func FuzzSmartCashierError(f *testing.F) {
 	} {
 		f.Add([]byte(seed))
 	}
-	api, err := newAPIClient("smartcashier", smartCashierEndpoint, 0, scTestToken)
+	api, err := NewProviderClient("smartcashier", smartCashierEndpoint, 0, scTestToken)
 	if err != nil {
 		f.Fatal(err)
 	}

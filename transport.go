@@ -29,26 +29,32 @@ const maxBodyExcerpt = 512
 // userAgent is sent with every provider call.
 const userAgent = "caddy-kassa (+https://github.com/caddy-kassa/kassa)"
 
-// apiClient is the HTTP side shared by the provider clients: one keep-alive
-// transport per provider module, a timeout on every call under the caller's
-// context, capped replies, and errors whose text carries no secret and no
-// query string.
-type apiClient struct {
+// ProviderClient is the HTTP client of one provider module, the part every
+// provider needs whatever its wire format: one keep-alive transport per
+// module, a timeout on every call under the caller's context, no redirects,
+// replies capped at 1 MiB, operations that move money never sent twice (see
+// SendOnce), errors whose text carries no secret and no query string, and
+// connections closed on a config reload (Close). A provider module makes
+// one in Provision with NewProviderClient and closes it in Cleanup.
+type ProviderClient struct {
 	provider string
 	base     *url.URL
 	http     *http.Client
 	timeout  time.Duration
 	secrets  []string
 	// sendOnce names the operations that move money: net/http must never
-	// re-send them (see do).
+	// re-send them (see Do).
 	sendOnce map[string]bool
 	// conns are the transport's connections, closed with the client.
 	conns *connPool
 }
 
-// newAPIClient makes the client of one provider module. secrets are the
-// values that must never appear in an error.
-func newAPIClient(provider, endpoint string, timeout time.Duration, secrets ...string) (*apiClient, error) {
+// NewProviderClient makes the client of the provider module named provider
+// (its name in errors and metrics) for the API at endpoint, an absolute
+// http(s) URL without credentials, query or fragment. timeout bounds each
+// call (10 s when it is not positive). secrets are the values (tokens,
+// passwords) that must never appear in an error; empty ones are ignored.
+func NewProviderClient(provider, endpoint string, timeout time.Duration, secrets ...string) (*ProviderClient, error) {
 	base, err := parseEndpoint(endpoint)
 	if err != nil {
 		return nil, err
@@ -62,7 +68,7 @@ func newAPIClient(provider, endpoint string, timeout time.Duration, secrets ...s
 	transport.IdleConnTimeout = 90 * time.Second
 	conns := newConnPool()
 	transport.DialContext = conns.dialer((&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext)
-	c := &apiClient{
+	c := &ProviderClient{
 		provider: provider,
 		base:     base,
 		timeout:  timeout,
@@ -95,9 +101,12 @@ func parseEndpoint(endpoint string) (*url.URL, error) {
 	return u, nil
 }
 
-// neverReplay marks operations that create invoices or move money, so that
-// a call is sent at most once even over a connection that dies.
-func (c *apiClient) neverReplay(ops ...string) *apiClient {
+// SendOnce marks the operations (by the op names given to Do, Call,
+// GetJSON and PostJSON) that create invoices or move money: such a call is
+// sent at most once, even when net/http would re-send it by itself over a
+// keep-alive connection that died. It is called once, in Provision, and
+// returns c.
+func (c *ProviderClient) SendOnce(ops ...string) *ProviderClient {
 	c.sendOnce = make(map[string]bool, len(ops))
 	for _, op := range ops {
 		c.sendOnce[op] = true
@@ -105,25 +114,29 @@ func (c *apiClient) neverReplay(ops ...string) *apiClient {
 	return c
 }
 
-// withSecrets returns a client for one call that also redacts extra values,
-// such as a signature derived from a secret. It shares the connections.
-func (c *apiClient) withSecrets(extra ...string) *apiClient {
+// WithSecrets returns a client for one call that also redacts extra values,
+// such as a signature derived from a secret. It shares c's connections.
+func (c *ProviderClient) WithSecrets(extra ...string) *ProviderClient {
 	call := *c
 	call.secrets = append(append([]string(nil), c.secrets...), extra...)
 	return &call
 }
 
-// callTimeout is how long one call may take.
-func (c *apiClient) callTimeout() time.Duration { return c.timeout }
+// CallTimeout is how long one call may take. A provider reports it as its
+// own (CallTimeoutReporter) so that the reconciler knows how long a
+// checkout can take.
+func (c *ProviderClient) CallTimeout() time.Duration { return c.timeout }
 
-// close closes the client's connections: now if no call is in flight, or
-// else when the last one ends.
-func (c *apiClient) close() {
+// Close closes the client's connections: now if no call is in flight, or
+// else when the last one ends. A provider module calls it in Cleanup, so
+// that a config reload leaves no connection open.
+func (c *ProviderClient) Close() {
 	c.conns.close()
 }
 
-// endpoint returns the URL of path below the base URL with the query q.
-func (c *apiClient) endpoint(path string, q url.Values) *url.URL {
+// URL returns the URL of path below the endpoint, with the query q (none
+// when q is nil).
+func (c *ProviderClient) URL(path string, q url.Values) *url.URL {
 	u := *c.base
 	if path != "" {
 		u.Path = strings.TrimSuffix(u.Path, "/") + "/" + strings.TrimPrefix(path, "/")
@@ -134,10 +147,10 @@ func (c *apiClient) endpoint(path string, q url.Values) *url.URL {
 	return &u
 }
 
-// do sends one request and returns the response with its body open.
-// Closing the body ends the call (endOnClose). A transport failure is an
-// ErrUnavailable ProviderError.
-func (c *apiClient) do(ctx context.Context, op, method string, u *url.URL, header http.Header, body []byte) (*http.Response, error) {
+// Do sends one request of the operation op and returns the response with
+// its body open, for a reply to stream (a document). Closing the body ends
+// the call. A transport failure is an ErrUnavailable *ProviderError.
+func (c *ProviderClient) Do(ctx context.Context, op, method string, u *url.URL, header http.Header, body []byte) (*http.Response, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	var reader io.Reader
 	if body != nil {
@@ -146,17 +159,22 @@ func (c *apiClient) do(ctx context.Context, op, method string, u *url.URL, heade
 	req, err := http.NewRequestWithContext(ctx, method, u.String(), reader)
 	if err != nil {
 		cancel()
-		return nil, c.failure(op, ErrUnavailable, 0, nil, c.scrub(err))
+		return nil, c.Failure(op, ErrUnavailable, 0, nil, c.scrub(err))
 	}
 	for k, v := range header {
 		req.Header[k] = v
 	}
-	if c.sendOnce[op] && body == nil {
+	switch {
+	case c.sendOnce[op] && body == nil:
 		// net/http re-sends a GET without a body, unasked, when a reused
 		// keep-alive connection closes before the reply: after the provider
 		// may have acted on it. A body without GetBody makes the request
 		// non-replayable; being empty, nothing of it goes on the wire.
 		req.Body, req.GetBody, req.ContentLength = emptyBody{}, nil, 0
+	case c.sendOnce[op]:
+		// It re-sends a request with a body too when it can rewind it and
+		// the request carries an Idempotency-Key header.
+		req.GetBody = nil
 	}
 	req.Header.Set("User-Agent", userAgent)
 	c.conns.begin()
@@ -164,33 +182,94 @@ func (c *apiClient) do(ctx context.Context, op, method string, u *url.URL, heade
 	if err != nil {
 		cancel()
 		c.conns.end()
-		return nil, c.failure(op, ErrUnavailable, 0, nil, c.scrub(err))
+		return nil, c.Failure(op, ErrUnavailable, 0, nil, c.scrub(err))
 	}
 	resp.Body = &endOnClose{ReadCloser: resp.Body, cancel: cancel, conns: c.conns}
 	return resp, nil
 }
 
-// call sends one request and reads the whole reply, up to maxReplyBytes.
-func (c *apiClient) call(ctx context.Context, op, method string, u *url.URL, header http.Header, body []byte) (int, []byte, error) {
-	resp, err := c.do(ctx, op, method, u, header, body)
+// Call sends one request of the operation op and returns the reply's HTTP
+// status and body, whatever the status: reading an error reply is the
+// provider's part. A transport failure is an ErrUnavailable
+// *ProviderError, a reply over 1 MiB an ErrMalformedReply one.
+func (c *ProviderClient) Call(ctx context.Context, op, method string, u *url.URL, header http.Header, body []byte) (int, []byte, error) {
+	resp, err := c.Do(ctx, op, method, u, header, body)
 	if err != nil {
 		return 0, nil, err
 	}
 	defer resp.Body.Close()
 	reply, err := io.ReadAll(io.LimitReader(resp.Body, maxReplyBytes+1))
 	if err != nil {
-		return resp.StatusCode, nil, c.failure(op, ErrUnavailable, resp.StatusCode, nil, c.scrub(err))
+		return resp.StatusCode, nil, c.Failure(op, ErrUnavailable, resp.StatusCode, nil, c.scrub(err))
 	}
 	if len(reply) > maxReplyBytes {
-		return resp.StatusCode, nil, c.failure(op, ErrMalformedReply, resp.StatusCode, reply[:maxBodyExcerpt],
+		return resp.StatusCode, nil, c.Failure(op, ErrMalformedReply, resp.StatusCode, reply[:maxBodyExcerpt],
 			errors.New("reply larger than 1 MiB"))
 	}
 	return resp.StatusCode, reply, nil
 }
 
-// failure builds a ProviderError of the given kind with an excerpt of the
-// reply, secrets removed.
-func (c *apiClient) failure(op string, kind error, status int, body []byte, cause error) *ProviderError {
+// GetJSON sends a GET of the operation op to path with the query q and
+// decodes a 2xx reply into out. See PostJSON for the errors.
+func (c *ProviderClient) GetJSON(ctx context.Context, op, path string, q url.Values, header http.Header, out any) error {
+	return c.callJSON(ctx, op, http.MethodGet, c.URL(path, q), header, nil, out)
+}
+
+// PostJSON sends in as the JSON body of a POST of the operation op to path
+// and decodes a 2xx reply into out (out may be nil when the reply does not
+// matter). The call is counted in the provider call metrics. A reply of
+// another status is a *ProviderError of kind ErrAuth (401, 403),
+// ErrNotFound (404), ErrUnavailable (408, 429, 5xx) or ErrRejected (any
+// other), with an excerpt of the reply and the code, field and message an
+// error reply of a common shape carries ({"error":{"code","message"}},
+// {"errors":[...]}, {"code","message"}...); a 2xx reply that is not JSON of
+// out's shape is ErrMalformedReply.
+func (c *ProviderClient) PostJSON(ctx context.Context, op, path string, header http.Header, in, out any) error {
+	body, err := json.Marshal(in)
+	if err != nil {
+		return fmt.Errorf("%s %s: encoding the request: %w", c.provider, op, err)
+	}
+	return c.callJSON(ctx, op, http.MethodPost, c.URL(path, nil), header, body, out)
+}
+
+// callJSON makes a JSON call and decodes a 2xx reply into out.
+func (c *ProviderClient) callJSON(ctx context.Context, op, method string, u *url.URL, header http.Header, body []byte, out any) (err error) {
+	defer c.Observe(op, time.Now(), &err)
+	h := header.Clone()
+	if h == nil {
+		h = http.Header{}
+	}
+	if h.Get("Accept") == "" {
+		h.Set("Accept", "application/json")
+	}
+	if body != nil {
+		h.Set("Content-Type", "application/json; charset=utf-8")
+	}
+	status, reply, err := c.Call(ctx, op, method, u, h, body)
+	if err != nil {
+		return err
+	}
+	if status < 200 || status > 299 {
+		fault := readReplyError(reply)
+		e := c.Failure(op, replyStatusKind(status), status, reply, nil)
+		e.Code, e.Path, e.Message = c.clean(fault.Code), c.clean(fault.Path), c.clean(fault.Message)
+		return e
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.Unmarshal(reply, out); err != nil {
+		return c.Malformed(op, status, reply, "%v", err)
+	}
+	return nil
+}
+
+// Failure builds the *ProviderError of a failed call of op: kind is one of
+// ErrAuth, ErrRejected, ErrDuplicate, ErrNotFound, ErrUnavailable or
+// ErrMalformedReply, body the reply (kept as a short excerpt with the
+// secrets removed), cause the underlying error or nil. The caller may set
+// its Code and Message from the reply, through Redact.
+func (c *ProviderClient) Failure(op string, kind error, status int, body []byte, cause error) *ProviderError {
 	return &ProviderError{
 		Provider: c.provider,
 		Op:       op,
@@ -201,26 +280,28 @@ func (c *apiClient) failure(op string, kind error, status int, body []byte, caus
 	}
 }
 
-// malformed is the error for a reply that is not what the API documents.
-func (c *apiClient) malformed(op string, status int, body []byte, format string, args ...any) *ProviderError {
-	return c.failure(op, ErrMalformedReply, status, body, errors.New(c.redact(fmt.Sprintf(format, args...))))
+// Malformed is the ErrMalformedReply *ProviderError of a reply that is not
+// what the API documents; the message is redacted.
+func (c *ProviderClient) Malformed(op string, status int, body []byte, format string, args ...any) *ProviderError {
+	return c.Failure(op, ErrMalformedReply, status, body, errors.New(c.Redact(fmt.Sprintf(format, args...))))
 }
 
 // excerpt returns the start of a reply, valid UTF-8, with secrets removed.
-func (c *apiClient) excerpt(body []byte) string {
+func (c *ProviderClient) excerpt(body []byte) string {
 	if len(body) == 0 {
 		return ""
 	}
 	// Redact before cutting, so that a secret across the cut leaves no part.
-	s := c.redact(string(body))
+	s := c.Redact(string(body))
 	if len(s) > maxBodyExcerpt {
 		s = s[:maxBodyExcerpt]
 	}
 	return strings.ToValidUTF8(s, "\uFFFD")
 }
 
-// redact replaces every secret, plain or URL-escaped, with [redacted].
-func (c *apiClient) redact(s string) string {
+// Redact replaces every secret, plain or URL-escaped, with [redacted]: for
+// text of a reply (a provider's message) that goes into an error.
+func (c *ProviderClient) Redact(s string) string {
 	for _, secret := range c.secrets {
 		for _, form := range []string{secret, url.QueryEscape(secret), url.PathEscape(secret)} {
 			s = strings.ReplaceAll(s, form, "[redacted]")
@@ -229,16 +310,20 @@ func (c *apiClient) redact(s string) string {
 	return s
 }
 
+// clean makes text from a reply fit for an error: secrets removed, then
+// cleanReplyText.
+func (c *ProviderClient) clean(s string) string { return cleanReplyText(c.Redact(s)) }
+
 // scrub turns a transport error into one that says what failed without the
 // URL's query (where CrystalPAY and Pegas-kassa carry their secrets). It keeps
 // context.DeadlineExceeded and context.Canceled visible to errors.Is.
-func (c *apiClient) scrub(err error) error {
+func (c *ProviderClient) scrub(err error) error {
 	text := err.Error()
 	var urlErr *url.Error
 	if errors.As(err, &urlErr) {
 		text = urlErr.Op + " " + safeURL(urlErr.URL) + ": " + urlErr.Err.Error()
 	}
-	scrubbed := &scrubbedError{text: c.redact(text)}
+	scrubbed := &scrubbedError{text: c.Redact(text)}
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):
 		scrubbed.cause = context.DeadlineExceeded

@@ -4,41 +4,43 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 )
 
-func TestAPIClientEndpoint(t *testing.T) {
+func TestProviderClientURL(t *testing.T) {
 	for base, want := range map[string]string{
 		"https://pegas.example/api/v1":  "https://pegas.example/api/v1/deposit/cancel?id=7",
 		"https://pegas.example/api/v1/": "https://pegas.example/api/v1/deposit/cancel?id=7",
 	} {
-		c, err := newAPIClient("pegas", base, 0)
+		c, err := NewProviderClient("pegas", base, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := c.endpoint("/deposit/cancel", url.Values{"id": {"7"}}).String(); got != want {
+		if got := c.URL("/deposit/cancel", url.Values{"id": {"7"}}).String(); got != want {
 			t.Errorf("%s: got %s, want %s", base, got, want)
 		}
 		if c.timeout != defaultTimeout {
 			t.Errorf("default timeout = %v", c.timeout)
 		}
 	}
-	c, _ := newAPIClient("crystalpay", "https://api.crystalpay.ru/api.php", time.Second)
-	if got := c.endpoint("", url.Values{"o": {"balance"}}).String(); got != "https://api.crystalpay.ru/api.php?o=balance" {
+	c, _ := NewProviderClient("crystalpay", "https://api.crystalpay.ru/api.php", time.Second)
+	if got := c.URL("", url.Values{"o": {"balance"}}).String(); got != "https://api.crystalpay.ru/api.php?o=balance" {
 		t.Errorf("got %s", got)
 	}
 }
 
 func TestRedact(t *testing.T) {
-	c, _ := newAPIClient("x", "http://127.0.0.1/", 0, "p@ss word/1", "", "tok")
-	got := c.redact("a p@ss word/1 b p%40ss+word%2F1 c p@ss%20word%2F1 d tok")
+	c, _ := NewProviderClient("x", "http://127.0.0.1/", 0, "p@ss word/1", "", "tok")
+	got := c.Redact("a p@ss word/1 b p%40ss+word%2F1 c p@ss%20word%2F1 d tok")
 	if strings.Contains(got, "ss") || strings.Contains(got, "tok") {
 		t.Errorf("redact left a secret: %q", got)
 	}
@@ -48,9 +50,9 @@ func TestRedact(t *testing.T) {
 	if len(c.secrets) != 2 {
 		t.Errorf("empty secret kept: %q", c.secrets)
 	}
-	one := c.withSecrets("sig")
-	if c.redact("sig") != "sig" || one.redact("sig tok") != "[redacted] [redacted]" {
-		t.Error("withSecrets must add to a copy only")
+	one := c.WithSecrets("sig")
+	if c.Redact("sig") != "sig" || one.Redact("sig tok") != "[redacted] [redacted]" {
+		t.Error("WithSecrets must add to a copy only")
 	}
 }
 
@@ -67,9 +69,9 @@ func TestSafeURL(t *testing.T) {
 }
 
 func TestTransportErrorsAreScrubbed(t *testing.T) {
-	c, _ := newAPIClient("crystalpay", closedEndpoint(t)+"/api.php", time.Second, "hunter2")
-	_, _, err := c.call(context.Background(), "balance", http.MethodGet,
-		c.endpoint("", url.Values{"s": {"hunter2"}}), nil, nil)
+	c, _ := NewProviderClient("crystalpay", closedEndpoint(t)+"/api.php", time.Second, "hunter2")
+	_, _, err := c.Call(context.Background(), "balance", http.MethodGet,
+		c.URL("", url.Values{"s": {"hunter2"}}), nil, nil)
 	if !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("err = %v, want ErrUnavailable", err)
 	}
@@ -83,8 +85,8 @@ func TestTransportErrorsAreScrubbed(t *testing.T) {
 	// A timeout stays a deadline error under the scrubbing.
 	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() }))
 	defer slow.Close()
-	c, _ = newAPIClient("smartcashier", slow.URL, 50*time.Millisecond)
-	_, _, err = c.call(context.Background(), "checkStatus", http.MethodGet, c.endpoint("", nil), nil, nil)
+	c, _ = NewProviderClient("smartcashier", slow.URL, 50*time.Millisecond)
+	_, _, err = c.Call(context.Background(), "checkStatus", http.MethodGet, c.URL("", nil), nil, nil)
 	if !errors.Is(err, ErrUnavailable) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("err = %v, want ErrUnavailable and DeadlineExceeded", err)
 	}
@@ -95,8 +97,8 @@ func TestCallRefusesHugeReply(t *testing.T) {
 		w.Write([]byte(strings.Repeat("x", maxReplyBytes+10)))
 	}))
 	defer big.Close()
-	c, _ := newAPIClient("pegas", big.URL, time.Second)
-	_, _, err := c.call(context.Background(), "balance", http.MethodGet, c.endpoint("", nil), nil, nil)
+	c, _ := NewProviderClient("pegas", big.URL, time.Second)
+	_, _, err := c.Call(context.Background(), "balance", http.MethodGet, c.URL("", nil), nil, nil)
 	var pe *ProviderError
 	if !errors.As(err, &pe) || pe.Kind != ErrMalformedReply || len(pe.Body) > maxBodyExcerpt {
 		t.Errorf("err = %v", err)
@@ -119,9 +121,9 @@ func TestConnectionsAreReused(t *testing.T) {
 	srv.Start()
 	defer srv.Close()
 
-	c, _ := newAPIClient("crystalpay", srv.URL, time.Second)
+	c, _ := NewProviderClient("crystalpay", srv.URL, time.Second)
 	for range 20 {
-		if _, _, err := c.call(context.Background(), "balance", http.MethodGet, c.endpoint("", nil), nil, nil); err != nil {
+		if _, _, err := c.Call(context.Background(), "balance", http.MethodGet, c.URL("", nil), nil, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -131,7 +133,7 @@ func TestConnectionsAreReused(t *testing.T) {
 	if n != 1 {
 		t.Errorf("20 calls opened %d connections, want 1", n)
 	}
-	c.close()
+	c.Close()
 	deadline := time.Now().Add(2 * time.Second)
 	for {
 		mu.Lock()
@@ -162,8 +164,8 @@ func TestNoRedirectIsFollowed(t *testing.T) {
 		http.Redirect(w, r, other.URL+"/steal?"+r.URL.RawQuery, http.StatusFound)
 	}))
 	defer srv.Close()
-	c, _ := newAPIClient("crystalpay", srv.URL, time.Second)
-	status, _, err := c.call(context.Background(), "balance", http.MethodGet, c.endpoint("", url.Values{"s": {"x"}}), nil, nil)
+	c, _ := NewProviderClient("crystalpay", srv.URL, time.Second)
+	status, _, err := c.Call(context.Background(), "balance", http.MethodGet, c.URL("", url.Values{"s": {"x"}}), nil, nil)
 	if err != nil || status != http.StatusFound || hits != 0 {
 		t.Errorf("status %d, err %v, redirect target hit %d times", status, err, hits)
 	}
@@ -185,13 +187,13 @@ func TestFlexString(t *testing.T) {
 }
 
 func TestExcerptRedactsAcrossTheCut(t *testing.T) {
-	c, _ := newAPIClient("pegas", "http://127.0.0.1/", 0, "TOKEN-0123456789")
+	c, _ := NewProviderClient("pegas", "http://127.0.0.1/", 0, "TOKEN-0123456789")
 	body := strings.Repeat("x", maxBodyExcerpt-5) + "TOKEN-0123456789 and more"
 	got := c.excerpt([]byte(body))
 	if strings.Contains(got, "TOKEN") || len(got) > maxBodyExcerpt {
 		t.Errorf("excerpt = ...%q", got[len(got)-20:])
 	}
-	err := c.malformed("balance", 200, nil, "bad %q", "TOKEN-0123456789")
+	err := c.Malformed("balance", 200, nil, "bad %q", "TOKEN-0123456789")
 	if strings.Contains(err.Error(), "TOKEN") {
 		t.Errorf("malformed message carries the token: %v", err)
 	}
@@ -199,51 +201,139 @@ func TestExcerptRedactsAcrossTheCut(t *testing.T) {
 
 // TestMoneyMovingCallsAreNeverReplayed: a provider acts on a request, then
 // the reused keep-alive connection dies before the reply. net/http would
-// re-send a plain GET by itself; an operation marked neverReplay is sent
+// re-send a plain GET by itself; an operation marked SendOnce is sent
 // once and fails as unavailable.
 func TestMoneyMovingCallsAreNeverReplayed(t *testing.T) {
 	for _, tc := range []struct {
 		op        string
 		neverOnce bool
+		body      []byte
 		want      int
 	}{
-		{"generate", true, 1},
-		{"checkpay", false, 2},
+		{"generate", true, nil, 1},
+		{"checkpay", false, nil, 2},
+		// net/http replays a POST that carries an Idempotency-Key.
+		{"payout", true, []byte(`{}`), 1},
+		{"refund", false, []byte(`{}`), 2},
 	} {
-		var mu sync.Mutex
-		received := 0
-		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			mu.Lock()
-			received++
-			mu.Unlock()
-			if r.URL.Query().Get("warm") != "" {
-				w.Write([]byte("{}"))
-				return
+		t.Run(tc.op, func(t *testing.T) {
+			var mu sync.Mutex
+			received := 0
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				mu.Lock()
+				received++
+				mu.Unlock()
+				if r.URL.Query().Get("warm") != "" {
+					w.Write([]byte("{}"))
+					return
+				}
+				conn, _, _ := w.(http.Hijacker).Hijack()
+				conn.Close()
+			}))
+			c, _ := NewProviderClient("crystalpay", srv.URL, time.Second)
+			if tc.neverOnce {
+				c.SendOnce(tc.op)
 			}
-			conn, _, _ := w.(http.Hijacker).Hijack()
-			conn.Close()
-		}))
-		c, _ := newAPIClient("crystalpay", srv.URL, time.Second)
-		if tc.neverOnce {
-			c.neverReplay(tc.op)
-		}
-		ctx := context.Background()
-		if _, _, err := c.call(ctx, "balance", http.MethodGet, c.endpoint("", url.Values{"warm": {"1"}}), nil, nil); err != nil {
-			t.Fatal(err)
-		}
-		mu.Lock()
-		received = 0
-		mu.Unlock()
-		_, _, err := c.call(ctx, tc.op, http.MethodGet, c.endpoint("", url.Values{"o": {tc.op}}), nil, nil)
-		mu.Lock()
-		got := received
-		mu.Unlock()
-		if tc.neverOnce && !errors.Is(err, ErrUnavailable) {
-			t.Errorf("%s: err = %v, want ErrUnavailable", tc.op, err)
-		}
-		if got != tc.want {
-			t.Errorf("%s: the provider received %d requests, want %d", tc.op, got, tc.want)
-		}
-		srv.Close()
+			ctx := context.Background()
+			if _, _, err := c.Call(ctx, "balance", http.MethodGet, c.URL("", url.Values{"warm": {"1"}}), nil, nil); err != nil {
+				t.Fatal(err)
+			}
+			mu.Lock()
+			received = 0
+			mu.Unlock()
+			method, header := http.MethodGet, http.Header(nil)
+			if tc.body != nil {
+				method, header = http.MethodPost, http.Header{"Idempotency-Key": {"k1"}}
+			}
+			_, _, err := c.Call(ctx, tc.op, method, c.URL("", url.Values{"o": {tc.op}}), header, tc.body)
+			mu.Lock()
+			got := received
+			mu.Unlock()
+			if tc.neverOnce && !errors.Is(err, ErrUnavailable) {
+				t.Errorf("%s: err = %v, want ErrUnavailable", tc.op, err)
+			}
+			if got != tc.want {
+				t.Errorf("%s: the provider received %d requests, want %d", tc.op, got, tc.want)
+			}
+			srv.Close()
+		})
 	}
+}
+
+// TestJSONCalls: GetJSON and PostJSON send JSON, decode a 2xx reply, and
+// turn any other reply into a ProviderError of the status's kind, with the
+// error reply's code and message, whose text carries no secret.
+func TestJSONCalls(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Accept") != "application/json" || r.Header.Get("Authorization") != "Bearer s3cret" {
+			t.Errorf("%s %s: headers %v", r.Method, r.URL, r.Header)
+		}
+		status, _ := strconv.Atoi(r.URL.Query().Get("status"))
+		if r.Method == http.MethodPost {
+			var in struct{ Status int }
+			if r.Header.Get("Content-Type") != "application/json; charset=utf-8" || json.NewDecoder(r.Body).Decode(&in) != nil {
+				t.Errorf("POST body: %v", r.Header)
+			}
+			status = in.Status
+		}
+		w.WriteHeader(status)
+		switch {
+		case status == http.StatusTeapot:
+			w.Write([]byte(`not json`))
+		case status >= 300:
+			fmt.Fprintf(w, `{"error":{"code":"c%d","message":"bad token s3cret"}}`, status)
+		default:
+			fmt.Fprintf(w, `{"id":"p-%d","echo":"token s3cret"}`, status)
+		}
+	}))
+	defer srv.Close()
+	c, _ := NewProviderClient("newpay", srv.URL+"/v3", time.Second, "s3cret")
+	header := http.Header{"Authorization": {"Bearer s3cret"}}
+	for _, tc := range []struct {
+		status int
+		want   error
+	}{
+		{http.StatusOK, nil},
+		{http.StatusCreated, nil},
+		{http.StatusUnauthorized, ErrAuth},
+		{http.StatusNotFound, ErrNotFound},
+		{http.StatusConflict, ErrRejected},
+		{http.StatusTooManyRequests, ErrUnavailable},
+		{http.StatusBadGateway, ErrUnavailable},
+		{http.StatusTeapot, ErrRejected},
+	} {
+		t.Run(strconv.Itoa(tc.status), func(t *testing.T) {
+			for method, call := range map[string]func(out any) error{
+				http.MethodGet: func(out any) error {
+					return c.GetJSON(context.Background(), "status", "payments", url.Values{"status": {strconv.Itoa(tc.status)}}, header, out)
+				},
+				http.MethodPost: func(out any) error {
+					return c.PostJSON(context.Background(), "create", "payments", header, map[string]int{"status": tc.status}, out)
+				},
+			} {
+				var out struct{ ID string }
+				err := call(&out)
+				if !errors.Is(err, tc.want) || (err == nil) != (tc.want == nil) {
+					t.Fatalf("%s: err = %v, want %v", method, err, tc.want)
+				}
+				if err == nil && out.ID != "p-"+strconv.Itoa(tc.status) {
+					t.Errorf("%s: decoded %+v", method, out)
+				}
+				var pe *ProviderError
+				if err != nil && (!errors.As(err, &pe) || pe.Status != tc.status || pe.Provider != "newpay" || strings.Contains(err.Error()+pe.Body, "s3cret")) {
+					t.Errorf("%s: error %#v", method, err)
+				}
+				if err != nil && tc.status != http.StatusTeapot && (pe.Code != "c"+strconv.Itoa(tc.status) || pe.Message != "bad token [redacted]") {
+					t.Errorf("%s: code %q, message %q from the error reply", method, pe.Code, pe.Message)
+				}
+			}
+		})
+	}
+	t.Run("malformed", func(t *testing.T) {
+		var out struct{ ID int }
+		err := c.GetJSON(context.Background(), "status", "payments", url.Values{"status": {"200"}}, header, &out)
+		if !errors.Is(err, ErrMalformedReply) || strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("err = %v, want ErrMalformedReply without the secret", err)
+		}
+	})
 }
