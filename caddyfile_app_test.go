@@ -178,3 +178,102 @@ func TestProvisionWarnsOfKopecks(t *testing.T) {
 		t.Errorf("skus = %v", skus)
 	}
 }
+
+// fuzzDispenser tokenizes input as caddyfile.NewTestDispenser does, but
+// reports a lexing error (an unterminated quote) instead of exiting the
+// process, as NewTestDispenser does. Inputs with {$ENV} placeholders are
+// skipped: NewTestDispenser would substitute them before lexing.
+func fuzzDispenser(t *testing.T, input string) *caddyfile.Dispenser {
+	t.Helper()
+	if strings.Contains(input, "{$") {
+		t.Skip("environment placeholders are substituted before lexing")
+	}
+	if _, err := caddyfile.Tokenize([]byte(input), "Testfile"); err != nil {
+		t.Skip("not lexable")
+	}
+	return caddyfile.NewTestDispenser(input)
+}
+
+// FuzzGlobalOption feeds arbitrary Caddyfile text to the kassa global
+// option's parser. It must not panic, and what it accepts must be an app
+// config that decodes again with the app's own strict JSON rules: every
+// inline product valid and unique (a catalog can be built of them), the
+// durations positive, the payment accounts validly named.
+func FuzzGlobalOption(f *testing.F) {
+	for _, s := range []string{
+		"kassa",
+		"kassa {\n}",
+		`kassa {
+	payment main crystalpay {
+		login   {env.CRYSTALPAY_LOGIN}
+		secret  {env.CRYSTALPAY_SECRET}
+		secret2 {env.CRYSTALPAY_SECRET2}
+	}
+	payment card pegas {
+		token    {env.PEGAS_TOKEN}
+		endpoint https://pegas.example/api/v1
+		type     invoice-card
+	}
+	receipts smartcashier {
+		token      {env.SMARTCASHIER_TOKEN}
+		cashbox_id da2bb850-63ef-47e4-8b45-7b5b841eaa9b
+		taxation   usn_income
+		vat        none
+		print      false
+	}
+	catalog /srv/shop/catalog.json
+	product tea-green 350.00 "Green tea 100 g" vat20
+	product cup 1200 "Чашка"
+	poll_interval 10s
+	order_ttl 30m
+}`,
+		"kassa {\n\tproduct tea 350.00 \"Tea\" vat20\n\tproduct tea 1 \"Twice\"\n}",
+		"kassa {\n\tproduct tea 3.5e2 \"Tea\"\n}",
+		"kassa {\n\tproduct tea -1 \"Tea\"\n}",
+		"kassa {\n\tproduct ../../etc/passwd 1 \"x\"\n}",
+		"kassa {\n\tproduct tea 1 \"<script>alert(1)</script>\"\n}",
+		"kassa {\n\tproduct tea 1 \"a\x00b\"\n}",
+		"kassa {\n\tproduct tea ３５０ \"Tea\"\n}",
+		"kassa {\n\tpoll_interval 0s\n\torder_ttl -1m\n}",
+		"kassa {\n\tpoll_interval 1s\n\tpoll_interval 2s\n}",
+		"kassa {\n\tpayment ../x crystalpay {\n\t}\n}",
+		"kassa {\n\tpayment main nope {\n\t}\n}",
+		"kassa {\n\treceipts smartcashier {\n\t\ttoken x\n\t}\n\treceipts smartcashier\n}",
+		"kassa {\n\tstorage nope\n}",
+		"kassa extra {\n}",
+		"kassa {\n\tunknown thing\n}",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, input string) {
+		d := fuzzDispenser(t, input)
+		v, err := parseGlobalOption(d, nil)
+		if err != nil {
+			return
+		}
+		app, ok := v.(httpcaddyfile.App)
+		if !ok || app.Name != "kassa" {
+			t.Fatalf("accepted as %#v, want the kassa app", v)
+		}
+		var got App
+		if err := json.Unmarshal(app.Value, &got); err != nil {
+			t.Fatalf("the app's JSON does not decode again: %v\n%s", err, app.Value)
+		}
+		if _, err := NewCatalog(got.Products); err != nil {
+			t.Fatalf("accepted products that make no catalog: %v\n%s", err, app.Value)
+		}
+		for _, p := range got.Products {
+			if !plainAmount(p.Price) || checkItemName(p.Name) != nil || !validSKU(p.SKU) {
+				t.Fatalf("accepted product %+v", p)
+			}
+		}
+		if got.PollInterval < 0 || got.OrderTTL < 0 {
+			t.Fatalf("accepted durations %v %v", got.PollInterval, got.OrderTTL)
+		}
+		for name := range got.PaymentsRaw {
+			if err := validateAccountName(name); err != nil {
+				t.Fatalf("accepted account name %q: %v", name, err)
+			}
+		}
+	})
+}

@@ -688,6 +688,8 @@ func FuzzParseItems(f *testing.F) {
 		`[{"name":"Green tea","qty":2,"price":"350.00","vat":"vat20"}]`,
 		`[{"name":"Cookie","qty":3,"price":99.99},{"name":"x","qty":1,"price":"0","vat":null}]`,
 		`[{"name":"Tea","qty":1,"price":1e3}]`, `[]`, `{}`, ``, `[{"name":"Tea","qty":1,"price":"1"}] x`,
+		// Raw values an upstream's X-Kassa-Items header cannot carry.
+		"a\r\nX-Injected: 1", "a\x00b", "a\x01\x1b[31mb",
 	} {
 		f.Add(s)
 	}

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/caddyserver/certmagic"
 )
@@ -103,4 +104,41 @@ func TestStorageDownIs503(t *testing.T) {
 	}
 	h.app.useStorage(storage)
 	benchOrder(t, h)
+}
+
+// checkRequestError checks that err is a RequestError with one of the
+// statuses and a code, whose message is valid UTF-8 with no control
+// character, and returns it.
+func checkRequestError(t *testing.T, err error, statuses ...int) *RequestError {
+	t.Helper()
+	var re *RequestError
+	if !errors.As(err, &re) {
+		t.Fatalf("error %v (%T) is not a *RequestError", err, err)
+	}
+	found := false
+	for _, s := range statuses {
+		found = found || re.Status == s
+	}
+	if !found {
+		t.Fatalf("error %v: status %d, want one of %v", err, re.Status, statuses)
+	}
+	if re.Code == "" || strings.ContainsAny(re.Code, " \t\r\n") {
+		t.Fatalf("error %v: code %q", err, re.Code)
+	}
+	if !utf8.ValidString(re.Message) || strings.ContainsFunc(re.Message, unsafeRune) {
+		t.Fatalf("error message %q carries an unsafe character", re.Message)
+	}
+	return re
+}
+
+// unsafeRune is a character no message may repeat raw: C0 and C1
+// controls, DEL, the line and paragraph separators, and the bidi controls
+// that reorder text (Trojan Source).
+func unsafeRune(r rune) bool {
+	return r < 0x20 || r >= 0x7f && r < 0xa0 || r == '\u2028' || r == '\u2029' || bidiControl(r)
+}
+
+// bidiControl reports whether r is a bidi embedding, override or isolate.
+func bidiControl(r rune) bool {
+	return r >= '\u202a' && r <= '\u202e' || r >= '\u2066' && r <= '\u2069'
 }

@@ -155,3 +155,9 @@ func FuzzParseAmount(f *testing.F) {
 		}
 	})
 }
+
+// plainAmount reports whether d has at most two decimals, is not
+// negative and is at most maxAmount: what ParseAmount promises.
+func plainAmount(d decimal.Decimal) bool {
+	return !d.IsNegative() && d.Equal(d.Round(2)) && !d.GreaterThan(maxAmount)
+}

@@ -10,7 +10,9 @@ package caddytest
 // be a clear 4xx (or, for the few values a field rightly takes, the
 // ordinary success), with no injected header, no hostile value repeated
 // raw, no script in an HTML page, and nothing stored or sent to a provider
-// for a refusal. Every helper here is prefixed hostile.
+// for a refusal; an error's message is safe to show. This is the one
+// hostile-input suite: the parsers' own fuzz targets sit beside them in the
+// root package. Every helper here is prefixed hostile.
 
 import (
 	"bufio"
@@ -81,6 +83,10 @@ type hostileSurface struct {
 	// long are the statuses of the 100 KB value, when not refused's: 413
 	// for a body, 431 or 414 for a URL or a request header.
 	long []int
+	// quotes marks a surface whose error message quotes the value
+	// (JSON-escaped in the reply): a known defect, left to the code that
+	// words the message.
+	quotes bool
 }
 
 // hostileShop is the shop process, its sandbox and its upstream.
@@ -359,6 +365,43 @@ func hostileCheckReply(t *testing.T, got hostileSent, v string) {
 	if len(got.body) > 8<<10 {
 		t.Errorf("a %d-byte reply", len(got.body))
 	}
+	if code, msg, ok := hostileError(got); ok {
+		if !utf8.ValidString(msg) || strings.ContainsFunc(msg, hostileUnsafeRune) || len(msg) > 1024 {
+			t.Errorf("the error message is not safe to show: %.400q", msg)
+		}
+		if code == "" || strings.ContainsAny(code, " \t\r\n") {
+			t.Errorf("error code %q", code)
+		}
+	}
+}
+
+// hostileError is the code and message of a JSON error reply.
+func hostileError(got hostileSent) (code, message string, ok bool) {
+	var answer struct {
+		Error struct{ Code, Message string } `json:"error"`
+	}
+	if json.Unmarshal(got.body, &answer) != nil || answer.Error.Message == "" {
+		return "", "", false
+	}
+	return answer.Error.Code, answer.Error.Message, true
+}
+
+// hostileCheckNoEcho checks that an error message does not quote a
+// dangerous value, even where the reply's JSON escapes it: a client may
+// show the message as it is.
+func hostileCheckNoEcho(t *testing.T, got hostileSent, v string) {
+	t.Helper()
+	if _, msg, ok := hostileError(got); ok && hostileDangerous(v) && strings.Contains(msg, v) {
+		t.Errorf("the error message quotes the hostile value: %.400q", msg)
+	}
+}
+
+// hostileUnsafeRune is a character no error message may carry: C0 and C1
+// controls, DEL, the line and paragraph separators, and the bidi controls
+// that reorder text (Trojan Source).
+func hostileUnsafeRune(r rune) bool {
+	return r < 0x20 || r >= 0x7f && r < 0xa0 || r == '\u2028' || r == '\u2029' ||
+		r >= '\u202a' && r <= '\u202e' || r >= '\u2066' && r <= '\u2069'
 }
 
 // hostileAcceptAll is an outcome for each named value.
@@ -407,6 +450,10 @@ func TestHostileInput(t *testing.T) {
 	text := []string{"html", "sql", "sql-drop", "traversal", "fullwidth", "exponent", "signed", "plus"}
 	// Printable ASCII without spaces: a legal operation id or Idempotency-Key.
 	token := []string{"html", "traversal", "exponent", "signed", "plus"}
+	// Before @example.com, what makes an address by its characters
+	// (../../etc/passwd@example.com is only ever stored and sent as JSON),
+	// and a non-ASCII local part: an internationalised address.
+	localPart := []string{"traversal", "fullwidth", "exponent", "signed", "plus"}
 	// Letters, digits and + - . _ @: a legal payee, method or payout order id.
 	payee := []string{"exponent", "signed", "plus"}
 
@@ -477,6 +524,10 @@ func TestHostileInput(t *testing.T) {
 		{name: "form email", long: tooLarge, send: func(t *testing.T, _, v string) hostileSent {
 			return s.postForm(t, "/pay", url.Values{"item": {"tea"}, "email": {v}})
 		}},
+		{name: "form email local part", long: tooLarge, accept: hostileAcceptAll(redirected, localPart...),
+			send: func(t *testing.T, _, v string) hostileSent {
+				return s.postForm(t, "/pay", url.Values{"item": {"tea"}, "email": {v + "@example.com"}})
+			}},
 		{name: "form phone", long: tooLarge, send: func(t *testing.T, _, v string) hostileSent {
 			return s.postForm(t, "/pay", url.Values{"item": {"tea"}, "phone": {v}})
 		}},
@@ -499,6 +550,10 @@ func TestHostileInput(t *testing.T) {
 		{name: "json email", long: tooLarge, send: func(t *testing.T, _, v string) hostileSent {
 			return s.postJSON(t, s.url+"/pay", hostileBody(`{"items":[{"sku":"tea"}],"email":%s}`, v))
 		}},
+		{name: "json email local part", long: tooLarge, accept: hostileAcceptAll(created, localPart...),
+			send: func(t *testing.T, _, v string) hostileSent {
+				return s.postJSON(t, s.url+"/pay", hostileBody(`{"items":[{"sku":"tea"}],"email":%s}`, v+"@example.com"))
+			}},
 		{name: "json phone", long: tooLarge, send: func(t *testing.T, _, v string) hostileSent {
 			return s.postJSON(t, s.url+"/pay", hostileBody(`{"items":[{"sku":"tea"}],"phone":%s}`, v))
 		}},
@@ -517,9 +572,15 @@ func TestHostileInput(t *testing.T) {
 		{name: "X-Kassa-Order", skip: hostileHeaderUnsendable, accept: hostileAcceptAll(redirected, "exponent", "signed"),
 			send: proxied("X-Kassa-Order")},
 		{name: "X-Kassa-Items", skip: hostileHeaderUnsendable, send: proxied("X-Kassa-Items")},
-		{name: "X-Kassa-Items name", skip: hostileHeaderUnsendable, accept: hostileAcceptAll(redirected, text...),
+		// Inside the items' JSON, a control character travels escaped.
+		{name: "X-Kassa-Items name", accept: hostileAcceptAll(redirected, text...),
 			send: func(t *testing.T, caseID, v string) hostileSent {
 				items := `[{"name":` + hostileJSONString(v) + `,"qty":2,"price":"250.00"}]`
+				return s.proxied(t, caseID, map[string]string{"X-Kassa-Items": items})
+			}},
+		{name: "X-Kassa-Items price",
+			send: func(t *testing.T, caseID, v string) hostileSent {
+				items := `[{"name":"Tea","qty":2,"price":` + hostileJSONString(v) + `}]`
 				return s.proxied(t, caseID, map[string]string{"X-Kassa-Items": items})
 			}},
 		{name: "X-Kassa-Description", skip: hostileHeaderUnsendable, accept: hostileAcceptAll(redirected, text...),
@@ -537,7 +598,7 @@ func TestHostileInput(t *testing.T) {
 		{name: "receipt phone", long: tooLarge, send: receiptWith("phone")},
 		{name: "receipt type", long: tooLarge, send: receiptWith("type")},
 		{name: "receipt taxation", long: tooLarge, send: receiptWith("taxation")},
-		{name: "receipt cashbox_id", long: tooLarge, send: receiptWith("cashbox_id")},
+		{name: "receipt cashbox_id", long: tooLarge, quotes: true, send: receiptWith("cashbox_id")},
 		// The admin API.
 		{name: "payout payment", long: tooLarge, send: payout(`{"payment":%s,"amount":"100","to":"79990000000","method":"qw"}`)},
 		{name: "payout amount", long: tooLarge, send: payout(`{"payment":"main","amount":%s,"to":"79990000000","method":"qw"}`)},
@@ -554,7 +615,7 @@ func TestHostileInput(t *testing.T) {
 				return s.postJSON(t, s.admin+"/kassa/payouts", []byte(`{"payment":"main","amount":"100","to":"79990000000","method":"qw"}`), "Idempotency-Key", v)
 			}},
 		{name: "cash amount", long: tooLarge, send: cash(`{"amount":%s,"operation_id":"hostile-cash-%d"}`)},
-		{name: "cash cashbox_id", long: tooLarge, send: cash(`{"amount":"500.00","cashbox_id":%s,"operation_id":"hostile-cash-%d"}`)},
+		{name: "cash cashbox_id", long: tooLarge, quotes: true, send: cash(`{"amount":"500.00","cashbox_id":%s,"operation_id":"hostile-cash-%d"}`)},
 		// An operation id the operator gives is sent, then its state asked
 		// (it may have been sent before): two calls.
 		{name: "cash operation_id", long: tooLarge,
@@ -590,6 +651,9 @@ func TestHostileInput(t *testing.T) {
 				got := surface.send(t, caseID, in.value)
 
 				hostileCheckReply(t, got, in.value)
+				if !surface.quotes {
+					hostileCheckNoEcho(t, got, in.value)
+				}
 				allAfter, ordersAfter := s.files(t)
 				callsAfter := s.calls(t)
 				want, accepted := surface.accept[in.name]
