@@ -7,7 +7,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -33,44 +32,17 @@ const (
 	crystalTestSecret2 = "S2-crystal-4c8d05"
 )
 
-// crystalStub is a CrystalPAY API stand-in that records each query.
-type crystalStub struct {
-	*httptest.Server
-	calls   atomic.Int32
-	queries chan url.Values
-}
-
-func newCrystalStub(t *testing.T, reply func(q url.Values) (int, string)) *crystalStub {
+// crystalQuery returns the query of the latest request a stub received,
+// after checking that every request was a GET of /api.php, the API's one
+// address.
+func crystalQuery(t *testing.T, stub *providerStub) url.Values {
 	t.Helper()
-	s := &crystalStub{queries: make(chan url.Values, 16)}
-	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.calls.Add(1)
-		if r.Method != http.MethodGet || r.URL.Path != "/api.php" {
-			t.Errorf("got %s %s, want GET /api.php", r.Method, r.URL.Path)
+	for _, r := range stub.requests() {
+		if r.Method != http.MethodGet || r.Path != "/api.php" {
+			t.Errorf("got %s %s, want GET /api.php", r.Method, r.Path)
 		}
-		q := r.URL.Query()
-		select {
-		case s.queries <- q:
-		default:
-		}
-		status, body := reply(q)
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(status)
-		w.Write([]byte(body))
-	}))
-	t.Cleanup(s.Close)
-	return s
-}
-
-func (s *crystalStub) lastQuery(t *testing.T) url.Values {
-	t.Helper()
-	select {
-	case q := <-s.queries:
-		return q
-	default:
-		t.Fatal("no request reached the stub")
-		return nil
 	}
+	return stub.last(t).Query
 }
 
 // provisionCrystal provisions a CrystalPay against endpoint.
@@ -104,7 +76,7 @@ func provisionModule(t *testing.T, m caddy.Module) {
 }
 
 func TestCrystalPayGenerate(t *testing.T) {
-	stub := newCrystalStub(t, func(url.Values) (int, string) { return 200, crystalGenerateSeed })
+	stub := newProviderStub(t, stubJSON(200, crystalGenerateSeed))
 	c := provisionCrystal(t, stub.URL+"/api.php", 0)
 
 	p, err := c.CreatePayment(context.Background(), PaymentRequest{
@@ -117,7 +89,7 @@ func TestCrystalPayGenerate(t *testing.T) {
 	if p.ID != "1_gdTSSewzsE" || p.URL != "https://pay.crystalpay.ru/?i=1_gdTSSewzsE" {
 		t.Errorf("payment = %+v", p)
 	}
-	q := stub.lastQuery(t)
+	q := crystalQuery(t, stub)
 	want := url.Values{"s": {crystalTestSecret}, "n": {"testkassa"}, "o": {"generate"},
 		"amount": {"100"}, "redirect": {"https://shop.example/thanks?order=a&b=1"}}
 	if q.Encode() != want.Encode() {
@@ -126,19 +98,19 @@ func TestCrystalPayGenerate(t *testing.T) {
 }
 
 func TestCrystalPayGenerateWithoutRedirect(t *testing.T) {
-	stub := newCrystalStub(t, func(url.Values) (int, string) { return 200, crystalGenerateSeed })
+	stub := newProviderStub(t, stubJSON(200, crystalGenerateSeed))
 	c := provisionCrystal(t, stub.URL+"/api.php", 0)
 	if _, err := c.CreatePayment(context.Background(), PaymentRequest{Amount: decimal.NewFromInt(350)}); err != nil {
 		t.Fatal(err)
 	}
-	q := stub.lastQuery(t)
+	q := crystalQuery(t, stub)
 	if q.Has("redirect") || q.Get("amount") != "350" {
 		t.Errorf("query = %v, want amount 350 and no redirect", q)
 	}
 }
 
 func TestCrystalPayRefusesBeforeSending(t *testing.T) {
-	stub := newCrystalStub(t, func(url.Values) (int, string) { return 200, crystalGenerateSeed })
+	stub := newProviderStub(t, stubJSON(200, crystalGenerateSeed))
 	c := provisionCrystal(t, stub.URL+"/api.php", 0)
 	ctx := context.Background()
 	for _, amount := range []string{"100.50", "0.01", "0", "-100", "1000000001", "100.001"} {
@@ -173,7 +145,7 @@ func TestCrystalPayRefusesBeforeSending(t *testing.T) {
 	if _, err := c.PaymentStatus(ctx, PaymentRef{}); !errors.Is(err, ErrInvalid) {
 		t.Errorf("checkpay without id: err = %v, want ErrInvalid", err)
 	}
-	if n := stub.calls.Load(); n != 0 {
+	if n := stub.count(); n != 0 {
 		t.Errorf("%d requests reached the provider, want 0", n)
 	}
 }
@@ -189,7 +161,7 @@ func TestCrystalPayCheckpay(t *testing.T) {
 		{`{"state":"payed","amount":"100","error":false,"auth":"ok"}`, true, "100"},
 		{`{"state":"payed","amount":250.5,"error":false,"auth":"ok"}`, true, "250.5"},
 	} {
-		stub := newCrystalStub(t, func(url.Values) (int, string) { return 200, tc.reply })
+		stub := newProviderStub(t, stubJSON(200, tc.reply))
 		c := provisionCrystal(t, stub.URL+"/api.php", 0)
 		st, err := c.PaymentStatus(context.Background(), PaymentRef{ID: "1_gdTSSewzsE"})
 		if err != nil {
@@ -199,7 +171,7 @@ func TestCrystalPayCheckpay(t *testing.T) {
 			(tc.amount != "" && !st.Amount.Decimal.Equal(decimal.RequireFromString(tc.amount))) {
 			t.Errorf("%s: status = %+v", tc.reply, st)
 		}
-		q := stub.lastQuery(t)
+		q := crystalQuery(t, stub)
 		if q.Get("o") != "checkpay" || q.Get("i") != "1_gdTSSewzsE" {
 			t.Errorf("query = %v", q)
 		}
@@ -208,7 +180,7 @@ func TestCrystalPayCheckpay(t *testing.T) {
 
 func TestCrystalPayBalance(t *testing.T) {
 	for reply, want := range map[string]string{crystalBalanceSeed: "203", crystalWalletsSeed: "1047"} {
-		stub := newCrystalStub(t, func(url.Values) (int, string) { return 200, reply })
+		stub := newProviderStub(t, stubJSON(200, reply))
 		c := provisionCrystal(t, stub.URL+"/api.php", 0)
 		b, err := c.Balance(context.Background())
 		if err != nil {
@@ -220,14 +192,14 @@ func TestCrystalPayBalance(t *testing.T) {
 		if reply == crystalWalletsSeed && (len(b.Wallets) != 2 || !b.Wallets["VISAMASTER.RUR"].Equal(decimal.NewFromInt(947))) {
 			t.Errorf("wallets = %v", b.Wallets)
 		}
-		if q := stub.lastQuery(t); q.Get("o") != "balance" || q.Get("n") != "testkassa" || q.Get("s") != crystalTestSecret {
+		if q := crystalQuery(t, stub); q.Get("o") != "balance" || q.Get("n") != "testkassa" || q.Get("s") != crystalTestSecret {
 			t.Errorf("query = %v", q)
 		}
 	}
 }
 
 func TestCrystalPayWithdrawSignature(t *testing.T) {
-	stub := newCrystalStub(t, func(url.Values) (int, string) { return 200, `{"error":false,"auth":"ok"}` })
+	stub := newProviderStub(t, stubJSON(200, `{"error":false,"auth":"ok"}`))
 	c := &CrystalPay{Login: "testkassa", Secret: "S1", Secret2: "S2-secret", Endpoint: stub.URL + "/api.php"}
 	provisionModule(t, c)
 	if _, err := c.Payout(context.Background(), PayoutRequest{
@@ -235,7 +207,7 @@ func TestCrystalPayWithdrawSignature(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	q := stub.lastQuery(t)
+	q := crystalQuery(t, stub)
 	// md5("79990000000-100-S2-secret"), computed outside Go.
 	want := url.Values{"s": {"S1"}, "n": {"testkassa"}, "o": {"withdraw"}, "amount": {"100"},
 		"wallet": {"79990000000"}, "service": {"qw"}, "secret": {"584753788308bff28477a98df6ced2c6"}}
@@ -245,13 +217,13 @@ func TestCrystalPayWithdrawSignature(t *testing.T) {
 }
 
 func TestCrystalPayWithdrawNeedsSecret2(t *testing.T) {
-	stub := newCrystalStub(t, func(url.Values) (int, string) { return 200, `{"error":false,"auth":"ok"}` })
+	stub := newProviderStub(t, stubJSON(200, `{"error":false,"auth":"ok"}`))
 	c := &CrystalPay{Login: "testkassa", Secret: "S1", Endpoint: stub.URL + "/api.php"}
 	provisionModule(t, c)
 	_, err := c.Payout(context.Background(), PayoutRequest{Amount: decimal.NewFromInt(100), To: "7999", Method: "qw"})
 	var ve *ValidationError
-	if !errors.As(err, &ve) || ve.Field != "secret2" || stub.calls.Load() != 0 {
-		t.Errorf("err = %v, calls = %d; want a ValidationError on secret2 and no call", err, stub.calls.Load())
+	if !errors.As(err, &ve) || ve.Field != "secret2" || stub.count() != 0 {
+		t.Errorf("err = %v, calls = %d; want a ValidationError on secret2 and no call", err, stub.count())
 	}
 }
 
@@ -279,7 +251,7 @@ func TestCrystalPayErrors(t *testing.T) {
 		{"bad url", 200, `{"id":"1_x","url":"javascript:alert(1)","error":false,"auth":"ok"}`, ErrMalformedReply, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			stub := newCrystalStub(t, func(url.Values) (int, string) { return tc.status, tc.reply })
+			stub := newProviderStub(t, stubJSON(tc.status, tc.reply))
 			c := provisionCrystal(t, stub.URL+"/api.php", 0)
 			_, err := c.CreatePayment(context.Background(), PaymentRequest{Amount: decimal.NewFromInt(100)})
 			var pe *ProviderError
@@ -303,7 +275,7 @@ func TestCrystalPayCheckpayMalformed(t *testing.T) {
 		`{"state":"payed","amount":"-5","error":false,"auth":"ok"}`,
 		`{"state":"payed","amount":"lots","error":false,"auth":"ok"}`,
 	} {
-		stub := newCrystalStub(t, func(url.Values) (int, string) { return 200, reply })
+		stub := newProviderStub(t, stubJSON(200, reply))
 		c := provisionCrystal(t, stub.URL+"/api.php", 0)
 		if _, err := c.PaymentStatus(context.Background(), PaymentRef{ID: "1_x"}); !errors.Is(err, ErrMalformedReply) {
 			t.Errorf("%s: err = %v, want ErrMalformedReply", reply, err)
@@ -313,7 +285,7 @@ func TestCrystalPayCheckpayMalformed(t *testing.T) {
 
 func TestCrystalPayNeverRetriesGenerateOrWithdraw(t *testing.T) {
 	for _, status := range []int{500, 502, 503} {
-		stub := newCrystalStub(t, func(url.Values) (int, string) { return status, "busy" })
+		stub := newProviderStub(t, stubJSON(status, "busy"))
 		c := provisionCrystal(t, stub.URL+"/api.php", 0)
 		ctx := context.Background()
 		if _, err := c.CreatePayment(ctx, PaymentRequest{Amount: decimal.NewFromInt(100)}); !errors.Is(err, ErrUnavailable) {
@@ -322,7 +294,7 @@ func TestCrystalPayNeverRetriesGenerateOrWithdraw(t *testing.T) {
 		if _, err := c.Payout(ctx, PayoutRequest{Amount: decimal.NewFromInt(100), To: "7999", Method: "qw"}); !errors.Is(err, ErrUnavailable) {
 			t.Fatalf("withdraw: err = %v", err)
 		}
-		if n := stub.calls.Load(); n != 2 {
+		if n := stub.count(); n != 2 {
 			t.Errorf("HTTP %d: %d requests for one generate and one withdraw, want 2", status, n)
 		}
 	}
@@ -340,30 +312,28 @@ func TestCrystalPayCancelNotSupported(t *testing.T) {
 // field of the error.
 func TestCrystalPayErrorsCarryNoSecret(t *testing.T) {
 	echo := func(q url.Values) string { return q.Get("s") + " " + q.Get("secret") + " " + q.Encode() }
-	replies := map[string]func(w http.ResponseWriter, r *http.Request){
-		"500":  func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(500); w.Write([]byte(echo(r.URL.Query()))) },
-		"html": func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("<html>" + echo(r.URL.Query()))) },
-		"auth echo": func(w http.ResponseWriter, r *http.Request) {
+	replies := map[string]stubAnswer{
+		"500": func(w http.ResponseWriter, r *http.Request, _ int) {
+			w.WriteHeader(500)
+			w.Write([]byte(echo(r.URL.Query())))
+		},
+		"html": func(w http.ResponseWriter, r *http.Request, _ int) { w.Write([]byte("<html>" + echo(r.URL.Query()))) },
+		"auth echo": func(w http.ResponseWriter, r *http.Request, _ int) {
 			w.Write([]byte(`{"auth":"error","error_message":"bad ` + echo(r.URL.Query()) + `"}`))
 		},
-		"error echo": func(w http.ResponseWriter, r *http.Request) {
+		"error echo": func(w http.ResponseWriter, r *http.Request, _ int) {
 			w.Write([]byte(`{"error":true,"error_message":"bad ` + echo(r.URL.Query()) + `","auth":"ok"}`))
 		},
-		"malformed": func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(`{"id":"` + echo(r.URL.Query()))) },
-		"timeout":   func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() },
-		"drop": func(w http.ResponseWriter, r *http.Request) {
-			conn, _, _ := w.(http.Hijacker).Hijack()
-			conn.Close()
-		},
-		"redirect": func(w http.ResponseWriter, r *http.Request) {
+		"malformed": func(w http.ResponseWriter, r *http.Request, _ int) { w.Write([]byte(`{"id":"` + echo(r.URL.Query()))) },
+		"timeout":   func(w http.ResponseWriter, r *http.Request, _ int) { <-r.Context().Done() },
+		"drop":      stubHangUp(t),
+		"redirect": func(w http.ResponseWriter, r *http.Request, _ int) {
 			http.Redirect(w, r, "/elsewhere?"+r.URL.RawQuery, http.StatusFound)
 		},
 	}
 	endpoints := map[string]string{"refused": closedEndpoint(t) + "/api.php"}
 	for name, h := range replies {
-		srv := httptest.NewServer(http.HandlerFunc(h))
-		t.Cleanup(srv.Close)
-		endpoints[name] = srv.URL + "/api.php"
+		endpoints[name] = newProviderStub(t, h).URL + "/api.php"
 	}
 	for name, endpoint := range endpoints {
 		c := provisionCrystal(t, endpoint, 200*time.Millisecond)

@@ -48,7 +48,7 @@ func TestVATNames2026(t *testing.T) {
 // refused locally, naming the field and the line to add. Before: vat22 was
 // an unknown name.
 func TestSmartCashierTaxTypes(t *testing.T) {
-	stub := newSCStub(t, scOK)
+	stub := newProviderStub(t, scOK)
 	s := provisionSC(t, stub.URL, func(s *SmartCashier) { s.TaxTypes = map[string]int{"vat22": 11, "vat122": 12} })
 	r := Receipt{OperationID: "op-22", Cashless: scMoney("1220"), Email: "buyer@example.com", Positions: []Position{
 		{Name: "Чашка", Quantity: 1, Price: scMoney("1000"), VAT: VAT22},
@@ -63,7 +63,7 @@ func TestSmartCashierTaxTypes(t *testing.T) {
 			TaxType int `json:"taxType"`
 		} `json:"positions"`
 	}
-	if err := json.Unmarshal(stub.only(t).Body, &sent); err != nil {
+	if err := json.Unmarshal(scOnly(t, stub).Body, &sent); err != nil {
 		t.Fatal(err)
 	}
 	if got := []int{sent.Positions[0].TaxType, sent.Positions[1].TaxType, sent.Positions[2].TaxType}; got[0] != 11 || got[1] != 2 || got[2] != 4 {
@@ -139,7 +139,7 @@ func TestSmartCashierCaddyfile2026(t *testing.T) {
 func receiptsApp(t *testing.T, products []Product, taxTypes map[string]int) (*App, *observer.ObservedLogs, error) {
 	t.Helper()
 	core, logs := observer.New(zapcore.WarnLevel)
-	stub := newSCStub(t, scOK)
+	stub := newProviderStub(t, scOK)
 	sc := provisionSC(t, stub.URL, func(s *SmartCashier) { s.TaxTypes = taxTypes })
 	a := &App{logger: zap.New(core), receipts: sc}
 	catalog, err := NewCatalog(products)
@@ -185,7 +185,7 @@ func containsSKU(v any, sku string) bool {
 func contactShop(t *testing.T, taxTypes map[string]int) *lifeShop {
 	t.Helper()
 	s := newLifeShop(t, newLifeProvider("pegas"), nil, nil)
-	stub := newSCStub(t, scOK)
+	stub := newProviderStub(t, scOK)
 	s.app.receipts = provisionSC(t, stub.URL, func(sc *SmartCashier) { sc.TaxTypes = taxTypes })
 	return s
 }
@@ -335,12 +335,12 @@ func TestReceiptPage2026(t *testing.T) {
 // operation_failed, to send it under a new id. Before: the repeat was
 // answered 202 queued, and nothing happened.
 func TestCashOperationFailedAtTheTill(t *testing.T) {
-	stub := newSCStub(t, func(n int, req scRequest) (int, string) {
-		if strings.HasSuffix(req.Path, "checkStatus") {
-			return http.StatusOK, `{"status":3,"creationDateTimeUtc":"2026-12-05T10:00:00+03:00","errorMessage":"Открыта крышка."}`
+	stub := newProviderStub(t, stubPick(func(_ int, r *http.Request) stubAnswer {
+		if strings.HasSuffix(r.URL.Path, "checkStatus") {
+			return scReply(http.StatusOK, `{"status":3,"creationDateTimeUtc":"2026-12-05T10:00:00+03:00","errorMessage":"Открыта крышка."}`)
 		}
-		return http.StatusOK, ""
-	})
+		return scReply(http.StatusOK, "")
+	}))
 	a := &App{logger: zap.NewNop(), now: time.Now}
 	a.receipts = provisionSC(t, stub.URL, nil)
 	a.useStorage(newBenchStorage())

@@ -847,12 +847,12 @@ func TestTaxTypesAliasesAreRefused(t *testing.T) {
 // (tax_type vat22 11): the sale went out as taxType 3 (20%), the return as
 // 11 (22%). A return must carry the sale's rate.
 func TestReturnReceiptKeepsTheSalesDefaultRate(t *testing.T) {
-	stub := newSCStub(t, func(n int, req scRequest) (int, string) {
-		if strings.HasSuffix(req.Path, "checkStatus") {
-			return http.StatusOK, `{"status":2,"creationDateTimeUtc":"2025-12-30T10:00:00Z","fiscalParams":{"fiscalDocumentNumber":1,"fiscalDocumentSign":"1","fiscalDocumentDateTimeUtc":"2025-12-30T10:00:00Z","fnNumber":"1"}}`
+	stub := newProviderStub(t, stubPick(func(_ int, r *http.Request) stubAnswer {
+		if strings.HasSuffix(r.URL.Path, "checkStatus") {
+			return scReply(http.StatusOK, `{"status":2,"creationDateTimeUtc":"2025-12-30T10:00:00Z","fiscalParams":{"fiscalDocumentNumber":1,"fiscalDocumentSign":"1","fiscalDocumentDateTimeUtc":"2025-12-30T10:00:00Z","fnNumber":"1"}}`)
 		}
-		return http.StatusOK, ""
-	})
+		return scReply(http.StatusOK, "")
+	}))
 	p := newLifeProvider("crystalpay")
 	s := newLifeShop(t, p, nil, nil)
 	s.app.receipts = provisionSC(t, stub.URL, func(sc *SmartCashier) { sc.VAT = VAT20 })

@@ -9,10 +9,8 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -30,73 +28,6 @@ const pegasTestToken = "TOKEN-pegas-7f3a9c/+x"
 
 // pegasAPIPath is the base path of the stub's API.
 const pegasAPIPath = "/api/v1"
-
-// pegasRequest is one request a stub received.
-type pegasRequest struct {
-	Method string
-	Path   string
-	Query  url.Values
-	Accept string
-}
-
-// pegasStub is a Pegas-kassa API stand-in that records every request.
-type pegasStub struct {
-	*httptest.Server
-	mu       sync.Mutex
-	requests []pegasRequest
-}
-
-// newPegasStub starts a stub that records each request and answers it with
-// handler.
-func newPegasStub(t *testing.T, handler http.HandlerFunc) *pegasStub {
-	t.Helper()
-	s := &pegasStub{}
-	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.mu.Lock()
-		s.requests = append(s.requests, pegasRequest{
-			Method: r.Method, Path: r.URL.Path, Query: r.URL.Query(), Accept: r.Header.Get("Accept"),
-		})
-		s.mu.Unlock()
-		handler(w, r)
-	}))
-	t.Cleanup(s.Close)
-	return s
-}
-
-// count is how many requests the stub received.
-func (s *pegasStub) count() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.requests)
-}
-
-// only returns the stub's single request, failing unless there was exactly
-// one.
-func (s *pegasStub) only(t *testing.T) pegasRequest {
-	t.Helper()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.requests) != 1 {
-		t.Fatalf("stub got %d requests, want 1", len(s.requests))
-	}
-	return s.requests[0]
-}
-
-// pegasReply answers with a status, a content type and a body.
-func pegasReply(status int, contentType, body string) http.HandlerFunc {
-	return func(w http.ResponseWriter, _ *http.Request) {
-		if contentType != "" {
-			w.Header().Set("Content-Type", contentType)
-		}
-		w.WriteHeader(status)
-		io.WriteString(w, body)
-	}
-}
-
-// pegasJSON answers with a JSON body.
-func pegasJSON(status int, body string) http.HandlerFunc {
-	return pegasReply(status, "application/json", body)
-}
 
 // newTestPegas provisions and validates an account against base (a stub's
 // URL), with the test token, and cleans it up when the test ends.
@@ -117,7 +48,7 @@ func newTestPegas(t *testing.T, base, depositType string, timeout time.Duration)
 
 // checkPegasRequest checks a request's method, path and query: every
 // parameter in want with exactly that value, and no other parameter.
-func checkPegasRequest(t *testing.T, got pegasRequest, path string, want map[string]string) {
+func checkPegasRequest(t *testing.T, got stubRequest, path string, want map[string]string) {
 	t.Helper()
 	if got.Method != http.MethodGet {
 		t.Errorf("method %s, want GET", got.Method)
@@ -214,7 +145,7 @@ func TestPegasDepositEveryType(t *testing.T) {
 			Payment{ID: "106", URL: "https://yoomoney.example/pay/106", Commission: decimal.RequireFromString("3")}},
 	} {
 		t.Run(tc.depositType, func(t *testing.T) {
-			stub := newPegasStub(t, pegasJSON(http.StatusOK, tc.reply))
+			stub := newProviderStub(t, stubJSON(http.StatusOK, tc.reply))
 			p := newTestPegas(t, stub.URL, tc.depositType, 0)
 			got, err := p.CreatePayment(context.Background(), PaymentRequest{
 				OrderID: "order-42", Amount: decimal.RequireFromString("350"),
@@ -233,7 +164,7 @@ func TestPegasDepositEveryType(t *testing.T) {
 }
 
 func TestPegasDepositDefaultType(t *testing.T) {
-	stub := newPegasStub(t, pegasJSON(http.StatusOK, `{"id":"1","url":"https://pay.pegas.example/1"}`))
+	stub := newProviderStub(t, stubJSON(http.StatusOK, `{"id":"1","url":"https://pay.pegas.example/1"}`))
 	p := newTestPegas(t, stub.URL, "", 0)
 	if _, err := p.CreatePayment(context.Background(), PaymentRequest{OrderID: "o1", Amount: decimal.RequireFromString("0.5")}); err != nil {
 		t.Fatal(err)
@@ -253,7 +184,7 @@ func TestPegasDepositOptionalParams(t *testing.T) {
 		{30 * time.Minute, "30"},
 		{24 * time.Hour, "1440"},
 	} {
-		stub := newPegasStub(t, pegasJSON(http.StatusOK, `{"id":"7","commission":"0.10","wallet":"79990001122"}`))
+		stub := newProviderStub(t, stubJSON(http.StatusOK, `{"id":"7","commission":"0.10","wallet":"79990001122"}`))
 		p := newTestPegas(t, stub.URL, "wallet", 0)
 		_, err := p.CreatePayment(context.Background(), PaymentRequest{
 			OrderID:      "A-1_b.c:d",
@@ -296,7 +227,7 @@ func TestPegasDepositMalformed(t *testing.T) {
 		{"invoice-select", `[{"id":"1"}]`},
 		{"invoice-select", ``},
 	} {
-		stub := newPegasStub(t, pegasJSON(http.StatusOK, tc.reply))
+		stub := newProviderStub(t, stubJSON(http.StatusOK, tc.reply))
 		p := newTestPegas(t, stub.URL, tc.depositType, 0)
 		_, err := p.CreatePayment(context.Background(), PaymentRequest{OrderID: "o1", Amount: decimal.NewFromInt(10)})
 		if !errors.Is(err, ErrMalformedReply) {
@@ -310,7 +241,7 @@ func TestPegasDepositMalformed(t *testing.T) {
 }
 
 func TestPegasCancel(t *testing.T) {
-	stub := newPegasStub(t, pegasJSON(http.StatusOK, `{"id":555}`))
+	stub := newProviderStub(t, stubJSON(http.StatusOK, `{"id":555}`))
 	p := newTestPegas(t, stub.URL, "", 0)
 	if err := p.CancelPayment(context.Background(), PaymentRef{ID: "555", OrderID: "order-9"}); err != nil {
 		t.Fatal(err)
@@ -318,7 +249,7 @@ func TestPegasCancel(t *testing.T) {
 	checkPegasRequest(t, stub.only(t), "/deposit/cancel", pegasQuery("order_id", "order-9", "id", "555"))
 
 	for _, reply := range []string{`{}`, `{"id":""}`, `<html></html>`} {
-		stub := newPegasStub(t, pegasJSON(http.StatusOK, reply))
+		stub := newProviderStub(t, stubJSON(http.StatusOK, reply))
 		p := newTestPegas(t, stub.URL, "", 0)
 		err := p.CancelPayment(context.Background(), PaymentRef{ID: "555", OrderID: "order-9"})
 		if !errors.Is(err, ErrMalformedReply) {
@@ -338,7 +269,7 @@ func TestPegasWithdrawal(t *testing.T) {
 		{"phone", "+79990001122"},
 	} {
 		t.Run(tc.method, func(t *testing.T) {
-			stub := newPegasStub(t, pegasJSON(http.StatusOK, `{"id":9001,"commission":"2.50","errors":[]}`))
+			stub := newProviderStub(t, stubJSON(http.StatusOK, `{"id":9001,"commission":"2.50","errors":[]}`))
 			p := newTestPegas(t, stub.URL, "", 0)
 			got, err := p.Payout(context.Background(), PayoutRequest{
 				Amount: decimal.RequireFromString("100.5"), To: tc.to, Method: tc.method,
@@ -357,7 +288,7 @@ func TestPegasWithdrawal(t *testing.T) {
 	// Every optional parameter, and the comment's bounds, counted in
 	// characters: 100 Cyrillic letters are 200 bytes and still fit.
 	for _, comment := range []string{"abc", "выплата", strings.Repeat("я", 100), strings.Repeat("x", 100)} {
-		stub := newPegasStub(t, pegasJSON(http.StatusOK, `{"id":"w-1","commission":0}`))
+		stub := newProviderStub(t, stubJSON(http.StatusOK, `{"id":"w-1","commission":0}`))
 		p := newTestPegas(t, stub.URL, "", 0)
 		got, err := p.Payout(context.Background(), PayoutRequest{
 			Amount: decimal.NewFromInt(5), To: "79990001122", Method: "wallet",
@@ -374,7 +305,7 @@ func TestPegasWithdrawal(t *testing.T) {
 	}
 
 	for _, reply := range []string{`{"commission":"1"}`, `{"id":"1","commission":"x"}`, `null`} {
-		stub := newPegasStub(t, pegasJSON(http.StatusOK, reply))
+		stub := newProviderStub(t, stubJSON(http.StatusOK, reply))
 		p := newTestPegas(t, stub.URL, "", 0)
 		_, err := p.Payout(context.Background(), PayoutRequest{Amount: decimal.NewFromInt(5), To: "79990001122", Method: "wallet"})
 		if !errors.Is(err, ErrMalformedReply) {
@@ -391,7 +322,7 @@ func TestPegasBalance(t *testing.T) {
 		`{"balance":"-12.5"}`:     "-12.5",
 		`{"balance":1.5,"x":"y"}`: "1.5",
 	} {
-		stub := newPegasStub(t, pegasJSON(http.StatusOK, reply))
+		stub := newProviderStub(t, stubJSON(http.StatusOK, reply))
 		p := newTestPegas(t, stub.URL, "", 0)
 		got, err := p.Balance(context.Background())
 		if err != nil {
@@ -403,7 +334,7 @@ func TestPegasBalance(t *testing.T) {
 		}
 	}
 	for _, reply := range []string{`{}`, `{"balance":null}`, `{"balance":""}`, `{"balance":"lots"}`, `{"balance":{"a":1}}`, `[]`, `{"balance":"1e16"}`, `{"balance":1e300}`} {
-		stub := newPegasStub(t, pegasJSON(http.StatusOK, reply))
+		stub := newProviderStub(t, stubJSON(http.StatusOK, reply))
 		p := newTestPegas(t, stub.URL, "", 0)
 		if _, err := p.Balance(context.Background()); !errors.Is(err, ErrMalformedReply) {
 			t.Errorf("%s: err = %v, want ErrMalformedReply", reply, err)
@@ -441,7 +372,7 @@ func TestPegasPaymentDocument(t *testing.T) {
 	} {
 		t.Run(tc.format+" "+tc.contentType, func(t *testing.T) {
 			doc := pegasDocumentBytes(tc.magic, 200_000)
-			stub := newPegasStub(t, func(w http.ResponseWriter, _ *http.Request) {
+			stub := newProviderStub(t, func(w http.ResponseWriter, _ *http.Request, _ int) {
 				w.Header().Set("Content-Type", tc.contentType)
 				w.Header().Set("Content-Length", fmt.Sprint(len(doc)))
 				w.Write(doc)
@@ -474,7 +405,7 @@ func TestPegasPaymentDocument(t *testing.T) {
 
 func TestPegasPaymentDocumentUnknownLength(t *testing.T) {
 	doc := pegasDocumentBytes("%PDF-", 100)
-	stub := newPegasStub(t, func(w http.ResponseWriter, _ *http.Request) {
+	stub := newProviderStub(t, func(w http.ResponseWriter, _ *http.Request, _ int) {
 		w.Header().Set("Content-Type", "application/pdf")
 		w.WriteHeader(http.StatusOK)
 		w.Write(doc[:50])
@@ -496,23 +427,23 @@ func TestPegasPaymentDocumentUnknownLength(t *testing.T) {
 func TestPegasPaymentDocumentWrongReply(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
-		handler http.HandlerFunc
+		handler stubAnswer
 		kind    error
 		code    string
 	}{
-		{"html on 200", pegasReply(http.StatusOK, "text/html", "<html>maintenance</html>"), ErrMalformedReply, ""},
-		{"jpeg for pdf", pegasReply(http.StatusOK, "image/jpeg", "\xFF\xD8\xFF"), ErrMalformedReply, ""},
-		{"octet-stream not pdf", pegasReply(http.StatusOK, "application/octet-stream", "GIF89a"), ErrMalformedReply, ""},
-		{"no type, not pdf", pegasReply(http.StatusOK, "", "garbage"), ErrMalformedReply, ""},
-		{"json without error", pegasJSON(http.StatusOK, `{"id":"1"}`), ErrMalformedReply, ""},
-		{"json error on 200", pegasJSON(http.StatusOK, `{"errors":[{"code":"provider_error","message":"no receipt"}]}`), ErrRejected, "provider_error"},
-		{"json not found on 200", pegasJSON(http.StatusOK, `{"code":"resource_not_found","message":"no such transaction"}`), ErrNotFound, "resource_not_found"},
-		{"404", pegasJSON(http.StatusNotFound, `{"code":"resource_not_found","message":"not found"}`), ErrNotFound, "resource_not_found"},
-		{"401", pegasJSON(http.StatusUnauthorized, `{"error":{"code":"authorization_error"}}`), ErrAuth, "authorization_error"},
-		{"500", pegasJSON(http.StatusInternalServerError, `{"code":"internal_error"}`), ErrUnavailable, "internal_error"},
-		{"502 html", pegasReply(http.StatusBadGateway, "text/html", "<html><h1>502 Bad Gateway</h1></html>"), ErrUnavailable, ""},
+		{"html on 200", stubReply(http.StatusOK, "text/html", "<html>maintenance</html>"), ErrMalformedReply, ""},
+		{"jpeg for pdf", stubReply(http.StatusOK, "image/jpeg", "\xFF\xD8\xFF"), ErrMalformedReply, ""},
+		{"octet-stream not pdf", stubReply(http.StatusOK, "application/octet-stream", "GIF89a"), ErrMalformedReply, ""},
+		{"no type, not pdf", stubReply(http.StatusOK, "", "garbage"), ErrMalformedReply, ""},
+		{"json without error", stubJSON(http.StatusOK, `{"id":"1"}`), ErrMalformedReply, ""},
+		{"json error on 200", stubJSON(http.StatusOK, `{"errors":[{"code":"provider_error","message":"no receipt"}]}`), ErrRejected, "provider_error"},
+		{"json not found on 200", stubJSON(http.StatusOK, `{"code":"resource_not_found","message":"no such transaction"}`), ErrNotFound, "resource_not_found"},
+		{"404", stubJSON(http.StatusNotFound, `{"code":"resource_not_found","message":"not found"}`), ErrNotFound, "resource_not_found"},
+		{"401", stubJSON(http.StatusUnauthorized, `{"error":{"code":"authorization_error"}}`), ErrAuth, "authorization_error"},
+		{"500", stubJSON(http.StatusInternalServerError, `{"code":"internal_error"}`), ErrUnavailable, "internal_error"},
+		{"502 html", stubReply(http.StatusBadGateway, "text/html", "<html><h1>502 Bad Gateway</h1></html>"), ErrUnavailable, ""},
 	} {
-		stub := newPegasStub(t, tc.handler)
+		stub := newProviderStub(t, tc.handler)
 		p := newTestPegas(t, stub.URL, "", 0)
 		doc, err := p.PaymentDocument(context.Background(), PaymentRef{OrderID: "o"}, "pdf")
 		if doc != nil || !errors.Is(err, tc.kind) {
@@ -526,7 +457,7 @@ func TestPegasPaymentDocumentWrongReply(t *testing.T) {
 }
 
 func TestPegasPaymentStatus(t *testing.T) {
-	stub := newPegasStub(t, pegasReply(http.StatusOK, "application/pdf", "%PDF-1.7\n..."))
+	stub := newProviderStub(t, stubReply(http.StatusOK, "application/pdf", "%PDF-1.7\n..."))
 	p := newTestPegas(t, stub.URL, "", 0)
 	st, err := p.PaymentStatus(context.Background(), PaymentRef{OrderID: "order-5", ID: "55"})
 	if err != nil || !st.Paid || st.Amount.Valid {
@@ -534,7 +465,7 @@ func TestPegasPaymentStatus(t *testing.T) {
 	}
 	checkPegasRequest(t, stub.only(t), "/transaction/receipt/file", pegasQuery("order_id", "order-5", "format", "pdf"))
 
-	stub = newPegasStub(t, pegasJSON(http.StatusNotFound, `{"code":"resource_not_found","message":"Resource not found"}`))
+	stub = newProviderStub(t, stubJSON(http.StatusNotFound, `{"code":"resource_not_found","message":"Resource not found"}`))
 	p = newTestPegas(t, stub.URL, "", 0)
 	st, err = p.PaymentStatus(context.Background(), PaymentRef{ID: "56"})
 	if err != nil || st.Paid {
@@ -543,16 +474,16 @@ func TestPegasPaymentStatus(t *testing.T) {
 	checkPegasRequest(t, stub.only(t), "/transaction/receipt/file", pegasQuery("id", "56", "format", "pdf"))
 
 	for _, tc := range []struct {
-		handler http.HandlerFunc
+		handler stubAnswer
 		kind    error
 	}{
-		{pegasJSON(http.StatusUnauthorized, `{"code":"authorization_error"}`), ErrAuth},
-		{pegasJSON(http.StatusForbidden, `{"code":"access_denied"}`), ErrAuth},
-		{pegasJSON(http.StatusInternalServerError, `{"code":"internal_error"}`), ErrUnavailable},
-		{pegasJSON(http.StatusBadRequest, `{"code":"invalid_parameters"}`), ErrRejected},
-		{pegasReply(http.StatusOK, "text/html", "<html></html>"), ErrMalformedReply},
+		{stubJSON(http.StatusUnauthorized, `{"code":"authorization_error"}`), ErrAuth},
+		{stubJSON(http.StatusForbidden, `{"code":"access_denied"}`), ErrAuth},
+		{stubJSON(http.StatusInternalServerError, `{"code":"internal_error"}`), ErrUnavailable},
+		{stubJSON(http.StatusBadRequest, `{"code":"invalid_parameters"}`), ErrRejected},
+		{stubReply(http.StatusOK, "text/html", "<html></html>"), ErrMalformedReply},
 	} {
-		stub := newPegasStub(t, tc.handler)
+		stub := newProviderStub(t, tc.handler)
 		p := newTestPegas(t, stub.URL, "", 0)
 		st, err := p.PaymentStatus(context.Background(), PaymentRef{OrderID: "o"})
 		if st.Paid || !errors.Is(err, tc.kind) {
@@ -608,7 +539,7 @@ func TestPegasErrorMapping(t *testing.T) {
 		for shapeName, shape := range pegasErrorShapes {
 			name := fmt.Sprintf("%d %s %s (%s)", tc.status, tc.code, tc.path, shapeName)
 			body := shape(tc.code, "the message of "+tc.code, tc.path)
-			stub := newPegasStub(t, pegasJSON(tc.status, body))
+			stub := newProviderStub(t, stubJSON(tc.status, body))
 			p := newTestPegas(t, stub.URL, "", 0)
 			_, err := p.CreatePayment(context.Background(), PaymentRequest{OrderID: "o1", Amount: decimal.NewFromInt(10)})
 			if !errors.Is(err, tc.kind) {
@@ -665,7 +596,7 @@ func TestPegasErrorMoreShapes(t *testing.T) {
 		{"auth code on 200", 200, "application/json", `{"error":{"code":"authorization_error","message":"bad token"}}`,
 			ErrAuth, "authorization_error", "", "bad token"},
 	} {
-		stub := newPegasStub(t, pegasReply(tc.status, tc.contentType, tc.body))
+		stub := newProviderStub(t, stubReply(tc.status, tc.contentType, tc.body))
 		p := newTestPegas(t, stub.URL, "", 0)
 		_, err := p.CreatePayment(context.Background(), PaymentRequest{OrderID: "o1", Amount: decimal.NewFromInt(10)})
 		if !errors.Is(err, tc.kind) {
@@ -724,7 +655,7 @@ func TestPegasDuplicateOrderID(t *testing.T) {
 		{"cancel path", cancel, 400, `{"code":"invalid_parameters","validation_error":{"path":"order_id","message":"already cancelled"}}`, false},
 		{"auth", deposit, 401, `{"code":"authorization_error","message":"order_id already exists"}`, false},
 	} {
-		stub := newPegasStub(t, pegasJSON(tc.status, tc.body))
+		stub := newProviderStub(t, stubJSON(tc.status, tc.body))
 		p := newTestPegas(t, stub.URL, "", 0)
 		err := tc.call(p)
 		if err == nil {
@@ -746,7 +677,7 @@ func TestPegasDuplicateOrderID(t *testing.T) {
 }
 
 func TestPegasRefusesBeforeSending(t *testing.T) {
-	stub := newPegasStub(t, pegasJSON(http.StatusOK, `{"id":"1","url":"https://p.example/1","balance":1,"commission":0}`))
+	stub := newProviderStub(t, stubJSON(http.StatusOK, `{"id":"1","url":"https://p.example/1","balance":1,"commission":0}`))
 	p := newTestPegas(t, stub.URL, "", 0)
 	ctx := context.Background()
 	dec := decimal.RequireFromString
@@ -884,15 +815,15 @@ func TestPegasErrorsCarryNoToken(t *testing.T) {
 	escaped := url.QueryEscape(pegasTestToken)
 	// echoQuery answers with the request's own URL, token included, in the
 	// body and in the message.
-	echoQuery := func(status int, contentType string) http.HandlerFunc {
-		return func(w http.ResponseWriter, r *http.Request) {
+	echoQuery := func(status int, contentType string) stubAnswer {
+		return func(w http.ResponseWriter, r *http.Request, _ int) {
 			w.Header().Set("Content-Type", contentType)
 			w.WriteHeader(status)
 			msg, _ := json.Marshal("bad request " + r.URL.String() + " token " + r.URL.Query().Get("token"))
 			fmt.Fprintf(w, `{"errors":[{"code":%s,"message":%s,"validation_error":{"path":%s,"message":%s}}]}`, msg, msg, msg, msg)
 		}
 	}
-	blocked := func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() }
+	blocked := func(w http.ResponseWriter, r *http.Request, _ int) { <-r.Context().Done() }
 	tokenJSON, _ := json.Marshal(pegasTestToken)
 
 	calls := map[string]func(*Pegas) error{
@@ -924,22 +855,22 @@ func TestPegasErrorsCarryNoToken(t *testing.T) {
 		},
 	}
 	failures := map[string]struct {
-		handler http.HandlerFunc
+		handler stubAnswer
 		kind    error
 	}{
-		"500 echo":       {pegasReply(500, "text/plain", "error at "+pegasTestToken+" / "+escaped), ErrUnavailable},
-		"html 502 echo":  {pegasReply(502, "text/html", "<html>upstream "+escaped+" "+pegasTestToken+"</html>"), ErrUnavailable},
-		"malformed echo": {pegasReply(200, "application/json", `{"id":`+string(tokenJSON)+`,"balance":`+string(tokenJSON)+`,`), ErrMalformedReply},
-		"401 echo": {pegasJSON(401, `{"code":"authorization_error","message":"bad token `+pegasTestToken+`","token":"`+escaped+`"}`),
+		"500 echo":       {stubReply(500, "text/plain", "error at "+pegasTestToken+" / "+escaped), ErrUnavailable},
+		"html 502 echo":  {stubReply(502, "text/html", "<html>upstream "+escaped+" "+pegasTestToken+"</html>"), ErrUnavailable},
+		"malformed echo": {stubReply(200, "application/json", `{"id":`+string(tokenJSON)+`,"balance":`+string(tokenJSON)+`,`), ErrMalformedReply},
+		"401 echo": {stubJSON(401, `{"code":"authorization_error","message":"bad token `+pegasTestToken+`","token":"`+escaped+`"}`),
 			ErrAuth},
 		"400 echo message": {echoQuery(400, "application/json"), ErrRejected},
 		"200 errors echo":  {echoQuery(200, "application/json"), ErrRejected},
-		"200 wrong values": {pegasJSON(200, `{"id":`+string(tokenJSON)+`,"url":`+string(tokenJSON)+`,"wallet":`+string(tokenJSON)+`,"commission":`+string(tokenJSON)+`,"balance":`+string(tokenJSON)+`}`),
+		"200 wrong values": {stubJSON(200, `{"id":`+string(tokenJSON)+`,"url":`+string(tokenJSON)+`,"wallet":`+string(tokenJSON)+`,"commission":`+string(tokenJSON)+`,"balance":`+string(tokenJSON)+`}`),
 			nil},
 		"timeout": {blocked, ErrUnavailable},
 	}
 	for failure, f := range failures {
-		stub := newPegasStub(t, f.handler)
+		stub := newProviderStub(t, f.handler)
 		timeout := time.Duration(0)
 		if failure == "timeout" {
 			timeout = 20 * time.Millisecond
@@ -1329,7 +1260,7 @@ func TestPegasDuplicateNeedsEvidence(t *testing.T) {
 		{"payout field map exists ru", payout, 422, `{"errors":{"order_id":["` + existsRU + `"]}}`, "order_id", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			stub := newPegasStub(t, pegasJSON(tc.status, tc.body))
+			stub := newProviderStub(t, stubJSON(tc.status, tc.body))
 			p := newTestPegas(t, stub.URL, "", 0)
 			err := tc.call(p)
 			if !errors.Is(err, ErrRejected) {
@@ -1384,7 +1315,7 @@ func TestPegasRecoveryNeedsDuplicateEvidence(t *testing.T) {
 			`"validation_error":{"path":"order_id","message":"The order id has already been taken."}}}`, time.Hour, OrderPending},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			stub := newPegasStub(t, pegasJSON(http.StatusBadRequest, tc.body))
+			stub := newProviderStub(t, stubJSON(http.StatusBadRequest, tc.body))
 			o := &Order{ID: NewOrderID(), State: OrderCreating, Account: "card", Provider: "pegas",
 				Amount: decimal.NewFromInt(350), CreatedAt: time.Now().Add(-2 * time.Hour), ExpiresAt: time.Now().Add(tc.expires)}
 			a := pegasRecoveryApp(t, stub.URL, o)
@@ -1426,7 +1357,7 @@ func TestPegasReceiptNeedsDocumentBytes(t *testing.T) {
 		{"real pdf as octet-stream", "pdf", "application/octet-stream", string(pegasDocumentBytes("%PDF-1.4\n", 5000)), true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			stub := newPegasStub(t, pegasReply(http.StatusOK, tc.contentType, tc.body))
+			stub := newProviderStub(t, stubReply(http.StatusOK, tc.contentType, tc.body))
 			p := newTestPegas(t, stub.URL, "", 0)
 			ref := PaymentRef{OrderID: "order-9", ID: "99"}
 
@@ -1472,7 +1403,7 @@ func TestPegasReceiptNeedsDocumentBytes(t *testing.T) {
 // pending, unpaid, while the receipt probe answers 200 application/pdf with
 // a page that is not a PDF.
 func TestPegasPendingNotPaidByFakeDocument(t *testing.T) {
-	stub := newPegasStub(t, pegasReply(http.StatusOK, "application/pdf", "<html><body>Please wait</body></html>"))
+	stub := newProviderStub(t, stubReply(http.StatusOK, "application/pdf", "<html><body>Please wait</body></html>"))
 	o := &Order{ID: NewOrderID(), State: OrderPending, Account: "card", Provider: "pegas", Amount: decimal.NewFromInt(350),
 		Payment: Payment{ID: "100001"}, CreatedAt: time.Now(), ExpiresAt: time.Now().Add(time.Hour)}
 	a := pegasRecoveryApp(t, stub.URL, o)

@@ -6,15 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"reflect"
-	"slices"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 	"unicode"
@@ -96,80 +91,28 @@ const (
 		`"cashboxId":["The cashboxId is not a GUID."]}}`
 )
 
-// scRequest is a request as the stub saw it.
-type scRequest struct {
-	Method, Path, Query, Auth, ContentType string
-	Body                                   []byte
-}
-
-// scHangUp, as a stub's status, makes it close the connection without
-// answering.
-const scHangUp = -1
-
-// scStub is a Smart Cashier API stand-in that records every request and
-// answers with reply(n, req), n counting requests from 1.
-type scStub struct {
-	*httptest.Server
-	calls atomic.Int32
-	mu    sync.Mutex
-	reqs  []scRequest
-}
-
-func newSCStub(t *testing.T, reply func(n int, req scRequest) (int, string)) *scStub {
-	t.Helper()
-	s := &scStub{}
-	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		req := scRequest{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery,
-			Auth: r.Header.Get("Authorization"), ContentType: r.Header.Get("Content-Type"), Body: body}
-		n := int(s.calls.Add(1))
-		s.mu.Lock()
-		s.reqs = append(s.reqs, req)
-		s.mu.Unlock()
-		status, text := reply(n, req)
-		if status == scHangUp {
-			conn, _, err := http.NewResponseController(w).Hijack()
-			if err != nil {
-				t.Errorf("hijack: %v", err)
-				return
-			}
-			conn.Close()
-			return
-		}
-		if strings.HasPrefix(strings.TrimSpace(text), "<") {
-			w.Header().Set("Content-Type", "text/html")
-		} else {
-			w.Header().Set("Content-Type", "application/json; charset=utf-8")
-		}
-		w.WriteHeader(status)
-		io.WriteString(w, text)
-	}))
-	t.Cleanup(s.Close)
-	return s
-}
-
-// requests returns the requests seen so far.
-func (s *scStub) requests() []scRequest {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return slices.Clone(s.reqs)
-}
-
-// only returns the one request the stub saw, checking its auth header.
-func (s *scStub) only(t *testing.T) scRequest {
-	t.Helper()
-	reqs := s.requests()
-	if len(reqs) != 1 {
-		t.Fatalf("stub saw %d requests, want 1", len(reqs))
+// scReply answers as Smart Cashier does: with JSON, or with an HTML page
+// when the body starts with "<" (a proxy's error page).
+func scReply(status int, body string) stubAnswer {
+	contentType := "application/json; charset=utf-8"
+	if strings.HasPrefix(strings.TrimSpace(body), "<") {
+		contentType = "text/html"
 	}
-	if want := "Bearer " + scTestToken; reqs[0].Auth != want {
-		t.Errorf("Authorization = %q, want %q", reqs[0].Auth, want)
-	}
-	return reqs[0]
+	return stubReply(status, contentType, body)
 }
 
 // scOK answers every request with an empty 200.
-func scOK(int, scRequest) (int, string) { return http.StatusOK, "" }
+var scOK = scReply(http.StatusOK, "")
+
+// scOnly returns the one request the stub saw, checking its auth header.
+func scOnly(t *testing.T, stub *providerStub) stubRequest {
+	t.Helper()
+	req := stub.only(t)
+	if want := "Bearer " + scTestToken; req.Header.Get("Authorization") != want {
+		t.Errorf("Authorization = %q, want %q", req.Header.Get("Authorization"), want)
+	}
+	return req
+}
 
 // provisionSC provisions a SmartCashier against endpoint (taxation
 // usn_income unless edit changes it), with a 1 ms retry backoff.
@@ -232,17 +175,17 @@ func scDecode(t *testing.T, data []byte) map[string]any {
 }
 
 func TestSmartCashierFormReceiptVendorExample(t *testing.T) {
-	stub := newSCStub(t, scOK)
+	stub := newProviderStub(t, scOK)
 	s := provisionSC(t, stub.URL+"/v1.0", nil)
 	if err := s.FormReceipt(context.Background(), scSeedReceiptValue()); err != nil {
 		t.Fatalf("FormReceipt: %v", err)
 	}
-	req := stub.only(t)
+	req := scOnly(t, stub)
 	if req.Method != http.MethodPost || req.Path != "/v1.0/operations/formReceipt" {
 		t.Errorf("got %s %s, want POST /v1.0/operations/formReceipt", req.Method, req.Path)
 	}
-	if !strings.HasPrefix(req.ContentType, "application/json") {
-		t.Errorf("Content-Type = %q", req.ContentType)
+	if !strings.HasPrefix(req.Header.Get("Content-Type"), "application/json") {
+		t.Errorf("Content-Type = %q", req.Header.Get("Content-Type"))
 	}
 	want := `{"operationId":"12854F","receiptType":1,"printReceipt":true,"taxationSystem":2,` +
 		`"buyerEmail":"customer@example.com","positions":[` +
@@ -267,7 +210,7 @@ func TestSmartCashierFormReceiptVendorExample(t *testing.T) {
 }
 
 func TestSmartCashierFormReceiptKopecks(t *testing.T) {
-	stub := newSCStub(t, scOK)
+	stub := newProviderStub(t, scOK)
 	s := provisionSC(t, stub.URL, nil)
 	r := Receipt{
 		OperationID: "order-kopecks",
@@ -282,7 +225,7 @@ func TestSmartCashierFormReceiptKopecks(t *testing.T) {
 	if err := s.FormReceipt(context.Background(), r); err != nil {
 		t.Fatalf("FormReceipt: %v", err)
 	}
-	body := string(stub.only(t).Body)
+	body := string(scOnly(t, stub).Body)
 	for _, want := range []string{`"price":99.5,`, `"price":0.97,`, `"cashPaymentSum":0.47,`,
 		`"cashlessPaymentSum":299,`, `"totalSum":299.47}`, `"quantity":3,`, `"buyerPhoneNumber":"+79990000000"`} {
 		if !strings.Contains(body, want) {
@@ -290,14 +233,14 @@ func TestSmartCashierFormReceiptKopecks(t *testing.T) {
 		}
 	}
 
-	stub2 := newSCStub(t, scOK)
+	stub2 := newProviderStub(t, scOK)
 	s2 := provisionSC(t, stub2.URL, nil)
 	r = Receipt{OperationID: "order-9999", Cash: scMoney("0"), Cashless: scMoney("299.97"),
 		Positions: []Position{{Name: "Товар", Quantity: 3, Price: scMoney("99.99")}}}
 	if err := s2.FormReceipt(context.Background(), r); err != nil {
 		t.Fatalf("FormReceipt: %v", err)
 	}
-	body = string(stub2.only(t).Body)
+	body = string(scOnly(t, stub2).Body)
 	for _, want := range []string{`"price":99.99,`, `"totalSum":299.97}`, `"cashlessPaymentSum":299.97,`, `"cashPaymentSum":0,`} {
 		if !strings.Contains(body, want) {
 			t.Errorf("body lacks %s:\n%s", want, body)
@@ -309,7 +252,7 @@ func TestSmartCashierFormReceiptKopecks(t *testing.T) {
 }
 
 func TestSmartCashierFormReceiptRefusedLocally(t *testing.T) {
-	stub := newSCStub(t, scOK)
+	stub := newProviderStub(t, scOK)
 	s := provisionSC(t, stub.URL, nil)
 	pos := func(name string, qty int64, price string) Position {
 		return Position{Name: name, Quantity: qty, Price: scMoney(price)}
@@ -370,7 +313,7 @@ func TestSmartCashierFormReceiptRefusedLocally(t *testing.T) {
 			}
 		})
 	}
-	if n := stub.calls.Load(); n != 0 {
+	if n := stub.count(); n != 0 {
 		t.Errorf("stub saw %d requests, want 0", n)
 	}
 
@@ -379,13 +322,13 @@ func TestSmartCashierFormReceiptRefusedLocally(t *testing.T) {
 	if err := s.FormReceipt(context.Background(), ok); err != nil {
 		t.Fatalf("128-character name refused: %v", err)
 	}
-	if n := stub.calls.Load(); n != 1 {
+	if n := stub.count(); n != 1 {
 		t.Errorf("stub saw %d requests, want 1", n)
 	}
 }
 
 func TestSmartCashierFormReceiptDefaults(t *testing.T) {
-	stub := newSCStub(t, scOK)
+	stub := newProviderStub(t, scOK)
 	s := provisionSC(t, stub.URL, func(s *SmartCashier) {
 		s.Taxation = TaxationOSN
 		s.VAT = VAT10
@@ -397,7 +340,7 @@ func TestSmartCashierFormReceiptDefaults(t *testing.T) {
 	if err := s.FormReceipt(context.Background(), r); err != nil {
 		t.Fatalf("FormReceipt: %v", err)
 	}
-	got := scDecode(t, stub.only(t).Body)
+	got := scDecode(t, scOnly(t, stub).Body)
 	want := map[string]any{"receiptType": json.Number("1"), "taxationSystem": json.Number("1"),
 		"printReceipt": true, "cashboxId": scTestCashbox}
 	for k, v := range want {
@@ -417,14 +360,14 @@ func TestSmartCashierFormReceiptDefaults(t *testing.T) {
 	}
 
 	// The receipt's own values win over the defaults.
-	stub2 := newSCStub(t, scOK)
+	stub2 := newProviderStub(t, scOK)
 	s.api.base, _ = parseEndpoint(stub2.URL)
 	r = Receipt{OperationID: "op-own", Type: ReceiptSaleReturn, Taxation: TaxationPatent, Print: scBool(false),
 		CashboxID: scTestCashbox2, Cashless: scMoney("70"), Positions: positions[:1]}
 	if err := s.FormReceipt(context.Background(), r); err != nil {
 		t.Fatalf("FormReceipt: %v", err)
 	}
-	got = scDecode(t, stub2.only(t).Body)
+	got = scDecode(t, scOnly(t, stub2).Body)
 	want = map[string]any{"receiptType": json.Number("2"), "taxationSystem": json.Number("6"),
 		"printReceipt": false, "cashboxId": scTestCashbox2}
 	for k, v := range want {
@@ -434,12 +377,12 @@ func TestSmartCashierFormReceiptDefaults(t *testing.T) {
 	}
 
 	// Unconfigured: VAT none, no paper, no cashbox.
-	stub3 := newSCStub(t, scOK)
+	stub3 := newProviderStub(t, scOK)
 	s3 := provisionSC(t, stub3.URL, nil)
 	if err := s3.FormReceipt(context.Background(), Receipt{OperationID: "op-3", Cashless: scMoney("70"), Positions: positions[:1]}); err != nil {
 		t.Fatalf("FormReceipt: %v", err)
 	}
-	body := string(stub3.only(t).Body)
+	body := string(scOnly(t, stub3).Body)
 	for _, want := range []string{`"taxType":4`, `"printReceipt":false`, `"taxationSystem":2`, `"receiptType":1`} {
 		if !strings.Contains(body, want) {
 			t.Errorf("body lacks %s:\n%s", want, body)
@@ -451,7 +394,7 @@ func TestSmartCashierFormReceiptDefaults(t *testing.T) {
 }
 
 func TestSmartCashierCashOperations(t *testing.T) {
-	stub := newSCStub(t, scOK)
+	stub := newProviderStub(t, scOK)
 	s := provisionSC(t, stub.URL+"/v1.0/", func(s *SmartCashier) { s.CashboxID = scTestCashbox })
 	ctx := context.Background()
 	if err := s.DepositCash(ctx, CashOperation{OperationID: "12855F", CashboxID: scTestCashbox2, Amount: scMoney("50000")}); err != nil {
@@ -464,7 +407,7 @@ func TestSmartCashierCashOperations(t *testing.T) {
 	if len(reqs) != 2 {
 		t.Fatalf("stub saw %d requests, want 2", len(reqs))
 	}
-	want := []scRequest{
+	want := []stubRequest{
 		{Method: "POST", Path: "/v1.0/operations/depositCash",
 			Body: []byte(`{"cashboxId":"c0264f46-4bfd-4953-bfbe-2e3cd1e0a4ad","amount":50000,"operationId":"12855F"}`)},
 		{Method: "POST", Path: "/v1.0/operations/withdrawCash",
@@ -475,14 +418,14 @@ func TestSmartCashierCashOperations(t *testing.T) {
 		if got.Method != w.Method || got.Path != w.Path || string(got.Body) != string(w.Body) {
 			t.Errorf("request %d:\n got %s %s %s\nwant %s %s %s", i, got.Method, got.Path, got.Body, w.Method, w.Path, w.Body)
 		}
-		if got.Auth != "Bearer "+scTestToken {
-			t.Errorf("request %d: Authorization = %q", i, got.Auth)
+		if got.Header.Get("Authorization") != "Bearer "+scTestToken {
+			t.Errorf("request %d: Authorization = %q", i, got.Header.Get("Authorization"))
 		}
 	}
 }
 
 func TestSmartCashierCashOperationsRefusedLocally(t *testing.T) {
-	stub := newSCStub(t, scOK)
+	stub := newProviderStub(t, scOK)
 	noCashbox := provisionSC(t, stub.URL, nil)
 	withCashbox := provisionSC(t, stub.URL, func(s *SmartCashier) { s.CashboxID = scTestCashbox })
 	cases := []struct {
@@ -514,18 +457,18 @@ func TestSmartCashierCashOperationsRefusedLocally(t *testing.T) {
 	if _, err := withCashbox.ReceiptStatus(context.Background(), ""); !errors.Is(err, ErrInvalid) {
 		t.Errorf("ReceiptStatus(\"\"): err = %v, want ErrInvalid", err)
 	}
-	if n := stub.calls.Load(); n != 0 {
+	if n := stub.count(); n != 0 {
 		t.Errorf("stub saw %d requests, want 0", n)
 	}
 }
 
 func TestSmartCashierRetriesServerErrors(t *testing.T) {
-	stub := newSCStub(t, func(n int, _ scRequest) (int, string) {
+	stub := newProviderStub(t, stubPick(func(n int, _ *http.Request) stubAnswer {
 		if n <= 2 {
-			return http.StatusInternalServerError, `{"message":"temporary"}`
+			return scReply(http.StatusInternalServerError, `{"message":"temporary"}`)
 		}
-		return http.StatusOK, `{}`
-	})
+		return scReply(http.StatusOK, `{}`)
+	}))
 	s := provisionSC(t, stub.URL, nil)
 	if err := s.FormReceipt(context.Background(), scSeedReceiptValue()); err != nil {
 		t.Fatalf("FormReceipt: %v", err)
@@ -541,19 +484,19 @@ func TestSmartCashierRetriesServerErrors(t *testing.T) {
 		if id := scDecode(t, r.Body)["operationId"]; id != "12854F" {
 			t.Errorf("request %d operationId = %v", i, id)
 		}
-		if r.Auth != "Bearer "+scTestToken {
-			t.Errorf("request %d Authorization = %q", i, r.Auth)
+		if r.Header.Get("Authorization") != "Bearer "+scTestToken {
+			t.Errorf("request %d Authorization = %q", i, r.Header.Get("Authorization"))
 		}
 	}
 }
 
 func TestSmartCashierRetriesNetworkFailure(t *testing.T) {
-	stub := newSCStub(t, func(n int, _ scRequest) (int, string) {
+	stub := newProviderStub(t, stubPick(func(n int, _ *http.Request) stubAnswer {
 		if n == 1 {
-			return scHangUp, ""
+			return stubHangUp(t)
 		}
-		return http.StatusOK, ""
-	})
+		return scReply(http.StatusOK, "")
+	}))
 	s := provisionSC(t, stub.URL, nil)
 	err := s.DepositCash(context.Background(), CashOperation{OperationID: "dep-1", CashboxID: scTestCashbox, Amount: scMoney("100")})
 	if err != nil {
@@ -566,18 +509,18 @@ func TestSmartCashierRetriesNetworkFailure(t *testing.T) {
 }
 
 func TestSmartCashierRetriesCheckStatus(t *testing.T) {
-	stub := newSCStub(t, func(n int, _ scRequest) (int, string) {
+	stub := newProviderStub(t, stubPick(func(n int, _ *http.Request) stubAnswer {
 		if n == 1 {
-			return http.StatusServiceUnavailable, "busy"
+			return scReply(http.StatusServiceUnavailable, "busy")
 		}
-		return http.StatusOK, scSeedQueued
-	})
+		return scReply(http.StatusOK, scSeedQueued)
+	}))
 	s := provisionSC(t, stub.URL, nil)
 	op, err := s.ReceiptStatus(context.Background(), "12857F")
 	if err != nil || op.Status != OperationQueued {
 		t.Fatalf("ReceiptStatus = %+v, %v", op, err)
 	}
-	if n := stub.calls.Load(); n != 2 {
+	if n := stub.count(); n != 2 {
 		t.Errorf("stub saw %d requests, want 2", n)
 	}
 }
@@ -595,13 +538,13 @@ func TestSmartCashierDoesNotRetryRefusals(t *testing.T) {
 		{http.StatusOK, "<html>maintenance</html>", ErrMalformedReply},
 	}
 	for _, tc := range cases {
-		stub := newSCStub(t, func(int, scRequest) (int, string) { return tc.status, tc.body })
+		stub := newProviderStub(t, scReply(tc.status, tc.body))
 		s := provisionSC(t, stub.URL, nil)
 		err := s.FormReceipt(context.Background(), scSeedReceiptValue())
 		if !errors.Is(err, tc.kind) {
 			t.Errorf("HTTP %d: err = %v, want %v", tc.status, err, tc.kind)
 		}
-		if n := stub.calls.Load(); n != 1 {
+		if n := stub.count(); n != 1 {
 			t.Errorf("HTTP %d: stub saw %d requests, want 1", tc.status, n)
 		}
 	}
@@ -612,16 +555,16 @@ func TestSmartCashierRetriesExhausted(t *testing.T) {
 		retries  *int
 		requests int
 	}{{nil, 4}, {new(0), 1}, {new(2), 3}} {
-		stub := newSCStub(t, func(n int, _ scRequest) (int, string) {
-			return http.StatusInternalServerError, fmt.Sprintf(`{"message":"attempt %d"}`, n)
-		})
+		stub := newProviderStub(t, stubPick(func(n int, _ *http.Request) stubAnswer {
+			return scReply(http.StatusInternalServerError, fmt.Sprintf(`{"message":"attempt %d"}`, n))
+		}))
 		s := provisionSC(t, stub.URL, func(s *SmartCashier) { s.Retries = tc.retries })
 		err := s.WithdrawCash(context.Background(), CashOperation{OperationID: "wd-1", CashboxID: scTestCashbox, Amount: scMoney("1")})
 		var pe *ProviderError
 		if !errors.As(err, &pe) || !errors.Is(err, ErrUnavailable) {
 			t.Fatalf("err = %v, want an ErrUnavailable ProviderError", err)
 		}
-		if n := int(stub.calls.Load()); n != tc.requests {
+		if n := stub.count(); n != tc.requests {
 			t.Errorf("stub saw %d requests, want %d", n, tc.requests)
 		}
 		if want := fmt.Sprintf("attempt %d", tc.requests); pe.Message != want || pe.Status != 500 || pe.Op != "withdrawCash" {
@@ -631,7 +574,7 @@ func TestSmartCashierRetriesExhausted(t *testing.T) {
 }
 
 func TestSmartCashierRetryStopsWhenContextEnds(t *testing.T) {
-	stub := newSCStub(t, func(int, scRequest) (int, string) { return http.StatusBadGateway, "" })
+	stub := newProviderStub(t, scReply(http.StatusBadGateway, ""))
 	s := provisionSC(t, stub.URL, scRetries(5))
 	s.backoff = time.Hour
 	ctx, cancel := context.WithTimeout(context.Background(), 250*time.Millisecond)
@@ -645,7 +588,7 @@ func TestSmartCashierRetryStopsWhenContextEnds(t *testing.T) {
 	if !errors.Is(err, ErrUnavailable) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("err = %v, want ErrUnavailable and context.DeadlineExceeded", err)
 	}
-	if n := stub.calls.Load(); n != 1 {
+	if n := stub.count(); n != 1 {
 		t.Errorf("stub saw %d requests, want 1", n)
 	}
 
@@ -656,7 +599,7 @@ func TestSmartCashierRetryStopsWhenContextEnds(t *testing.T) {
 	if !errors.Is(err, ErrUnavailable) || !errors.Is(err, context.Canceled) {
 		t.Errorf("err = %v, want ErrUnavailable and context.Canceled", err)
 	}
-	if n := stub.calls.Load(); n != 1 {
+	if n := stub.count(); n != 1 {
 		t.Errorf("stub saw %d requests, want still 1", n)
 	}
 }
@@ -725,15 +668,15 @@ func TestSmartCashierCheckStatus(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			stub := newSCStub(t, func(int, scRequest) (int, string) { return http.StatusOK, tc.reply })
+			stub := newProviderStub(t, scReply(http.StatusOK, tc.reply))
 			s := provisionSC(t, stub.URL+"/v1.0", nil)
 			got, err := s.ReceiptStatus(context.Background(), "12857F")
 			if err != nil {
 				t.Fatalf("ReceiptStatus: %v", err)
 			}
-			req := stub.only(t)
-			if req.Method != http.MethodGet || req.Path != "/v1.0/operations/checkStatus" || req.Query != "operationId=12857F" {
-				t.Errorf("got %s %s?%s", req.Method, req.Path, req.Query)
+			req := scOnly(t, stub)
+			if req.Method != http.MethodGet || req.Path != "/v1.0/operations/checkStatus" || req.RawQuery != "operationId=12857F" {
+				t.Errorf("got %s %s?%s", req.Method, req.Path, req.RawQuery)
 			}
 			if got.ID != tc.want.ID || got.Status != tc.want.Status || got.CashboxID != tc.want.CashboxID || got.Error != tc.want.Error {
 				t.Errorf("got %+v\nwant %+v", got, tc.want)
@@ -780,14 +723,14 @@ func TestSmartCashierCheckStatusFailures(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			stub := newSCStub(t, func(int, scRequest) (int, string) { return tc.status, tc.reply })
+			stub := newProviderStub(t, scReply(tc.status, tc.reply))
 			s := provisionSC(t, stub.URL, nil)
 			_, err := s.ReceiptStatus(context.Background(), "12857F")
 			var pe *ProviderError
 			if !errors.Is(err, tc.kind) || !errors.As(err, &pe) || pe.Op != "checkStatus" || pe.Status != tc.status {
 				t.Errorf("err = %v, want %v with HTTP %d", err, tc.kind, tc.status)
 			}
-			if n := stub.calls.Load(); n != 1 {
+			if n := stub.count(); n != 1 {
 				t.Errorf("stub saw %d requests, want 1", n)
 			}
 		})
@@ -818,7 +761,7 @@ func TestSmartCashierStatusMapping(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			stub := newSCStub(t, func(int, scRequest) (int, string) { return tc.status, tc.reply })
+			stub := newProviderStub(t, scReply(tc.status, tc.reply))
 			s := provisionSC(t, stub.URL, scRetries(0))
 			err := s.FormReceipt(context.Background(), scSeedReceiptValue())
 			var pe *ProviderError
@@ -842,7 +785,7 @@ func TestSmartCashierStatusMapping(t *testing.T) {
 
 	// Success: an empty 200 or any JSON.
 	for _, reply := range []string{"", "{}", `{"operationId":"12854F"}`, " \n", "true"} {
-		stub := newSCStub(t, func(int, scRequest) (int, string) { return http.StatusOK, reply })
+		stub := newProviderStub(t, scReply(http.StatusOK, reply))
 		s := provisionSC(t, stub.URL, nil)
 		if err := s.FormReceipt(context.Background(), scSeedReceiptValue()); err != nil {
 			t.Errorf("reply %q: %v", reply, err)
@@ -859,19 +802,18 @@ func TestSmartCashierErrorsCarryNoToken(t *testing.T) {
 	closed.Close()
 
 	release := make(chan struct{})
-	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	hang := newProviderStub(t, func(w http.ResponseWriter, r *http.Request, _ int) {
 		select {
 		case <-r.Context().Done():
 		case <-release:
 		}
-	}))
-	t.Cleanup(hang.Close)
+	})
 	t.Cleanup(func() { close(release) })
 
 	echo := func(status int, format string) string {
-		stub := newSCStub(t, func(_ int, r scRequest) (int, string) {
-			return status, strings.ReplaceAll(format, "TOKEN", strings.TrimPrefix(r.Auth, "Bearer "))
-		})
+		stub := newProviderStub(t, stubPick(func(_ int, r *http.Request) stubAnswer {
+			return scReply(status, strings.ReplaceAll(format, "TOKEN", strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")))
+		}))
 		return stub.URL
 	}
 	cases := []struct {
@@ -1034,7 +976,7 @@ func TestSmartCashierProvision(t *testing.T) {
 	// the config keeps the placeholder.
 	t.Setenv("SC_TEST_TOKEN", scTestToken)
 	t.Setenv("SC_TEST_CASHBOX", scTestCashbox)
-	stub := newSCStub(t, scOK)
+	stub := newProviderStub(t, scOK)
 	t.Setenv("SC_TEST_ENDPOINT", stub.URL+"/v1.0")
 	s := &SmartCashier{Token: "{env.SC_TEST_TOKEN}", CashboxID: "{env.SC_TEST_CASHBOX}",
 		Endpoint: "{env.SC_TEST_ENDPOINT}", Taxation: TaxationOSN}
@@ -1054,7 +996,7 @@ func TestSmartCashierProvision(t *testing.T) {
 	if err := s.DepositCash(context.Background(), CashOperation{OperationID: "d", Amount: scMoney("1")}); err != nil {
 		t.Fatalf("DepositCash: %v", err)
 	}
-	if req := stub.only(t); !strings.Contains(string(req.Body), scTestCashbox) || req.Path != "/v1.0/operations/depositCash" {
+	if req := scOnly(t, stub); !strings.Contains(string(req.Body), scTestCashbox) || req.Path != "/v1.0/operations/depositCash" {
 		t.Errorf("request: %s %s", req.Path, req.Body)
 	}
 
