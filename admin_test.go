@@ -4,6 +4,7 @@ package kassa
 // and its handlers' answers.
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -65,4 +66,64 @@ func FuzzAdminBody(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestAdminPayoutWithoutKey: POST /kassa/payouts without a usable
+// Idempotency-Key is a 400 that names the header, and sends nothing.
+func TestAdminPayoutWithoutKey(t *testing.T) {
+	ctx := context.Background()
+	crystal := new(payoutProvider)
+	a := payoutApp(t, crystal, new(payoutProvider))
+	w := postPayout(ctx, a, "", crystalPayout)
+	if w.Code != http.StatusBadRequest || errorCode(t, w) != "idempotency_key_required" ||
+		!strings.Contains(w.Body.String(), "Idempotency-Key") {
+		t.Errorf("no key: %d %s", w.Code, w.Body)
+	}
+	if w := postPayout(ctx, a, "bad\x01key", crystalPayout); w.Code != http.StatusBadRequest || errorCode(t, w) != "bad_idempotency_key" {
+		t.Errorf("a bad key: %d %s", w.Code, w.Body)
+	}
+	if calls, _ := crystal.counts(); calls != 0 {
+		t.Errorf("%d payouts sent without a usable key", calls)
+	}
+}
+
+// TestAdminAnswers: the admin API's order routes through serveAdmin, as
+// Caddy's admin endpoint calls them: the list, one order, cancel and
+// confirm, and the errors of each.
+func TestAdminAnswers(t *testing.T) {
+	p := newLifeProvider("pegas")
+	s := newLifeShop(t, p, nil, nil)
+	toCancel, toConfirm := s.created("key-admin-cancel-01"), s.created("key-admin-confirm-1")
+	paid := s.created("key-admin-paid-0001")
+	p.pay(paid.Payment.ID)
+	s.pass()
+	const unknown = "AAAAAAAAAAAAAAAAAAAAAA"
+	for _, tc := range []struct {
+		name, method, target string
+		status               int
+		want                 string // in the answer's body
+	}{
+		{"orders", http.MethodGet, "/kassa/orders", http.StatusOK, `"id":"` + paid.ID + `"`},
+		{"paid orders", http.MethodGet, "/kassa/orders?state=paid&limit=1", http.StatusOK, `"state":"paid"`},
+		{"orders, bad limit", http.MethodGet, "/kassa/orders?limit=0", http.StatusBadRequest, `"code":"bad_limit"`},
+		{"one order", http.MethodGet, "/kassa/orders/" + paid.ID, http.StatusOK, `"id":"` + paid.ID + `"`},
+		{"unknown order", http.MethodGet, "/kassa/orders/" + unknown, http.StatusNotFound, `"code":"unknown_order"`},
+		{"cancel", http.MethodPost, "/kassa/orders/" + toCancel.ID + "/cancel", http.StatusOK, `"state":"cancelled"`},
+		{"cancel a paid order", http.MethodPost, "/kassa/orders/" + paid.ID + "/cancel", http.StatusConflict, `"code":"not_pending"`},
+		{"cancel an unknown order", http.MethodPost, "/kassa/orders/" + unknown + "/cancel", http.StatusNotFound, `"code":"unknown_order"`},
+		{"confirm", http.MethodPost, "/kassa/orders/" + toConfirm.ID + "/confirm", http.StatusOK, `"state":"paid"`},
+		{"no such action", http.MethodPost, "/kassa/orders/" + paid.ID + "/nope", http.StatusNotFound, `"code":"not_found"`},
+		{"wrong method", http.MethodDelete, "/kassa/orders", http.StatusMethodNotAllowed, `"code":"method_not_allowed"`},
+		{"no such route", http.MethodGet, "/kassa/nowhere", http.StatusNotFound, `"code":"not_found"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := httptest.NewRecorder()
+			if err := s.app.serveAdmin(w, httptest.NewRequest(tc.method, tc.target, nil)); err != nil {
+				writeAdminError(w, err)
+			}
+			if w.Code != tc.status || !strings.Contains(w.Body.String(), tc.want) {
+				t.Errorf("%d %.300s; want %d, a body with %s", w.Code, w.Body, tc.status, tc.want)
+			}
+		})
+	}
 }

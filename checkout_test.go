@@ -5,7 +5,11 @@ package kassa
 
 import (
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 )
@@ -88,5 +92,134 @@ func TestProxiedValue(t *testing.T) {
 		if got := proxiedValue(repl, tc.field); got != tc.want {
 			t.Errorf("proxiedValue(%q) = %q, want %q", tc.field, got, tc.want)
 		}
+	}
+}
+
+// TestCheckoutAnswers: kassa_checkout's answers to a buyer, through
+// ServeHTTP: a good cart makes an order (201 for JSON, 303 to the payment
+// page for a form), a bad one is a 400 with its error code, and GET
+// ?order= answers the order's status.
+func TestCheckoutAnswers(t *testing.T) {
+	s := newLifeShop(t, newLifeProvider("crystalpay"), nil, nil)
+	order := s.created("key-status-00000001")
+	const jsonType, formType = "application/json", "application/x-www-form-urlencoded"
+	for _, tc := range []struct {
+		name, method, target, contentType, body string
+		status                                  int
+		want                                    string // in the answer's body
+		location                                string // its Location's prefix
+	}{
+		{"json cart", http.MethodPost, "/pay", jsonType, `{"items":[{"sku":"tea-green","qty":2}],"email":"buyer@example.com"}`,
+			http.StatusCreated, `"payment_url":"https://pay.example/`, ""},
+		{"form cart", http.MethodPost, "/pay", formType, "item=cookie:2&email=buyer@example.com",
+			http.StatusSeeOther, "", "https://pay.example/"},
+		{"unknown sku", http.MethodPost, "/pay", jsonType, `{"items":[{"sku":"nope"}],"email":"buyer@example.com"}`,
+			http.StatusBadRequest, `"code":"unknown_sku"`, ""},
+		{"no items", http.MethodPost, "/pay", jsonType, `{"email":"buyer@example.com"}`,
+			http.StatusBadRequest, `"code":"empty_cart"`, ""},
+		{"truncated json", http.MethodPost, "/pay", jsonType, `{"items":`,
+			http.StatusBadRequest, `"code":"bad_request"`, ""},
+		{"no contact", http.MethodPost, "/pay", jsonType, `{"items":[{"sku":"tea-green"}]}`,
+			http.StatusBadRequest, `"code":"contact_required"`, ""},
+		{"xml", http.MethodPost, "/pay", "application/xml", "<cart/>",
+			http.StatusUnsupportedMediaType, `"code":"unsupported_media_type"`, ""},
+		{"put", http.MethodPut, "/pay", jsonType, "",
+			http.StatusMethodNotAllowed, `"code":"method_not_allowed"`, ""},
+		{"status", http.MethodGet, "/pay?order=" + order.ID, "", "",
+			http.StatusOK, `"state":"pending"`, ""},
+		{"status of an unknown order", http.MethodGet, "/pay?order=AAAAAAAAAAAAAAAAAAAAAA", "", "",
+			http.StatusNotFound, `"code":"unknown_order"`, ""},
+		{"status of a bad id", http.MethodGet, "/pay?order=../x", "", "",
+			http.StatusBadRequest, `"code":"bad_order_id"`, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := httptest.NewRequest(tc.method, tc.target, strings.NewReader(tc.body))
+			if tc.contentType != "" {
+				req.Header.Set("Content-Type", tc.contentType)
+			}
+			if tc.contentType != formType {
+				req.Header.Set("Accept", "application/json") // a form is a browser's
+			}
+			w := s.serve(req)
+			if w.Code != tc.status || !strings.Contains(w.Body.String(), tc.want) ||
+				!strings.HasPrefix(w.Header().Get("Location"), tc.location) {
+				t.Errorf("%d %q %s; want %d, Location %q…, a body with %s",
+					w.Code, w.Header().Get("Location"), w.Body, tc.status, tc.location, tc.want)
+			}
+		})
+	}
+}
+
+// TestReplayOfAClosedOrder: a replayed checkout never sends the buyer to
+// the payment page of an order that closed: paid answers as paid (JSON
+// 200, a form to its redirect), closed unpaid 409 order_closed. Before: 201
+// and 303 to the old payment page.
+func TestReplayOfAClosedOrder(t *testing.T) {
+	p := newLifeProvider("crystalpay")
+	s := newLifeShop(t, p, nil, nil)
+	expired := s.created("key-expired-0000001")
+	paid := s.created("key-paid-000000001")
+	p.pay(paid.Payment.ID)
+	s.pass()
+	s.clock.Add(31 * time.Minute)
+	s.pass()
+	if s.load(expired.ID).State != OrderExpired || s.load(paid.ID).State != OrderPaid {
+		t.Fatal("setup: want one order expired and one paid")
+	}
+	for _, tc := range []struct {
+		name, key string
+		form      bool
+		status    int
+		location  string
+		code      string
+	}{
+		{"expired JSON", "key-expired-0000001", false, http.StatusConflict, "", "order_closed"},
+		{"expired form", "key-expired-0000001", true, http.StatusConflict, "", ""},
+		{"paid JSON", "key-paid-000000001", false, http.StatusOK, "", ""},
+		{"paid form", "key-paid-000000001", true, http.StatusSeeOther, "https://shop.example.com/thanks?order=" + paid.ID, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := s.post(tc.key, tc.form)
+			if w.Code != tc.status || w.Header().Get("Location") != tc.location {
+				t.Fatalf("replay: %d %q %s; want %d %q", w.Code, w.Header().Get("Location"), w.Body, tc.status, tc.location)
+			}
+			if strings.Contains(w.Body.String(), "pay.example") {
+				t.Errorf("the answer carries the payment page: %s", w.Body)
+			}
+			if tc.code != "" && !strings.Contains(w.Body.String(), `"code":"`+tc.code+`"`) {
+				t.Errorf("answer %s, want code %s", w.Body, tc.code)
+			}
+			if tc.status == http.StatusOK && !strings.Contains(w.Body.String(), `"state":"paid"`) {
+				t.Errorf("answer %s, want the paid order", w.Body)
+			}
+		})
+	}
+	// The buyer's status page shows no payment page for a closed order.
+	req := httptest.NewRequest(http.MethodGet, "/pay?order="+expired.ID, nil)
+	if w := s.serve(req); strings.Contains(w.Body.String(), "payment_url") {
+		t.Errorf("status of an expired order: %s", w.Body)
+	}
+	if n := p.count(); n != 2 {
+		t.Errorf("%d invoices, want 2", n)
+	}
+}
+
+// TestIdempotencyKeyForAnotherCart: the same Idempotency-Key with another
+// cart or email is refused (422), never answered with the first buyer's
+// order. Before: the second buyer got the first one's order and payment
+// page.
+func TestIdempotencyKeyForAnotherCart(t *testing.T) {
+	s := newLifeShop(t, newLifeProvider("crystalpay"), nil, nil)
+	first := s.created("cart-1001-abcdefgh")
+	req := httptest.NewRequest(http.MethodPost, "/pay", strings.NewReader(`{"items":[{"sku":"tea-green","qty":3}],"email":"other@example.org"}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Idempotency-Key", "cart-1001-abcdefgh")
+	w := s.serve(req)
+	if w.Code != http.StatusUnprocessableEntity || !strings.Contains(w.Body.String(), "idempotency_key_reused") ||
+		strings.Contains(w.Body.String(), first.ID) {
+		t.Fatalf("another cart under the same key: %d %s", w.Code, w.Body)
+	}
+	if w := s.post("cart-1001-abcdefgh", false); w.Code != http.StatusCreated || !strings.Contains(w.Body.String(), first.ID) {
+		t.Errorf("the same cart again: %d %s", w.Code, w.Body)
 	}
 }

@@ -6,11 +6,13 @@ package kassa
 import (
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"unicode/utf8"
 
 	"github.com/shopspring/decimal"
+	"go.uber.org/zap"
 )
 
 // checkParsedReceipt holds what parseReceiptRequest promises of a receipt
@@ -165,4 +167,66 @@ func FuzzReceiptPositions(f *testing.F) {
 			t.Fatalf("formReceipt body %s: name changed from %q", wire, rc.Positions[0].Name)
 		}
 	})
+}
+
+// TestReceiptHandlerAnswers: kassa_receipt's answers through ServeHTTP: the
+// receipt of a done order (its page for a browser, JSON otherwise), 404
+// for an unknown order, and, with issue, a posted receipt queued or
+// refused with a 400 and its error code.
+func TestReceiptHandlerAnswers(t *testing.T) {
+	p := newLifeProvider("crystalpay")
+	s := newLifeShop(t, p, nil, nil)
+	paid := s.created("key-receipt-000001")
+	p.pay(paid.Payment.ID)
+	s.pass()
+	if o := s.load(paid.ID); o.Receipt == nil || o.Receipt.State != ReceiptDone {
+		t.Fatalf("setup: want a paid order with its receipt done, have %+v", o)
+	}
+	h := &ReceiptHandler{app: s.app, logger: zap.NewNop(), Issue: true}
+	const good = `{"operation_id":"till-1","type":"sale","items":[{"name":"Tea","qty":1,"price":"100.00","vat":"vat20"}],` +
+		`"cashless":"100.00","email":"buyer@example.com"}`
+	for _, tc := range []struct {
+		name, method, target, accept, body string
+		status                             int
+		want                               string // in the answer's body
+	}{
+		{"page of a done order", http.MethodGet, "/receipt?order=" + paid.ID, "text/html", "",
+			http.StatusOK, "Green tea 100 g"},
+		{"JSON of a done order", http.MethodGet, "/receipt?order=" + paid.ID, "application/json", "",
+			http.StatusOK, `"order_id":"` + paid.ID + `"`},
+		{"unknown order", http.MethodGet, "/receipt?order=AAAAAAAAAAAAAAAAAAAAAA", "application/json", "",
+			http.StatusNotFound, `"code":"unknown_order"`},
+		{"bad order id", http.MethodGet, "/receipt?order=../x", "application/json", "",
+			http.StatusBadRequest, `"code":"bad_order_id"`},
+		{"no order", http.MethodGet, "/receipt", "application/json", "",
+			http.StatusBadRequest, `"code":"bad_request"`},
+		{"bad document format", http.MethodGet, "/receipt?format=gif&order=" + paid.ID, "application/json", "",
+			http.StatusBadRequest, `"code":"bad_format"`},
+		{"issue", http.MethodPost, "/receipt", "application/json", good,
+			http.StatusAccepted, `"state":"queued"`},
+		{"issue: not JSON", http.MethodPost, "/receipt", "application/json", `{"operation_id":`,
+			http.StatusBadRequest, `"code":"bad_request"`},
+		{"issue: two values", http.MethodPost, "/receipt", "application/json", good + `{}`,
+			http.StatusBadRequest, `"code":"bad_request"`},
+		{"issue: the plugin's operation id", http.MethodPost, "/receipt", "application/json",
+			strings.Replace(good, "till-1", "kassa-1", 1), http.StatusBadRequest, `"code":"bad_operation_id"`},
+		{"issue: fractional quantity", http.MethodPost, "/receipt", "application/json",
+			strings.Replace(good, `"qty":1`, `"qty":1.5`, 1), http.StatusBadRequest, `"code":"bad_quantity"`},
+		{"issue: bidi in a name", http.MethodPost, "/receipt", "application/json",
+			strings.Replace(good, "Tea", `\u202eaeT`, 1), http.StatusBadRequest, `"code":"bad_name"`},
+		{"put", http.MethodPut, "/receipt", "application/json", "",
+			http.StatusMethodNotAllowed, `"code":"method_not_allowed"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := httptest.NewRequest(tc.method, tc.target, strings.NewReader(tc.body))
+			req.Header.Set("Accept", tc.accept)
+			w := httptest.NewRecorder()
+			if err := h.ServeHTTP(w, req, nil); err != nil {
+				t.Fatalf("ServeHTTP: %v", err)
+			}
+			if w.Code != tc.status || !strings.Contains(w.Body.String(), tc.want) {
+				t.Errorf("%d %.300s; want %d, a body with %s", w.Code, w.Body, tc.status, tc.want)
+			}
+		})
+	}
 }
