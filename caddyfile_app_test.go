@@ -88,14 +88,16 @@ func TestGlobalOptionErrors(t *testing.T) {
 		"kassa {\n max_orders_per_client many\n}":                                   "whole number from 1",
 		"kassa extra": "wrong argument count",
 	} {
-		_, err := parseGlobalOption(caddyfile.NewTestDispenser(input), nil)
-		if err == nil || !strings.Contains(err.Error(), want) {
-			t.Errorf("%q: err = %v, want %q", input, err, want)
-			continue
-		}
-		if !strings.Contains(err.Error(), "Testfile:") {
-			t.Errorf("%q: error does not name the file and line: %v", input, err)
-		}
+		t.Run(input, func(t *testing.T) {
+			_, err := parseGlobalOption(caddyfile.NewTestDispenser(input), nil)
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("%q: err = %v, want %q", input, err, want)
+				return
+			}
+			if !strings.Contains(err.Error(), "Testfile:") {
+				t.Errorf("%q: error does not name the file and line: %v", input, err)
+			}
+		})
 	}
 	if _, err := parseGlobalOption(caddyfile.NewTestDispenser("kassa"), &App{}); err == nil {
 		t.Error("a second kassa option was accepted")
@@ -146,11 +148,13 @@ func TestCheckoutCaddyfile(t *testing.T) {
 		"kassa_checkout {\n description a\n description b\n}":             "given twice",
 		"kassa_checkout {\n amount {rp.header.A}\n amount {rp.header.B}}": "given twice",
 	} {
-		var h Checkout
-		err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(input))
-		if err == nil || !strings.Contains(err.Error(), want) {
-			t.Errorf("%q: err = %v, want %q", input, err, want)
-		}
+		t.Run(input, func(t *testing.T) {
+			var h Checkout
+			err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(input))
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("%q: err = %v, want %q", input, err, want)
+			}
+		})
 	}
 }
 

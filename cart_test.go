@@ -95,24 +95,26 @@ func TestParseCheckoutForm(t *testing.T) {
 		{query: "item=cup&email=not-an-email", code: "bad_email"},
 		{query: "item=cup&phone=12345", code: "bad_phone"},
 	} {
-		form, err := url.ParseQuery(tc.query)
-		if err != nil {
-			t.Fatal(err)
-		}
-		req, err := ParseCheckoutForm(form)
-		if got := cartErrCode(err); got != tc.code {
-			t.Errorf("%s: error %q (%v), want %q", tc.query, got, err, tc.code)
-			continue
-		}
-		if err != nil {
-			if unsafeInMessage(err.Error()) {
-				t.Errorf("%s: unsafe message %q", tc.query, err)
+		t.Run(tc.query, func(t *testing.T) {
+			form, err := url.ParseQuery(tc.query)
+			if err != nil {
+				t.Fatal(err)
 			}
-			continue
-		}
-		if !reflect.DeepEqual(req.Items, tc.items) || req.Email != tc.email || req.Phone != tc.phone || req.Amount != tc.amt {
-			t.Errorf("%s: got %+v", tc.query, req)
-		}
+			req, err := ParseCheckoutForm(form)
+			if got := cartErrCode(err); got != tc.code {
+				t.Errorf("%s: error %q (%v), want %q", tc.query, got, err, tc.code)
+				return
+			}
+			if err != nil {
+				if unsafeInMessage(err.Error()) {
+					t.Errorf("%s: unsafe message %q", tc.query, err)
+				}
+				return
+			}
+			if !reflect.DeepEqual(req.Items, tc.items) || req.Email != tc.email || req.Phone != tc.phone || req.Amount != tc.amt {
+				t.Errorf("%s: got %+v", tc.query, req)
+			}
+		})
 	}
 }
 
@@ -196,20 +198,22 @@ func TestParseCheckoutJSON(t *testing.T) {
 		{body: `{"amount":500}`, code: "bad_amount"},
 		{body: `{"amount":["500"]}`, code: "bad_amount"},
 	} {
-		req, err := ParseCheckoutJSON([]byte(tc.body))
-		if got := cartErrCode(err); got != tc.code {
-			t.Errorf("%s: error %q (%v), want %q", tc.body, got, err, tc.code)
-			continue
-		}
-		if err != nil {
-			if unsafeInMessage(err.Error()) {
-				t.Errorf("%s: unsafe message %q", tc.body, err)
+		t.Run(tc.body, func(t *testing.T) {
+			req, err := ParseCheckoutJSON([]byte(tc.body))
+			if got := cartErrCode(err); got != tc.code {
+				t.Errorf("%s: error %q (%v), want %q", tc.body, got, err, tc.code)
+				return
 			}
-			continue
-		}
-		if !reflect.DeepEqual(req.Items, tc.items) || req.Email != tc.email || req.Phone != tc.phone || req.Amount != tc.amt {
-			t.Errorf("%s: got %+v", tc.body, req)
-		}
+			if err != nil {
+				if unsafeInMessage(err.Error()) {
+					t.Errorf("%s: unsafe message %q", tc.body, err)
+				}
+				return
+			}
+			if !reflect.DeepEqual(req.Items, tc.items) || req.Email != tc.email || req.Phone != tc.phone || req.Amount != tc.amt {
+				t.Errorf("%s: got %+v", tc.body, req)
+			}
+		})
 	}
 }
 
@@ -329,19 +333,21 @@ func TestPrice(t *testing.T) {
 		"bad after good":    {[]CartLine{{"cup", 1}, {"cup", 0}}, "bad_quantity", ""},
 		"unknown then zero": {[]CartLine{{"nope", 0}}, "bad_quantity", ""},
 	} {
-		items, total, err := c.Price(tc.lines)
-		if got := cartErrCode(err); got != tc.code {
-			t.Errorf("%s: %q (%v), want %q", name, got, err, tc.code)
-			continue
-		}
-		var re *RequestError
-		errors.As(err, &re)
-		if re.Field != "items" || !strings.Contains(re.Message, tc.says) || unsafeInMessage(re.Message) || len(re.Message) > 200 {
-			t.Errorf("%s: %+v, want Field items and a safe message saying %q", name, re, tc.says)
-		}
-		if items != nil || !total.IsZero() {
-			t.Errorf("%s: returned %v, %s with the error", name, items, total)
-		}
+		t.Run(name, func(t *testing.T) {
+			items, total, err := c.Price(tc.lines)
+			if got := cartErrCode(err); got != tc.code {
+				t.Errorf("%s: %q (%v), want %q", name, got, err, tc.code)
+				return
+			}
+			var re *RequestError
+			errors.As(err, &re)
+			if re.Field != "items" || !strings.Contains(re.Message, tc.says) || unsafeInMessage(re.Message) || len(re.Message) > 200 {
+				t.Errorf("%s: %+v, want Field items and a safe message saying %q", name, re, tc.says)
+			}
+			if items != nil || !total.IsZero() {
+				t.Errorf("%s: returned %v, %s with the error", name, items, total)
+			}
+		})
 	}
 }
 
@@ -455,25 +461,27 @@ func TestParseItems(t *testing.T) {
 		{raw: `[{"name":"Yacht","qty":2,"price":"600000000"}]`, code: "amount_too_large"},
 		{raw: `[{"name":"x","qty":1000000,"price":"1000.01"}]`, code: "amount_too_large"},
 	} {
-		items, total, err := ParseItems(tc.raw)
-		if got := cartErrCode(err); got != tc.code {
-			t.Errorf("%s: %q (%v), want %q", tc.raw, got, err, tc.code)
-			continue
-		}
-		if err != nil {
-			var re *RequestError
-			errors.As(err, &re)
-			if re.Field != "items" || unsafeInMessage(re.Message) {
-				t.Errorf("%s: %+v", tc.raw, re)
+		t.Run(tc.raw, func(t *testing.T) {
+			items, total, err := ParseItems(tc.raw)
+			if got := cartErrCode(err); got != tc.code {
+				t.Errorf("%s: %q (%v), want %q", tc.raw, got, err, tc.code)
+				return
 			}
-			if items != nil || !total.IsZero() {
-				t.Errorf("%s: returned %v, %s with the error", tc.raw, items, total)
+			if err != nil {
+				var re *RequestError
+				errors.As(err, &re)
+				if re.Field != "items" || unsafeInMessage(re.Message) {
+					t.Errorf("%s: %+v", tc.raw, re)
+				}
+				if items != nil || !total.IsZero() {
+					t.Errorf("%s: returned %v, %s with the error", tc.raw, items, total)
+				}
+				return
 			}
-			continue
-		}
-		if !sameItems(items, tc.items) || !total.Equal(rub(tc.total)) {
-			t.Errorf("%s: %+v = %s", tc.raw, items, total)
-		}
+			if !sameItems(items, tc.items) || !total.Equal(rub(tc.total)) {
+				t.Errorf("%s: %+v = %s", tc.raw, items, total)
+			}
+		})
 	}
 
 	var b strings.Builder
@@ -563,31 +571,33 @@ func TestValidateContacts(t *testing.T) {
 		{"good@example.com", "bad", "", "", "bad_phone"},
 		{"bad", "+79991234567", "", "", "bad_email"},
 	} {
-		email, phone, err := ValidateContacts(tc.email, tc.phone)
-		if got := cartErrCode(err); got != tc.code {
-			t.Errorf("(%q, %q): %q (%v), want %q", tc.email, tc.phone, got, err, tc.code)
-			continue
-		}
-		if err != nil {
-			var re *RequestError
-			errors.As(err, &re)
-			if unsafeInMessage(re.Message) || (tc.email != "" && len(tc.email) > 3 && strings.Contains(re.Message, tc.email)) ||
-				(len(tc.phone) > 3 && strings.Contains(re.Message, tc.phone)) {
-				t.Errorf("(%q, %q): message %q repeats the contact or unsafe input", tc.email, tc.phone, re.Message)
+		t.Run(fmt.Sprintf("%q %q", tc.email, tc.phone), func(t *testing.T) {
+			email, phone, err := ValidateContacts(tc.email, tc.phone)
+			if got := cartErrCode(err); got != tc.code {
+				t.Errorf("(%q, %q): %q (%v), want %q", tc.email, tc.phone, got, err, tc.code)
+				return
 			}
-			if wantField := strings.TrimPrefix(tc.code, "bad_"); re.Field != wantField {
-				t.Errorf("(%q, %q): Field %q, want %q", tc.email, tc.phone, re.Field, wantField)
+			if err != nil {
+				var re *RequestError
+				errors.As(err, &re)
+				if unsafeInMessage(re.Message) || (tc.email != "" && len(tc.email) > 3 && strings.Contains(re.Message, tc.email)) ||
+					(len(tc.phone) > 3 && strings.Contains(re.Message, tc.phone)) {
+					t.Errorf("(%q, %q): message %q repeats the contact or unsafe input", tc.email, tc.phone, re.Message)
+				}
+				if wantField := strings.TrimPrefix(tc.code, "bad_"); re.Field != wantField {
+					t.Errorf("(%q, %q): Field %q, want %q", tc.email, tc.phone, re.Field, wantField)
+				}
+				return
 			}
-			continue
-		}
-		if email != tc.wantEmail || phone != tc.wantPhone {
-			t.Errorf("(%q, %q) = (%q, %q), want (%q, %q)", tc.email, tc.phone, email, phone, tc.wantEmail, tc.wantPhone)
-		}
-		// Cleaning is idempotent: the handler may validate what a parser
-		// already cleaned.
-		if e2, p2, err := ValidateContacts(email, phone); err != nil || e2 != email || p2 != phone {
-			t.Errorf("(%q, %q) cleaned again = (%q, %q), %v", email, phone, e2, p2, err)
-		}
+			if email != tc.wantEmail || phone != tc.wantPhone {
+				t.Errorf("(%q, %q) = (%q, %q), want (%q, %q)", tc.email, tc.phone, email, phone, tc.wantEmail, tc.wantPhone)
+			}
+			// Cleaning is idempotent: the handler may validate what a parser
+			// already cleaned.
+			if e2, p2, err := ValidateContacts(email, phone); err != nil || e2 != email || p2 != phone {
+				t.Errorf("(%q, %q) cleaned again = (%q, %q), %v", email, phone, e2, p2, err)
+			}
+		})
 	}
 	// The longest allowed email.
 	long := strings.Repeat("a", 254-len("@example.com")) + "@example.com"

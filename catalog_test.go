@@ -183,18 +183,20 @@ func TestLoadCatalogFileLimits(t *testing.T) {
 		"truncated":        `{"products":[{"sku":"a"`,
 		"two products":     `{"products":[],"products":[]}`,
 	} {
-		path := write("c.json", content)
-		products, err := LoadCatalogFile(path)
-		if err == nil {
-			t.Errorf("%s: loaded %+v, want an error", name, products)
-			continue
-		}
-		if !strings.Contains(err.Error(), path) {
-			t.Errorf("%s: error %q does not name the file", name, err)
-		}
-		if strings.ContainsAny(err.Error(), "<>") || !utf8.ValidString(err.Error()) {
-			t.Errorf("%s: error %q repeats unsafe input", name, err)
-		}
+		t.Run(name, func(t *testing.T) {
+			path := write("c.json", content)
+			products, err := LoadCatalogFile(path)
+			if err == nil {
+				t.Errorf("%s: loaded %+v, want an error", name, products)
+				return
+			}
+			if !strings.Contains(err.Error(), path) {
+				t.Errorf("%s: error %q does not name the file", name, err)
+			}
+			if strings.ContainsAny(err.Error(), "<>") || !utf8.ValidString(err.Error()) {
+				t.Errorf("%s: error %q repeats unsafe input", name, err)
+			}
+		})
 	}
 }
 
@@ -240,9 +242,11 @@ func TestNewCatalog(t *testing.T) {
 		"control":       {[]Product{{SKU: "a", Name: "A\x1b[31m", Price: rub("1")}}, "control"},
 		"second bad":    {[]Product{{SKU: "a", Name: "A", Price: rub("1")}, {SKU: "b", Name: "", Price: rub("1")}}, `product 1 (sku "b")`},
 	} {
-		if _, err := NewCatalog(tc.products); err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%s: %v, want an error saying %q", name, err, tc.want)
-		}
+		t.Run(name, func(t *testing.T) {
+			if _, err := NewCatalog(tc.products); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("%s: %v, want an error saying %q", name, err, tc.want)
+			}
+		})
 	}
 	many := make([]Product, maxCatalogProducts+1)
 	for i := range many {
@@ -277,9 +281,11 @@ func TestProductJSON(t *testing.T) {
 		`{"Products":[{"sku":"a","name":"A","price":"350","prise":"0"}]}`,
 		`{"Products":[{"sku":"a","name":"A","price":"3.5e2"}]}`,
 	} {
-		if err := json.Unmarshal([]byte(bad), &app); err == nil {
-			t.Errorf("Unmarshal(%s) accepted", bad)
-		}
+		t.Run(bad, func(t *testing.T) {
+			if err := json.Unmarshal([]byte(bad), &app); err == nil {
+				t.Errorf("Unmarshal(%s) accepted", bad)
+			}
+		})
 	}
 }
 

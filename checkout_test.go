@@ -89,9 +89,11 @@ func TestProxiedValue(t *testing.T) {
 		{"shop-42", "shop-42"},
 		{"", ""},
 	} {
-		if got := proxiedValue(repl, tc.field); got != tc.want {
-			t.Errorf("proxiedValue(%q) = %q, want %q", tc.field, got, tc.want)
-		}
+		t.Run(tc.field, func(t *testing.T) {
+			if got := proxiedValue(repl, tc.field); got != tc.want {
+				t.Errorf("proxiedValue(%q) = %q, want %q", tc.field, got, tc.want)
+			}
+		})
 	}
 }
 

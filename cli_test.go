@@ -275,15 +275,17 @@ func TestCLIOrderActions(t *testing.T) {
 		"receipt": "order " + id + ": receipt queued (operation kassa-" + id + "-sale)\n",
 		"refund":  "order " + id + ": refund receipt queued (operation kassa-" + id + "-sale_return)\n",
 	} {
-		before := len(admin.requests())
-		stdout, stderr, err := runCLI(t, action, id, "--address", admin.addr())
-		if err != nil || stdout != want {
-			t.Errorf("%s: err %v, stdout %q, stderr %q, want %q", action, err, stdout, stderr, want)
-		}
-		got := admin.requests()[before:]
-		if len(got) != 1 || got[0].Method != "POST" || got[0].Path != "/kassa/orders/"+id+"/"+action || got[0].Body != "" {
-			t.Errorf("%s: requests = %+v", action, got)
-		}
+		t.Run(action, func(t *testing.T) {
+			before := len(admin.requests())
+			stdout, stderr, err := runCLI(t, action, id, "--address", admin.addr())
+			if err != nil || stdout != want {
+				t.Errorf("%s: err %v, stdout %q, stderr %q, want %q", action, err, stdout, stderr, want)
+			}
+			got := admin.requests()[before:]
+			if len(got) != 1 || got[0].Method != "POST" || got[0].Path != "/kassa/orders/"+id+"/"+action || got[0].Body != "" {
+				t.Errorf("%s: requests = %+v", action, got)
+			}
+		})
 	}
 }
 
@@ -420,11 +422,13 @@ func TestCLIAPIError(t *testing.T) {
 		{[]string{"cash", "deposit", "--amount", "1"}, "", "kassa: HTTP 502: Bad Gateway\n"},
 		{[]string{"cancel", "x"}, "not_found", "kassa: not_found: no such kassa admin route\n"},
 	} {
-		stdout, stderr, err := runCLI(t, append(tc.args, "--address", admin.addr())...)
-		var ae *apiError
-		if exitStatus(err) != 1 || !errors.As(err, &ae) || ae.Code != tc.code || stderr != tc.stderr || stdout != "" {
-			t.Errorf("%v: err %v (exit %d), stderr %q, stdout %q; want code %q, stderr %q", tc.args, err, exitStatus(err), stderr, stdout, tc.code, tc.stderr)
-		}
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			stdout, stderr, err := runCLI(t, append(tc.args, "--address", admin.addr())...)
+			var ae *apiError
+			if exitStatus(err) != 1 || !errors.As(err, &ae) || ae.Code != tc.code || stderr != tc.stderr || stdout != "" {
+				t.Errorf("%v: err %v (exit %d), stderr %q, stdout %q; want code %q, stderr %q", tc.args, err, exitStatus(err), stderr, stdout, tc.code, tc.stderr)
+			}
+		})
 	}
 	stdout, stderr, err := runCLI(t, "order", "AAAAAAAAAAAAAAAAAAAAAA", "--json", "--address", admin.addr())
 	if exitStatus(err) != 1 || stdout != notFound+"\n" || stderr != "kassa: unknown_order: no such order\n" {
@@ -484,15 +488,17 @@ func TestCLIUsageErrors(t *testing.T) {
 		{[]string{"balance", "--address", "ftp://localhost:2019"}, "want host:port or http://host:port"},
 		{[]string{"balance", "--address", "localhost:2019-2020"}, "admin address"},
 	} {
-		args := tc.args
-		if len(args) > 0 && !strings.HasPrefix(strings.Join(args, " "), "balance --address") {
-			args = append(args, "--address", admin.addr())
-		}
-		stdout, stderr, err := runCLI(t, args...)
-		if exitStatus(err) != 2 || !strings.HasPrefix(stderr, "kassa: ") || !strings.Contains(stderr, tc.msg) ||
-			!strings.Contains(stderr, "--help' for usage.") || stdout != "" {
-			t.Errorf("%q: exit %d (%v)\nstderr %q\nwant it to hold %q", tc.args, exitStatus(err), err, stderr, tc.msg)
-		}
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			args := tc.args
+			if len(args) > 0 && !strings.HasPrefix(strings.Join(args, " "), "balance --address") {
+				args = append(args, "--address", admin.addr())
+			}
+			stdout, stderr, err := runCLI(t, args...)
+			if exitStatus(err) != 2 || !strings.HasPrefix(stderr, "kassa: ") || !strings.Contains(stderr, tc.msg) ||
+				!strings.Contains(stderr, "--help' for usage.") || stdout != "" {
+				t.Errorf("%q: exit %d (%v)\nstderr %q\nwant it to hold %q", tc.args, exitStatus(err), err, stderr, tc.msg)
+			}
+		})
 	}
 	if got := admin.requests(); len(got) != 0 {
 		t.Errorf("usage errors sent %+v", got)
@@ -514,10 +520,12 @@ func TestCLIAddress(t *testing.T) {
 		{"--address", "http://" + admin.addr() + "/"},
 		{"--config", config},
 	} {
-		stdout, stderr, err := runCLI(t, append([]string{"orders"}, flags...)...)
-		if err != nil || stdout != "no orders\n" {
-			t.Errorf("%v: err %v, stdout %q, stderr %q", flags, err, stdout, stderr)
-		}
+		t.Run(strings.Join(flags, " "), func(t *testing.T) {
+			stdout, stderr, err := runCLI(t, append([]string{"orders"}, flags...)...)
+			if err != nil || stdout != "no orders\n" {
+				t.Errorf("%v: err %v, stdout %q, stderr %q", flags, err, stdout, stderr)
+			}
+		})
 	}
 	for _, r := range admin.requests() {
 		if r.Origin != "http://"+admin.addr() {

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -161,40 +162,44 @@ func TestCrystalPayCheckpay(t *testing.T) {
 		{`{"state":"payed","amount":"100","error":false,"auth":"ok"}`, true, "100"},
 		{`{"state":"payed","amount":250.5,"error":false,"auth":"ok"}`, true, "250.5"},
 	} {
-		stub := newProviderStub(t, stubJSON(200, tc.reply))
-		c := provisionCrystal(t, stub.URL+"/api.php", 0)
-		st, err := c.PaymentStatus(context.Background(), PaymentRef{ID: "1_gdTSSewzsE"})
-		if err != nil {
-			t.Fatalf("%s: %v", tc.reply, err)
-		}
-		if st.Paid != tc.paid || st.Amount.Valid != (tc.amount != "") ||
-			(tc.amount != "" && !st.Amount.Decimal.Equal(decimal.RequireFromString(tc.amount))) {
-			t.Errorf("%s: status = %+v", tc.reply, st)
-		}
-		q := crystalQuery(t, stub)
-		if q.Get("o") != "checkpay" || q.Get("i") != "1_gdTSSewzsE" {
-			t.Errorf("query = %v", q)
-		}
+		t.Run(tc.reply, func(t *testing.T) {
+			stub := newProviderStub(t, stubJSON(200, tc.reply))
+			c := provisionCrystal(t, stub.URL+"/api.php", 0)
+			st, err := c.PaymentStatus(context.Background(), PaymentRef{ID: "1_gdTSSewzsE"})
+			if err != nil {
+				t.Fatalf("%s: %v", tc.reply, err)
+			}
+			if st.Paid != tc.paid || st.Amount.Valid != (tc.amount != "") ||
+				(tc.amount != "" && !st.Amount.Decimal.Equal(decimal.RequireFromString(tc.amount))) {
+				t.Errorf("%s: status = %+v", tc.reply, st)
+			}
+			q := crystalQuery(t, stub)
+			if q.Get("o") != "checkpay" || q.Get("i") != "1_gdTSSewzsE" {
+				t.Errorf("query = %v", q)
+			}
+		})
 	}
 }
 
 func TestCrystalPayBalance(t *testing.T) {
 	for reply, want := range map[string]string{crystalBalanceSeed: "203", crystalWalletsSeed: "1047"} {
-		stub := newProviderStub(t, stubJSON(200, reply))
-		c := provisionCrystal(t, stub.URL+"/api.php", 0)
-		b, err := c.Balance(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !b.Total.Equal(decimal.RequireFromString(want)) {
-			t.Errorf("%s: total = %s, want %s", reply, b.Total, want)
-		}
-		if reply == crystalWalletsSeed && (len(b.Wallets) != 2 || !b.Wallets["VISAMASTER.RUR"].Equal(decimal.NewFromInt(947))) {
-			t.Errorf("wallets = %v", b.Wallets)
-		}
-		if q := crystalQuery(t, stub); q.Get("o") != "balance" || q.Get("n") != "testkassa" || q.Get("s") != crystalTestSecret {
-			t.Errorf("query = %v", q)
-		}
+		t.Run(want, func(t *testing.T) {
+			stub := newProviderStub(t, stubJSON(200, reply))
+			c := provisionCrystal(t, stub.URL+"/api.php", 0)
+			b, err := c.Balance(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !b.Total.Equal(decimal.RequireFromString(want)) {
+				t.Errorf("%s: total = %s, want %s", reply, b.Total, want)
+			}
+			if reply == crystalWalletsSeed && (len(b.Wallets) != 2 || !b.Wallets["VISAMASTER.RUR"].Equal(decimal.NewFromInt(947))) {
+				t.Errorf("wallets = %v", b.Wallets)
+			}
+			if q := crystalQuery(t, stub); q.Get("o") != "balance" || q.Get("n") != "testkassa" || q.Get("s") != crystalTestSecret {
+				t.Errorf("query = %v", q)
+			}
+		})
 	}
 }
 
@@ -275,28 +280,32 @@ func TestCrystalPayCheckpayMalformed(t *testing.T) {
 		`{"state":"payed","amount":"-5","error":false,"auth":"ok"}`,
 		`{"state":"payed","amount":"lots","error":false,"auth":"ok"}`,
 	} {
-		stub := newProviderStub(t, stubJSON(200, reply))
-		c := provisionCrystal(t, stub.URL+"/api.php", 0)
-		if _, err := c.PaymentStatus(context.Background(), PaymentRef{ID: "1_x"}); !errors.Is(err, ErrMalformedReply) {
-			t.Errorf("%s: err = %v, want ErrMalformedReply", reply, err)
-		}
+		t.Run(reply, func(t *testing.T) {
+			stub := newProviderStub(t, stubJSON(200, reply))
+			c := provisionCrystal(t, stub.URL+"/api.php", 0)
+			if _, err := c.PaymentStatus(context.Background(), PaymentRef{ID: "1_x"}); !errors.Is(err, ErrMalformedReply) {
+				t.Errorf("%s: err = %v, want ErrMalformedReply", reply, err)
+			}
+		})
 	}
 }
 
 func TestCrystalPayNeverRetriesGenerateOrWithdraw(t *testing.T) {
 	for _, status := range []int{500, 502, 503} {
-		stub := newProviderStub(t, stubJSON(status, "busy"))
-		c := provisionCrystal(t, stub.URL+"/api.php", 0)
-		ctx := context.Background()
-		if _, err := c.CreatePayment(ctx, PaymentRequest{Amount: decimal.NewFromInt(100)}); !errors.Is(err, ErrUnavailable) {
-			t.Fatalf("generate: err = %v", err)
-		}
-		if _, err := c.Payout(ctx, PayoutRequest{Amount: decimal.NewFromInt(100), To: "7999", Method: "qw"}); !errors.Is(err, ErrUnavailable) {
-			t.Fatalf("withdraw: err = %v", err)
-		}
-		if n := stub.count(); n != 2 {
-			t.Errorf("HTTP %d: %d requests for one generate and one withdraw, want 2", status, n)
-		}
+		t.Run(strconv.Itoa(status), func(t *testing.T) {
+			stub := newProviderStub(t, stubJSON(status, "busy"))
+			c := provisionCrystal(t, stub.URL+"/api.php", 0)
+			ctx := context.Background()
+			if _, err := c.CreatePayment(ctx, PaymentRequest{Amount: decimal.NewFromInt(100)}); !errors.Is(err, ErrUnavailable) {
+				t.Fatalf("generate: err = %v", err)
+			}
+			if _, err := c.Payout(ctx, PayoutRequest{Amount: decimal.NewFromInt(100), To: "7999", Method: "qw"}); !errors.Is(err, ErrUnavailable) {
+				t.Fatalf("withdraw: err = %v", err)
+			}
+			if n := stub.count(); n != 2 {
+				t.Errorf("HTTP %d: %d requests for one generate and one withdraw, want 2", status, n)
+			}
+		})
 	}
 }
 
@@ -336,25 +345,27 @@ func TestCrystalPayErrorsCarryNoSecret(t *testing.T) {
 		endpoints[name] = newProviderStub(t, h).URL + "/api.php"
 	}
 	for name, endpoint := range endpoints {
-		c := provisionCrystal(t, endpoint, 200*time.Millisecond)
-		ctx := context.Background()
-		var errs []error
-		_, err := c.CreatePayment(ctx, PaymentRequest{Amount: decimal.NewFromInt(100), ReturnURL: "https://shop.example/"})
-		errs = append(errs, err)
-		_, err = c.PaymentStatus(ctx, PaymentRef{ID: "1_x"})
-		errs = append(errs, err)
-		_, err = c.Balance(ctx)
-		errs = append(errs, err)
-		_, err = c.Payout(ctx, PayoutRequest{Amount: decimal.NewFromInt(100), To: "7999", Method: "qw"})
-		errs = append(errs, err)
-		for _, err := range errs {
-			if err == nil {
-				t.Errorf("%s: no error", name)
-				continue
+		t.Run(name, func(t *testing.T) {
+			c := provisionCrystal(t, endpoint, 200*time.Millisecond)
+			ctx := context.Background()
+			var errs []error
+			_, err := c.CreatePayment(ctx, PaymentRequest{Amount: decimal.NewFromInt(100), ReturnURL: "https://shop.example/"})
+			errs = append(errs, err)
+			_, err = c.PaymentStatus(ctx, PaymentRef{ID: "1_x"})
+			errs = append(errs, err)
+			_, err = c.Balance(ctx)
+			errs = append(errs, err)
+			_, err = c.Payout(ctx, PayoutRequest{Amount: decimal.NewFromInt(100), To: "7999", Method: "qw"})
+			errs = append(errs, err)
+			for _, err := range errs {
+				if err == nil {
+					t.Errorf("%s: no error", name)
+					continue
+				}
+				assertNoSecret(t, name, err, crystalTestSecret, crystalTestSecret2,
+					crystalPaySignature("7999", "100", crystalTestSecret2))
 			}
-			assertNoSecret(t, name, err, crystalTestSecret, crystalTestSecret2,
-				crystalPaySignature("7999", "100", crystalTestSecret2))
-		}
+		})
 	}
 }
 
@@ -421,11 +432,13 @@ func TestCrystalPayCaddyfile(t *testing.T) {
 		"crystalpay {\n secret \"\"\n}":             "must not be empty",
 		"crystalpay {\n timeout 1s\n timeout 2s\n}": "given twice",
 	} {
-		var c CrystalPay
-		err := c.UnmarshalCaddyfile(caddyfile.NewTestDispenser(input))
-		if err == nil || !strings.Contains(err.Error(), wantErr) {
-			t.Errorf("%q: err = %v, want %q", input, err, wantErr)
-		}
+		t.Run(input, func(t *testing.T) {
+			var c CrystalPay
+			err := c.UnmarshalCaddyfile(caddyfile.NewTestDispenser(input))
+			if err == nil || !strings.Contains(err.Error(), wantErr) {
+				t.Errorf("%q: err = %v, want %q", input, err, wantErr)
+			}
+		})
 	}
 }
 

@@ -60,9 +60,11 @@ func TestStatusCode(t *testing.T) {
 		fmt.Errorf("x: %w", storageFailure{errors.New("disk full")}): http.StatusServiceUnavailable,
 		fmt.Errorf("x: %w", &RequestError{Status: 413, Code: "body_too_large"}): http.StatusRequestEntityTooLarge,
 	} {
-		if got := StatusCode(err); got != want {
-			t.Errorf("StatusCode(%v) = %d, want %d", err, got, want)
-		}
+		t.Run(fmt.Sprint(err), func(t *testing.T) {
+			if got := StatusCode(err); got != want {
+				t.Errorf("StatusCode(%v) = %d, want %d", err, got, want)
+			}
+		})
 	}
 }
 

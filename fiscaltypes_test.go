@@ -62,13 +62,15 @@ func TestReceiptValidate(t *testing.T) {
 		{"email", func(r *Receipt) { r.Email = "not-an-email" }},
 		{"phone", func(r *Receipt) { r.Phone = "+7999\r\nX-Injected: 1" }},
 	} {
-		r := seedReceipt()
-		tc.edit(&r)
-		err := r.Validate()
-		var ve *ValidationError
-		if !errors.As(err, &ve) || ve.Field != tc.field {
-			t.Errorf("want an error on %s, got %v", tc.field, err)
-		}
+		t.Run(tc.field, func(t *testing.T) {
+			r := seedReceipt()
+			tc.edit(&r)
+			err := r.Validate()
+			var ve *ValidationError
+			if !errors.As(err, &ve) || ve.Field != tc.field {
+				t.Errorf("want an error on %s, got %v", tc.field, err)
+			}
+		})
 	}
 	r := seedReceipt()
 	r.Positions[0].Name = strings.Repeat("я", 128)

@@ -94,9 +94,11 @@ func TestCallOutcome(t *testing.T) {
 		{pe(ErrMalformedReply), "malformed"},
 		{errors.New("something local"), "unavailable"},
 	} {
-		if got := callOutcome(tc.err); got != tc.want {
-			t.Errorf("callOutcome(%v) = %q, want %q", tc.err, got, tc.want)
-		}
+		t.Run(tc.want, func(t *testing.T) {
+			if got := callOutcome(tc.err); got != tc.want {
+				t.Errorf("callOutcome(%v) = %q, want %q", tc.err, got, tc.want)
+			}
+		})
 	}
 }
 

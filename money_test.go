@@ -24,14 +24,16 @@ func TestParseAmountAccepts(t *testing.T) {
 		"999999999.99": "999999999.99",
 		"0000000001":   "1",
 	} {
-		got, err := ParseAmount("amount", in)
-		if err != nil {
-			t.Errorf("ParseAmount(%q): %v", in, err)
-			continue
-		}
-		if !got.Equal(decimal.RequireFromString(want)) {
-			t.Errorf("ParseAmount(%q) = %s, want %s", in, got, want)
-		}
+		t.Run(in, func(t *testing.T) {
+			got, err := ParseAmount("amount", in)
+			if err != nil {
+				t.Errorf("ParseAmount(%q): %v", in, err)
+				return
+			}
+			if !got.Equal(decimal.RequireFromString(want)) {
+				t.Errorf("ParseAmount(%q) = %s, want %s", in, got, want)
+			}
+		})
 	}
 }
 
@@ -42,25 +44,27 @@ func TestParseAmountRefuses(t *testing.T) {
 		"1_000", "NaN", "Inf", "1.2.3", "..", ".", "1..2", "1.-2", "1.+2", "\t1", "1\n", "1\x00",
 		"350₽", "＄1", "1.0e2", "1/2", "½",
 	} {
-		d, err := ParseAmount("amount", in)
-		if err == nil {
-			t.Errorf("ParseAmount(%q) = %s, want an error", in, d)
-			continue
-		}
-		var re *RequestError
-		if !errors.As(err, &re) {
-			t.Errorf("ParseAmount(%q): %T, want *RequestError", in, err)
-			continue
-		}
-		if re.Status != http.StatusBadRequest || re.Code != "bad_amount" || re.Field != "amount" {
-			t.Errorf("ParseAmount(%q) = %+v, want 400 bad_amount on amount", in, re)
-		}
-		if !errors.Is(err, ErrInvalid) {
-			t.Errorf("ParseAmount(%q): error is not ErrInvalid", in)
-		}
-		if !d.IsZero() {
-			t.Errorf("ParseAmount(%q) returned %s with its error", in, d)
-		}
+		t.Run(in, func(t *testing.T) {
+			d, err := ParseAmount("amount", in)
+			if err == nil {
+				t.Errorf("ParseAmount(%q) = %s, want an error", in, d)
+				return
+			}
+			var re *RequestError
+			if !errors.As(err, &re) {
+				t.Errorf("ParseAmount(%q): %T, want *RequestError", in, err)
+				return
+			}
+			if re.Status != http.StatusBadRequest || re.Code != "bad_amount" || re.Field != "amount" {
+				t.Errorf("ParseAmount(%q) = %+v, want 400 bad_amount on amount", in, re)
+			}
+			if !errors.Is(err, ErrInvalid) {
+				t.Errorf("ParseAmount(%q): error is not ErrInvalid", in)
+			}
+			if !d.IsZero() {
+				t.Errorf("ParseAmount(%q) returned %s with its error", in, d)
+			}
+		})
 	}
 }
 
@@ -97,9 +101,11 @@ func TestFormatAmount(t *testing.T) {
 		"12345.678":    "12345.68",
 		"100000000000": "100000000000.00",
 	} {
-		if got := FormatAmount(decimal.RequireFromString(in)); got != want {
-			t.Errorf("FormatAmount(%s) = %q, want %q", in, got, want)
-		}
+		t.Run(in, func(t *testing.T) {
+			if got := FormatAmount(decimal.RequireFromString(in)); got != want {
+				t.Errorf("FormatAmount(%s) = %q, want %q", in, got, want)
+			}
+		})
 	}
 	if got := FormatAmount(decimal.Decimal{}); got != "0.00" {
 		t.Errorf("FormatAmount(zero value) = %q", got)
@@ -117,9 +123,11 @@ func TestQuoteInput(t *testing.T) {
 		strings.Repeat("я", 40):       `"` + strings.Repeat("я", 32) + `"...`,
 		"a" + strings.Repeat("я", 40): `"a` + strings.Repeat("я", 31) + `"...`,
 	} {
-		if got := quoteInput(in); got != want {
-			t.Errorf("quoteInput(%q) = %s, want %s", in, got, want)
-		}
+		t.Run(in, func(t *testing.T) {
+			if got := quoteInput(in); got != want {
+				t.Errorf("quoteInput(%q) = %s, want %s", in, got, want)
+			}
+		})
 	}
 }
 

@@ -838,9 +838,11 @@ func TestOrderStoreList(t *testing.T) {
 		{OrderPending, 100, []string{ids[2], ids[0]}},
 		{OrderCancelled, 5, []string{}},
 	} {
-		if got := listIDs(tc.state, tc.limit); !slices.Equal(got, tc.want) {
-			t.Errorf("List(%q, %d) = %v, want %v", tc.state, tc.limit, got, tc.want)
-		}
+		t.Run(fmt.Sprintf("%s limit %d", tc.state, tc.limit), func(t *testing.T) {
+			if got := listIDs(tc.state, tc.limit); !slices.Equal(got, tc.want) {
+				t.Errorf("List(%q, %d) = %v, want %v", tc.state, tc.limit, got, tc.want)
+			}
+		})
 	}
 
 	_, err := s.List(ctx, "bogus", 1)
@@ -960,9 +962,11 @@ func TestValidOrderID(t *testing.T) {
 		{"abcdefghijklmnopqrst\u00e9", false}, // 22 bytes, 21 runes
 		{"abcdefghijklmnopqrstu\x00", false},
 	} {
-		if got := ValidOrderID(tc.id); got != tc.want {
-			t.Errorf("ValidOrderID(%q) = %v, want %v", tc.id, got, tc.want)
-		}
+		t.Run(tc.id, func(t *testing.T) {
+			if got := ValidOrderID(tc.id); got != tc.want {
+				t.Errorf("ValidOrderID(%q) = %v, want %v", tc.id, got, tc.want)
+			}
+		})
 	}
 }
 
@@ -981,13 +985,15 @@ func TestMaskEmail(t *testing.T) {
 		{"x@", "x***@"},
 		{"\xff\xfe\xfd@ex\xffample.com", "\uFFFD***\uFFFD@ex\uFFFDample.com"},
 	} {
-		got := MaskEmail(tc.in)
-		if got != tc.want {
-			t.Errorf("MaskEmail(%q) = %q, want %q", tc.in, got, tc.want)
-		}
-		if !utf8.ValidString(got) {
-			t.Errorf("MaskEmail(%q) = %q is not valid UTF-8", tc.in, got)
-		}
+		t.Run(tc.in, func(t *testing.T) {
+			got := MaskEmail(tc.in)
+			if got != tc.want {
+				t.Errorf("MaskEmail(%q) = %q, want %q", tc.in, got, tc.want)
+			}
+			if !utf8.ValidString(got) {
+				t.Errorf("MaskEmail(%q) = %q is not valid UTF-8", tc.in, got)
+			}
+		})
 	}
 }
 
@@ -1004,9 +1010,11 @@ func TestMaskPhone(t *testing.T) {
 		{"call me", "*******"},
 		{"\xff+7999\xfe1234567", "7*******67"},
 	} {
-		if got := MaskPhone(tc.in); got != tc.want {
-			t.Errorf("MaskPhone(%q) = %q, want %q", tc.in, got, tc.want)
-		}
+		t.Run(tc.in, func(t *testing.T) {
+			if got := MaskPhone(tc.in); got != tc.want {
+				t.Errorf("MaskPhone(%q) = %q, want %q", tc.in, got, tc.want)
+			}
+		})
 	}
 }
 
@@ -1017,15 +1025,17 @@ func TestValidIdempotencyKey(t *testing.T) {
 		}
 	}
 	for _, key := range []string{"", strings.Repeat("k", 256), "tab\there", "new\nline", "ключ", "nul\x00", "del\x7f", "\xff"} {
-		err := ValidIdempotencyKey(key)
-		var re *RequestError
-		if !errors.As(err, &re) || re.Status != http.StatusBadRequest || re.Code != "bad_idempotency_key" {
-			t.Errorf("ValidIdempotencyKey(%q) = %v, want a 400 bad_idempotency_key", key, err)
-			continue
-		}
-		if !errors.Is(err, ErrInvalid) || StatusCode(err) != http.StatusBadRequest {
-			t.Errorf("ValidIdempotencyKey(%q) is not a 400 ErrInvalid", key)
-		}
+		t.Run(key, func(t *testing.T) {
+			err := ValidIdempotencyKey(key)
+			var re *RequestError
+			if !errors.As(err, &re) || re.Status != http.StatusBadRequest || re.Code != "bad_idempotency_key" {
+				t.Errorf("ValidIdempotencyKey(%q) = %v, want a 400 bad_idempotency_key", key, err)
+				return
+			}
+			if !errors.Is(err, ErrInvalid) || StatusCode(err) != http.StatusBadRequest {
+				t.Errorf("ValidIdempotencyKey(%q) is not a 400 ErrInvalid", key)
+			}
+		})
 	}
 }
 

@@ -184,23 +184,25 @@ func TestPegasDepositOptionalParams(t *testing.T) {
 		{30 * time.Minute, "30"},
 		{24 * time.Hour, "1440"},
 	} {
-		stub := newProviderStub(t, stubJSON(http.StatusOK, `{"id":"7","commission":"0.10","wallet":"79990001122"}`))
-		p := newTestPegas(t, stub.URL, "wallet", 0)
-		_, err := p.CreatePayment(context.Background(), PaymentRequest{
-			OrderID:      "A-1_b.c:d",
-			Amount:       decimal.RequireFromString("1000000000"),
-			Phone:        "+79990001122",
-			PayerAccount: "79991112233",
-			TTL:          tc.ttl,
-			ReturnURL:    "https://shop.example/thanks?order=A-1&x=y",
+		t.Run(tc.ttl.String(), func(t *testing.T) {
+			stub := newProviderStub(t, stubJSON(http.StatusOK, `{"id":"7","commission":"0.10","wallet":"79990001122"}`))
+			p := newTestPegas(t, stub.URL, "wallet", 0)
+			_, err := p.CreatePayment(context.Background(), PaymentRequest{
+				OrderID:      "A-1_b.c:d",
+				Amount:       decimal.RequireFromString("1000000000"),
+				Phone:        "+79990001122",
+				PayerAccount: "79991112233",
+				TTL:          tc.ttl,
+				ReturnURL:    "https://shop.example/thanks?order=A-1&x=y",
+			})
+			if err != nil {
+				t.Fatalf("ttl %v: %v", tc.ttl, err)
+			}
+			checkPegasRequest(t, stub.only(t), "/deposit", pegasQuery(
+				"amount", "1000000000.00", "type", "wallet", "order_id", "A-1_b.c:d",
+				"phone", "+79990001122", "qiwi_account", "79991112233", "ttl", tc.want,
+				"success_url", "https://shop.example/thanks?order=A-1&x=y"))
 		})
-		if err != nil {
-			t.Fatalf("ttl %v: %v", tc.ttl, err)
-		}
-		checkPegasRequest(t, stub.only(t), "/deposit", pegasQuery(
-			"amount", "1000000000.00", "type", "wallet", "order_id", "A-1_b.c:d",
-			"phone", "+79990001122", "qiwi_account", "79991112233", "ttl", tc.want,
-			"success_url", "https://shop.example/thanks?order=A-1&x=y"))
 	}
 }
 
@@ -227,16 +229,18 @@ func TestPegasDepositMalformed(t *testing.T) {
 		{"invoice-select", `[{"id":"1"}]`},
 		{"invoice-select", ``},
 	} {
-		stub := newProviderStub(t, stubJSON(http.StatusOK, tc.reply))
-		p := newTestPegas(t, stub.URL, tc.depositType, 0)
-		_, err := p.CreatePayment(context.Background(), PaymentRequest{OrderID: "o1", Amount: decimal.NewFromInt(10)})
-		if !errors.Is(err, ErrMalformedReply) {
-			t.Errorf("%s %s: err = %v, want ErrMalformedReply", tc.depositType, tc.reply, err)
-			continue
-		}
-		if pe := asPegasError(t, err); pe.Status != http.StatusOK || pe.Op != "deposit" {
-			t.Errorf("%s: status %d op %q", tc.reply, pe.Status, pe.Op)
-		}
+		t.Run(tc.depositType, func(t *testing.T) {
+			stub := newProviderStub(t, stubJSON(http.StatusOK, tc.reply))
+			p := newTestPegas(t, stub.URL, tc.depositType, 0)
+			_, err := p.CreatePayment(context.Background(), PaymentRequest{OrderID: "o1", Amount: decimal.NewFromInt(10)})
+			if !errors.Is(err, ErrMalformedReply) {
+				t.Errorf("%s %s: err = %v, want ErrMalformedReply", tc.depositType, tc.reply, err)
+				return
+			}
+			if pe := asPegasError(t, err); pe.Status != http.StatusOK || pe.Op != "deposit" {
+				t.Errorf("%s: status %d op %q", tc.reply, pe.Status, pe.Op)
+			}
+		})
 	}
 }
 
@@ -249,12 +253,14 @@ func TestPegasCancel(t *testing.T) {
 	checkPegasRequest(t, stub.only(t), "/deposit/cancel", pegasQuery("order_id", "order-9", "id", "555"))
 
 	for _, reply := range []string{`{}`, `{"id":""}`, `<html></html>`} {
-		stub := newProviderStub(t, stubJSON(http.StatusOK, reply))
-		p := newTestPegas(t, stub.URL, "", 0)
-		err := p.CancelPayment(context.Background(), PaymentRef{ID: "555", OrderID: "order-9"})
-		if !errors.Is(err, ErrMalformedReply) {
-			t.Errorf("%s: err = %v, want ErrMalformedReply", reply, err)
-		}
+		t.Run(reply, func(t *testing.T) {
+			stub := newProviderStub(t, stubJSON(http.StatusOK, reply))
+			p := newTestPegas(t, stub.URL, "", 0)
+			err := p.CancelPayment(context.Background(), PaymentRef{ID: "555", OrderID: "order-9"})
+			if !errors.Is(err, ErrMalformedReply) {
+				t.Errorf("%s: err = %v, want ErrMalformedReply", reply, err)
+			}
+		})
 	}
 }
 
@@ -288,29 +294,33 @@ func TestPegasWithdrawal(t *testing.T) {
 	// Every optional parameter, and the comment's bounds, counted in
 	// characters: 100 Cyrillic letters are 200 bytes and still fit.
 	for _, comment := range []string{"abc", "выплата", strings.Repeat("я", 100), strings.Repeat("x", 100)} {
-		stub := newProviderStub(t, stubJSON(http.StatusOK, `{"id":"w-1","commission":0}`))
-		p := newTestPegas(t, stub.URL, "", 0)
-		got, err := p.Payout(context.Background(), PayoutRequest{
-			Amount: decimal.NewFromInt(5), To: "79990001122", Method: "wallet",
-			Comment: comment, OrderID: "payout-1", TTL: 90 * time.Second,
+		t.Run(comment, func(t *testing.T) {
+			stub := newProviderStub(t, stubJSON(http.StatusOK, `{"id":"w-1","commission":0}`))
+			p := newTestPegas(t, stub.URL, "", 0)
+			got, err := p.Payout(context.Background(), PayoutRequest{
+				Amount: decimal.NewFromInt(5), To: "79990001122", Method: "wallet",
+				Comment: comment, OrderID: "payout-1", TTL: 90 * time.Second,
+			})
+			if err != nil {
+				t.Fatalf("comment of %d characters: %v", utf8.RuneCountInString(comment), err)
+			}
+			checkPegasRequest(t, stub.only(t), "/withdrawal", pegasQuery("amount", "5.00", "number", "79990001122",
+				"method", "wallet", "comment", comment, "order_id", "payout-1", "ttl", "2"))
+			if got.ID != "w-1" || !got.Commission.IsZero() {
+				t.Errorf("got %+v", got)
+			}
 		})
-		if err != nil {
-			t.Fatalf("comment of %d characters: %v", utf8.RuneCountInString(comment), err)
-		}
-		checkPegasRequest(t, stub.only(t), "/withdrawal", pegasQuery("amount", "5.00", "number", "79990001122",
-			"method", "wallet", "comment", comment, "order_id", "payout-1", "ttl", "2"))
-		if got.ID != "w-1" || !got.Commission.IsZero() {
-			t.Errorf("got %+v", got)
-		}
 	}
 
 	for _, reply := range []string{`{"commission":"1"}`, `{"id":"1","commission":"x"}`, `null`} {
-		stub := newProviderStub(t, stubJSON(http.StatusOK, reply))
-		p := newTestPegas(t, stub.URL, "", 0)
-		_, err := p.Payout(context.Background(), PayoutRequest{Amount: decimal.NewFromInt(5), To: "79990001122", Method: "wallet"})
-		if !errors.Is(err, ErrMalformedReply) {
-			t.Errorf("%s: err = %v, want ErrMalformedReply", reply, err)
-		}
+		t.Run(reply, func(t *testing.T) {
+			stub := newProviderStub(t, stubJSON(http.StatusOK, reply))
+			p := newTestPegas(t, stub.URL, "", 0)
+			_, err := p.Payout(context.Background(), PayoutRequest{Amount: decimal.NewFromInt(5), To: "79990001122", Method: "wallet"})
+			if !errors.Is(err, ErrMalformedReply) {
+				t.Errorf("%s: err = %v, want ErrMalformedReply", reply, err)
+			}
+		})
 	}
 }
 
@@ -322,23 +332,27 @@ func TestPegasBalance(t *testing.T) {
 		`{"balance":"-12.5"}`:     "-12.5",
 		`{"balance":1.5,"x":"y"}`: "1.5",
 	} {
-		stub := newProviderStub(t, stubJSON(http.StatusOK, reply))
-		p := newTestPegas(t, stub.URL, "", 0)
-		got, err := p.Balance(context.Background())
-		if err != nil {
-			t.Fatalf("%s: %v", reply, err)
-		}
-		checkPegasRequest(t, stub.only(t), "/balance", pegasQuery())
-		if !got.Total.Equal(decimal.RequireFromString(want)) || got.Wallets != nil {
-			t.Errorf("%s: got %+v, want %s", reply, got, want)
-		}
+		t.Run(reply, func(t *testing.T) {
+			stub := newProviderStub(t, stubJSON(http.StatusOK, reply))
+			p := newTestPegas(t, stub.URL, "", 0)
+			got, err := p.Balance(context.Background())
+			if err != nil {
+				t.Fatalf("%s: %v", reply, err)
+			}
+			checkPegasRequest(t, stub.only(t), "/balance", pegasQuery())
+			if !got.Total.Equal(decimal.RequireFromString(want)) || got.Wallets != nil {
+				t.Errorf("%s: got %+v, want %s", reply, got, want)
+			}
+		})
 	}
 	for _, reply := range []string{`{}`, `{"balance":null}`, `{"balance":""}`, `{"balance":"lots"}`, `{"balance":{"a":1}}`, `[]`, `{"balance":"1e16"}`, `{"balance":1e300}`} {
-		stub := newProviderStub(t, stubJSON(http.StatusOK, reply))
-		p := newTestPegas(t, stub.URL, "", 0)
-		if _, err := p.Balance(context.Background()); !errors.Is(err, ErrMalformedReply) {
-			t.Errorf("%s: err = %v, want ErrMalformedReply", reply, err)
-		}
+		t.Run(reply, func(t *testing.T) {
+			stub := newProviderStub(t, stubJSON(http.StatusOK, reply))
+			p := newTestPegas(t, stub.URL, "", 0)
+			if _, err := p.Balance(context.Background()); !errors.Is(err, ErrMalformedReply) {
+				t.Errorf("%s: err = %v, want ErrMalformedReply", reply, err)
+			}
+		})
 	}
 }
 
@@ -443,16 +457,18 @@ func TestPegasPaymentDocumentWrongReply(t *testing.T) {
 		{"500", stubJSON(http.StatusInternalServerError, `{"code":"internal_error"}`), ErrUnavailable, "internal_error"},
 		{"502 html", stubReply(http.StatusBadGateway, "text/html", "<html><h1>502 Bad Gateway</h1></html>"), ErrUnavailable, ""},
 	} {
-		stub := newProviderStub(t, tc.handler)
-		p := newTestPegas(t, stub.URL, "", 0)
-		doc, err := p.PaymentDocument(context.Background(), PaymentRef{OrderID: "o"}, "pdf")
-		if doc != nil || !errors.Is(err, tc.kind) {
-			t.Errorf("%s: doc %v, err = %v, want %s", tc.name, doc, err, pegasKindOf(tc.kind))
-			continue
-		}
-		if pe := asPegasError(t, err); pe.Code != tc.code || pe.Op != "transaction/receipt/file" || pe.Body == "" {
-			t.Errorf("%s: %+v", tc.name, pe)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			stub := newProviderStub(t, tc.handler)
+			p := newTestPegas(t, stub.URL, "", 0)
+			doc, err := p.PaymentDocument(context.Background(), PaymentRef{OrderID: "o"}, "pdf")
+			if doc != nil || !errors.Is(err, tc.kind) {
+				t.Errorf("%s: doc %v, err = %v, want %s", tc.name, doc, err, pegasKindOf(tc.kind))
+				return
+			}
+			if pe := asPegasError(t, err); pe.Code != tc.code || pe.Op != "transaction/receipt/file" || pe.Body == "" {
+				t.Errorf("%s: %+v", tc.name, pe)
+			}
+		})
 	}
 }
 
@@ -755,14 +771,16 @@ func TestPegasRefusesBeforeSending(t *testing.T) {
 		"status bad order_id":    func() error { _, err := p.PaymentStatus(ctx, PaymentRef{OrderID: strings.Repeat("x", 65)}); return err },
 		"status id with newline": func() error { _, err := p.PaymentStatus(ctx, PaymentRef{ID: "1\n2"}); return err },
 	} {
-		err := call()
-		if !errors.Is(err, ErrInvalid) {
-			t.Errorf("%s: err = %v, want ErrInvalid", name, err)
-		}
-		var ve *ValidationError
-		if !errors.As(err, &ve) || ve.Field == "" {
-			t.Errorf("%s: err = %v, want a *ValidationError naming the field", name, err)
-		}
+		t.Run(name, func(t *testing.T) {
+			err := call()
+			if !errors.Is(err, ErrInvalid) {
+				t.Errorf("%s: err = %v, want ErrInvalid", name, err)
+			}
+			var ve *ValidationError
+			if !errors.As(err, &ve) || ve.Field == "" {
+				t.Errorf("%s: err = %v, want a *ValidationError naming the field", name, err)
+			}
+		})
 	}
 	if n := stub.count(); n != 0 {
 		t.Errorf("stub got %d requests; local validation must refuse before sending", n)
@@ -951,14 +969,16 @@ func TestPegasCaddyfile(t *testing.T) {
 		"pegas main":                                  "options go in a block",
 		"pegas main {\n token a\n}":                   "options go in a block",
 	} {
-		var p Pegas
-		err := p.UnmarshalCaddyfile(caddyfile.NewTestDispenser(input))
-		if err == nil || !strings.Contains(err.Error(), wantErr) {
-			t.Errorf("%q: err = %v, want %q", input, err, wantErr)
-		}
-		if err != nil && !strings.Contains(err.Error(), "Testfile:") {
-			t.Errorf("%q: err = %v lacks the file and line", input, err)
-		}
+		t.Run(input, func(t *testing.T) {
+			var p Pegas
+			err := p.UnmarshalCaddyfile(caddyfile.NewTestDispenser(input))
+			if err == nil || !strings.Contains(err.Error(), wantErr) {
+				t.Errorf("%q: err = %v, want %q", input, err, wantErr)
+			}
+			if err != nil && !strings.Contains(err.Error(), "Testfile:") {
+				t.Errorf("%q: err = %v lacks the file and line", input, err)
+			}
+		})
 	}
 }
 
@@ -997,22 +1017,26 @@ func TestPegasProvision(t *testing.T) {
 		"no scheme":          {Pegas{Token: "t", Endpoint: "pegas.example/api/v1"}, "endpoint"},
 		"query endpoint":     {Pegas{Token: "t", Endpoint: "https://pegas.example/api/v1?token=x"}, "endpoint"},
 	} {
-		err := tc.p.Provision(ctx)
-		if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-			t.Errorf("%s: Provision = %v, want %q", name, err, tc.wantErr)
-		}
+		t.Run(name, func(t *testing.T) {
+			err := tc.p.Provision(ctx)
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("%s: Provision = %v, want %q", name, err, tc.wantErr)
+			}
+		})
 	}
 	for name, bad := range map[string]*Pegas{
 		"no token":        {Endpoint: "https://pegas.example/api/v1"},
 		"unset token env": {Token: "{env.PEGAS_TEST_UNSET}", Endpoint: "https://pegas.example/api/v1"},
 	} {
-		if err := bad.Provision(ctx); err != nil {
-			t.Fatalf("%s: Provision: %v", name, err)
-		}
-		if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "token is empty") {
-			t.Errorf("%s: Validate = %v", name, err)
-		}
-		bad.Cleanup()
+		t.Run(name, func(t *testing.T) {
+			if err := bad.Provision(ctx); err != nil {
+				t.Fatalf("%s: Provision: %v", name, err)
+			}
+			if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "token is empty") {
+				t.Errorf("%s: Validate = %v", name, err)
+			}
+			bad.Cleanup()
+		})
 	}
 	if err := (&Pegas{Token: "t"}).Validate(); err == nil {
 		t.Error("Validate without an endpoint passed")
@@ -1028,9 +1052,11 @@ func TestPegasTTL(t *testing.T) {
 		61 * time.Second: "2", time.Hour: "60", time.Hour + time.Millisecond: "61",
 		time.Duration(1<<63 - 1): "153722868",
 	} {
-		if got, err := pegasTTL(ttl); err != nil || got != want {
-			t.Errorf("pegasTTL(%v) = %q, %v; want %q", ttl, got, err, want)
-		}
+		t.Run(ttl.String(), func(t *testing.T) {
+			if got, err := pegasTTL(ttl); err != nil || got != want {
+				t.Errorf("pegasTTL(%v) = %q, %v; want %q", ttl, got, err, want)
+			}
+		})
 	}
 }
 

@@ -210,35 +210,37 @@ func TestSandboxPegasDeposits(t *testing.T) {
 	sb := startSandbox(t, nil)
 	ctx := context.Background()
 	for i, typ := range []string{"wallet", "wallet-card", "invoice-qw", "invoice-card", "invoice-select", "yandex"} {
-		p := sb.pegas(t, typ)
-		orderID := fmt.Sprintf("order-%d", i)
-		pay, err := p.CreatePayment(ctx, PaymentRequest{OrderID: orderID, Amount: decimal.RequireFromString("700.00"),
-			Phone: "+79990000000", PayerAccount: "79991112233", TTL: 30 * time.Minute, ReturnURL: "http://shop.example/thanks"})
-		if err != nil {
-			t.Fatalf("%s: %v", typ, err)
-		}
-		switch typ {
-		case "wallet":
-			if pay.Wallet == "" {
-				t.Errorf("%s: no wallet in %+v", typ, pay)
+		t.Run(typ, func(t *testing.T) {
+			p := sb.pegas(t, typ)
+			orderID := fmt.Sprintf("order-%d", i)
+			pay, err := p.CreatePayment(ctx, PaymentRequest{OrderID: orderID, Amount: decimal.RequireFromString("700.00"),
+				Phone: "+79990000000", PayerAccount: "79991112233", TTL: 30 * time.Minute, ReturnURL: "http://shop.example/thanks"})
+			if err != nil {
+				t.Fatalf("%s: %v", typ, err)
 			}
-		case "wallet-card":
-			if pay.Card == "" {
-				t.Errorf("%s: no card in %+v", typ, pay)
+			switch typ {
+			case "wallet":
+				if pay.Wallet == "" {
+					t.Errorf("%s: no wallet in %+v", typ, pay)
+				}
+			case "wallet-card":
+				if pay.Card == "" {
+					t.Errorf("%s: no card in %+v", typ, pay)
+				}
+			default:
+				if !isHTTPURL(pay.URL) {
+					t.Errorf("%s: no url in %+v", typ, pay)
+				}
 			}
-		default:
-			if !isHTTPURL(pay.URL) {
-				t.Errorf("%s: no url in %+v", typ, pay)
+			if !pay.Commission.Equal(decimal.RequireFromString("17.5")) {
+				t.Errorf("%s: commission %s, want 2.5%% of 700", typ, pay.Commission)
 			}
-		}
-		if !pay.Commission.Equal(decimal.RequireFromString("17.5")) {
-			t.Errorf("%s: commission %s, want 2.5%% of 700", typ, pay.Commission)
-		}
-		// The same order id again is the duplicate a lost reply leads to.
-		_, err = p.CreatePayment(ctx, PaymentRequest{OrderID: orderID, Amount: decimal.RequireFromString("700.00")})
-		if !errors.Is(err, ErrDuplicate) || !errors.Is(err, ErrRejected) {
-			t.Errorf("%s: repeated order_id: %v, want ErrDuplicate", typ, err)
-		}
+			// The same order id again is the duplicate a lost reply leads to.
+			_, err = p.CreatePayment(ctx, PaymentRequest{OrderID: orderID, Amount: decimal.RequireFromString("700.00")})
+			if !errors.Is(err, ErrDuplicate) || !errors.Is(err, ErrRejected) {
+				t.Errorf("%s: repeated order_id: %v, want ErrDuplicate", typ, err)
+			}
+		})
 	}
 	if n := len(sb.calls("pegas", "deposit")); n != 12 {
 		t.Errorf("%d deposit calls journaled, want 12", n)
@@ -508,16 +510,18 @@ func TestSandboxFaults(t *testing.T) {
 		{"auth", map[string]error{"crystalpay": ErrAuth, "pegas": ErrAuth, "smartcashier": ErrAuth}},
 		{"forbidden", map[string]error{"crystalpay": ErrRejected, "pegas": ErrAuth, "smartcashier": ErrAuth}},
 	} {
-		for api, op := range ops {
-			sb.fault(api, "*", tc.mode, 1)
-			err := op()
-			if !errors.Is(err, tc.kinds[api]) {
-				t.Errorf("%s %s: %v, want %v", api, tc.mode, err, tc.kinds[api])
+		t.Run(tc.mode, func(t *testing.T) {
+			for api, op := range ops {
+				sb.fault(api, "*", tc.mode, 1)
+				err := op()
+				if !errors.Is(err, tc.kinds[api]) {
+					t.Errorf("%s %s: %v, want %v", api, tc.mode, err, tc.kinds[api])
+				}
+				if err := op(); err != nil && !errors.Is(err, ErrNotFound) {
+					t.Errorf("%s after %s: %v, want recovery", api, tc.mode, err)
+				}
 			}
-			if err := op(); err != nil && !errors.Is(err, ErrNotFound) {
-				t.Errorf("%s after %s: %v, want recovery", api, tc.mode, err)
-			}
-		}
+		})
 	}
 }
 
@@ -554,9 +558,11 @@ func TestSandboxDroppedConnectionCreatesOneInvoice(t *testing.T) {
 			return err
 		},
 	} {
-		if err := call(); !errors.Is(err, ErrUnavailable) {
-			t.Errorf("%s over a dropped connection: %v, want ErrUnavailable", name, err)
-		}
+		t.Run(name, func(t *testing.T) {
+			if err := call(); !errors.Is(err, ErrUnavailable) {
+				t.Errorf("%s over a dropped connection: %v, want ErrUnavailable", name, err)
+			}
+		})
 	}
 	for api, ops := range map[string][]string{"crystalpay": {"generate", "withdraw"}, "pegas": {"deposit", "withdrawal"}} {
 		for _, op := range ops {

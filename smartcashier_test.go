@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -538,15 +539,17 @@ func TestSmartCashierDoesNotRetryRefusals(t *testing.T) {
 		{http.StatusOK, "<html>maintenance</html>", ErrMalformedReply},
 	}
 	for _, tc := range cases {
-		stub := newProviderStub(t, scReply(tc.status, tc.body))
-		s := provisionSC(t, stub.URL, nil)
-		err := s.FormReceipt(context.Background(), scSeedReceiptValue())
-		if !errors.Is(err, tc.kind) {
-			t.Errorf("HTTP %d: err = %v, want %v", tc.status, err, tc.kind)
-		}
-		if n := stub.count(); n != 1 {
-			t.Errorf("HTTP %d: stub saw %d requests, want 1", tc.status, n)
-		}
+		t.Run(strconv.Itoa(tc.status), func(t *testing.T) {
+			stub := newProviderStub(t, scReply(tc.status, tc.body))
+			s := provisionSC(t, stub.URL, nil)
+			err := s.FormReceipt(context.Background(), scSeedReceiptValue())
+			if !errors.Is(err, tc.kind) {
+				t.Errorf("HTTP %d: err = %v, want %v", tc.status, err, tc.kind)
+			}
+			if n := stub.count(); n != 1 {
+				t.Errorf("HTTP %d: stub saw %d requests, want 1", tc.status, n)
+			}
+		})
 	}
 }
 
@@ -555,21 +558,23 @@ func TestSmartCashierRetriesExhausted(t *testing.T) {
 		retries  *int
 		requests int
 	}{{nil, 4}, {new(0), 1}, {new(2), 3}} {
-		stub := newProviderStub(t, stubPick(func(n int, _ *http.Request) stubAnswer {
-			return scReply(http.StatusInternalServerError, fmt.Sprintf(`{"message":"attempt %d"}`, n))
-		}))
-		s := provisionSC(t, stub.URL, func(s *SmartCashier) { s.Retries = tc.retries })
-		err := s.WithdrawCash(context.Background(), CashOperation{OperationID: "wd-1", CashboxID: scTestCashbox, Amount: scMoney("1")})
-		var pe *ProviderError
-		if !errors.As(err, &pe) || !errors.Is(err, ErrUnavailable) {
-			t.Fatalf("err = %v, want an ErrUnavailable ProviderError", err)
-		}
-		if n := stub.count(); n != tc.requests {
-			t.Errorf("stub saw %d requests, want %d", n, tc.requests)
-		}
-		if want := fmt.Sprintf("attempt %d", tc.requests); pe.Message != want || pe.Status != 500 || pe.Op != "withdrawCash" {
-			t.Errorf("error is not the last attempt's: %+v", pe)
-		}
+		t.Run(strconv.Itoa(tc.requests)+" requests", func(t *testing.T) {
+			stub := newProviderStub(t, stubPick(func(n int, _ *http.Request) stubAnswer {
+				return scReply(http.StatusInternalServerError, fmt.Sprintf(`{"message":"attempt %d"}`, n))
+			}))
+			s := provisionSC(t, stub.URL, func(s *SmartCashier) { s.Retries = tc.retries })
+			err := s.WithdrawCash(context.Background(), CashOperation{OperationID: "wd-1", CashboxID: scTestCashbox, Amount: scMoney("1")})
+			var pe *ProviderError
+			if !errors.As(err, &pe) || !errors.Is(err, ErrUnavailable) {
+				t.Fatalf("err = %v, want an ErrUnavailable ProviderError", err)
+			}
+			if n := stub.count(); n != tc.requests {
+				t.Errorf("stub saw %d requests, want %d", n, tc.requests)
+			}
+			if want := fmt.Sprintf("attempt %d", tc.requests); pe.Message != want || pe.Status != 500 || pe.Op != "withdrawCash" {
+				t.Errorf("error is not the last attempt's: %+v", pe)
+			}
+		})
 	}
 }
 
@@ -917,10 +922,12 @@ func TestSmartCashierCaddyfile(t *testing.T) {
 		"smartcashier {\n timeout 500ms\n}":      func(s SmartCashier) bool { return s.Timeout == caddy.Duration(500*time.Millisecond) },
 		"smartcashier {\n cashbox_id {env.X}\n}": func(s SmartCashier) bool { return s.CashboxID == "{env.X}" },
 	} {
-		var s SmartCashier
-		if err := s.UnmarshalCaddyfile(caddyfile.NewTestDispenser(input)); err != nil || !check(s) {
-			t.Errorf("%q: got %+v, %v", input, s, err)
-		}
+		t.Run(input, func(t *testing.T) {
+			var s SmartCashier
+			if err := s.UnmarshalCaddyfile(caddyfile.NewTestDispenser(input)); err != nil || !check(s) {
+				t.Errorf("%q: got %+v, %v", input, s, err)
+			}
+		})
 	}
 }
 
@@ -957,11 +964,13 @@ func TestSmartCashierCaddyfileErrors(t *testing.T) {
 		"smartcashier {\n retries 1 2\n}":                  "wrong argument count",
 		"smartcashier {\n endpoint https://a https://b\n}": "wrong argument count",
 	} {
-		var s SmartCashier
-		err := s.UnmarshalCaddyfile(caddyfile.NewTestDispenser(input))
-		if err == nil || !strings.Contains(err.Error(), want) {
-			t.Errorf("%q: err = %v, want one containing %q", input, err, want)
-		}
+		t.Run(input, func(t *testing.T) {
+			var s SmartCashier
+			err := s.UnmarshalCaddyfile(caddyfile.NewTestDispenser(input))
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("%q: err = %v, want one containing %q", input, err, want)
+			}
+		})
 	}
 }
 
@@ -1026,21 +1035,23 @@ func TestSmartCashierProvision(t *testing.T) {
 		"endpoint query":    {SmartCashier{Token: "t", Taxation: TaxationOSN, Endpoint: "https://a.example/v1.0?token=x"}, "query"},
 		"unresolved env ok": {SmartCashier{Token: "{env.SC_TEST_TOKEN}", Taxation: TaxationOSN, CashboxID: "{env.SC_TEST_UNSET}"}, ""},
 	} {
-		s := tc.s
-		err := s.Provision(newCtx())
-		if err == nil {
-			err = s.Validate()
-			s.Cleanup()
-		}
-		switch {
-		case tc.want == "" && err != nil:
-			t.Errorf("%s: %v", name, err)
-		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
-			t.Errorf("%s: err = %v, want one containing %q", name, err, tc.want)
-		}
-		if err != nil && strings.Contains(err.Error(), scTestToken) {
-			t.Errorf("%s: error carries the token: %v", name, err)
-		}
+		t.Run(name, func(t *testing.T) {
+			s := tc.s
+			err := s.Provision(newCtx())
+			if err == nil {
+				err = s.Validate()
+				s.Cleanup()
+			}
+			switch {
+			case tc.want == "" && err != nil:
+				t.Errorf("%s: %v", name, err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Errorf("%s: err = %v, want one containing %q", name, err, tc.want)
+			}
+			if err != nil && strings.Contains(err.Error(), scTestToken) {
+				t.Errorf("%s: error carries the token: %v", name, err)
+			}
+		})
 	}
 
 	// JSON config: names, not codes; an unknown name is refused.
