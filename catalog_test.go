@@ -61,9 +61,11 @@ func TestLoadCatalogFileGood(t *testing.T) {
 		t.Errorf("Product(tea-green) = %+v, %v", p, ok)
 	}
 	for _, sku := range []string{"", "TEA-GREEN", "tea-green ", "nope"} {
-		if _, ok := c.Product(sku); ok {
-			t.Errorf("Product(%q) found", sku)
-		}
+		t.Run(sku, func(t *testing.T) {
+			if _, ok := c.Product(sku); ok {
+				t.Errorf("Product(%q) found", sku)
+			}
+		})
 	}
 	// Products is a copy: changing it changes nothing in the catalog.
 	ps := c.Products()

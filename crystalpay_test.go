@@ -115,23 +115,27 @@ func TestCrystalPayRefusesBeforeSending(t *testing.T) {
 	c := provisionCrystal(t, stub.URL+"/api.php", 0)
 	ctx := context.Background()
 	for _, amount := range []string{"100.50", "0.01", "0", "-100", "1000000001", "100.001"} {
-		_, err := c.CreatePayment(ctx, PaymentRequest{Amount: decimal.RequireFromString(amount)})
-		var ve *ValidationError
-		if !errors.As(err, &ve) || ve.Field != "amount" || !errors.Is(err, ErrInvalid) {
-			t.Errorf("generate %s: err = %v, want a ValidationError on amount", amount, err)
-		}
-		_, err = c.Payout(ctx, PayoutRequest{Amount: decimal.RequireFromString(amount), To: "79990000000", Method: "qw"})
-		if !errors.Is(err, ErrInvalid) {
-			t.Errorf("withdraw %s: err = %v, want ErrInvalid", amount, err)
-		}
+		t.Run(amount, func(t *testing.T) {
+			_, err := c.CreatePayment(ctx, PaymentRequest{Amount: decimal.RequireFromString(amount)})
+			var ve *ValidationError
+			if !errors.As(err, &ve) || ve.Field != "amount" || !errors.Is(err, ErrInvalid) {
+				t.Errorf("generate %s: err = %v, want a ValidationError on amount", amount, err)
+			}
+			_, err = c.Payout(ctx, PayoutRequest{Amount: decimal.RequireFromString(amount), To: "79990000000", Method: "qw"})
+			if !errors.Is(err, ErrInvalid) {
+				t.Errorf("withdraw %s: err = %v, want ErrInvalid", amount, err)
+			}
+		})
 	}
 	for _, bad := range []PaymentRequest{
 		{Amount: decimal.NewFromInt(100), ReturnURL: "javascript:alert(1)"},
 		{Amount: decimal.NewFromInt(100), ReturnURL: "/relative"},
 	} {
-		if _, err := c.CreatePayment(ctx, bad); !errors.Is(err, ErrInvalid) {
-			t.Errorf("generate with redirect %q: err = %v, want ErrInvalid", bad.ReturnURL, err)
-		}
+		t.Run(bad.ReturnURL, func(t *testing.T) {
+			if _, err := c.CreatePayment(ctx, bad); !errors.Is(err, ErrInvalid) {
+				t.Errorf("generate with redirect %q: err = %v, want ErrInvalid", bad.ReturnURL, err)
+			}
+		})
 	}
 	for _, bad := range []PayoutRequest{
 		{Amount: decimal.NewFromInt(100), To: "", Method: "qw"},
@@ -139,9 +143,11 @@ func TestCrystalPayRefusesBeforeSending(t *testing.T) {
 		{Amount: decimal.NewFromInt(100), To: "79990000000", Method: ""},
 		{Amount: decimal.NewFromInt(100), To: "79990000000", Method: "qw\r\nx"},
 	} {
-		if _, err := c.Payout(ctx, bad); !errors.Is(err, ErrInvalid) {
-			t.Errorf("withdraw %+v: err = %v, want ErrInvalid", bad, err)
-		}
+		t.Run(bad.To+" "+bad.Method, func(t *testing.T) {
+			if _, err := c.Payout(ctx, bad); !errors.Is(err, ErrInvalid) {
+				t.Errorf("withdraw %+v: err = %v, want ErrInvalid", bad, err)
+			}
+		})
 	}
 	if _, err := c.PaymentStatus(ctx, PaymentRef{}); !errors.Is(err, ErrInvalid) {
 		t.Errorf("checkpay without id: err = %v, want ErrInvalid", err)

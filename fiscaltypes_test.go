@@ -93,9 +93,11 @@ func TestDirectories(t *testing.T) {
 		}
 	}
 	for name, want := range map[string]ReceiptType{"sale": 1, "sale_return": 2, "purchase": 3, "purchase_return": 4} {
-		if got, err := ParseReceiptType(name); err != nil || got != want || got.String() != name {
-			t.Errorf("ParseReceiptType(%q) = %v, %v", name, got, err)
-		}
+		t.Run(name, func(t *testing.T) {
+			if got, err := ParseReceiptType(name); err != nil || got != want || got.String() != name {
+				t.Errorf("ParseReceiptType(%q) = %v, %v", name, got, err)
+			}
+		})
 	}
 	if _, err := ParseVAT("vat21"); err == nil || !strings.Contains(err.Error(), "vat20") {
 		t.Errorf("unknown VAT: %v (should list the known names)", err)

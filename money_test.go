@@ -78,9 +78,11 @@ func TestParseAmountFieldAndSafeMessage(t *testing.T) {
 		t.Errorf("Field = %q", re.Field)
 	}
 	for _, bad := range []string{"<", ">", "\x00", "\n", strings.Repeat("9", 65)} {
-		if strings.Contains(re.Message, bad) {
-			t.Errorf("message %q contains %q", re.Message, bad)
-		}
+		t.Run(bad, func(t *testing.T) {
+			if strings.Contains(re.Message, bad) {
+				t.Errorf("message %q contains %q", re.Message, bad)
+			}
+		})
 	}
 	_, err = ParseAmount("amount", "1000000000.01")
 	if err == nil || !strings.Contains(err.Error(), "1000000000.00") {

@@ -1020,21 +1020,25 @@ func TestMaskPhone(t *testing.T) {
 
 func TestValidIdempotencyKey(t *testing.T) {
 	for _, key := range []string{"a", "550e8400-e29b-41d4-a716-446655440000", strings.Repeat("k", 255), "with space ~!@#$%^&*()"} {
-		if err := ValidIdempotencyKey(key); err != nil {
-			t.Errorf("ValidIdempotencyKey(%q) = %v", key, err)
-		}
+		t.Run(key, func(t *testing.T) {
+			if err := ValidIdempotencyKey(key); err != nil {
+				t.Errorf("ValidIdempotencyKey(%q) = %v", key, err)
+			}
+		})
 	}
 	for _, key := range []string{"", strings.Repeat("k", 256), "tab\there", "new\nline", "ключ", "nul\x00", "del\x7f", "\xff"} {
 		t.Run(key, func(t *testing.T) {
-			err := ValidIdempotencyKey(key)
-			var re *RequestError
-			if !errors.As(err, &re) || re.Status != http.StatusBadRequest || re.Code != "bad_idempotency_key" {
-				t.Errorf("ValidIdempotencyKey(%q) = %v, want a 400 bad_idempotency_key", key, err)
-				return
-			}
-			if !errors.Is(err, ErrInvalid) || StatusCode(err) != http.StatusBadRequest {
-				t.Errorf("ValidIdempotencyKey(%q) is not a 400 ErrInvalid", key)
-			}
+			t.Run(key, func(t *testing.T) {
+				err := ValidIdempotencyKey(key)
+				var re *RequestError
+				if !errors.As(err, &re) || re.Status != http.StatusBadRequest || re.Code != "bad_idempotency_key" {
+					t.Errorf("ValidIdempotencyKey(%q) = %v, want a 400 bad_idempotency_key", key, err)
+					return
+				}
+				if !errors.Is(err, ErrInvalid) || StatusCode(err) != http.StatusBadRequest {
+					t.Errorf("ValidIdempotencyKey(%q) is not a 400 ErrInvalid", key)
+				}
+			})
 		})
 	}
 }

@@ -334,18 +334,20 @@ func TestPayoutIdempotency(t *testing.T) {
 		a := payoutApp(t, crystal, pegas)
 		// Records left in sending by a shop that stopped mid-call.
 		for _, tc := range []struct{ account, body string }{{"main", crystalPayout}, {"card", pegasPayout}} {
-			var req payoutRequest
-			json.Unmarshal([]byte(tc.body), &req)
-			amount, _ := ParseAmount("amount", req.Amount)
-			scope := payoutScope(tc.account, "k1")
-			rec := &payoutRecord{Account: tc.account, Fingerprint: payoutFingerprint(req, amount), State: payoutSending,
-				Attempts: 1, CreatedAt: time.Now(), UpdatedAt: time.Now()}
-			if tc.account == "card" {
-				rec.OrderID = payoutOrderID(scope)
-			}
-			if err := a.storePayout(ctx, payoutStorageKey(scope), rec); err != nil {
-				t.Fatal(err)
-			}
+			t.Run(tc.account, func(t *testing.T) {
+				var req payoutRequest
+				json.Unmarshal([]byte(tc.body), &req)
+				amount, _ := ParseAmount("amount", req.Amount)
+				scope := payoutScope(tc.account, "k1")
+				rec := &payoutRecord{Account: tc.account, Fingerprint: payoutFingerprint(req, amount), State: payoutSending,
+					Attempts: 1, CreatedAt: time.Now(), UpdatedAt: time.Now()}
+				if tc.account == "card" {
+					rec.OrderID = payoutOrderID(scope)
+				}
+				if err := a.storePayout(ctx, payoutStorageKey(scope), rec); err != nil {
+					t.Fatal(err)
+				}
+			})
 		}
 		w := postPayout(ctx, a, "k1", crystalPayout)
 		if w.Code != http.StatusConflict || errorCode(t, w) != "payout_in_progress" || w.Header().Get("Retry-After") == "" {

@@ -499,12 +499,14 @@ func TestPegasPaymentStatus(t *testing.T) {
 		{stubJSON(http.StatusBadRequest, `{"code":"invalid_parameters"}`), ErrRejected},
 		{stubReply(http.StatusOK, "text/html", "<html></html>"), ErrMalformedReply},
 	} {
-		stub := newProviderStub(t, tc.handler)
-		p := newTestPegas(t, stub.URL, "", 0)
-		st, err := p.PaymentStatus(context.Background(), PaymentRef{OrderID: "o"})
-		if st.Paid || !errors.Is(err, tc.kind) {
-			t.Errorf("want %s: status %+v, err %v", pegasKindOf(tc.kind), st, err)
-		}
+		t.Run(pegasKindOf(tc.kind), func(t *testing.T) {
+			stub := newProviderStub(t, tc.handler)
+			p := newTestPegas(t, stub.URL, "", 0)
+			st, err := p.PaymentStatus(context.Background(), PaymentRef{OrderID: "o"})
+			if st.Paid || !errors.Is(err, tc.kind) {
+				t.Errorf("want %s: status %+v, err %v", pegasKindOf(tc.kind), st, err)
+			}
+		})
 	}
 }
 
@@ -888,26 +890,28 @@ func TestPegasErrorsCarryNoToken(t *testing.T) {
 		"timeout": {blocked, ErrUnavailable},
 	}
 	for failure, f := range failures {
-		stub := newProviderStub(t, f.handler)
-		timeout := time.Duration(0)
-		if failure == "timeout" {
-			timeout = 20 * time.Millisecond
-		}
-		p := newTestPegas(t, stub.URL, "", timeout)
-		for callName, call := range calls {
-			name := failure + " " + callName
-			err := call(p)
-			if err == nil && f.kind == nil {
-				continue // a reply that happens to be acceptable to this call
+		t.Run(failure, func(t *testing.T) {
+			stub := newProviderStub(t, f.handler)
+			timeout := time.Duration(0)
+			if failure == "timeout" {
+				timeout = 20 * time.Millisecond
 			}
-			checkPegasNoToken(t, name, err)
-			if f.kind != nil && !errors.Is(err, f.kind) {
-				t.Errorf("%s: err = %v, want %s", name, err, pegasKindOf(f.kind))
+			p := newTestPegas(t, stub.URL, "", timeout)
+			for callName, call := range calls {
+				name := failure + " " + callName
+				err := call(p)
+				if err == nil && f.kind == nil {
+					continue // a reply that happens to be acceptable to this call
+				}
+				checkPegasNoToken(t, name, err)
+				if f.kind != nil && !errors.Is(err, f.kind) {
+					t.Errorf("%s: err = %v, want %s", name, err, pegasKindOf(f.kind))
+				}
+				if failure == "timeout" && !errors.Is(err, context.DeadlineExceeded) {
+					t.Errorf("%s: err = %v, want a deadline", name, err)
+				}
 			}
-			if failure == "timeout" && !errors.Is(err, context.DeadlineExceeded) {
-				t.Errorf("%s: err = %v, want a deadline", name, err)
-			}
-		}
+		})
 	}
 
 	p := newTestPegas(t, pegasClosedEndpoint(t), "", 0)
@@ -939,10 +943,12 @@ func TestPegasCaddyfile(t *testing.T) {
 		t.Errorf("got %+v", p)
 	}
 	for _, typ := range pegasDepositTypes {
-		var p Pegas
-		if err := p.UnmarshalCaddyfile(caddyfile.NewTestDispenser("pegas {\n type " + typ + "\n}")); err != nil || p.Type != typ {
-			t.Errorf("type %s: %v, got %q", typ, err, p.Type)
-		}
+		t.Run(typ, func(t *testing.T) {
+			var p Pegas
+			if err := p.UnmarshalCaddyfile(caddyfile.NewTestDispenser("pegas {\n type " + typ + "\n}")); err != nil || p.Type != typ {
+				t.Errorf("type %s: %v, got %q", typ, err, p.Type)
+			}
+		})
 	}
 	var empty Pegas
 	if err := empty.UnmarshalCaddyfile(caddyfile.NewTestDispenser("pegas")); err != nil || empty != (Pegas{}) {

@@ -445,15 +445,17 @@ func TestSmartCashierCashOperationsRefusedLocally(t *testing.T) {
 		{"operation id with a space", withCashbox, CashOperation{OperationID: "op 1", Amount: scMoney("5")}, "operation_id"},
 	}
 	for _, tc := range cases {
-		for name, call := range map[string]func(context.Context, CashOperation) error{
-			"deposit": tc.s.DepositCash, "withdraw": tc.s.WithdrawCash,
-		} {
-			err := call(context.Background(), tc.op)
-			var ve *ValidationError
-			if !errors.As(err, &ve) || ve.Field != tc.field {
-				t.Errorf("%s %s: err = %v, want a ValidationError of %s", name, tc.name, err, tc.field)
+		t.Run(tc.name, func(t *testing.T) {
+			for name, call := range map[string]func(context.Context, CashOperation) error{
+				"deposit": tc.s.DepositCash, "withdraw": tc.s.WithdrawCash,
+			} {
+				err := call(context.Background(), tc.op)
+				var ve *ValidationError
+				if !errors.As(err, &ve) || ve.Field != tc.field {
+					t.Errorf("%s %s: err = %v, want a ValidationError of %s", name, tc.name, err, tc.field)
+				}
 			}
-		}
+		})
 	}
 	if _, err := withCashbox.ReceiptStatus(context.Background(), ""); !errors.Is(err, ErrInvalid) {
 		t.Errorf("ReceiptStatus(\"\"): err = %v, want ErrInvalid", err)
@@ -620,17 +622,19 @@ func TestSmartCashierBackoff(t *testing.T) {
 		{2500 * time.Millisecond, 5 * time.Second},
 		{2500 * time.Millisecond, 5 * time.Second},
 	} {
-		seen := map[time.Duration]bool{}
-		for range 200 {
-			d := smartCashierDelay(base, attempt)
-			if d < bounds[0] || d > bounds[1] {
-				t.Fatalf("attempt %d: delay %v outside [%v, %v]", attempt, d, bounds[0], bounds[1])
+		t.Run(fmt.Sprint("attempt ", attempt), func(t *testing.T) {
+			seen := map[time.Duration]bool{}
+			for range 200 {
+				d := smartCashierDelay(base, attempt)
+				if d < bounds[0] || d > bounds[1] {
+					t.Fatalf("attempt %d: delay %v outside [%v, %v]", attempt, d, bounds[0], bounds[1])
+				}
+				seen[d] = true
 			}
-			seen[d] = true
-		}
-		if len(seen) < 2 {
-			t.Errorf("attempt %d: no jitter", attempt)
-		}
+			if len(seen) < 2 {
+				t.Errorf("attempt %d: no jitter", attempt)
+			}
+		})
 	}
 	if d := smartCashierDelay(base, 1000); d > smartCashierMaxBackoff {
 		t.Errorf("delay after many attempts = %v, above the cap", d)

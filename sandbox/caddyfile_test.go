@@ -66,13 +66,15 @@ func TestUnmarshalCaddyfileEveryOption(t *testing.T) {
 
 func TestUnmarshalCaddyfileEmpty(t *testing.T) {
 	for _, input := range []string{"kassa_sandbox", "kassa_sandbox {\n}"} {
-		var h Handler
-		if err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(input)); err != nil {
-			t.Errorf("%q: %v", input, err)
-		}
-		if b, _ := json.Marshal(h); string(b) != "{}" {
-			t.Errorf("%q gave %s", input, b)
-		}
+		t.Run(input, func(t *testing.T) {
+			var h Handler
+			if err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(input)); err != nil {
+				t.Errorf("%q: %v", input, err)
+			}
+			if b, _ := json.Marshal(h); string(b) != "{}" {
+				t.Errorf("%q gave %s", input, b)
+			}
+		})
 	}
 }
 
