@@ -66,8 +66,25 @@ func TestGlobalOption(t *testing.T) {
 	}
 }
 
+// checkCaddyfileErrors parses each input with parse and wants an error
+// that contains the input's text and names the file and line.
+func checkCaddyfileErrors(t *testing.T, parse func(d *caddyfile.Dispenser) error, cases map[string]string) {
+	t.Helper()
+	for input, want := range cases {
+		t.Run(input, func(t *testing.T) {
+			err := parse(caddyfile.NewTestDispenser(input))
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Fatalf("err = %v, want one containing %q", err, want)
+			}
+			if !strings.Contains(err.Error(), "Testfile:") {
+				t.Errorf("error does not name the file and line: %v", err)
+			}
+		})
+	}
+}
+
 func TestGlobalOptionErrors(t *testing.T) {
-	for input, want := range map[string]string{
+	checkCaddyfileErrors(t, func(d *caddyfile.Dispenser) error { _, err := parseGlobalOption(d, nil); return err }, map[string]string{
 		"kassa {\n payment main crystalpay {\n login a\n }\n payment main pegas\n}": `payment account "main" given twice`,
 		"kassa {\n payment Main crystalpay\n}":                                      "want 1 to 32",
 		"kassa {\n payment main\n}":                                                 "wrong argument count",
@@ -87,18 +104,7 @@ func TestGlobalOptionErrors(t *testing.T) {
 		"kassa {\n max_orders_per_client 0\n}":                                      "whole number from 1",
 		"kassa {\n max_orders_per_client many\n}":                                   "whole number from 1",
 		"kassa extra": "wrong argument count",
-	} {
-		t.Run(input, func(t *testing.T) {
-			_, err := parseGlobalOption(caddyfile.NewTestDispenser(input), nil)
-			if err == nil || !strings.Contains(err.Error(), want) {
-				t.Errorf("%q: err = %v, want %q", input, err, want)
-				return
-			}
-			if !strings.Contains(err.Error(), "Testfile:") {
-				t.Errorf("%q: error does not name the file and line: %v", input, err)
-			}
-		})
-	}
+	})
 	if _, err := parseGlobalOption(caddyfile.NewTestDispenser("kassa"), &App{}); err == nil {
 		t.Error("a second kassa option was accepted")
 	}
@@ -134,7 +140,7 @@ func TestCheckoutCaddyfile(t *testing.T) {
 		t.Errorf("proxied: %+v, %v", proxied, err)
 	}
 
-	for input, want := range map[string]string{
+	checkCaddyfileErrors(t, func(d *caddyfile.Dispenser) error { return new(Checkout).UnmarshalCaddyfile(d) }, map[string]string{
 		"kassa_checkout main extra":                                       "wrong argument count",
 		"kassa_checkout {\n amount_range 10\n}":                           "wrong argument count",
 		"kassa_checkout {\n amount_range 100 10\n}":                       "want 0 < min",
@@ -147,15 +153,7 @@ func TestCheckoutCaddyfile(t *testing.T) {
 		"kassa_checkout main {\n payment card\n}":                         "payment given twice",
 		"kassa_checkout {\n description a\n description b\n}":             "given twice",
 		"kassa_checkout {\n amount {rp.header.A}\n amount {rp.header.B}}": "given twice",
-	} {
-		t.Run(input, func(t *testing.T) {
-			var h Checkout
-			err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(input))
-			if err == nil || !strings.Contains(err.Error(), want) {
-				t.Errorf("%q: err = %v, want %q", input, err, want)
-			}
-		})
-	}
+	})
 }
 
 // TestProvisionWarnsOfKopecks: a catalog price with kopecks and a

@@ -101,20 +101,27 @@ func TestParseCheckoutForm(t *testing.T) {
 				t.Fatal(err)
 			}
 			req, err := ParseCheckoutForm(form)
-			if got := cartErrCode(err); got != tc.code {
-				t.Errorf("%s: error %q (%v), want %q", tc.query, got, err, tc.code)
-				return
-			}
-			if err != nil {
-				if unsafeInMessage(err.Error()) {
-					t.Errorf("%s: unsafe message %q", tc.query, err)
-				}
-				return
-			}
-			if !reflect.DeepEqual(req.Items, tc.items) || req.Email != tc.email || req.Phone != tc.phone || req.Amount != tc.amt {
-				t.Errorf("%s: got %+v", tc.query, req)
-			}
+			checkParsedCart(t, req, err, tc.code, CheckoutRequest{Items: tc.items, Email: tc.email, Phone: tc.phone, Amount: tc.amt})
 		})
+	}
+}
+
+// checkParsedCart checks what a checkout parser made of a request: the
+// error code wanted, with a message safe to show, or else the cart and
+// contacts wanted.
+func checkParsedCart(t *testing.T, req CheckoutRequest, err error, code string, want CheckoutRequest) {
+	t.Helper()
+	if got := cartErrCode(err); got != code {
+		t.Fatalf("error %q (%v), want %q", got, err, code)
+	}
+	if err != nil {
+		if unsafeInMessage(err.Error()) {
+			t.Errorf("unsafe message %q", err)
+		}
+		return
+	}
+	if !reflect.DeepEqual(req.Items, want.Items) || req.Email != want.Email || req.Phone != want.Phone || req.Amount != want.Amount {
+		t.Errorf("got %+v", req)
 	}
 }
 
@@ -200,19 +207,7 @@ func TestParseCheckoutJSON(t *testing.T) {
 	} {
 		t.Run(tc.body, func(t *testing.T) {
 			req, err := ParseCheckoutJSON([]byte(tc.body))
-			if got := cartErrCode(err); got != tc.code {
-				t.Errorf("%s: error %q (%v), want %q", tc.body, got, err, tc.code)
-				return
-			}
-			if err != nil {
-				if unsafeInMessage(err.Error()) {
-					t.Errorf("%s: unsafe message %q", tc.body, err)
-				}
-				return
-			}
-			if !reflect.DeepEqual(req.Items, tc.items) || req.Email != tc.email || req.Phone != tc.phone || req.Amount != tc.amt {
-				t.Errorf("%s: got %+v", tc.body, req)
-			}
+			checkParsedCart(t, req, err, tc.code, CheckoutRequest{Items: tc.items, Email: tc.email, Phone: tc.phone, Amount: tc.amt})
 		})
 	}
 }

@@ -427,7 +427,7 @@ func TestCrystalPayCaddyfile(t *testing.T) {
 		t.Errorf("got %+v\nwant %+v", c, want)
 	}
 
-	for input, wantErr := range map[string]string{
+	checkCaddyfileErrors(t, func(d *caddyfile.Dispenser) error { return new(CrystalPay).UnmarshalCaddyfile(d) }, map[string]string{
 		"crystalpay {\n login a\n sekret b\n}":      `unrecognized subdirective "sekret"`,
 		"crystalpay {\n login\n}":                   "wrong argument count",
 		"crystalpay {\n login a b\n}":               "wrong argument count",
@@ -437,15 +437,7 @@ func TestCrystalPayCaddyfile(t *testing.T) {
 		"crystalpay main":                           "options go in a block",
 		"crystalpay {\n secret \"\"\n}":             "must not be empty",
 		"crystalpay {\n timeout 1s\n timeout 2s\n}": "given twice",
-	} {
-		t.Run(input, func(t *testing.T) {
-			var c CrystalPay
-			err := c.UnmarshalCaddyfile(caddyfile.NewTestDispenser(input))
-			if err == nil || !strings.Contains(err.Error(), wantErr) {
-				t.Errorf("%q: err = %v, want %q", input, err, wantErr)
-			}
-		})
-	}
+	})
 }
 
 func TestCrystalPayProvision(t *testing.T) {

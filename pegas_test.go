@@ -955,7 +955,7 @@ func TestPegasCaddyfile(t *testing.T) {
 		t.Errorf("bare pegas: %v, %+v", err, empty)
 	}
 
-	for input, wantErr := range map[string]string{
+	checkCaddyfileErrors(t, func(d *caddyfile.Dispenser) error { return new(Pegas).UnmarshalCaddyfile(d) }, map[string]string{
 		"pegas {\n token a\n tokn b\n}":               `unrecognized subdirective "tokn"`,
 		"pegas {\n secret a\n}":                       `unrecognized subdirective "secret"`,
 		"pegas {\n token\n}":                          "wrong argument count",
@@ -974,18 +974,7 @@ func TestPegasCaddyfile(t *testing.T) {
 		"pegas {\n token \"\"\n}":                     "must not be empty",
 		"pegas main":                                  "options go in a block",
 		"pegas main {\n token a\n}":                   "options go in a block",
-	} {
-		t.Run(input, func(t *testing.T) {
-			var p Pegas
-			err := p.UnmarshalCaddyfile(caddyfile.NewTestDispenser(input))
-			if err == nil || !strings.Contains(err.Error(), wantErr) {
-				t.Errorf("%q: err = %v, want %q", input, err, wantErr)
-			}
-			if err != nil && !strings.Contains(err.Error(), "Testfile:") {
-				t.Errorf("%q: err = %v lacks the file and line", input, err)
-			}
-		})
-	}
+	})
 }
 
 func TestPegasProvision(t *testing.T) {

@@ -936,7 +936,7 @@ func TestSmartCashierCaddyfile(t *testing.T) {
 }
 
 func TestSmartCashierCaddyfileErrors(t *testing.T) {
-	for input, want := range map[string]string{
+	checkCaddyfileErrors(t, func(d *caddyfile.Dispenser) error { return new(SmartCashier).UnmarshalCaddyfile(d) }, map[string]string{
 		"smartcashier main {\n}":                           "unexpected argument",
 		"smartcashier {\n tokn x\n}":                       `unrecognized subdirective "tokn"`,
 		"smartcashier {\n token a\n token b\n}":            "token given twice",
@@ -967,15 +967,7 @@ func TestSmartCashierCaddyfileErrors(t *testing.T) {
 		"smartcashier {\n cashbox_id a b\n}":               "wrong argument count",
 		"smartcashier {\n retries 1 2\n}":                  "wrong argument count",
 		"smartcashier {\n endpoint https://a https://b\n}": "wrong argument count",
-	} {
-		t.Run(input, func(t *testing.T) {
-			var s SmartCashier
-			err := s.UnmarshalCaddyfile(caddyfile.NewTestDispenser(input))
-			if err == nil || !strings.Contains(err.Error(), want) {
-				t.Errorf("%q: err = %v, want one containing %q", input, err, want)
-			}
-		})
-	}
+	})
 }
 
 func TestSmartCashierProvision(t *testing.T) {
