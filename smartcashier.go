@@ -832,21 +832,22 @@ func newSmartCashierReceipt(r Receipt, taxTypes map[VAT]int) smartCashierReceipt
 }
 
 // validateSmartCashierGUID accepts a GUID in its canonical form,
-// 8-4-4-4-12 hexadecimal digits.
+// 8-4-4-4-12 hexadecimal digits. The error names the field, never quotes
+// the value: it may be anything a caller sent.
 func validateSmartCashierGUID(field, value string) error {
 	if len(value) != 36 {
-		return invalid(field, "%.40q is not a GUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)", value)
+		return invalid(field, "not a GUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)")
 	}
 	for i := 0; i < len(value); i++ {
 		c := value[i]
 		switch i {
 		case 8, 13, 18, 23:
 			if c != '-' {
-				return invalid(field, "%q is not a GUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)", value)
+				return invalid(field, "not a GUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)")
 			}
 		default:
 			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
-				return invalid(field, "%q is not a GUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)", value)
+				return invalid(field, "not a GUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)")
 			}
 		}
 	}

@@ -27,6 +27,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -83,10 +84,6 @@ type hostileSurface struct {
 	// long are the statuses of the 100 KB value, when not refused's: 413
 	// for a body, 431 or 414 for a URL or a request header.
 	long []int
-	// quotes marks a surface whose error message quotes the value
-	// (JSON-escaped in the reply): a known defect, left to the code that
-	// words the message.
-	quotes bool
 }
 
 // hostileShop is the shop process, its sandbox and its upstream.
@@ -598,7 +595,7 @@ func TestHostileInput(t *testing.T) {
 		{name: "receipt phone", long: tooLarge, send: receiptWith("phone")},
 		{name: "receipt type", long: tooLarge, send: receiptWith("type")},
 		{name: "receipt taxation", long: tooLarge, send: receiptWith("taxation")},
-		{name: "receipt cashbox_id", long: tooLarge, quotes: true, send: receiptWith("cashbox_id")},
+		{name: "receipt cashbox_id", long: tooLarge, send: receiptWith("cashbox_id")},
 		// The admin API.
 		{name: "payout payment", long: tooLarge, send: payout(`{"payment":%s,"amount":"100","to":"79990000000","method":"qw"}`)},
 		{name: "payout amount", long: tooLarge, send: payout(`{"payment":"main","amount":%s,"to":"79990000000","method":"qw"}`)},
@@ -615,7 +612,7 @@ func TestHostileInput(t *testing.T) {
 				return s.postJSON(t, s.admin+"/kassa/payouts", []byte(`{"payment":"main","amount":"100","to":"79990000000","method":"qw"}`), "Idempotency-Key", v)
 			}},
 		{name: "cash amount", long: tooLarge, send: cash(`{"amount":%s,"operation_id":"hostile-cash-%d"}`)},
-		{name: "cash cashbox_id", long: tooLarge, quotes: true, send: cash(`{"amount":"500.00","cashbox_id":%s,"operation_id":"hostile-cash-%d"}`)},
+		{name: "cash cashbox_id", long: tooLarge, send: cash(`{"amount":"500.00","cashbox_id":%s,"operation_id":"hostile-cash-%d"}`)},
 		// An operation id the operator gives is sent, then its state asked
 		// (it may have been sent before): two calls.
 		{name: "cash operation_id", long: tooLarge,
@@ -637,12 +634,10 @@ func TestHostileInput(t *testing.T) {
 	caseNo := 0
 	for _, surface := range surfaces {
 		for _, in := range hostileInputs {
+			if slices.Contains(surface.skip, in.name) {
+				continue // the surface cannot carry the value (see skip)
+			}
 			t.Run(surface.name+"/"+in.name, func(t *testing.T) {
-				for _, skip := range surface.skip {
-					if skip == in.name {
-						t.Skipf("%s cannot carry %s", surface.name, in.name)
-					}
-				}
 				caseNo++
 				caseID := fmt.Sprint(caseNo)
 				allBefore, ordersBefore := s.files(t)
@@ -651,9 +646,7 @@ func TestHostileInput(t *testing.T) {
 				got := surface.send(t, caseID, in.value)
 
 				hostileCheckReply(t, got, in.value)
-				if !surface.quotes {
-					hostileCheckNoEcho(t, got, in.value)
-				}
+				hostileCheckNoEcho(t, got, in.value)
 				allAfter, ordersAfter := s.files(t)
 				callsAfter := s.calls(t)
 				want, accepted := surface.accept[in.name]
