@@ -6,44 +6,18 @@ package caddytest
 // as processes with the proc helpers of crash_test.go.
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 )
 
 // adminSocketCashbox is the till the cash deposit below goes to.
 const adminSocketCashbox = "11111111-2222-3333-4444-555555555555"
-
-// adminSocketCLI runs `caddy kassa args...` with the development binary,
-// each argument as given: the test names the admin endpoint itself.
-func adminSocketCLI(t *testing.T, args ...string) cliResult {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, procBinary(t), append([]string{"kassa"}, args...)...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	r := cliResult{stdout: stdout.String(), stderr: stderr.String()}
-	var exitErr *exec.ExitError
-	switch {
-	case errors.As(err, &exitErr):
-		r.exit = exitErr.ExitCode()
-	case err != nil:
-		t.Fatalf("caddy kassa %v: %v", args, err)
-	}
-	return r
-}
 
 // adminSocketShop prepares a shop with receipts whose global admin option
 // is admin instead of a TCP address.
@@ -84,14 +58,14 @@ func TestAdminSocketCLI(t *testing.T) {
 		{"--address", "unix/" + sock},
 		{"--config", config, "--adapter", "caddyfile"},
 	} {
-		r := adminSocketCLI(t, append([]string{"orders"}, where...)...)
+		r := kassaCLI(t, append([]string{"orders"}, where...)...)
 		row := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(id) + ` +pending +350\.00 +card +`)
 		if r.exit != 0 || !strings.HasPrefix(r.stdout, "ID ") || !row.MatchString(r.stdout) {
 			t.Errorf("orders %v: exit %d\n%s%s", where, r.exit, r.stdout, r.stderr)
 		}
 	}
 
-	r := adminSocketCLI(t, "cash", "deposit", "--amount", "500.00", "--cashbox", adminSocketCashbox,
+	r := kassaCLI(t, "cash", "deposit", "--amount", "500.00", "--cashbox", adminSocketCashbox,
 		"--operation-id", "socket-cash-1", "--address", "unix/"+sock)
 	if r.exit != 0 || !regexp.MustCompile(`^cash deposit of 500\.00 (queued|done): operation socket-cash-1 `).MatchString(r.stdout) {
 		t.Fatalf("cash deposit: exit %d\n%s%s", r.exit, r.stdout, r.stderr)
@@ -106,7 +80,7 @@ func TestAdminSocketCLI(t *testing.T) {
 		return st.SmartCashier.Cash[adminSocketCashbox] == "500.00", fmt.Sprint(st.SmartCashier.Cash)
 	})
 	procEventually(t, procShortWait, "the operation done", func() (bool, string) {
-		r := adminSocketCLI(t, "operation", "socket-cash-1", "--json", "--address", "unix/"+sock)
+		r := kassaCLI(t, "operation", "socket-cash-1", "--json", "--address", "unix/"+sock)
 		var op struct{ State string }
 		json.Unmarshal([]byte(r.stdout), &op)
 		return r.exit == 0 && op.State == "done", r.stdout + r.stderr
@@ -127,7 +101,7 @@ func TestAdminSocketOff(t *testing.T) {
 	clusterWaitDone(t, s, id, procRecoverWait)
 
 	config := filepath.Join(dir, p.name+".Caddyfile")
-	r := adminSocketCLI(t, "orders", "--config", config, "--adapter", "caddyfile")
+	r := kassaCLI(t, "orders", "--config", config, "--adapter", "caddyfile")
 	if r.exit != 1 || r.stdout != "" || !strings.HasSuffix(r.stderr, "kassa: finding the admin address: "+config+
 		" turns the admin endpoint off (admin off), and caddy kassa works only through it\n") {
 		t.Errorf("orders with admin off: exit %d\n%s%s", r.exit, r.stdout, r.stderr)

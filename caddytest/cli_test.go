@@ -26,9 +26,16 @@ type cliResult struct {
 // development binary, against the in-process test Caddy.
 func runKassaCLI(t *testing.T, args ...string) cliResult {
 	t.Helper()
+	return kassaCLI(t, append(args, "--address", cliAdmin)...)
+}
+
+// kassaCLI runs `caddy kassa args...` with the development binary, each
+// argument as given, and returns its output and exit code.
+func kassaCLI(t *testing.T, args ...string) cliResult {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, procBinary(t), append(append([]string{"kassa"}, args...), "--address", cliAdmin)...)
+	cmd := exec.CommandContext(ctx, procBinary(t), append([]string{"kassa"}, args...)...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
