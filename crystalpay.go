@@ -268,11 +268,11 @@ func (c *CrystalPay) get(ctx context.Context, api *ProviderClient, op string, q 
 	switch {
 	case env.Auth == "error":
 		e := api.Failure(op, ErrAuth, status, reply, nil)
-		e.Message = api.Redact(env.ErrorMessage)
+		e.Message = api.Clean(env.ErrorMessage)
 		return nil, e
 	case env.Error:
 		e := api.Failure(op, ErrRejected, status, reply, nil)
-		e.Message = api.Redact(env.ErrorMessage)
+		e.Message = api.Clean(env.ErrorMessage)
 		return nil, e
 	case status != http.StatusOK:
 		return nil, api.Malformed(op, status, reply, "unexpected HTTP status")

@@ -2,6 +2,7 @@ package kassa
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -504,4 +506,23 @@ func FuzzCrystalPayReply(f *testing.F) {
 		}
 		parseCrystalPayWithdraw(reply)
 	})
+}
+
+// TestCrystalPayMessageIsCleaned: CrystalPAY's error_message reaches the
+// operator's log and a payout's stored error as any provider's text does:
+// flat, capped, without control characters.
+func TestCrystalPayMessageIsCleaned(t *testing.T) {
+	msg := "Недостаточно средств\n\x1b[2J" + strings.Repeat("y", 5000)
+	quoted, _ := json.Marshal(msg)
+	stub := newProviderStub(t, stubJSON(http.StatusOK, `{"auth":"ok","error":true,"error_message":`+string(quoted)+`}`))
+	c := provisionCrystal(t, stub.URL+"/api.php", time.Second)
+	_, err := c.Balance(context.Background())
+	var pe *ProviderError
+	if !errors.As(err, &pe) {
+		t.Fatalf("err = %v", err)
+	}
+	if !strings.HasPrefix(pe.Message, "Недостаточно средств [2J") || strings.ContainsFunc(pe.Message, unicode.IsControl) ||
+		len(pe.Message) > maxReplyText+len("…") {
+		t.Errorf("message (%d bytes) not cleaned: %.60q", len(pe.Message), pe.Message)
+	}
 }

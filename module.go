@@ -201,7 +201,8 @@ type AmountChecker interface {
 // order still in creating for one whose checkout was interrupted only after
 // twice this and a second, so that it never races a checkout still waiting
 // for the provider. For a provider without it, the reconciler waits a
-// minute: a provider whose calls can take longer must implement it.
+// minute, and so it does for a reported timeout of zero or less: a
+// provider whose calls can take longer must implement it.
 type CallTimeoutReporter interface {
 	CallTimeout() time.Duration
 }

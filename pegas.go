@@ -512,10 +512,11 @@ func isJSONMediaType(t string) bool {
 
 // replyError turns a failed reply into a ProviderError. Its kind comes from
 // the HTTP status (400 and other refusals ErrRejected, 401 and 403 ErrAuth,
-// 404 ErrNotFound, 408, 429 and 5xx ErrUnavailable) or, for an error object
+// 404 ErrNotFound, 408, 409, 425, 429 and 5xx ErrUnavailable) or, for an error object
 // sent with HTTP 200, from its code (ErrRejected unless the code says
 // otherwise). A refused deposit or payout whose reply says its order_id is
-// already taken is ErrDuplicate (see pegasErrorInfo.duplicate); any other
+// already taken (with HTTP 200, 400 or 409) is ErrDuplicate (see
+// pegasErrorInfo.duplicate); any other
 // refusal stays ErrRejected. Code, path and message come from the error
 // object, in any of its shapes, with secrets removed.
 func (p *Pegas) replyError(op string, status int, reply []byte) *ProviderError {
@@ -526,25 +527,19 @@ func (p *Pegas) replyError(op string, status int, reply []byte) *ProviderError {
 	} else {
 		kind = replyStatusKind(status)
 	}
-	if kind == ErrRejected && (op == pegasOpDeposit || op == pegasOpWithdrawal) && info.duplicate() {
+	if (kind == ErrRejected || status == http.StatusConflict) && (op == pegasOpDeposit || op == pegasOpWithdrawal) && info.duplicate() {
 		kind = ErrDuplicate
 	}
 	e := p.api.Failure(op, kind, status, reply, nil)
-	e.Code = p.clean(info.Code)
-	e.Path = p.clean(info.Path)
-	e.Message = p.clean(info.Message)
+	e.Code = p.api.Clean(info.Code)
+	e.Path = p.api.Clean(info.Path)
+	e.Message = p.api.Clean(info.Message)
 	return e
 }
 
 // malformed is the error for a 200 reply that is not what the API documents.
 func (p *Pegas) malformed(op string, status int, reply []byte, err error) *ProviderError {
-	return p.api.Malformed(op, status, reply, "%s", p.clean(err.Error()))
-}
-
-// clean makes text from a reply fit for an error: secrets removed, then
-// cleanReplyText.
-func (p *Pegas) clean(s string) string {
-	return cleanReplyText(p.api.Redact(s))
+	return p.api.Malformed(op, status, reply, "%s", p.api.Clean(err.Error()))
 }
 
 // pegasCodeKind is the kind of failure a Pegas-kassa error code means, for an

@@ -19,9 +19,11 @@ const reconcilerLock = "kassa/reconciler"
 const defaultCreatingGrace = time.Minute
 
 // creatingGrace is how long a checkout through acc can take: twice the
-// provider's call timeout and a second, or the default.
+// provider's call timeout and a second, or the default for a provider
+// that does not say, or says a timeout of zero or less (such as an unset
+// option whose real default it does not report).
 func creatingGrace(acc *account) time.Duration {
-	if t, ok := acc.PaymentProvider.(CallTimeoutReporter); ok {
+	if t, ok := acc.PaymentProvider.(CallTimeoutReporter); ok && t.CallTimeout() > 0 {
 		return 2*t.CallTimeout() + time.Second
 	}
 	return defaultCreatingGrace

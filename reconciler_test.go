@@ -88,3 +88,19 @@ func TestFailureForgottenOnceTheOrderMoves(t *testing.T) {
 		t.Errorf("the paid order's failure is still remembered: %v", a.reconciler.failing)
 	}
 }
+
+// zeroTimeoutProvider reports a call timeout of zero, as a provider in
+// another module may for an unset option whose real default it does not
+// report.
+type zeroTimeoutProvider struct{ PaymentProvider }
+
+func (zeroTimeoutProvider) CallTimeout() time.Duration { return 0 }
+
+// TestCreatingGraceWithoutATimeout: a reported timeout of zero gets the
+// default grace, not a second: the reconciler must not take over a
+// checkout still waiting for the provider.
+func TestCreatingGraceWithoutATimeout(t *testing.T) {
+	if g := creatingGrace(&account{PaymentProvider: zeroTimeoutProvider{}}); g != defaultCreatingGrace {
+		t.Errorf("creatingGrace = %v for a provider reporting no timeout, want %v", g, defaultCreatingGrace)
+	}
+}

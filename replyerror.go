@@ -15,8 +15,8 @@ const (
 	// reply are read at each level, and how many messages are kept.
 	maxReplyItems = 10
 	// maxReplyText bounds, in bytes, an error's code, path or message kept
-	// from a reply.
-	maxReplyText = 300
+	// from a reply: some 300 letters of Russian.
+	maxReplyText = 600
 	// maxReplyDepth bounds how deep an error reply's values are followed.
 	maxReplyDepth = 3
 )
@@ -320,13 +320,23 @@ func emptyReplyValue(raw json.RawMessage) bool {
 }
 
 // cleanReplyText makes text from a reply, its secrets already removed, fit
-// for an error and a log line: valid UTF-8, each run of white space and
-// control characters one space, at most maxReplyText bytes.
+// for an error and a log line: flatReplyText, at most maxReplyText bytes.
+// ProviderClient.Clean is the way to it for text that may hold a secret.
 func cleanReplyText(s string) string {
+	return capReplyText(flatReplyText(s))
+}
+
+// flatReplyText is s as valid UTF-8 with each run of white space and
+// control characters one space.
+func flatReplyText(s string) string {
 	s = strings.ToValidUTF8(s, "\uFFFD")
-	s = strings.Join(strings.FieldsFunc(s, func(r rune) bool {
+	return strings.Join(strings.FieldsFunc(s, func(r rune) bool {
 		return unicode.IsSpace(r) || unicode.IsControl(r)
 	}), " ")
+}
+
+// capReplyText cuts s to at most maxReplyText bytes, on a rune boundary.
+func capReplyText(s string) string {
 	if len(s) > maxReplyText {
 		cut := maxReplyText
 		for cut > 0 && !utf8.RuneStart(s[cut]) {
@@ -337,16 +347,39 @@ func cleanReplyText(s string) string {
 	return s
 }
 
+// plainReplyText is what a reply that is not a JSON object or array says:
+// a plain-text body ("Invalid token", a gateway's "Bad Request") or a
+// JSON string, as it is; "" for JSON of another shape and for an HTML
+// page, whose markup says nothing an operator can use.
+func plainReplyText(body []byte) string {
+	body = bytes.TrimSpace(body)
+	if len(body) == 0 || body[0] == '<' || body[0] == '{' || body[0] == '[' {
+		return ""
+	}
+	if json.Valid(body) {
+		var s string
+		if json.Unmarshal(body, &s) != nil {
+			return "" // a number, true, false or null
+		}
+		return s
+	}
+	return string(body)
+}
+
 // replyStatusKind is the kind of failure an HTTP status outside 2xx means:
-// 401 and 403 ErrAuth, 404 ErrNotFound, 408, 429 and 5xx ErrUnavailable,
-// anything else (400, 422...) ErrRejected.
+// 401 and 403 ErrAuth, 404 ErrNotFound, 408, 409, 425, 429 and 5xx
+// ErrUnavailable, anything else (400, 422...) ErrRejected. A 409 or 425
+// says another request of the same operation may be under way, not that
+// this one was refused: its outcome is unknown, so it is never taken for a
+// refusal (which would fail an order whose invoice may still be made).
 func replyStatusKind(status int) error {
 	switch {
 	case status == http.StatusUnauthorized || status == http.StatusForbidden:
 		return ErrAuth
 	case status == http.StatusNotFound:
 		return ErrNotFound
-	case status == http.StatusRequestTimeout || status == http.StatusTooManyRequests || status >= 500:
+	case status == http.StatusRequestTimeout || status == http.StatusConflict || status == http.StatusTooEarly ||
+		status == http.StatusTooManyRequests || status >= 500:
 		return ErrUnavailable
 	default:
 		return ErrRejected

@@ -130,7 +130,7 @@ func TestCleanReplyText(t *testing.T) {
 func TestReplyStatusKind(t *testing.T) {
 	for status, want := range map[int]error{
 		http.StatusBadRequest: ErrRejected, http.StatusUnprocessableEntity: ErrRejected, http.StatusTeapot: ErrRejected,
-		http.StatusConflict: ErrRejected, http.StatusUnauthorized: ErrAuth, http.StatusForbidden: ErrAuth,
+		http.StatusConflict: ErrUnavailable, http.StatusTooEarly: ErrUnavailable, http.StatusUnauthorized: ErrAuth, http.StatusForbidden: ErrAuth,
 		http.StatusNotFound: ErrNotFound, http.StatusRequestTimeout: ErrUnavailable, http.StatusTooManyRequests: ErrUnavailable,
 		http.StatusInternalServerError: ErrUnavailable, http.StatusBadGateway: ErrUnavailable, http.StatusServiceUnavailable: ErrUnavailable,
 	} {

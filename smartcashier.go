@@ -516,6 +516,9 @@ func (s *SmartCashier) ReceiptStatus(ctx context.Context, operationID string) (O
 		return Operation{}, s.api.Malformed(op, status, reply, "%v", err)
 	}
 	o.ID = operationID
+	// The till's reason for a failed operation reaches the operator and
+	// the buyer's receipt page: made fit like any text of a reply.
+	o.Error = s.api.Clean(o.Error)
 	return o, nil
 }
 
@@ -610,12 +613,10 @@ func smartCashierDelay(base time.Duration, attempt int) time.Duration {
 // reply (see readReplyError), with secrets removed.
 func (s *SmartCashier) replyError(op string, status int, reply []byte) *ProviderError {
 	kind := replyStatusKind(status)
-	if status == http.StatusConflict || status == http.StatusTooEarly {
-		// Another request of the operation is under way: nothing says it
-		// was refused, so it is sent again under the same operation id.
-		kind = ErrUnavailable
-	}
 	fault := readReplyError(reply)
+	if fault.Message == "" {
+		fault.Message = plainReplyText(reply)
+	}
 	switch status {
 	case http.StatusUnauthorized:
 		fault.Code = "unauthorized"
@@ -624,11 +625,10 @@ func (s *SmartCashier) replyError(op string, status int, reply []byte) *Provider
 	case http.StatusNotFound:
 		fault.Code = "not_found"
 	}
-	clean := func(text string) string { return cleanReplyText(s.api.Redact(text)) }
 	e := s.api.Failure(op, kind, status, reply, nil)
-	e.Code = clean(fault.Code)
-	e.Path = clean(fault.Path)
-	e.Message = clean(fault.Message)
+	e.Code = s.api.Clean(fault.Code)
+	e.Path = s.api.Clean(fault.Path)
+	e.Message = s.api.Clean(fault.Message)
 	return e
 }
 

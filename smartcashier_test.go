@@ -1128,3 +1128,47 @@ func FuzzSmartCashierStatus(f *testing.F) {
 		}
 	})
 }
+
+// TestSmartCashierPlainTextRefusal: a refusal sent as plain text (a
+// gateway's or a middleware's reason) or as a JSON string keeps its reason
+// in the error the operator reads; an HTML page says nothing.
+func TestSmartCashierPlainTextRefusal(t *testing.T) {
+	const reason = "Cashbox 7 is switched off"
+	for _, tc := range []struct{ name, contentType, body, want string }{
+		{"plain text", "text/plain", reason + "\r\n", reason},
+		{"JSON string", "application/json", `"` + reason + `"`, reason},
+		{"HTML page", "text/html", "<html><body>" + reason + "</body></html>", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			stub := newProviderStub(t, stubReply(http.StatusBadRequest, tc.contentType, tc.body))
+			s := provisionSC(t, stub.URL, scRetries(0))
+			err := s.FormReceipt(context.Background(), scSeedReceiptValue())
+			var pe *ProviderError
+			if !errors.Is(err, ErrRejected) || !errors.As(err, &pe) {
+				t.Fatalf("err = %v, want a rejection", err)
+			}
+			if pe.Message != tc.want {
+				t.Errorf("message %q, want %q", pe.Message, tc.want)
+			}
+		})
+	}
+}
+
+// TestSmartCashierStatusErrorIsCleaned: checkStatus's errorMessage becomes
+// the receipt's error, which the buyer's receipt page shows and the order
+// keeps: it loses secrets, control characters and its excess length.
+func TestSmartCashierStatusErrorIsCleaned(t *testing.T) {
+	msg := "Открыта крышка.\n\x1b[31mtoken " + scTestToken + " " + strings.Repeat("x", 5000)
+	quoted, _ := json.Marshal(msg)
+	stub := newProviderStub(t, scReply(http.StatusOK, `{"status":3,"creationDateTimeUtc":"2019-05-01T17:29:59.6282936+03:00",`+
+		`"handlerCashboxId":null,"processingDateTimeUtc":null,"fiscalParams":null,"errorMessage":`+string(quoted)+`}`))
+	s := provisionSC(t, stub.URL, nil)
+	op, err := s.ReceiptStatus(context.Background(), "kassa-1-sale")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(op.Error, "Открыта крышка. [31mtoken [redacted]") || strings.ContainsFunc(op.Error, unicode.IsControl) ||
+		len(op.Error) > maxReplyText+len("…") {
+		t.Errorf("operation error (%d bytes) not cleaned: %.80q", len(op.Error), op.Error)
+	}
+}

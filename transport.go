@@ -165,11 +165,13 @@ func (c *ProviderClient) Do(ctx context.Context, op, method string, u *url.URL, 
 		req.Header[k] = v
 	}
 	switch {
-	case c.sendOnce[op] && body == nil:
-		// net/http re-sends a GET without a body, unasked, when a reused
-		// keep-alive connection closes before the reply: after the provider
-		// may have acted on it. A body without GetBody makes the request
-		// non-replayable; being empty, nothing of it goes on the wire.
+	case c.sendOnce[op] && len(body) == 0:
+		// net/http re-sends a request without a body (a GET, or any with
+		// an Idempotency-Key), unasked, when a reused keep-alive connection
+		// closes before the reply: after the provider may have acted on
+		// it. http.NoBody, which an empty body becomes, stays replayable;
+		// a body of our own without GetBody does not, and being empty,
+		// nothing of it goes on the wire.
 		req.Body, req.GetBody, req.ContentLength = emptyBody{}, nil, 0
 	case c.sendOnce[op]:
 		// It re-sends a request with a body too when it can rewind it and
@@ -251,8 +253,11 @@ func (c *ProviderClient) callJSON(ctx context.Context, op, method string, u *url
 	}
 	if status < 200 || status > 299 {
 		fault := readReplyError(reply)
+		if fault.Message == "" {
+			fault.Message = plainReplyText(reply)
+		}
 		e := c.Failure(op, replyStatusKind(status), status, reply, nil)
-		e.Code, e.Path, e.Message = c.clean(fault.Code), c.clean(fault.Path), c.clean(fault.Message)
+		e.Code, e.Path, e.Message = c.Clean(fault.Code), c.Clean(fault.Path), c.Clean(fault.Message)
 		return e
 	}
 	if out == nil {
@@ -310,9 +315,15 @@ func (c *ProviderClient) Redact(s string) string {
 	return s
 }
 
-// clean makes text from a reply fit for an error: secrets removed, then
-// cleanReplyText.
-func (c *ProviderClient) clean(s string) string { return cleanReplyText(c.Redact(s)) }
+// Clean makes text from a reply (a provider's message, code or field) fit
+// for an error, a log line and a stored record: secrets removed, valid
+// UTF-8, each run of white space and control characters one space, and at
+// most 600 bytes. Secrets are removed again once the white space is
+// flattened, so that one echoed across a line break is caught too, and
+// before the text is cut, so that no part of one is left.
+func (c *ProviderClient) Clean(s string) string {
+	return capReplyText(c.Redact(flatReplyText(c.Redact(s))))
+}
 
 // scrub turns a transport error into one that says what failed without the
 // URL's query (where CrystalPAY and Pegas-kassa carry their secrets). It keeps

@@ -56,6 +56,27 @@ func TestRedact(t *testing.T) {
 	}
 }
 
+// TestCleanRedactsWhatFlatteningJoins: a secret with a space in it,
+// echoed across a line break, is whole only once the white space is
+// flattened; Clean removes it all the same, and never leaves part of one
+// at its cut.
+func TestCleanRedactsWhatFlatteningJoins(t *testing.T) {
+	const secret = "p@ss word/1"
+	c, _ := NewProviderClient("x", "http://127.0.0.1/", 0, secret)
+	for name, in := range map[string]string{
+		"line break": "bad credentials p@ss\nword/1",
+		"tab":        "bad credentials p@ss\t word/1 again",
+		"at the cut": strings.Repeat("x", maxReplyText-5) + " " + secret,
+	} {
+		t.Run(name, func(t *testing.T) {
+			got := c.Clean(in)
+			if strings.Contains(got, secret) || strings.Contains(got, "p@ss") || len(got) > maxReplyText+len("…") {
+				t.Errorf("Clean(%.40q...) = %.60q...", in, got)
+			}
+		})
+	}
+}
+
 func TestSafeURL(t *testing.T) {
 	for raw, want := range map[string]string{
 		"https://u:p@api.example/api.php?s=secret&n=x#frag":  "https://api.example/api.php",
@@ -207,14 +228,18 @@ func TestMoneyMovingCallsAreNeverReplayed(t *testing.T) {
 	for _, tc := range []struct {
 		op        string
 		neverOnce bool
+		get       bool // a GET even with a body (an empty one)
 		body      []byte
 		want      int
 	}{
-		{"generate", true, nil, 1},
-		{"checkpay", false, nil, 2},
+		{"generate", true, true, nil, 1},
+		{"checkpay", false, true, nil, 2},
+		// An empty body becomes http.NoBody, which net/http replays.
+		{"create", true, true, []byte{}, 1},
 		// net/http replays a POST that carries an Idempotency-Key.
-		{"payout", true, []byte(`{}`), 1},
-		{"refund", false, []byte(`{}`), 2},
+		{"payout", true, false, []byte(`{}`), 1},
+		{"withdraw", true, false, []byte{}, 1},
+		{"refund", false, false, []byte(`{}`), 2},
 	} {
 		t.Run(tc.op, func(t *testing.T) {
 			var mu sync.Mutex
@@ -242,7 +267,7 @@ func TestMoneyMovingCallsAreNeverReplayed(t *testing.T) {
 			received = 0
 			mu.Unlock()
 			method, header := http.MethodGet, http.Header(nil)
-			if tc.body != nil {
+			if !tc.get {
 				method, header = http.MethodPost, http.Header{"Idempotency-Key": {"k1"}}
 			}
 			_, _, err := c.Call(ctx, tc.op, method, c.URL("", url.Values{"o": {tc.op}}), header, tc.body)
@@ -297,7 +322,8 @@ func TestJSONCalls(t *testing.T) {
 		{http.StatusCreated, nil},
 		{http.StatusUnauthorized, ErrAuth},
 		{http.StatusNotFound, ErrNotFound},
-		{http.StatusConflict, ErrRejected},
+		{http.StatusConflict, ErrUnavailable},
+		{http.StatusTooEarly, ErrUnavailable},
 		{http.StatusTooManyRequests, ErrUnavailable},
 		{http.StatusBadGateway, ErrUnavailable},
 		{http.StatusTeapot, ErrRejected},
@@ -325,6 +351,9 @@ func TestJSONCalls(t *testing.T) {
 				}
 				if err != nil && tc.status != http.StatusTeapot && (pe.Code != "c"+strconv.Itoa(tc.status) || pe.Message != "bad token [redacted]") {
 					t.Errorf("%s: code %q, message %q from the error reply", method, pe.Code, pe.Message)
+				}
+				if tc.status == http.StatusTeapot && pe.Message != "not json" {
+					t.Errorf("%s: message %q, want the plain-text reply", method, pe.Message)
 				}
 			}
 		})

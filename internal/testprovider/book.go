@@ -16,7 +16,7 @@ import (
 // the bearer token the book was made with.
 //
 //	POST /invoices                 {"order_id","amount"} → 201 {"id","url"};
-//	                               a repeated order id is 409
+//	                               a repeated order id is 409 {"error":{"code":"order_exists"}}
 //	GET  /invoices/{id}            → 200 {"id","order_id","amount","paid"}, or 404
 //	GET  /invoices?order_id={id}   the same, by the shop's order id
 type Book struct {
@@ -131,7 +131,7 @@ func (b *Book) create(w http.ResponseWriter, r *http.Request) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if _, ok := b.byOrder[req.OrderID]; ok {
-		reply(w, http.StatusConflict, map[string]string{"error": "order id already used"})
+		reply(w, http.StatusConflict, map[string]any{"error": map[string]string{"code": "order_exists", "message": "order id already used"}})
 		return
 	}
 	inv := &Invoice{ID: "inv-" + strconv.Itoa(len(b.invoices)+1), OrderID: req.OrderID, Amount: req.Amount}

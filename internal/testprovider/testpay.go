@@ -84,13 +84,15 @@ func (p *TestPay) header() http.Header {
 }
 
 // CreatePayment creates an invoice in the Book. The Book refuses a
-// repeated order id with 409, which is ErrDuplicate.
+// repeated order id with 409 and the code order_exists, which is
+// ErrDuplicate; a 409 without that evidence stays what PostJSON made of it
+// (ErrUnavailable: the outcome is unknown), never a duplicate.
 func (p *TestPay) CreatePayment(ctx context.Context, req kassa.PaymentRequest) (kassa.Payment, error) {
 	in := map[string]any{"order_id": req.OrderID, "amount": req.Amount}
 	var out struct{ ID, URL string }
 	if err := p.api.PostJSON(ctx, "create", "invoices", p.header(), in, &out); err != nil {
 		var pe *kassa.ProviderError
-		if errors.As(err, &pe) && pe.Status == http.StatusConflict {
+		if errors.As(err, &pe) && pe.Status == http.StatusConflict && pe.Code == "order_exists" {
 			pe.Kind = kassa.ErrDuplicate
 		}
 		return kassa.Payment{}, err
