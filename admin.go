@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -162,9 +163,17 @@ type orderSummary struct {
 	Phone        string     `json:"phone,omitempty"`
 }
 
-// adminOrders lists orders newest first, by state, at most limit.
+// adminOrders lists orders newest first, by state, at most limit; with
+// shop_order_id, it answers the one order of that id instead.
 func (a *App) adminOrders(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
+	if q.Has("shop_order_id") {
+		o, err := a.adminShopOrder(r.Context(), q)
+		if err != nil {
+			return err
+		}
+		return writeJSON(w, http.StatusOK, o)
+	}
 	limit := 50
 	if raw := q.Get("limit"); raw != "" {
 		n, err := strconv.Atoi(raw)
@@ -199,6 +208,31 @@ func (a *App) adminOrder(ctx context.Context, id string) (*Order, error) {
 		return nil, &RequestError{Status: http.StatusNotFound, Code: "unknown_order", Message: "no such order"}
 	}
 	return o, err
+}
+
+// adminShopOrder finds the order a proxied checkout made for the
+// upstream's order id in q's shop_order_id, answered as GET
+// /kassa/orders/{id} answers it. That checkout claims the id's idempotency
+// scope (shopIdempotencyKey), so one id names at most one order and this
+// is two storage reads, the mapping and the order, however many orders are
+// stored: never a scan.
+func (a *App) adminShopOrder(ctx context.Context, q url.Values) (*Order, error) {
+	if q.Has("state") || q.Has("limit") {
+		return nil, badRequest("bad_query", "shop_order_id", "shop_order_id names one order: it takes no state or limit")
+	}
+	shopID := q["shop_order_id"]
+	if len(shopID) != 1 || !validShopOrderID(shopID[0]) {
+		return nil, badRequest("bad_shop_order_id", "shop_order_id",
+			"shop_order_id is one order id of 1 to %d ASCII letters, digits, dots, underscores, dashes or colons", maxShopOrderID)
+	}
+	id, ok, err := a.orders.ByIdempotencyKey(ctx, shopIdempotencyKey(shopID[0]))
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, &RequestError{Status: http.StatusNotFound, Code: "unknown_order", Message: "no order has this shop_order_id"}
+	}
+	return a.adminOrder(ctx, id)
 }
 
 // adminOrderAction cancels or confirms an order, or issues its receipt or

@@ -6,12 +6,18 @@ package kassa
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/certmagic"
+	"go.uber.org/zap"
 )
 
 // FuzzAdminBody feeds arbitrary bodies to the admin API's strict JSON
@@ -123,6 +129,141 @@ func TestAdminAnswers(t *testing.T) {
 			}
 			if w.Code != tc.status || !strings.Contains(w.Body.String(), tc.want) {
 				t.Errorf("%d %.300s; want %d, a body with %s", w.Code, w.Body, tc.status, tc.want)
+			}
+		})
+	}
+}
+
+// readCountingStorage records the keys read from a storage (Load, Stat)
+// and the prefixes listed, once record is on.
+type readCountingStorage struct {
+	certmagic.Storage
+	mu     sync.Mutex
+	record bool
+	reads  []string
+	lists  []string
+}
+
+func (s *readCountingStorage) Load(ctx context.Context, key string) ([]byte, error) {
+	s.note(&s.reads, key)
+	return s.Storage.Load(ctx, key)
+}
+
+func (s *readCountingStorage) Stat(ctx context.Context, key string) (certmagic.KeyInfo, error) {
+	s.note(&s.reads, key)
+	return s.Storage.Stat(ctx, key)
+}
+
+func (s *readCountingStorage) List(ctx context.Context, prefix string, recursive bool) ([]string, error) {
+	s.note(&s.lists, prefix)
+	return s.Storage.List(ctx, prefix, recursive)
+}
+
+func (s *readCountingStorage) note(to *[]string, key string) {
+	s.mu.Lock()
+	if s.record {
+		*to = append(*to, key)
+	}
+	s.mu.Unlock()
+}
+
+// TestAdminShopOrder: GET /kassa/orders?shop_order_id= answers the order a
+// proxied checkout made for the upstream's order id, as GET
+// /kassa/orders/{id} does, by reading its idempotency mapping and that one
+// order: among 200 other orders it lists nothing and reads no other order.
+// A buyer's Idempotency-Key is never taken for a shop's id, and the
+// parameter is checked as the checkout checks the upstream's id.
+func TestAdminShopOrder(t *testing.T) {
+	storage := &readCountingStorage{Storage: newBenchStorage()}
+	s := newLifeShop(t, newLifeProvider("pegas"), storage, nil)
+	proxied := &Checkout{app: s.app, acc: s.app.accounts["main"], logger: zap.NewNop(), MaxBody: defaultMaxBody,
+		Amount: "{test.amount}", OrderID: "{test.order}", Email: "{test.email}"}
+	checkout := func(shopID, key string) string {
+		t.Helper()
+		req := httptest.NewRequest(http.MethodPost, "/pay", nil)
+		req.Header.Set("Accept", "application/json")
+		if key != "" {
+			req.Header.Set("Idempotency-Key", key) // a proxied checkout goes by the shop's id
+		}
+		repl := caddy.NewReplacer()
+		repl.Set("test.amount", "500.00")
+		repl.Set("test.order", shopID)
+		repl.Set("test.email", "buyer@example.com")
+		w := httptest.NewRecorder()
+		if err := proxied.ServeHTTP(w, req.WithContext(context.WithValue(req.Context(), caddy.ReplacerCtxKey, repl)), nil); err != nil {
+			t.Fatal(err)
+		}
+		var v struct {
+			OrderID string `json:"order_id"`
+		}
+		if w.Code != http.StatusCreated || json.Unmarshal(w.Body.Bytes(), &v) != nil {
+			t.Fatalf("checkout %s: %d %s", shopID, w.Code, w.Body)
+		}
+		return v.OrderID
+	}
+	for i := range 100 {
+		checkout(fmt.Sprintf("BACKEND-%d", 1000+i), "")
+		s.created(fmt.Sprintf("buyer-key-%04d", i))
+	}
+	target := checkout("BACKEND-42", "buyer-key-0042")
+	if again := checkout("BACKEND-42", ""); again != target {
+		t.Fatalf("BACKEND-42 posted again made order %s, want %s", again, target)
+	}
+
+	storage.mu.Lock()
+	storage.record = true
+	storage.mu.Unlock()
+	w := httptest.NewRecorder()
+	if err := s.app.serveAdmin(w, httptest.NewRequest(http.MethodGet, "/kassa/orders?shop_order_id=BACKEND-42", nil)); err != nil {
+		t.Fatal(err)
+	}
+	storage.mu.Lock()
+	storage.record = false
+	reads, lists := storage.reads, storage.lists
+	storage.mu.Unlock()
+	var got Order
+	if w.Code != http.StatusOK || json.Unmarshal(w.Body.Bytes(), &got) != nil || got.ID != target || got.ShopOrderID != "BACKEND-42" {
+		t.Fatalf("lookup: %d %.300s; want order %s", w.Code, w.Body, target)
+	}
+	one := httptest.NewRecorder()
+	if err := s.app.serveAdmin(one, httptest.NewRequest(http.MethodGet, "/kassa/orders/"+target, nil)); err != nil || one.Body.String() != w.Body.String() {
+		t.Errorf("the lookup answers\n%s\nGET /kassa/orders/%s answers\n%s", w.Body, target, one.Body)
+	}
+	if len(lists) != 0 {
+		t.Errorf("the lookup listed %q", lists)
+	}
+	mapping := idempotencyStorageKey(shopIdempotencyKey("BACKEND-42"))
+	if len(reads) == 0 || reads[0] != mapping {
+		t.Errorf("reads %q, want the mapping %s first", reads, mapping)
+	}
+	for _, key := range reads[1:] {
+		if !strings.Contains(key, target) {
+			t.Errorf("the lookup read %s, which is not order %s", key, target)
+		}
+	}
+
+	for _, tc := range []struct {
+		name, query string
+		status      int
+		code        string
+	}{
+		{"unknown", "shop_order_id=BACKEND-43", http.StatusNotFound, "unknown_order"},
+		{"a buyer's key", "shop_order_id=buyer-key-0007", http.StatusNotFound, "unknown_order"},
+		{"empty", "shop_order_id=", http.StatusBadRequest, "bad_shop_order_id"},
+		{"a space", "shop_order_id=BACKEND+42", http.StatusBadRequest, "bad_shop_order_id"},
+		{"a slash", "shop_order_id=BACKEND%2F42", http.StatusBadRequest, "bad_shop_order_id"},
+		{"too long", "shop_order_id=" + strings.Repeat("4", maxShopOrderID+1), http.StatusBadRequest, "bad_shop_order_id"},
+		{"twice", "shop_order_id=BACKEND-42&shop_order_id=BACKEND-1000", http.StatusBadRequest, "bad_shop_order_id"},
+		{"with state", "shop_order_id=BACKEND-42&state=pending", http.StatusBadRequest, "bad_query"},
+		{"with limit", "shop_order_id=BACKEND-42&limit=1", http.StatusBadRequest, "bad_query"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := httptest.NewRecorder()
+			if err := s.app.serveAdmin(w, httptest.NewRequest(http.MethodGet, "/kassa/orders?"+tc.query, nil)); err != nil {
+				writeAdminError(w, err)
+			}
+			if w.Code != tc.status || errorCode(t, w) != tc.code {
+				t.Errorf("%d %s; want %d %s", w.Code, w.Body, tc.status, tc.code)
 			}
 		})
 	}

@@ -311,7 +311,7 @@ func (h *Checkout) newOrder(r *http.Request, repl *caddy.Replacer) (*Order, erro
 					"the upstream's order id must be 1 to %d ASCII letters, digits, dots, underscores, dashes or colons", maxShopOrderID)
 			}
 			// One upstream order is one order here, however often it is posted.
-			o.IdempotencyKey = "shop:" + o.ShopOrderID
+			o.IdempotencyKey = shopIdempotencyKey(o.ShopOrderID)
 		}
 	} else {
 		req, err := h.readRequest(r)
@@ -401,6 +401,12 @@ func proxiedValue(repl *caddy.Replacer, field string) string {
 	}
 	return repl.ReplaceKnown(field, "")
 }
+
+// shopIdempotencyKey is the idempotency scope of a trusted upstream's
+// order id: its mapping (kassa/idempotency/<sha256>) names the one order
+// that id made, which is also how the admin API finds it. No other scope
+// starts with "shop:" (a buyer's Idempotency-Key is "key:<account>:...").
+func shopIdempotencyKey(shopOrderID string) string { return "shop:" + shopOrderID }
 
 // maxShopOrderID bounds an upstream's order id.
 const maxShopOrderID = 64

@@ -31,7 +31,8 @@ func init() {
 		Short: "Operates caddy-kassa through the admin API: balances, orders, receipts, payouts, cash",
 		Long: `
 Operates caddy-kassa in a running Caddy through its admin API: reads the
-payment accounts' balances and the orders, cancels or confirms an order,
+payment accounts' balances and the orders (one also by the shop's own order
+id, --shop-order-id), cancels or confirms an order,
 issues its fiscal receipt or its refund (return) receipt, sends a payout,
 and records cash put into or taken out of the till.
 
@@ -104,13 +105,14 @@ func kassaCommand(cmd *cobra.Command) {
 
 func ordersCommand() *cobra.Command {
 	c := &cobra.Command{
-		Use:   "orders [--state <state>] [--limit <n>]",
-		Short: "Lists orders, newest first",
+		Use:   "orders [--state <state>] [--limit <n>] | --shop-order-id <id>",
+		Short: "Lists orders, newest first, or shows the one of a shop's order id",
 		Args:  cobra.ArbitraryArgs,
 		RunE:  kassaRunE(0, cliOrders),
 	}
 	c.Flags().String("state", "", "Only orders in this state (creating, pending, paid, expired, cancelled, failed)")
 	c.Flags().Int("limit", 0, "At most this many orders (1 to 1000; the API's default is 50)")
+	c.Flags().String("shop-order-id", "", "Show the order a proxied checkout made for this upstream order id (X-Kassa-Order)")
 	return c
 }
 
@@ -607,9 +609,13 @@ type orderSummaryReply struct {
 	ReceiptState string    `json:"receipt_state"`
 }
 
-// cliOrders: caddy kassa orders [--state S] [--limit N].
+// cliOrders: caddy kassa orders [--state S] [--limit N], or
+// caddy kassa orders --shop-order-id ID.
 func cliOrders(k *kassaCLI, _ []string) error {
 	flags := k.cmd.Flags()
+	if flags.Changed("shop-order-id") {
+		return cliShopOrder(k)
+	}
 	q := url.Values{}
 	if state, _ := flags.GetString("state"); state != "" {
 		if !OrderState(state).Valid() {
@@ -648,6 +654,28 @@ func cliOrders(k *kassaCLI, _ []string) error {
 		row(tw, o.ID, o.State, o.Amount, o.Account, formatTime(o.CreatedAt), o.ReceiptState)
 	}
 	return tw.Flush()
+}
+
+// cliShopOrder: caddy kassa orders --shop-order-id ID shows the order as
+// caddy kassa order does.
+func cliShopOrder(k *kassaCLI) error {
+	flags := k.cmd.Flags()
+	if flags.Changed("state") || flags.Changed("limit") {
+		return usageErrorf("--shop-order-id names one order: it takes no --state or --limit")
+	}
+	shopID, _ := flags.GetString("shop-order-id")
+	if !validShopOrderID(shopID) {
+		return usageErrorf("--shop-order-id %q: want 1 to %d ASCII letters, digits, dots, underscores, dashes or colons", shopID, maxShopOrderID)
+	}
+	data, table, err := k.call(http.MethodGet, "/kassa/orders?"+url.Values{"shop_order_id": {shopID}}.Encode(), nil)
+	if err != nil || !table {
+		return err
+	}
+	var o Order
+	if err := decodeReply(data, &o); err != nil {
+		return err
+	}
+	return printOrder(k.out, &o)
 }
 
 // formatTime shows a time to the second, in the zone the API gave.

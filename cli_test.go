@@ -249,6 +249,34 @@ items:
 	}
 }
 
+// TestCLIShopOrder: orders --shop-order-id asks GET
+// /kassa/orders?shop_order_id= and shows the order as order does; an id no
+// order has is the API's unknown_order, exit status 1.
+func TestCLIShopOrder(t *testing.T) {
+	record := strings.Replace(cliOrderRecord, `"amount":"350",`, `"amount":"350","shop_order_id":"BACKEND-42",`, 1)
+	admin := newFakeAdmin(t, map[string]cliReply{"GET /kassa/orders": {200, record}})
+	stdout, stderr, err := runCLI(t, "orders", "--shop-order-id", "BACKEND-42", "--address", admin.addr())
+	if err != nil {
+		t.Fatalf("%v: %s", err, stderr)
+	}
+	if !strings.HasPrefix(stdout, "id:              LBqAlBc-Oq4U1YQ0vl6RBw\nstate:           paid\n") ||
+		!strings.Contains(stdout, "\nshop order id:   BACKEND-42\n") || !strings.Contains(stdout, "\nitems:\n") {
+		t.Errorf("stdout:\n%s", stdout)
+	}
+	if got := admin.requests(); len(got) != 1 || got[0].Method != "GET" || got[0].Path != "/kassa/orders" || got[0].Query != "shop_order_id=BACKEND-42" {
+		t.Errorf("requests = %+v", got)
+	}
+	if stdout, _, err := runCLI(t, "orders", "--shop-order-id", "BACKEND-42", "--json", "--address", admin.addr()); err != nil || stdout != record+"\n" {
+		t.Errorf("--json: %v\n%s", err, stdout)
+	}
+
+	admin.replies["GET /kassa/orders"] = cliReply{404, `{"error":{"code":"unknown_order","message":"no order has this shop_order_id"}}`}
+	stdout, stderr, err = runCLI(t, "orders", "--shop-order-id", "BACKEND-43", "--address", admin.addr())
+	if exitStatus(err) != 1 || stdout != "" || stderr != "kassa: unknown_order: no order has this shop_order_id\n" {
+		t.Errorf("unknown: err %v, stdout %q, stderr %q", err, stdout, stderr)
+	}
+}
+
 func TestCLIOrderActions(t *testing.T) {
 	const id = "LBqAlBc-Oq4U1YQ0vl6RBw"
 	record := func(edit func(map[string]any)) cliReply {
@@ -472,6 +500,10 @@ func TestCLIUsageErrors(t *testing.T) {
 		{[]string{"orders", "--limit", "many"}, `invalid argument "many" for "--limit" flag`},
 		{[]string{"orders", "--state", "lost"}, `--state "lost" is not an order state`},
 		{[]string{"orders", "--colour"}, "unknown flag: --colour"},
+		{[]string{"orders", "--shop-order-id", ""}, `--shop-order-id "": want 1 to 64 ASCII letters`},
+		{[]string{"orders", "--shop-order-id", "BACKEND 42"}, `--shop-order-id "BACKEND 42": want 1 to 64 ASCII letters`},
+		{[]string{"orders", "--shop-order-id", "BACKEND-42", "--state", "paid"}, "--shop-order-id names one order: it takes no --state or --limit"},
+		{[]string{"orders", "--shop-order-id", "BACKEND-42", "--limit", "5"}, "--shop-order-id names one order: it takes no --state or --limit"},
 		{payout("--payment"), "caddy kassa payout needs --payment"},
 		{payout("--amount"), "caddy kassa payout needs --amount"},
 		{payout("--to"), "caddy kassa payout needs --to"},
