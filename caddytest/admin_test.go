@@ -3,6 +3,7 @@ package caddytest
 import (
 	"fmt"
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -271,5 +272,42 @@ func TestAdminWithoutApp(t *testing.T) {
 	r := adminCall(t, http.MethodGet, "balance", "")
 	if r.status != 503 || r.errorCode(t) != "no_kassa_app" {
 		t.Errorf("%d %s", r.status, r.body)
+	}
+}
+
+// TestAdminShopOrderLookup: the backend behind a proxied checkout finds
+// its order by its own order id (X-Kassa-Order) once the buyer paid,
+// through the admin API and through `caddy kassa orders --shop-order-id`.
+func TestAdminShopOrderLookup(t *testing.T) {
+	procBinary(t) // build first: the build must not eat the shop's time
+	startShop(t)
+	created := postJSON(t, "/proxied", `{}`)
+	id, _ := created.json(t)["order_id"].(string)
+	if created.status != http.StatusCreated || id == "" {
+		t.Fatalf("checkout: %d %s", created.status, created.body)
+	}
+	sandboxControl(t, http.MethodPost, "pay", map[string]string{"api": "pegas", "order_id": id}, nil)
+	waitFor(t, "the order paid", func() bool { return orderStatus(t, id)["state"] == "paid" })
+
+	r := adminCall(t, http.MethodGet, "orders?shop_order_id=shop-42", "")
+	if v := r.json(t); r.status != http.StatusOK || v["id"] != id || v["shop_order_id"] != "shop-42" || v["state"] != "paid" || v["amount"] != "500" {
+		t.Errorf("lookup: %d %s", r.status, r.body)
+	}
+	if r := adminCall(t, http.MethodGet, "orders?shop_order_id=shop-43", ""); r.status != http.StatusNotFound || r.errorCode(t) != "unknown_order" {
+		t.Errorf("an unknown shop order id: %d %s", r.status, r.body)
+	}
+	if r := adminCall(t, http.MethodGet, "orders?shop_order_id=shop-42&state=paid", ""); r.status != http.StatusBadRequest || r.errorCode(t) != "bad_query" {
+		t.Errorf("with state: %d %s", r.status, r.body)
+	}
+
+	cli := runKassaCLI(t, "orders", "--shop-order-id", "shop-42")
+	for _, want := range []string{"id: +" + regexp.QuoteMeta(id), "state: +paid", "shop order id: +shop-42", "amount: +500.00"} {
+		if cli.exit != 0 || !regexp.MustCompile("(?m)^"+want+"$").MatchString(cli.stdout) {
+			t.Errorf("orders --shop-order-id: exit %d, no %q in\n%s%s", cli.exit, want, cli.stdout, cli.stderr)
+			break
+		}
+	}
+	if cli := runKassaCLI(t, "orders", "--shop-order-id", "shop-43"); cli.exit != 1 || !strings.Contains(cli.stderr, "kassa: unknown_order:") {
+		t.Errorf("orders --shop-order-id shop-43: exit %d\n%s%s", cli.exit, cli.stdout, cli.stderr)
 	}
 }
