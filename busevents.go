@@ -56,7 +56,7 @@ func (a *App) provisionBus(ctx caddy.Context) error {
 		return nil
 	}
 	if err != nil {
-		return err
+		return err // Caddy's error names the events app
 	}
 	events, ok := mod.(*caddyevents.App)
 	if !ok {
