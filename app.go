@@ -72,6 +72,9 @@ type App struct {
 	// newID draws a new order's id; NewOrderID, swapped by the lifecycle
 	// simulation so that a history replays from its seed.
 	newID func() string
+	// bus emits the order events on Caddy's event bus; nil without an
+	// events app.
+	bus *orderBus
 }
 
 // account is a named payment account and its provider.
@@ -169,7 +172,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		}
 	}
 	a.useStorage(storage)
-	return nil
+	return a.provisionBus(ctx)
 }
 
 // useStorage sets up the order store on storage, and what works on it.

@@ -190,7 +190,7 @@ func (o *Order) clone() *Order {
 }
 
 // announce logs and counts what a change did to an order: its move, and
-// its receipts' moves.
+// its receipts' moves; and emits its events on Caddy's event bus.
 func (a *App) announce(prev, o *Order) {
 	fields := []zap.Field{zap.String("order_id", o.ID), zap.String("account", o.Account), zap.String("provider", o.Provider)}
 	if prev.State != o.State {
@@ -225,6 +225,7 @@ func (a *App) announce(prev, o *Order) {
 		}
 		a.logger.Info("receipt "+string(after.State), fields...)
 	}
+	a.bus.emit(prev, o)
 }
 
 // receiptMoves is a receipt attempt's transition table: sent, it is
