@@ -14,6 +14,7 @@ import (
 	"path"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -319,18 +320,20 @@ func retryWait(n int) time.Duration {
 }
 
 // settle drops the outbox entry of an event every receiver got or gave
-// up on, and returns when a pending one is next due.
+// up on, and returns when a pending delivery is next due. A delivery to a
+// receiver no longer configured waits for it to come back (or for an
+// operator), looked at once a minute.
 func (d *deliverer) settle(ctx context.Context, f *eventFile) time.Time {
-	var next time.Time
+	next := d.app.now().Add(time.Minute)
 	for _, t := range f.Targets {
-		if t.State != deliveryPending {
+		if t.State != deliveryPending || d.app.notifyTarget(t.URL) == nil {
 			continue
 		}
 		due := t.NextAt
 		if t.LeaseUntil.After(due) {
 			due = t.LeaseUntil
 		}
-		if next.IsZero() || due.Before(next) {
+		if due.Before(next) {
 			next = due
 		}
 	}
@@ -382,10 +385,10 @@ func signature(secret string, t time.Time, body []byte) string {
 	return "t=" + ts + ",v1=" + hex.EncodeToString(mac.Sum(nil))
 }
 
-// capString cuts s to at most n bytes.
+// capString cuts s to at most n bytes, and to valid UTF-8.
 func capString(s string, n int) string {
-	if len(s) <= n {
-		return s
+	if len(s) > n {
+		s = s[:n]
 	}
-	return s[:n]
+	return strings.ToValidUTF8(s, "")
 }

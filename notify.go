@@ -283,24 +283,40 @@ func (a *App) writeEvents(ctx context.Context, o *Order, refs []EventRef) error 
 	return nil
 }
 
-// ensureEvents writes the events o's record names whose files a crash
-// between the record and the files left unwritten. The reconciler calls it
-// on each order it visits in an index before it settles the indexes; each
-// event costs one Stat per process.
+// ensureEvents writes what a crash between o's record and its events'
+// files and outbox entries left unwritten. The reconciler calls it on each
+// order it visits in an index, before it settles the indexes. An event's
+// file is written before its outbox entry, so an entry means both are
+// there; without one, the file says whether the event is still due. Each
+// event costs these reads once per process.
 func (a *App) ensureEvents(ctx context.Context, o *Order) error {
 	var missing []EventRef
 	for _, ref := range o.Events {
 		if a.written.has(ref.ID) {
 			continue
 		}
-		_, err := a.storage.Stat(ctx, eventKey(ref.ID))
-		switch {
-		case err == nil:
+		_, err := a.storage.Stat(ctx, outboxKey(ref.ID))
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("kassa: checking event %s: %w", ref.ID, storageFailure{err})
+		}
+		if err == nil {
 			a.written.add(ref.ID)
+			continue
+		}
+		f, err := a.loadEvent(ctx, ref.ID)
+		switch {
 		case errors.Is(err, fs.ErrNotExist):
 			missing = append(missing, ref)
+		case err != nil:
+			return err
+		case f.state() == deliveryPending:
+			if err := a.orders.storeKey(ctx, outboxKey(ref.ID), []byte(ref.ID)); err != nil {
+				return err
+			}
+			a.written.add(ref.ID)
+			a.deliverer.wake()
 		default:
-			return fmt.Errorf("kassa: checking event %s: %w", ref.ID, storageFailure{err})
+			a.written.add(ref.ID)
 		}
 	}
 	if len(missing) == 0 {

@@ -308,32 +308,41 @@ func TestNotifyFailedThenRedelivered(t *testing.T) {
 	}
 }
 
-func TestNotifyCrashBeforeTheEventFile(t *testing.T) {
-	rcv := newTestReceiver(t, always(http.StatusOK))
-	clock := &testClock{t: time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)}
-	storage := newCrashStorage(t, clock.Now)
-	s := notifyShop(t, lockableCrashStorage{storage}, clock, rcv.srv.URL, "order.paid")
-	o := s.created("")
-	storage.crashAtWrite(2) // the record is written, the event's file is not
-	if _, err := s.app.paid(context.Background(), o.ID, PaymentStatus{Paid: true}, ""); err == nil {
-		t.Fatal("paid: no error from the crashed storage")
-	}
-	ref := s.load(o.ID).Events
-	if len(ref) != 1 || storage.has(eventKey(ref[0].ID)) || !storage.has(openKey(o.ID)) {
-		t.Fatalf("after the crash: events %v, file %v, open %v", ref, storage.has(eventKey(o.ID+"-1")), storage.has(openKey(o.ID)))
-	}
-	storage.restart()
-	s = notifyShop(t, lockableCrashStorage{storage}, clock, rcv.srv.URL, "order.paid")
-	s.pass()
-	s.deliver()
-	s.clock.Add(time.Hour)
-	s.pass()
-	s.deliver()
-	if n := rcv.successes()[ref[0].ID]; n != 1 || len(rcv.deliveries()) != 1 {
-		t.Errorf("event delivered %d times (of %d posts), want once", n, len(rcv.deliveries()))
-	}
-	if storage.has(openKey(o.ID)) {
-		t.Error("the order stays in the open index")
+// TestNotifyCrashBeforeTheEvent: a crash after the record that names an
+// event, before its file (write 2) or before its outbox entry (write 3),
+// loses nothing: after a restart the reconciler writes what is missing,
+// and the event is delivered once.
+func TestNotifyCrashBeforeTheEvent(t *testing.T) {
+	for _, crashAt := range []int{2, 3} {
+		t.Run(fmt.Sprint("write ", crashAt), func(t *testing.T) {
+			rcv := newTestReceiver(t, always(http.StatusOK))
+			clock := &testClock{t: time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)}
+			storage := newCrashStorage(t, clock.Now)
+			s := notifyShop(t, lockableCrashStorage{storage}, clock, rcv.srv.URL, "order.paid")
+			o := s.created("")
+			storage.crashAtWrite(crashAt)
+			if _, err := s.app.paid(context.Background(), o.ID, PaymentStatus{Paid: true}, ""); err == nil {
+				t.Fatal("paid: no error from the crashed storage")
+			}
+			ref := s.load(o.ID).Events
+			if len(ref) != 1 || storage.has(outboxKey(ref[0].ID)) || storage.has(eventKey(ref[0].ID)) != (crashAt == 3) || !storage.has(openKey(o.ID)) {
+				t.Fatalf("after the crash: events %v, file %v, outbox %v, open %v", ref, storage.has(eventKey(o.ID+"-1")),
+					storage.has(outboxKey(o.ID+"-1")), storage.has(openKey(o.ID)))
+			}
+			storage.restart()
+			s = notifyShop(t, lockableCrashStorage{storage}, clock, rcv.srv.URL, "order.paid")
+			s.pass()
+			s.deliver()
+			s.clock.Add(time.Hour)
+			s.pass()
+			s.deliver()
+			if n := rcv.successes()[ref[0].ID]; n != 1 || len(rcv.deliveries()) != 1 {
+				t.Errorf("event delivered %d times (of %d posts), want once", n, len(rcv.deliveries()))
+			}
+			if storage.has(openKey(o.ID)) || storage.has(outboxKey(ref[0].ID)) {
+				t.Error("the order stays in the open index, or the event in the outbox")
+			}
+		})
 	}
 }
 
