@@ -93,6 +93,12 @@ func (a *App) serveAdmin(w http.ResponseWriter, r *http.Request) error {
 		return a.adminCash(w, r, parts[1])
 	case get && len(parts) == 2 && parts[0] == "operations":
 		return a.adminOperation(w, r, parts[1])
+	case get && len(parts) == 1 && parts[0] == "events":
+		return a.adminEvents(w, r)
+	case get && len(parts) == 2 && parts[0] == "events":
+		return a.adminEvent(w, r, parts[1])
+	case post && len(parts) == 3 && parts[0] == "events" && parts[2] == "redeliver":
+		return a.adminRedeliver(w, r, parts[1])
 	case adminRouteExists(parts):
 		return &RequestError{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed", Message: r.Method + " is not allowed here"}
 	default:
@@ -103,11 +109,11 @@ func (a *App) serveAdmin(w http.ResponseWriter, r *http.Request) error {
 func adminRouteExists(parts []string) bool {
 	switch {
 	case len(parts) == 1:
-		return slices.Contains([]string{"balance", "orders", "payouts"}, parts[0])
+		return slices.Contains([]string{"balance", "orders", "payouts", "events"}, parts[0])
 	case len(parts) == 2:
-		return parts[0] == "orders" || parts[0] == "operations" || parts[0] == "cash"
+		return parts[0] == "orders" || parts[0] == "operations" || parts[0] == "cash" || parts[0] == "events"
 	case len(parts) == 3:
-		return parts[0] == "orders"
+		return parts[0] == "orders" || (parts[0] == "events" && parts[2] == "redeliver")
 	}
 	return false
 }

@@ -54,6 +54,9 @@ type App struct {
 	MaxOrdersPerClient int `json:"max_orders_per_client,omitempty"`
 	// StorageRaw keeps orders in this storage instead of Caddy's own.
 	StorageRaw json.RawMessage `json:"storage,omitempty" caddy:"namespace=caddy.storage inline_key=module"`
+	// Notify are the receivers of the shop's notifications (notify.go):
+	// each gets a signed POST of the events it asks for.
+	Notify []*Notify `json:"notify,omitempty"`
 
 	accounts   map[string]*account
 	receipts   ReceiptProvider
@@ -64,6 +67,8 @@ type App struct {
 	statuses   *statusGate
 	reconciler *reconciler
 	unsaved    *unsavedPayments
+	deliverer  *deliverer
+	written    *writtenEvents
 	// locks are this process's locks (sharedLocks); the lifecycle
 	// simulation gives each simulated instance its own.
 	locks     *processLocks
@@ -153,6 +158,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err := a.checkRates(); err != nil {
 		return err
 	}
+	if err := a.provisionNotify(); err != nil {
+		return err
+	}
 	if a.MaxOrdersPerClient > 0 {
 		a.perClient = &clientLimit{max: a.MaxOrdersPerClient, window: time.Duration(a.OrderTTL)}
 	}
@@ -183,10 +191,13 @@ func (a *App) useStorage(storage certmagic.Storage) {
 		a.orders.logger = a.logger
 	}
 	a.orders.Now = func() time.Time { return a.now() }
+	a.orders.recorded = a.writeEvents
 	a.statuses = newStatusGate(time.Second)
 	a.unsaved = new(unsavedPayments)
 	a.useLocks(&sharedLocks)
 	a.reconciler = newReconciler(a)
+	a.deliverer = newDeliverer(a)
+	a.written = new(writtenEvents)
 }
 
 // checkRates refuses a catalog product whose VAT rate the receipt service
@@ -259,9 +270,10 @@ func (a *App) Validate() error {
 	return nil
 }
 
-// Start starts the reconciler.
+// Start starts the reconciler and the deliverer of notifications.
 func (a *App) Start() error {
 	a.reconciler.start()
+	a.deliverer.start()
 	a.logger.Info("kassa started", zap.Int("payment_accounts", len(a.accounts)),
 		zap.Bool("receipts", a.receipts != nil), zap.Int("products", a.catalog.Len()),
 		zap.Duration("poll_interval", time.Duration(a.PollInterval)), zap.Duration("order_ttl", time.Duration(a.OrderTTL)),
@@ -269,10 +281,11 @@ func (a *App) Start() error {
 	return nil
 }
 
-// Stop stops the reconciler and waits for its pass to end; the next config's
-// app resumes the open orders from storage.
+// Stop stops the reconciler and the deliverer and waits for them; the next
+// config's app resumes the open orders and the outbox from storage.
 func (a *App) Stop() error {
 	a.reconciler.stop()
+	a.deliverer.stop()
 	return nil
 }
 

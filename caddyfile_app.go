@@ -67,6 +67,11 @@ func init() {
 //		keep_unpaid   <duration>        # orders closed unpaid are deleted after; default 168h
 //		max_orders_per_client <n>       # per client address per order_ttl; default: no bound
 //		storage <module> [<args>] { ... } # default: Caddy's storage
+//		notify <url> {                  # repeatable: a receiver of the shop's events
+//			secret  <secret>            # required; use {env.*}
+//			events  <event...>          # default: every event
+//			timeout <duration>          # default 10s
+//		}
 //	}
 func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 	if existing != nil {
@@ -99,6 +104,8 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 			err = parseDuration(d, &app.KeepUnpaid)
 		case "max_orders_per_client":
 			err = parsePositiveInt(d, &app.MaxOrdersPerClient)
+		case "notify":
+			err = parseNotify(d, app)
 		case "storage":
 			if app.StorageRaw != nil {
 				return nil, d.Err("storage given twice")
@@ -115,6 +122,49 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 		app.PaymentsRaw = nil
 	}
 	return httpcaddyfile.App{Name: "kassa", Value: caddyconfig.JSON(app, nil)}, nil
+}
+
+// parseNotify reads `notify <url> { secret ...; events ...; timeout ... }`.
+// The secret stays as written (a placeholder) and is resolved at
+// provision time.
+func parseNotify(d *caddyfile.Dispenser, app *App) error {
+	n := &Notify{}
+	if err := parseOneArg(d, &n.URL); err != nil {
+		return err
+	}
+	if slices.ContainsFunc(app.Notify, func(m *Notify) bool { return m.URL == n.URL }) {
+		return d.Errf("notify %s given twice", n.URL)
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		var err error
+		switch d.Val() {
+		case "secret":
+			err = parseOneArg(d, &n.Secret)
+		case "events":
+			if n.Events != nil {
+				return d.Err("events given twice")
+			}
+			n.Events = d.RemainingArgs()
+			if len(n.Events) == 0 {
+				return d.ArgErr()
+			}
+			if err := checkEventNames(n.Events); err != nil {
+				return d.Errf("notify %s: %v", n.URL, err)
+			}
+		case "timeout":
+			err = parseDuration(d, &n.Timeout)
+		default:
+			err = d.Errf("unrecognized notify option %q", d.Val())
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if n.Secret == "" {
+		return d.Errf("notify %s: secret is required (use {env.*})", n.URL)
+	}
+	app.Notify = append(app.Notify, n)
+	return nil
 }
 
 // parsePaymentAccount reads `payment <name> <provider> { ... }`.

@@ -2,6 +2,7 @@ package kassa
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -104,9 +105,50 @@ func TestGlobalOptionErrors(t *testing.T) {
 		"kassa {\n max_orders_per_client 0\n}":                                      "whole number from 1",
 		"kassa {\n max_orders_per_client many\n}":                                   "whole number from 1",
 		"kassa extra": "wrong argument count",
+		"kassa {\n notify https://shop.example/hook {\n events order.paid\n }\n}":                            "secret is required",
+		"kassa {\n notify https://shop.example/hook {\n secret s\n events order.payed\n }\n}":                `unknown event "order.payed" (the events: order.paid, order.paid_late`,
+		"kassa {\n notify https://shop.example/hook {\n secret s\n events\n }\n}":                            "wrong argument count",
+		"kassa {\n notify https://shop.example/hook {\n secret s\n retries 3\n }\n}":                         `unrecognized notify option "retries"`,
+		"kassa {\n notify https://shop.example/hook {\n secret s\n timeout soon\n }\n}":                      "bad duration",
+		"kassa {\n notify https://a.example {\n secret s\n }\n notify https://a.example {\n secret t\n }\n}": "notify https://a.example given twice",
+		"kassa {\n notify\n}": "wrong argument count",
 	})
 	if _, err := parseGlobalOption(caddyfile.NewTestDispenser("kassa"), &App{}); err == nil {
 		t.Error("a second kassa option was accepted")
+	}
+}
+
+func TestNotifyCaddyfile(t *testing.T) {
+	d := caddyfile.NewTestDispenser(`kassa {
+		notify https://backend.example/kassa-events {
+			secret {env.KASSA_NOTIFY_SECRET}
+			events order.paid receipt.done
+			timeout 5s
+		}
+		notify http://127.0.0.1:9000/hook {
+			secret {env.OTHER}
+		}
+	}`)
+	out, err := parseGlobalOption(d, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var app struct {
+		Notify []map[string]any `json:"notify"`
+	}
+	if err := json.Unmarshal(out.(httpcaddyfile.App).Value, &app); err != nil {
+		t.Fatal(err)
+	}
+	if len(app.Notify) != 2 {
+		t.Fatalf("notify = %v", app.Notify)
+	}
+	first, second := app.Notify[0], app.Notify[1]
+	if first["url"] != "https://backend.example/kassa-events" || first["secret"] != "{env.KASSA_NOTIFY_SECRET}" ||
+		first["timeout"] != 5e9 || fmt.Sprint(first["events"]) != "[order.paid receipt.done]" {
+		t.Errorf("first notify = %v", first)
+	}
+	if second["url"] != "http://127.0.0.1:9000/hook" || second["events"] != nil || second["timeout"] != nil {
+		t.Errorf("second notify = %v", second)
 	}
 }
 

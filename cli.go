@@ -28,13 +28,14 @@ func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "kassa",
 		Usage: "<command> [--address <admin>] [--json] [<args>]",
-		Short: "Operates caddy-kassa through the admin API: balances, orders, receipts, payouts, cash",
+		Short: "Operates caddy-kassa through the admin API: balances, orders, receipts, payouts, cash, events",
 		Long: `
 Operates caddy-kassa in a running Caddy through its admin API: reads the
 payment accounts' balances and the orders (one also by the shop's own order
 id, --shop-order-id), cancels or confirms an order,
 issues its fiscal receipt or its refund (return) receipt, sends a payout,
-and records cash put into or taken out of the till.
+records cash put into or taken out of the till, and lists the shop's
+notification events and delivers one again.
 
 The admin endpoint is --address (host:port, http://host:port or
 unix//path/to/socket); without it, the admin address of the config named by
@@ -100,7 +101,26 @@ func kassaCommand(cmd *cobra.Command) {
 			Args:  cobra.ArbitraryArgs,
 			RunE:  kassaRunE(1, cliOperation),
 		},
+		eventsCommand(),
+		&cobra.Command{
+			Use:   "redeliver <event_id>",
+			Short: "Delivers an event to its notification receivers again (a failed or delivered one), with the same id and body",
+			Args:  cobra.ArbitraryArgs,
+			RunE:  kassaRunE(1, cliRedeliver),
+		},
 	)
+}
+
+func eventsCommand() *cobra.Command {
+	c := &cobra.Command{
+		Use:   "events [--state <state>] [--limit <n>]",
+		Short: "Lists the shop's notification events and their delivery, newest first",
+		Args:  cobra.ArbitraryArgs,
+		RunE:  kassaRunE(0, cliEvents),
+	}
+	c.Flags().String("state", "", "Only events in this state (pending, delivered, failed)")
+	c.Flags().Int("limit", 0, "At most this many events (1 to 1000; the API's default is 50)")
+	return c
 }
 
 func ordersCommand() *cobra.Command {
@@ -242,8 +262,11 @@ func checkArgs(cmd *cobra.Command, args []string, n int) error {
 
 // argName is the name of a command's one argument.
 func argName(cmd *cobra.Command) string {
-	if cmd.Name() == "operation" {
+	switch cmd.Name() {
+	case "operation":
 		return "operation id"
+	case "redeliver":
+		return "event id"
 	}
 	return "order id"
 }
@@ -801,6 +824,71 @@ func formatFiscal(f *FiscalParams) string {
 }
 
 // orderAction: caddy kassa cancel|confirm|receipt|refund ID.
+// cliEvents lists events: their id, type, order, state and the latest
+// delivery error.
+func cliEvents(k *kassaCLI, _ []string) error {
+	flags := k.cmd.Flags()
+	q := url.Values{}
+	if state, _ := flags.GetString("state"); state != "" {
+		if state != deliveryPending && state != deliveryDelivered && state != deliveryFailed {
+			return usageErrorf("--state %q is not an event state: want pending, delivered or failed", state)
+		}
+		q.Set("state", state)
+	}
+	if flags.Changed("limit") {
+		limit, _ := flags.GetInt("limit")
+		if limit < 1 || limit > 1000 {
+			return usageErrorf("--limit %d: want a whole number from 1 to 1000", limit)
+		}
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	uri := "/kassa/events"
+	if len(q) > 0 {
+		uri += "?" + q.Encode()
+	}
+	data, table, err := k.call(http.MethodGet, uri, nil)
+	if err != nil || !table {
+		return err
+	}
+	var reply struct {
+		Events []eventView `json:"events"`
+	}
+	if err := decodeReply(data, &reply); err != nil {
+		return err
+	}
+	if len(reply.Events) == 0 {
+		fmt.Fprintln(k.out, "no events")
+		return nil
+	}
+	tw := newTable(k.out)
+	row(tw, "ID", "TYPE", "STATE", "CREATED", "ATTEMPTS", "LAST ERROR")
+	for _, e := range reply.Events {
+		attempts, lastError := 0, ""
+		for _, t := range e.Targets {
+			attempts += t.Attempts
+			if t.LastError != "" {
+				lastError = t.LastError
+			}
+		}
+		row(tw, e.ID, string(e.Type), e.State, formatTime(e.CreatedAt), strconv.Itoa(attempts), oneLine(lastError))
+	}
+	return tw.Flush()
+}
+
+// cliRedeliver puts an event back on its way to its receivers.
+func cliRedeliver(k *kassaCLI, args []string) error {
+	data, table, err := k.call(http.MethodPost, "/kassa/events/"+url.PathEscape(args[0])+"/redeliver", nil)
+	if err != nil || !table {
+		return err
+	}
+	var e eventView
+	if err := decodeReply(data, &e); err != nil {
+		return err
+	}
+	fmt.Fprintf(k.out, "event %s (%s) is %s again\n", e.ID, e.Type, e.State)
+	return nil
+}
+
 func (k *kassaCLI) orderAction(id, action string) error {
 	data, table, err := k.call(http.MethodPost, orderURI(id)+"/"+action, nil)
 	if err != nil || !table {

@@ -202,6 +202,41 @@ func TestCLIOrders(t *testing.T) {
 	}
 }
 
+func TestCLIEvents(t *testing.T) {
+	const id = "LBqAlBc-Oq4U1YQ0vl6RBw-1"
+	body := `{"events":[` +
+		`{"id":"` + id + `","type":"order.paid","order_id":"LBqAlBc-Oq4U1YQ0vl6RBw","created_at":"2026-03-01T12:01:00Z","state":"failed",` +
+		`"targets":[{"url":"https://backend.example/hook","state":"failed","since":"2026-03-01T12:01:00Z","attempts":31,"last_status":503,"last_error":"status 503"}]}]}` + "\n"
+	admin := newFakeAdmin(t, map[string]cliReply{
+		"GET /kassa/events": {200, body},
+		"POST /kassa/events/" + id + "/redeliver": {200, `{"id":"` + id + `","type":"order.paid","order_id":"LBqAlBc-Oq4U1YQ0vl6RBw",` +
+			`"created_at":"2026-03-01T12:01:00Z","state":"pending","targets":[]}`},
+	})
+	stdout, stderr, err := runCLI(t, "events", "--address", admin.addr(), "--state", "failed")
+	if err != nil {
+		t.Fatalf("%v: %s", err, stderr)
+	}
+	want := "" +
+		"ID                        TYPE        STATE   CREATED               ATTEMPTS  LAST ERROR\n" +
+		"LBqAlBc-Oq4U1YQ0vl6RBw-1  order.paid  failed  2026-03-01 12:01:00Z  31        status 503\n"
+	if stdout != want {
+		t.Errorf("stdout:\n%s\nwant:\n%s", stdout, want)
+	}
+	if got := admin.requests(); len(got) != 1 || got[0].Path != "/kassa/events" || got[0].Query != "state=failed" {
+		t.Errorf("requests = %+v", got)
+	}
+	stdout, stderr, err = runCLI(t, "redeliver", id, "--address", admin.addr())
+	if err != nil || stdout != "event "+id+" (order.paid) is pending again\n" {
+		t.Errorf("redeliver: %v %q %q", err, stdout, stderr)
+	}
+	if got := admin.requests(); len(got) != 2 || got[1].Method != "POST" || got[1].Path != "/kassa/events/"+id+"/redeliver" {
+		t.Errorf("requests = %+v", got)
+	}
+	if _, stderr, err := runCLI(t, "redeliver", "nope-1", "--address", admin.addr()); exitStatus(err) != 1 || !strings.Contains(stderr, "not_found") {
+		t.Errorf("redeliver of an unknown event: exit %d, %q", exitStatus(err), stderr)
+	}
+}
+
 func TestCLIOrder(t *testing.T) {
 	admin := newFakeAdmin(t, map[string]cliReply{"GET /kassa/orders/LBqAlBc-Oq4U1YQ0vl6RBw": {200, cliOrderRecord}})
 	stdout, stderr, err := runCLI(t, "order", "LBqAlBc-Oq4U1YQ0vl6RBw", "--address", admin.addr())
@@ -485,7 +520,7 @@ func TestCLIUsageErrors(t *testing.T) {
 		args []string
 		msg  string
 	}{
-		{nil, "caddy kassa needs a command: balance, cancel, cash, confirm, operation, order, orders, payout, receipt, refund"},
+		{nil, "caddy kassa needs a command: balance, cancel, cash, confirm, events, operation, order, orders, payout, receipt, redeliver, refund"},
 		{[]string{"frobnicate"}, `unknown command "frobnicate" for caddy kassa`},
 		{[]string{"order"}, "caddy kassa order needs the order id"},
 		{[]string{"order", ""}, "caddy kassa order: the order id is empty"},
@@ -504,6 +539,9 @@ func TestCLIUsageErrors(t *testing.T) {
 		{[]string{"orders", "--shop-order-id", "BACKEND 42"}, `--shop-order-id "BACKEND 42": want 1 to 64 ASCII letters`},
 		{[]string{"orders", "--shop-order-id", "BACKEND-42", "--state", "paid"}, "--shop-order-id names one order: it takes no --state or --limit"},
 		{[]string{"orders", "--shop-order-id", "BACKEND-42", "--limit", "5"}, "--shop-order-id names one order: it takes no --state or --limit"},
+		{[]string{"events", "--state", "lost"}, `--state "lost" is not an event state`},
+		{[]string{"events", "--limit", "1001"}, "--limit 1001: want a whole number from 1 to 1000"},
+		{[]string{"redeliver"}, "caddy kassa redeliver needs the event id"},
 		{payout("--payment"), "caddy kassa payout needs --payment"},
 		{payout("--amount"), "caddy kassa payout needs --amount"},
 		{payout("--to"), "caddy kassa payout needs --to"},

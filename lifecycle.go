@@ -167,6 +167,7 @@ func (a *App) updateOrder(ctx context.Context, id string, shared bool, change fu
 	if !change(o) {
 		return o, nil
 	}
+	a.raiseEvents(prev, o)
 	if err := a.orders.saveChange(ctx, prev, o); err != nil {
 		return nil, err
 	}

@@ -49,6 +49,11 @@ var metrics = struct {
 	reconcilerPassTime   prometheus.Histogram
 	ordersCompacted      prometheus.Counter
 	ordersPaidLate       prometheus.Counter
+	eventsRaised         *prometheus.CounterVec
+	eventsDelivered      prometheus.Counter
+	eventsRetried        prometheus.Counter
+	eventsFailed         prometheus.Counter
+	eventLatency         prometheus.Histogram
 }{
 	providerCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "kassa",
@@ -104,6 +109,32 @@ var metrics = struct {
 		Name:      "orders_paid_late_total",
 		Help:      "Orders paid after they had closed unpaid (expired, cancelled or failed): each needs a look from the shop.",
 	}),
+	eventsRaised: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "kassa",
+		Name:      "events_raised_total",
+		Help:      "Events written for the shop's notification receivers, by type (order.paid, receipt.done, ...).",
+	}, []string{"type"}),
+	eventsDelivered: prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "kassa",
+		Name:      "events_delivered_total",
+		Help:      "Event deliveries a receiver answered with a 2xx status.",
+	}),
+	eventsRetried: prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "kassa",
+		Name:      "events_retried_total",
+		Help:      "Event deliveries that failed (a status other than 2xx, a timeout, a refused connection) and will be retried.",
+	}),
+	eventsFailed: prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "kassa",
+		Name:      "events_failed_total",
+		Help:      "Event deliveries given up after failing for 24 hours; the event stays listable and can be redelivered.",
+	}),
+	eventLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+		Namespace: "kassa",
+		Name:      "event_delivery_latency_seconds",
+		Help:      "From an event's creation to its receiver's 2xx answer.",
+		Buckets:   []float64{.01, .05, .1, .5, 1, 5, 10, 60, 300, 1800, 3600, 6 * 3600, 24 * 3600},
+	}),
 }
 
 // registerMetrics registers the collectors with a config's registry. A
@@ -117,7 +148,8 @@ func registerMetrics(registry *prometheus.Registry) error {
 	for _, c := range []prometheus.Collector{
 		metrics.providerCalls, metrics.providerCallDuration, metrics.orderTransitions, metrics.receipts,
 		metrics.openOrders, metrics.oldestOpenOrderAge, metrics.reconcilerPasses, metrics.reconcilerPassTime,
-		metrics.ordersCompacted, metrics.ordersPaidLate,
+		metrics.ordersCompacted, metrics.ordersPaidLate, metrics.eventsRaised, metrics.eventsDelivered,
+		metrics.eventsRetried, metrics.eventsFailed, metrics.eventLatency,
 	} {
 		var already prometheus.AlreadyRegisteredError
 		if err := registry.Register(c); err != nil && !errors.As(err, &already) {

@@ -120,6 +120,10 @@ type Order struct {
 	Receipt *OrderReceipt `json:"receipt,omitempty"`
 	// Refund is the return receipt of a refunded order.
 	Refund *OrderReceipt `json:"refund,omitempty"`
+
+	// Events are the events the order's changes raised for the shop's
+	// receivers (notify.go), recorded with the change that raised each.
+	Events []EventRef `json:"events,omitempty"`
 }
 
 // Open reports whether the reconciler still has work on the order: its

@@ -89,6 +89,11 @@ type OrderStore struct {
 	// locks serialise the changes of one order within this process (the
 	// App's processLocks).
 	locks *keyLocks
+	// recorded, when set, writes what a change's new events need (the
+	// App's writeEvents) right after the record that names them and before
+	// the indexes are settled, so that a crash between leaves the order in
+	// an index the reconciler visits.
+	recorded func(ctx context.Context, o *Order, events []EventRef) error
 	// Now is the clock the store stamps CreatedAt and UpdatedAt with, and
 	// ages unpaid orders by in Compact; tests swap it.
 	Now func() time.Time
@@ -275,6 +280,11 @@ func (s *OrderStore) saveChange(ctx context.Context, prev, o *Order) error {
 	}
 	if err := s.storeRecord(ctx, o); err != nil {
 		return err
+	}
+	if s.recorded != nil && len(o.Events) > len(prev.Events) {
+		if err := s.recorded(ctx, o, o.Events[len(prev.Events):]); err != nil {
+			return err
+		}
 	}
 	if o.State.closedUnpaid() && !prev.State.closedUnpaid() {
 		if err := s.storeKey(ctx, unpaidKey(o.ID), []byte(o.ID)); err != nil {

@@ -92,6 +92,7 @@ func fullOrder() *Order {
 		Refund: &OrderReceipt{OperationID: "kassa-x-sale_return", Type: ReceiptSaleReturn, State: ReceiptFailed, Attempts: 1,
 			Error: "Открыта крышка.", SentAt: time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC), DoneAt: time.Date(2026, 11, 24, 9, 1, 0, 0, time.UTC),
 			History: []ReceiptAttempt{{OperationID: "kassa-x-sale_return-0", Error: "Неверный токен", FailedAt: time.Date(2026, 11, 24, 8, 0, 0, 0, time.UTC)}}},
+		Events: []EventRef{{ID: "x-1", Type: eventPaid, At: time.Date(2026, 11, 23, 14, 32, 0, 0, time.UTC)}},
 	}
 }
 

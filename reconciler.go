@@ -181,6 +181,10 @@ func (r *reconciler) reconcile(ctx context.Context, id string) *Order {
 		a.logger.Error("reconciler: loading order", zap.String("order_id", id), zap.Error(err))
 		return nil
 	}
+	if err := a.ensureEvents(ctx, o); err != nil {
+		a.logger.Error("reconciler: writing an order's events", zap.String("order_id", id), zap.Error(err))
+		return o
+	}
 	if !o.Open() {
 		if err := a.orders.settleIndexes(ctx, id); err != nil {
 			a.logger.Error("reconciler: settling the indexes of a closed order", zap.String("order_id", id), zap.Error(err))
@@ -431,8 +435,12 @@ func (r *reconciler) watch(ctx context.Context, id string) {
 		a.logger.Error("reconciler: loading order", zap.String("order_id", id), zap.Error(err))
 		return
 	case !o.watched():
-		// Paid since, or never payable: settle its indexes, if a crash left
-		// them behind, and leave it alone.
+		// Paid since, or never payable: write its events and settle its
+		// indexes, if a crash left them behind, and leave it alone.
+		if err := a.ensureEvents(ctx, o); err != nil {
+			a.logger.Error("reconciler: writing an order's events", zap.String("order_id", id), zap.Error(err))
+			return
+		}
 		if err := a.orders.settleIndexes(ctx, id); err != nil {
 			a.logger.Error("reconciler: settling the indexes of an order", zap.String("order_id", id), zap.Error(err))
 			return
