@@ -111,22 +111,8 @@ func (b *orderBus) emit(prev, o *Order) {
 	if b == nil {
 		return
 	}
-	if prev.State != o.State {
-		if event := moves[prev.State][o.State]; event != "" {
-			b.queue1(event, o, nil)
-		}
-	}
-	for _, pair := range [][2]*OrderReceipt{{prev.Receipt, o.Receipt}, {prev.Refund, o.Refund}} {
-		before, after := pair[0], pair[1]
-		if after == nil || (before != nil && before.State == after.State && before.OperationID == after.OperationID) {
-			continue
-		}
-		switch after.State {
-		case ReceiptDone:
-			b.queue1(eventReceiptDone, o, after)
-		case ReceiptFailed:
-			b.queue1(eventReceiptFailed, o, after)
-		}
+	for _, r := range changeEvents(prev, o) {
+		b.queue1(r.event, o, r.receipt)
 	}
 }
 

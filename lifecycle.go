@@ -33,6 +33,38 @@ const (
 	eventReceiptFailed orderEvent = "receipt.failed"
 )
 
+// raisedEvent is an event a change raised, with the receipt attempt it
+// is about (nil for an order's move).
+type raisedEvent struct {
+	event   orderEvent
+	receipt *OrderReceipt
+}
+
+// changeEvents lists the events a stored change from prev to o raised:
+// the order's move (moves), then its receipts' moves to done or failed.
+// The shop's notifications and Caddy's event bus both announce these.
+func changeEvents(prev, o *Order) []raisedEvent {
+	var raised []raisedEvent
+	if prev.State != o.State {
+		if e := moves[prev.State][o.State]; e != "" {
+			raised = append(raised, raisedEvent{event: e})
+		}
+	}
+	for _, pair := range [][2]*OrderReceipt{{prev.Receipt, o.Receipt}, {prev.Refund, o.Refund}} {
+		before, after := pair[0], pair[1]
+		if after == nil || (before != nil && before.State == after.State && before.OperationID == after.OperationID) {
+			continue
+		}
+		switch after.State {
+		case ReceiptDone:
+			raised = append(raised, raisedEvent{eventReceiptDone, after})
+		case ReceiptFailed:
+			raised = append(raised, raisedEvent{eventReceiptFailed, after})
+		}
+	}
+	return raised
+}
+
 // moves is the transition table: for each state, the states an order may
 // move to and the event each move raises. Nothing else moves an order. Every
 // move goes forward (creating → pending → paid, expired, cancelled or

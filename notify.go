@@ -149,28 +149,10 @@ func (a *App) raiseEvents(prev, o *Order) {
 	if len(a.Notify) == 0 {
 		return
 	}
-	var raised []orderEvent
-	if prev.State != o.State {
-		if e := moves[prev.State][o.State]; e != "" {
-			raised = append(raised, e)
-		}
-	}
-	for _, pair := range [][2]*OrderReceipt{{prev.Receipt, o.Receipt}, {prev.Refund, o.Refund}} {
-		before, after := pair[0], pair[1]
-		if after == nil || (before != nil && before.State == after.State && before.OperationID == after.OperationID) {
-			continue
-		}
-		switch after.State {
-		case ReceiptDone:
-			raised = append(raised, eventReceiptDone)
-		case ReceiptFailed:
-			raised = append(raised, eventReceiptFailed)
-		}
-	}
-	for _, e := range raised {
-		if a.wanted(e) {
+	for _, r := range changeEvents(prev, o) {
+		if a.wanted(r.event) {
 			id := o.ID + "-" + strconv.Itoa(len(o.Events)+1)
-			o.Events = append(o.Events, EventRef{ID: id, Type: e, At: a.now().UTC()})
+			o.Events = append(o.Events, EventRef{ID: id, Type: r.event, At: a.now().UTC()})
 		}
 	}
 }
