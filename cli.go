@@ -635,27 +635,17 @@ type orderSummaryReply struct {
 // cliOrders: caddy kassa orders [--state S] [--limit N], or
 // caddy kassa orders --shop-order-id ID.
 func cliOrders(k *kassaCLI, _ []string) error {
-	flags := k.cmd.Flags()
-	if flags.Changed("shop-order-id") {
+	if k.cmd.Flags().Changed("shop-order-id") {
 		return cliShopOrder(k)
 	}
-	q := url.Values{}
-	if state, _ := flags.GetString("state"); state != "" {
+	uri, err := listURI("/kassa/orders", k.cmd, func(state string) error {
 		if !OrderState(state).Valid() {
 			return usageErrorf("--state %q is not an order state: want creating, pending, paid, expired, cancelled or failed", state)
 		}
-		q.Set("state", state)
-	}
-	if flags.Changed("limit") {
-		limit, _ := flags.GetInt("limit")
-		if limit < 1 || limit > 1000 {
-			return usageErrorf("--limit %d: want a whole number from 1 to 1000", limit)
-		}
-		q.Set("limit", strconv.Itoa(limit))
-	}
-	uri := "/kassa/orders"
-	if len(q) > 0 {
-		uri += "?" + q.Encode()
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	data, table, err := k.call(http.MethodGet, uri, nil)
 	if err != nil || !table {
@@ -823,28 +813,17 @@ func formatFiscal(f *FiscalParams) string {
 	return strings.Join(parts, ", ")
 }
 
-// orderAction: caddy kassa cancel|confirm|receipt|refund ID.
 // cliEvents lists events: their id, type, order, state and the latest
 // delivery error.
 func cliEvents(k *kassaCLI, _ []string) error {
-	flags := k.cmd.Flags()
-	q := url.Values{}
-	if state, _ := flags.GetString("state"); state != "" {
+	uri, err := listURI("/kassa/events", k.cmd, func(state string) error {
 		if state != deliveryPending && state != deliveryDelivered && state != deliveryFailed {
 			return usageErrorf("--state %q is not an event state: want pending, delivered or failed", state)
 		}
-		q.Set("state", state)
-	}
-	if flags.Changed("limit") {
-		limit, _ := flags.GetInt("limit")
-		if limit < 1 || limit > 1000 {
-			return usageErrorf("--limit %d: want a whole number from 1 to 1000", limit)
-		}
-		q.Set("limit", strconv.Itoa(limit))
-	}
-	uri := "/kassa/events"
-	if len(q) > 0 {
-		uri += "?" + q.Encode()
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	data, table, err := k.call(http.MethodGet, uri, nil)
 	if err != nil || !table {
@@ -889,6 +868,7 @@ func cliRedeliver(k *kassaCLI, args []string) error {
 	return nil
 }
 
+// orderAction: caddy kassa cancel|confirm|receipt|refund ID.
 func (k *kassaCLI) orderAction(id, action string) error {
 	data, table, err := k.call(http.MethodPost, orderURI(id)+"/"+action, nil)
 	if err != nil || !table {
@@ -1083,4 +1063,28 @@ func cliOperation(k *kassaCLI, args []string) error {
 		}
 	}
 	return tw.Flush()
+}
+
+// listURI is the admin API's URI of a listing command: path with its
+// --state, which checkState vets, and its --limit (1 to 1000).
+func listURI(path string, cmd *cobra.Command, checkState func(string) error) (string, error) {
+	flags := cmd.Flags()
+	q := url.Values{}
+	if state, _ := flags.GetString("state"); state != "" {
+		if err := checkState(state); err != nil {
+			return "", err
+		}
+		q.Set("state", state)
+	}
+	if flags.Changed("limit") {
+		limit, _ := flags.GetInt("limit")
+		if limit < 1 || limit > 1000 {
+			return "", usageErrorf("--limit %d: want a whole number from 1 to 1000", limit)
+		}
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	return path, nil
 }
