@@ -29,8 +29,15 @@ type eventView struct {
 	Body      json.RawMessage `json:"body,omitempty"`
 }
 
+// newEventView is f as the admin API shows it. A receiver's URL is shown
+// without its query, which may carry a token of the receiver's.
 func newEventView(f *eventFile, withBody bool) eventView {
-	v := eventView{ID: f.ID, Type: f.Type, OrderID: f.OrderID, CreatedAt: f.CreatedAt, State: f.state(), Targets: f.Targets}
+	v := eventView{ID: f.ID, Type: f.Type, OrderID: f.OrderID, CreatedAt: f.CreatedAt, State: f.state()}
+	for _, t := range f.Targets {
+		shown := *t
+		shown.URL = safeURL(t.URL)
+		v.Targets = append(v.Targets, &shown)
+	}
 	if withBody {
 		v.Body = f.Body
 	}

@@ -52,10 +52,12 @@ const (
 const notifyUserAgent = "caddy-kassa-notify/1"
 
 // deliverer posts the events in the outbox to their receivers, one
-// worker per app: started with the app, stopped with it. It keeps at most
-// maxListedEvents ids in memory and makes at most maxDeliveries posts at
-// once, so a receiver that is slow, down or answers garbage costs neither
-// memory nor the checkout anything.
+// worker per app: started with the app, stopped with it. A pass looks at
+// most at maxListedEvents events (the bodies stay in storage; only the
+// outbox's ids and when each is next due are kept in memory) and makes at
+// most maxDeliveries posts at once, so a receiver that is slow, down or
+// answers garbage costs the checkout nothing and memory only a few dozen
+// bytes per event waiting.
 type deliverer struct {
 	app    *App
 	client *http.Client
@@ -68,10 +70,12 @@ type deliverer struct {
 	mu sync.Mutex
 	// busy are the events being delivered by this worker.
 	busy map[string]bool
-	// notBefore is when each listed event is next worth a look (its
+	// notBefore is when each event in the outbox is next worth a look (its
 	// earliest next delivery or lease end), so that a pass reads only
-	// the files of due events; it holds only listed ids.
+	// the files of due events.
 	notBefore map[string]time.Time
+	// cursor is the last id the previous pass looked at (see window).
+	cursor string
 }
 
 func newDeliverer(app *App) *deliverer {
@@ -153,15 +157,13 @@ func (d *deliverer) pass(ctx context.Context) {
 	}
 	slices.Sort(ids)
 	ids = slices.Compact(ids)
-	if len(ids) > maxListedEvents {
-		ids = ids[:maxListedEvents]
-	}
 	d.mu.Lock()
 	for id := range d.notBefore {
 		if _, ok := slices.BinarySearch(ids, id); !ok {
 			delete(d.notBefore, id)
 		}
 	}
+	ids = d.window(ids)
 	d.mu.Unlock()
 	for _, id := range ids {
 		d.mu.Lock()
@@ -186,6 +188,24 @@ func (d *deliverer) pass(ctx context.Context) {
 			d.release(id, d.deliver(ctx, id))
 		}()
 	}
+}
+
+// window is the part of the outbox's sorted ids a pass looks at: at most
+// maxListedEvents, after where the last pass stopped and round again, so
+// that events waiting long (a receiver down for a day) never keep newer
+// ones from being looked at. d.mu is held.
+func (d *deliverer) window(ids []string) []string {
+	if len(ids) <= maxListedEvents {
+		d.cursor = ""
+		return ids
+	}
+	start, _ := slices.BinarySearch(ids, d.cursor)
+	if start < len(ids) && ids[start] == d.cursor {
+		start++
+	}
+	w := append(slices.Clone(ids[start:min(len(ids), start+maxListedEvents)]), ids[:max(0, start+maxListedEvents-len(ids))]...)
+	d.cursor = w[len(w)-1]
+	return w
 }
 
 // release marks event id no longer under way, worth a look at next.
@@ -224,16 +244,30 @@ func (d *deliverer) deliver(ctx context.Context, id string) (next time.Time) {
 		if f, err = a.loadEvent(ctx, id); err != nil {
 			return err
 		}
-		now := a.now()
+		now, changed := a.now(), false
+		var lease time.Duration
 		for _, t := range f.Targets {
-			n := a.notifyTarget(t.URL)
-			if n == nil || t.State != deliveryPending || now.Before(t.NextAt) || now.Before(t.LeaseUntil) {
+			if t.State != deliveryPending || now.Before(t.NextAt) || now.Before(t.LeaseUntil) {
 				continue
 			}
-			t.LeaseUntil = now.Add(time.Duration(n.Timeout) + leaseMargin)
+			n := a.notifyTarget(t.URL)
+			if n == nil {
+				// Its receiver left the config: nobody will post it, so
+				// it must not wait in the outbox; redeliver revives it.
+				t.State, t.LastError, changed = deliveryFailed, "the receiver is no longer configured", true
+				metrics.eventsFailed.Inc()
+				continue
+			}
 			attempts = append(attempts, &attempt{target: n})
+			lease += time.Duration(n.Timeout)
 		}
-		if len(attempts) == 0 {
+		// The posts are made one after another: each lease covers them all.
+		for _, at := range attempts {
+			i := slices.IndexFunc(f.Targets, func(t *delivery) bool { return t.URL == at.target.URL })
+			f.Targets[i].LeaseUntil = now.Add(lease + leaseMargin)
+			changed = true
+		}
+		if !changed {
 			return nil
 		}
 		return a.storeEvent(ctx, f)
@@ -286,7 +320,7 @@ func (d *deliverer) record(f *eventFile, at *attempt) {
 	t.Attempts++
 	t.LeaseUntil = time.Time{}
 	t.LastStatus = at.status
-	fields := []zap.Field{zap.String("event_id", f.ID), zap.String("type", string(f.Type)), zap.String("url", t.URL), zap.Int("attempt", t.Attempts)}
+	fields := []zap.Field{zap.String("event_id", f.ID), zap.String("type", string(f.Type)), zap.String("url", safeURL(t.URL)), zap.Int("attempt", t.Attempts)}
 	if at.err == nil && at.status >= 200 && at.status < 300 {
 		t.State, t.DeliveredAt, t.LastError = deliveryDelivered, now, ""
 		metrics.eventsDelivered.Inc()
@@ -320,9 +354,7 @@ func retryWait(n int) time.Duration {
 }
 
 // settle drops the outbox entry of an event every receiver got or gave
-// up on, and returns when a pending delivery is next due. A delivery to a
-// receiver no longer configured waits for it to come back (or for an
-// operator), looked at once a minute.
+// up on, and returns when a pending delivery is next due, or in a minute.
 func (d *deliverer) settle(ctx context.Context, f *eventFile) time.Time {
 	next := d.app.now().Add(time.Minute)
 	for _, t := range f.Targets {

@@ -201,6 +201,9 @@ func (a *App) updateOrder(ctx context.Context, id string, shared bool, change fu
 	}
 	a.raiseEvents(prev, o)
 	if err := a.orders.saveChange(ctx, prev, o); err != nil {
+		if errors.As(err, new(recordStored)) {
+			a.announce(prev, o) // the change happened: its log line, metrics and bus event
+		}
 		return nil, err
 	}
 	a.announce(prev, o)

@@ -2,6 +2,8 @@ package kassa
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -151,10 +153,22 @@ func (a *App) raiseEvents(prev, o *Order) {
 	}
 	for _, r := range changeEvents(prev, o) {
 		if a.wanted(r.event) {
-			id := o.ID + "-" + strconv.Itoa(len(o.Events)+1)
-			o.Events = append(o.Events, EventRef{ID: id, Type: r.event, At: a.now().UTC()})
+			o.Events = append(o.Events, EventRef{ID: newEventID(o.ID, len(o.Events)+1), Type: r.event, At: a.now().UTC()})
 		}
 	}
+}
+
+// eventIDSuffix is the length of an event id's random part.
+const eventIDSuffix = 8
+
+// newEventID is the id of an order's nth event: the order id, n, and a
+// random part, so that two instances that both raised an nth event of the
+// order (having lost its storage lock) never give two events one id, which
+// a receiver's de-duplication would take for one.
+func newEventID(orderID string, n int) string {
+	b := make([]byte, eventIDSuffix/2)
+	rand.Read(b)
+	return orderID + "-" + strconv.Itoa(n) + "-" + hex.EncodeToString(b)
 }
 
 // eventOrderID is the order of event id, or "" for a malformed id.
@@ -162,7 +176,11 @@ func eventOrderID(id string) string {
 	if len(id) < orderIDLen+2 || id[orderIDLen] != '-' || !ValidOrderID(id[:orderIDLen]) {
 		return ""
 	}
-	if n, err := strconv.Atoi(id[orderIDLen+1:]); err != nil || n < 1 || strconv.Itoa(n) != id[orderIDLen+1:] {
+	num, suffix, ok := strings.Cut(id[orderIDLen+1:], "-")
+	if n, err := strconv.Atoi(num); !ok || err != nil || n < 1 || strconv.Itoa(n) != num || len(suffix) != eventIDSuffix {
+		return ""
+	}
+	if _, err := hex.DecodeString(suffix); err != nil || strings.ToLower(suffix) != suffix {
 		return ""
 	}
 	return id[:orderIDLen]
@@ -216,21 +234,54 @@ func (f *eventFile) state() string {
 	return state
 }
 
-// eventBody is what a receiver gets: the event and the order as the
-// operator sees it on the admin API.
+// eventBody is what a receiver gets: the event and the order (DESIGN.md,
+// "Shop notifications").
 type eventBody struct {
 	ID        string     `json:"id"`
 	Type      orderEvent `json:"type"`
 	CreatedAt time.Time  `json:"created_at"`
-	Order     *Order     `json:"order"`
+	Order     eventOrder `json:"order"`
+}
+
+// eventOrder is the order as a shop's backend needs it: its ids, state and
+// amount (a string with two decimals), lines, the buyer's contacts in full
+// (the backend is the shop's own), and its receipts.
+type eventOrder struct {
+	OrderID     string       `json:"order_id"`
+	ShopOrderID string       `json:"shop_order_id,omitempty"`
+	State       OrderState   `json:"state"`
+	Amount      string       `json:"amount"`
+	Account     string       `json:"account"`
+	Provider    string       `json:"provider"`
+	Items       []itemView   `json:"items"`
+	Email       string       `json:"email,omitempty"`
+	Phone       string       `json:"phone,omitempty"`
+	CreatedAt   time.Time    `json:"created_at"`
+	PaidAt      time.Time    `json:"paid_at,omitzero"`
+	PaidLate    bool         `json:"paid_late,omitempty"`
+	Error       string       `json:"error,omitempty"`
+	Receipt     receiptView  `json:"receipt"`
+	Refund      *receiptView `json:"refund,omitempty"`
+}
+
+// newEventOrder is o as an event's body carries it.
+func newEventOrder(o *Order) eventOrder {
+	v := eventOrder{OrderID: o.ID, ShopOrderID: o.ShopOrderID, State: o.State, Amount: FormatAmount(o.Amount),
+		Account: o.Account, Provider: o.Provider, Items: make([]itemView, len(o.Items)), Email: o.Email, Phone: o.Phone,
+		CreatedAt: o.CreatedAt, PaidAt: o.PaidAt, PaidLate: o.PaidLate, Error: o.Error, Receipt: newReceiptView(o)}
+	for i, it := range o.Items {
+		v.Items[i] = itemView{SKU: it.SKU, Name: it.Name, Qty: it.Qty, Price: FormatAmount(it.Price), VAT: it.VAT}
+	}
+	if r := o.Refund; r != nil {
+		v.Refund = &receiptView{OperationID: r.OperationID, State: r.State.Public(), Fiscal: r.Fiscal, Error: r.Error}
+	}
+	return v
 }
 
 // newEventFile builds the file of event ref of order o, for the receivers
 // that ask for it.
 func (a *App) newEventFile(o *Order, ref EventRef) (*eventFile, error) {
-	view := o.clone()
-	view.Events = nil
-	body, err := json.Marshal(eventBody{ID: ref.ID, Type: ref.Type, CreatedAt: ref.At, Order: view})
+	body, err := json.Marshal(eventBody{ID: ref.ID, Type: ref.Type, CreatedAt: ref.At, Order: newEventOrder(o)})
 	if err != nil {
 		return nil, fmt.Errorf("kassa: encoding event %s: %v", ref.ID, err)
 	}
@@ -289,8 +340,13 @@ func (a *App) ensureEvents(ctx context.Context, o *Order) error {
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
 			missing = append(missing, ref)
-		case err != nil:
+		case errors.Is(err, ErrStorage):
 			return err
+		case err != nil:
+			// A file that does not decode is written again, so that it
+			// never holds the order (and its receipt) back.
+			a.logger.Error("rewriting an event file that does not decode", zap.String("event_id", ref.ID), zap.Error(err))
+			missing = append(missing, ref)
 		case f.state() == deliveryPending:
 			if err := a.orders.storeKey(ctx, outboxKey(ref.ID), []byte(ref.ID)); err != nil {
 				return err

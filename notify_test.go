@@ -9,14 +9,17 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/caddy-kassa/kassa/example/receiver"
 	"github.com/caddyserver/certmagic"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/expfmt"
@@ -145,7 +148,7 @@ func TestNotifySignature(t *testing.T) {
 		t.Fatalf("%d deliveries, want 1", len(got))
 	}
 	d := got[0]
-	want := o.ID + "-1"
+	want := eventIDOf(t, s, o.ID, 1)
 	if d.id != want {
 		t.Errorf("Kassa-Event-Id = %q, want %q", d.id, want)
 	}
@@ -163,7 +166,7 @@ func TestNotifySignature(t *testing.T) {
 		ID, Type  string
 		CreatedAt time.Time `json:"created_at"`
 		Order     struct {
-			ID          string `json:"id"`
+			ID          string `json:"order_id"`
 			State       string `json:"state"`
 			ShopOrderID string `json:"shop_order_id"`
 			Amount      string `json:"amount"`
@@ -172,7 +175,7 @@ func TestNotifySignature(t *testing.T) {
 	if err := json.Unmarshal(d.body, &body); err != nil {
 		t.Fatal(err)
 	}
-	if body.ID != want || body.Type != "order.paid" || body.Order.ID != o.ID || body.Order.State != "paid" || body.Order.Amount == "" {
+	if body.ID != want || body.Type != "order.paid" || body.Order.ID != o.ID || body.Order.State != "paid" || body.Order.Amount != "350.00" {
 		t.Errorf("body = %s", d.body)
 	}
 	if bytes.Contains(d.body, []byte(`"events"`)) {
@@ -204,7 +207,7 @@ func TestNotifyRetriesKeepIDAndBody(t *testing.T) {
 			t.Errorf("a retry differs: %s %s, first %s %s", d.id, d.body, got[0].id, got[0].body)
 		}
 	}
-	f := s.event(o.ID + "-1")
+	f := s.event(eventIDOf(t, s, o.ID, 1))
 	if tg := f.Targets[0]; tg.State != deliveryDelivered || tg.Attempts != 3 || tg.LastStatus != 204 {
 		t.Errorf("delivery = %+v", tg)
 	}
@@ -267,7 +270,7 @@ func TestNotifyFailedThenRedelivered(t *testing.T) {
 	rcv := newTestReceiver(t, func(int) int { mu.Lock(); defer mu.Unlock(); return status })
 	s := notifyShop(t, nil, nil, rcv.srv.URL, "order.paid")
 	o := s.paidOrder()
-	id := o.ID + "-1"
+	id := eventIDOf(t, s, o.ID, 1)
 	for range 25 * 6 {
 		s.deliver()
 		s.clock.Add(10 * time.Minute)
@@ -290,7 +293,7 @@ func TestNotifyFailedThenRedelivered(t *testing.T) {
 	if code, body := s.admin(http.MethodGet, "/kassa/events?state=pending"); code != http.StatusOK || strings.Contains(body, id) {
 		t.Errorf("GET /kassa/events?state=pending: %d %s", code, body)
 	}
-	if code, _ := s.admin(http.MethodPost, "/kassa/events/"+NewOrderID()+"-1/redeliver"); code != http.StatusNotFound {
+	if code, _ := s.admin(http.MethodPost, "/kassa/events/"+NewOrderID()+"-1-0123abcd/redeliver"); code != http.StatusNotFound {
 		t.Errorf("redeliver of an unknown event: %d, want 404", code)
 	}
 	mu.Lock()
@@ -326,8 +329,8 @@ func TestNotifyCrashBeforeTheEvent(t *testing.T) {
 			}
 			ref := s.load(o.ID).Events
 			if len(ref) != 1 || storage.has(outboxKey(ref[0].ID)) || storage.has(eventKey(ref[0].ID)) != (crashAt == 3) || !storage.has(openKey(o.ID)) {
-				t.Fatalf("after the crash: events %v, file %v, outbox %v, open %v", ref, storage.has(eventKey(o.ID+"-1")),
-					storage.has(outboxKey(o.ID+"-1")), storage.has(openKey(o.ID)))
+				t.Fatalf("after the crash: events %v, file %v, outbox %v, open %v", ref, storage.has(eventKey(ref[0].ID)),
+					storage.has(outboxKey(ref[0].ID)), storage.has(openKey(o.ID)))
 			}
 			storage.restart()
 			s = notifyShop(t, lockableCrashStorage{storage}, clock, rcv.srv.URL, "order.paid")
@@ -442,11 +445,11 @@ func TestNotifySecretStaysSecret(t *testing.T) {
 		b, _ := json.Marshal(e.ContextMap())
 		seen.Write(b)
 	}
-	for _, target := range []string{"/kassa/events", "/kassa/events/" + o.ID + "-1", "/kassa/orders/" + o.ID} {
+	for _, target := range []string{"/kassa/events", "/kassa/events/" + eventIDOf(t, s, o.ID, 1), "/kassa/orders/" + o.ID} {
 		_, body := s.admin(http.MethodGet, target)
 		seen.WriteString(body)
 	}
-	_, body := s.admin(http.MethodPost, "/kassa/events/"+o.ID+"-1/redeliver")
+	_, body := s.admin(http.MethodPost, "/kassa/events/"+eventIDOf(t, s, o.ID, 1)+"/redeliver")
 	seen.WriteString(body)
 	families, err := registry.Gather()
 	if err != nil {
@@ -455,7 +458,7 @@ func TestNotifySecretStaysSecret(t *testing.T) {
 	for _, mf := range families {
 		_, _ = expfmt.MetricFamilyToText(&seen, mf)
 	}
-	for _, key := range []string{eventKey(o.ID + "-1"), eventKey(o.ID + "-2"), orderKey(o.ID)} {
+	for _, key := range []string{eventKey(eventIDOf(t, s, o.ID, 1)), eventKey(eventIDOf(t, s, o.ID, 2)), orderKey(o.ID)} {
 		b, _ := s.storage.Load(context.Background(), key)
 		seen.Write(b)
 	}
@@ -520,5 +523,41 @@ func TestNotifyConfig(t *testing.T) {
 		if got := retryWait(n); got != want {
 			t.Errorf("retryWait(%d) = %v, want %v", n, got, want)
 		}
+	}
+}
+
+// eventIDOf is the id of order id's nth event, as its record names it.
+func eventIDOf(t *testing.T, s *lifeShop, id string, n int) string {
+	t.Helper()
+	events := s.load(id).Events
+	if len(events) < n {
+		t.Fatalf("order %s has %d events, want at least %d", id, len(events), n)
+	}
+	return events[n-1].ID
+}
+
+// TestReferenceReceiverTakesARealEvent: the event body caddy-kassa posts is
+// the one example/receiver reads (DESIGN.md's contract): the receiver
+// marks the order paid with the shop's id, the order id and the amount as
+// a string with two decimals.
+func TestReferenceReceiverTakesARealEvent(t *testing.T) {
+	var marked []string
+	h := &receiver.Handler{Secret: []byte(testNotifySecret), Dedup: new(receiver.MemoryDedup),
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		MarkPaid: func(_ context.Context, shopOrderID, orderID, amount string) error {
+			marked = append(marked, shopOrderID+" "+orderID+" "+amount)
+			return nil
+		}}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	s := notifyShop(t, nil, nil, srv.URL, "order.paid")
+	h.Now = s.clock.Now
+	o := s.paidOrder()
+	s.deliver()
+	if want := []string{" " + o.ID + " 350.00"}; !slices.Equal(marked, want) {
+		t.Errorf("the reference receiver marked %q, want %q", marked, want)
+	}
+	if f := s.event(eventIDOf(t, s, o.ID, 1)); f.state() != deliveryDelivered {
+		t.Errorf("the event is %s, want delivered (the receiver answered %d)", f.state(), f.Targets[0].LastStatus)
 	}
 }

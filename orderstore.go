@@ -281,6 +281,15 @@ func (s *OrderStore) saveChange(ctx context.Context, prev, o *Order) error {
 	if err := s.storeRecord(ctx, o); err != nil {
 		return err
 	}
+	if err := s.afterRecord(ctx, prev, o); err != nil {
+		return recordStored{err}
+	}
+	return nil
+}
+
+// afterRecord is what follows a change's record: its new events' files
+// (recorded), then the indexes in step with the change.
+func (s *OrderStore) afterRecord(ctx context.Context, prev, o *Order) error {
 	if s.recorded != nil && len(o.Events) > len(prev.Events) {
 		if err := s.recorded(ctx, o, o.Events[len(prev.Events):]); err != nil {
 			return err
@@ -301,6 +310,15 @@ func (s *OrderStore) saveChange(ctx context.Context, prev, o *Order) error {
 	}
 	return nil
 }
+
+// recordStored is a saveChange error after the change's record was
+// written: the change happened (and is announced), though what follows it
+// (its events' files, the indexes) waits for the reconciler, which finds
+// the order in the index it has not left yet.
+type recordStored struct{ err error }
+
+func (e recordStored) Error() string { return e.err.Error() }
+func (e recordStored) Unwrap() error { return e.err }
 
 // lockOrder takes the locks of order id's changes: this process's, and,
 // when shared, the storage lock kassa/order/<id>, which keeps instances

@@ -182,6 +182,7 @@ func (r *reconciler) reconcile(ctx context.Context, id string) *Order {
 		return nil
 	}
 	if err := a.ensureEvents(ctx, o); err != nil {
+		// The order stays in its index until its events are written.
 		a.logger.Error("reconciler: writing an order's events", zap.String("order_id", id), zap.Error(err))
 		return o
 	}

@@ -98,6 +98,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "POST only", http.StatusMethodNotAllowed)
 		return
 	}
+	if len(h.Secret) == 0 {
+		// An unset secret (an environment variable missing) would make
+		// anyone's signature, made with the empty key, pass.
+		h.refuse(w, http.StatusInternalServerError, "", errors.New("no secret configured: refusing every event"))
+		return
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBody))
 	if err != nil {
 		status := http.StatusBadRequest
@@ -130,8 +136,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent) // handled before: a redelivery
 		return
 	}
+	done := false
+	defer func() {
+		if !done { // a failure or a panic: the retry handles it
+			h.Dedup.Release(context.WithoutCancel(ctx), ev.ID)
+		}
+	}()
 	if err := h.handle(ctx, &ev); err != nil {
-		h.Dedup.Release(ctx, ev.ID)
 		h.refuse(w, http.StatusInternalServerError, ev.ID, err)
 		return
 	}
@@ -139,6 +150,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.refuse(w, http.StatusInternalServerError, ev.ID, err)
 		return
 	}
+	done = true
 	w.WriteHeader(http.StatusNoContent)
 }
 

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -228,5 +229,23 @@ func TestConcurrentDeliveries(t *testing.T) {
 	}
 	if w := deliver(h, "ev_1", signature, body); !is2xx(w.Code) || b.calls != 1 {
 		t.Errorf("a later delivery: %d, %d MarkPaid calls", w.Code, b.calls)
+	}
+}
+
+// TestEmptySecretRefusesEverything: a handler whose secret is unset (its
+// environment variable missing) refuses every event, even one signed
+// with the empty key, and marks nothing paid.
+func TestEmptySecretRefusesEverything(t *testing.T) {
+	b := &backend{}
+	h := &Handler{Dedup: new(MemoryDedup), MarkPaid: b.markPaid, Now: func() time.Time { return testNow },
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	body := paidEvent("LBqAlBc-Oq4U1YQ0vl6RBw-1-0123abcd")
+	req := httptest.NewRequest(http.MethodPost, "/kassa-events", bytes.NewReader(body))
+	req.Header.Set("Kassa-Event-Id", "LBqAlBc-Oq4U1YQ0vl6RBw-1-0123abcd")
+	req.Header.Set("Kassa-Signature", sign("", testNow, body))
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, req)
+	if w.Code < 500 || len(b.marked()) != 0 {
+		t.Errorf("an event signed with the empty key: %d, marked %v; want 5xx and nothing marked", w.Code, b.marked())
 	}
 }
