@@ -282,6 +282,7 @@ func (s *OrderStore) saveChange(ctx context.Context, prev, o *Order) error {
 		return err
 	}
 	if s.recorded != nil && len(o.Events) > len(prev.Events) {
+		failpoint("event-recorded")
 		if err := s.recorded(ctx, o, o.Events[len(prev.Events):]); err != nil {
 			return err
 		}
