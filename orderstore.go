@@ -291,6 +291,7 @@ func (s *OrderStore) saveChange(ctx context.Context, prev, o *Order) error {
 // (recorded), then the indexes in step with the change.
 func (s *OrderStore) afterRecord(ctx context.Context, prev, o *Order) error {
 	if s.recorded != nil && len(o.Events) > len(prev.Events) {
+		failpoint("event-recorded")
 		if err := s.recorded(ctx, o, o.Events[len(prev.Events):]); err != nil {
 			return err
 		}

@@ -319,6 +319,8 @@ type procShop struct {
 	// failpoints is KASSA_FAILPOINTS for the next start: the steps at which
 	// the process kills itself.
 	failpoints string
+	// env is added to the environment of every start, as NAME=value.
+	env []string
 }
 
 // procNewShop prepares a shop whose Pegas account "card" (at /pay) and
@@ -392,7 +394,7 @@ func (s *procShop) start(t *testing.T) *procCaddy {
 	ready := s.url + "/pay?order=AAAAAAAAAAAAAAAAAAAAAA"
 	return procStart(t, s.dir, fmt.Sprintf("%s-%d", s.name, s.starts), s.config, ready, func(status int, body []byte) bool {
 		return status == http.StatusNotFound && bytes.Contains(body, []byte("unknown_order"))
-	}, "KASSA_FAILPOINTS="+s.failpoints)
+	}, append([]string{"KASSA_FAILPOINTS=" + s.failpoints}, s.env...)...)
 }
 
 // procStatus is the checkout's JSON for a created order and a status poll.
