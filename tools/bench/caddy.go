@@ -63,8 +63,9 @@ type caddyProcess struct {
 }
 
 // startCaddy runs bin with caddyfile, its data, config and output under
-// dir, and waits until its admin endpoint and the site at ready answer.
-func startCaddy(ctx context.Context, bin, dir, name, caddyfile string, adminPort int, ready string) (*caddyProcess, error) {
+// dir, and env (KEY=value) added to its environment, and waits until its
+// admin endpoint and the site at ready answer.
+func startCaddy(ctx context.Context, bin, dir, name, caddyfile string, adminPort int, ready string, env ...string) (*caddyProcess, error) {
 	config := filepath.Join(dir, name+".Caddyfile")
 	if err := os.WriteFile(config, []byte(caddyfile), 0o600); err != nil {
 		return nil, err
@@ -78,6 +79,7 @@ func startCaddy(ctx context.Context, bin, dir, name, caddyfile string, adminPort
 	cmd := exec.Command(bin, "run", "--config", config, "--adapter", "caddyfile")
 	cmd.Env = append(os.Environ(), "XDG_DATA_HOME="+filepath.Join(dir, name, "data"),
 		"XDG_CONFIG_HOME="+filepath.Join(dir, name, "config"))
+	cmd.Env = append(cmd.Env, env...)
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting %s: %v", name, err)

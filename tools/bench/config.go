@@ -35,8 +35,9 @@ const (
 
 // shopCaddyfile is the shop: respond, a reverse_proxy to the sandbox's
 // CrystalPAY generate, and kassa_checkout on the sandbox's CrystalPAY,
-// storing orders in storageDir. pollInterval is the reconciler's period.
-func shopCaddyfile(adminPort, port, providerPort int, storageDir string, pollInterval time.Duration) string {
+// storing orders in storageDir. pollInterval is the reconciler's period;
+// notify, if not empty, is a notify block for the kassa option.
+func shopCaddyfile(adminPort, port, providerPort int, storageDir string, pollInterval time.Duration, notify string) string {
 	return fmt.Sprintf(`{
 	admin 127.0.0.1:%[1]d
 	persist_config off
@@ -52,6 +53,7 @@ func shopCaddyfile(adminPort, port, providerPort int, storageDir string, pollInt
 		poll_interval %[5]s
 		order_ttl 24h
 		storage file_system %[4]s
+		%[9]s
 	}
 }
 
@@ -68,5 +70,5 @@ http://:%[2]d {
 		kassa_checkout main
 	}
 }
-`, adminPort, port, providerPort, strconv.Quote(storageDir), pollInterval, respondPath, proxyPath, checkoutPath)
+`, adminPort, port, providerPort, strconv.Quote(storageDir), pollInterval, respondPath, proxyPath, checkoutPath, notify)
 }

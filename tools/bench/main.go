@@ -12,7 +12,11 @@
 //  5. GET ?order= over 100 pending orders polled by every worker: req/s and
 //     provider polls per second per order;
 //  6. memory: the shop's peak RSS before and after its storage holds
-//     -orders closed orders, and the time of one reconciler pass then.
+//     -orders closed orders, and the time of one reconciler pass then;
+//  7. notifications: the checkout on a shop with a notify receiver
+//     (served by the harness) against one without, and the time from an
+//     order's payment to its order.paid event at the receiver. -only
+//     notify measures this alone and replaces its section of -out.
 //
 // It prints every figure and the ratios to the targets, and writes them,
 // with the Go benchmarks of the hot paths and the machine it ran on, to
@@ -43,8 +47,9 @@ func main() {
 	flag.StringVar(&opts.out, "out", "", "write the report (Markdown) to this `file`, such as docs/PERFORMANCE.md")
 	flag.StringVar(&opts.benchtime, "benchtime", "1s", "-benchtime of the Go benchmarks")
 	flag.StringVar(&opts.pprof, "pprof", "", "write CPU profiles of the shop and sandbox Caddies during the status and checkout figures to this `directory`")
+	flag.StringVar(&opts.only, "only", "", "measure only this part: `notify` (the checkout with and without notifications, and their delivery); with -out, only its section of the report is replaced")
 	flag.Parse()
-	if flag.NArg() > 0 || opts.concurrency < 1 || opts.duration <= 0 || opts.orders < 0 {
+	if flag.NArg() > 0 || (opts.only != "" && opts.only != onlyNotify) || opts.concurrency < 1 || opts.duration <= 0 || opts.orders < 0 {
 		flag.Usage()
 		os.Exit(2)
 	}
@@ -58,9 +63,13 @@ func main() {
 		os.Exit(1)
 	}
 	fmt.Println()
-	fmt.Print(f.summary())
+	if opts.only == onlyNotify {
+		fmt.Print(f.notifySummary())
+	} else {
+		fmt.Print(f.summary())
+	}
 	if opts.out != "" {
-		if err := os.WriteFile(opts.out, []byte(f.markdown()), 0o644); err != nil {
+		if err := f.write(opts.out); err != nil {
 			fmt.Fprintln(os.Stderr, "bench:", err)
 			os.Exit(1)
 		}

@@ -169,6 +169,7 @@ func (f *figures) summary() string {
 	for _, t := range f.targets() {
 		fmt.Fprintf(&b, "%s %s: %s (want %s)\n", verdict(t.met), t.what, t.got, t.want)
 	}
+	b.WriteString(f.notifySummary())
 	return b.String()
 }
 
@@ -273,7 +274,7 @@ func (f *figures) markdown() string {
   kassa_reconciler_pass_duration_seconds.
 `, strings.TrimSuffix(loadPollInterval.String(), "0m0s"), memoryPollInterval)
 
-	fmt.Fprintf(&b, "\n## Go benchmarks\n\n    %s\n\n", f.bench.command)
+	fmt.Fprintf(&b, "\n%s\n## Go benchmarks\n\n    %s\n\n", f.notifyMarkdown(false), f.bench.command)
 	b.WriteString("| benchmark | ns/op | B/op | allocs/op | other |\n|---|---:|---:|---:|---|\n")
 	for _, r := range f.bench.results {
 		var other []string

@@ -21,6 +21,8 @@ type options struct {
 	out         string
 	benchtime   string
 	pprof       string
+	// only, if not empty, names the one part to measure: "notify".
+	only string
 }
 
 // command is the command line that runs the harness with these options,
@@ -28,11 +30,18 @@ type options struct {
 func (o options) command() string {
 	cmd := fmt.Sprintf("cd tools && go run ./bench -concurrency %d -duration %s -orders %d -benchtime %s",
 		o.concurrency, o.duration, o.orders, o.benchtime)
+	if o.only != "" {
+		cmd += " -only " + o.only
+	}
 	if o.out != "" {
 		cmd += " -out " + o.out
 	}
 	return cmd
 }
+
+// onlyNotify is the -only value that measures the checkout with and without
+// notifications and their delivery, and nothing else.
+const onlyNotify = "notify"
 
 // pendingOrders is how many pending orders the status figure polls, and
 // how many open orders the memory figure keeps beside the closed ones.
@@ -75,6 +84,7 @@ type figures struct {
 
 	memory memoryFigures
 	bench  benchRun
+	notify notifyFigures
 }
 
 // memoryFigures are the shop's memory and reconciler with and without
@@ -125,12 +135,20 @@ func run(ctx context.Context, opts options, w io.Writer) (*figures, error) {
 
 	startShop := func(name, storage string, poll time.Duration) (*shop, error) {
 		base := fmt.Sprintf("http://127.0.0.1:%d", shopPort)
-		p, err := startCaddy(ctx, bin, dir, name, shopCaddyfile(shopAdmin, shopPort, providerPort, filepath.Join(dir, storage), poll),
+		p, err := startCaddy(ctx, bin, dir, name, shopCaddyfile(shopAdmin, shopPort, providerPort, filepath.Join(dir, storage), poll, ""),
 			shopAdmin, base+respondPath)
 		if err != nil {
 			return nil, err
 		}
 		return &shop{caddyProcess: p, provider: provider, base: base, client: newClient(opts.concurrency)}, nil
+	}
+
+	if opts.only == onlyNotify {
+		if err := f.measureNotify(ctx, bin, dir, provider, providerPort, w); err != nil {
+			return nil, err
+		}
+		f.machine.loadAfter = loadAverage()
+		return f, nil
 	}
 
 	s, err := startShop("shop-load", "orders-load", loadPollInterval)
@@ -143,6 +161,9 @@ func run(ctx context.Context, opts options, w io.Writer) (*figures, error) {
 		return nil, err
 	}
 
+	if err := f.measureNotify(ctx, bin, dir, provider, providerPort, w); err != nil {
+		return nil, err
+	}
 	if err := f.measureMemory(ctx, startShop, filepath.Join(dir, "orders-memory"), w); err != nil {
 		return nil, err
 	}
