@@ -561,3 +561,91 @@ func TestReferenceReceiverTakesARealEvent(t *testing.T) {
 		t.Errorf("the event is %s, want delivered (the receiver answered %d)", f.state(), f.Targets[0].LastStatus)
 	}
 }
+
+// TestDelivererWindowRotates: with more events waiting than a pass looks
+// at, successive passes look at all of them in turn, so events that wait
+// long (a receiver down for a day) never keep newer ones from delivery.
+func TestDelivererWindowRotates(t *testing.T) {
+	ids := make([]string, 2*maxListedEvents+maxListedEvents/2)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("%06d", i)
+	}
+	d := &deliverer{}
+	seen := map[string]int{}
+	for range 3 {
+		w := d.window(ids)
+		if len(w) != maxListedEvents {
+			t.Fatalf("a window of %d ids, want %d", len(w), maxListedEvents)
+		}
+		for _, id := range w {
+			seen[id]++
+		}
+	}
+	for _, id := range ids {
+		if seen[id] == 0 {
+			t.Fatalf("event %s never looked at in three passes over %d events", id, len(ids))
+		}
+	}
+	if w := d.window(ids[:10]); len(w) != 10 {
+		t.Errorf("a short outbox gives a window of %d, want all 10", len(w))
+	}
+}
+
+// TestRemovedReceiverFailsItsDeliveries: an event for a receiver the
+// config no longer has fails its delivery at once, with a reason, and
+// leaves the outbox, instead of waiting there for ever.
+func TestRemovedReceiverFailsItsDeliveries(t *testing.T) {
+	rcv := newTestReceiver(t, always(http.StatusInternalServerError))
+	s := notifyShop(t, nil, nil, rcv.srv.URL, "order.paid")
+	o := s.paidOrder()
+	id := eventIDOf(t, s, o.ID, 1)
+	other := newTestReceiver(t, always(http.StatusNoContent))
+	s.app.Notify = []*Notify{{URL: other.srv.URL, Secret: testNotifySecret}}
+	if err := s.app.provisionNotify(); err != nil {
+		t.Fatal(err)
+	}
+	s.deliver()
+	f := s.event(id)
+	inOutbox := s.storage.Exists(context.Background(), outboxKey(id))
+	if f.state() != deliveryFailed || f.Targets[0].LastError == "" || inOutbox {
+		t.Errorf("event %s, delivery %+v, in the outbox %v; want failed with a reason, out of the outbox", f.state(), f.Targets[0], inOutbox)
+	}
+	if n := len(rcv.deliveries()) + len(other.deliveries()); n != 0 {
+		t.Errorf("%d posts, want none", n)
+	}
+}
+
+// TestLeaseCoversEveryPost: an event's posts to its receivers are made
+// one after another, so the lease taken for them covers all their
+// timeouts: another instance never posts it while this one still does.
+func TestLeaseCoversEveryPost(t *testing.T) {
+	var s *lifeShop
+	var orderID string
+	var leases []time.Time
+	answer := func(int) int {
+		for _, ref := range s.load(orderID).Events {
+			for _, tg := range s.event(ref.ID).Targets {
+				leases = append(leases, tg.LeaseUntil)
+			}
+		}
+		return http.StatusNoContent
+	}
+	a, b := newTestReceiver(t, answer), newTestReceiver(t, answer)
+	s = notifyShop(t, nil, nil, a.srv.URL, "order.paid")
+	s.app.Notify = append(s.app.Notify, &Notify{URL: b.srv.URL, Secret: testNotifySecret, Events: []string{"order.paid"}})
+	if err := s.app.provisionNotify(); err != nil {
+		t.Fatal(err)
+	}
+	start := s.clock.Now()
+	orderID = s.paidOrder().ID
+	s.deliver()
+	want := start.Add(2*time.Duration(s.app.Notify[0].Timeout) + leaseMargin)
+	if len(leases) == 0 {
+		t.Fatal("no post reached a receiver")
+	}
+	for _, l := range leases {
+		if l.Before(want) {
+			t.Errorf("a lease until %v, want at least %v (two receivers' timeouts and the margin)", l, want)
+		}
+	}
+}
