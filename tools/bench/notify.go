@@ -107,7 +107,7 @@ func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		ID    string `json:"id"`
 		Type  string `json:"type"`
 		Order struct {
-			ID string `json:"id"`
+			ID string `json:"order_id"`
 		} `json:"order"`
 	}
 	ok := r.verify(req.Header.Get("Kassa-Signature"), body) && json.Unmarshal(body, &event) == nil &&
