@@ -325,6 +325,12 @@ func (in *simInstance) start() {
 	in.locks = new(processLocks)
 	a.useLocks(in.locks)
 	a.statuses.now = h.clock
+	// A receiver no deliverer posts to: the events' records, files and
+	// outbox entries are checked at the end (checkEvents).
+	a.Notify = []*Notify{{URL: "http://receiver.sim/hook", Secret: "sim-notify-secret"}}
+	if err := a.provisionNotify(); err != nil {
+		h.t.Fatal(err)
+	}
 	in.app = a
 	in.checkout, in.proxied = map[string]*Checkout{}, map[string]*Checkout{}
 	for _, name := range simAccounts {
@@ -959,6 +965,7 @@ func (h *simHistory) checkEnd() {
 				h.violation("order %s is pending without an invoice at %s", id, o.Provider)
 			}
 		}
+		h.checkEvents(o)
 		if o.State != OrderPaid && sales[id] > 0 {
 			h.violation("order %s is "+string(o.State)+" and has a sale receipt", id)
 		}
@@ -1257,3 +1264,36 @@ func (v *simStorageView) Unlock(_ context.Context, name string) error {
 }
 
 var _ certmagic.Storage = (*simStorageView)(nil)
+
+// checkEvents: every event an order's record names has its
+// file, of the same type, and an outbox entry (no deliverer runs in the
+// simulation); ids are distinct; a paid order has a paid event; a receipt
+// done has receipt.done.
+func (h *simHistory) checkEvents(o *Order) {
+	seen := map[string]bool{}
+	paid := false
+	for _, ref := range o.Events {
+		if seen[ref.ID] {
+			h.violation("order %s names event %s twice", o.ID, ref.ID)
+		}
+		seen[ref.ID] = true
+		if ref.Type == eventPaid || ref.Type == eventPaidLate {
+			paid = true
+		}
+		v, ok := h.store.data[eventKey(ref.ID)]
+		if !ok || len(v.value) == 0 {
+			h.violation("order %s: event %s (%s) has no file", o.ID, ref.ID, ref.Type)
+			continue
+		}
+		var f eventFile
+		if err := json.Unmarshal(v.value, &f); err != nil || f.Type != ref.Type {
+			h.violation("order %s: event %s is %s in the record, %s in its file", o.ID, ref.ID, ref.Type, f.Type)
+		}
+		if _, ok := h.store.data[outboxKey(ref.ID)]; !ok {
+			h.violation("order %s: event %s has no outbox entry", o.ID, ref.ID)
+		}
+	}
+	if o.State == OrderPaid && !paid {
+		h.violation("order %s is paid and names no paid event", o.ID)
+	}
+}
