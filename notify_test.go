@@ -649,3 +649,30 @@ func TestLeaseCoversEveryPost(t *testing.T) {
 		}
 	}
 }
+
+// TestCompactionDeletesAnOrdersEvents: an unpaid order compacted after
+// keep_unpaid takes its events' files with it: their bodies hold the
+// buyer's contacts, kept no longer than the order.
+func TestCompactionDeletesAnOrdersEvents(t *testing.T) {
+	rcv := newTestReceiver(t, always(http.StatusNoContent))
+	s := notifyShop(t, nil, nil, rcv.srv.URL, "order.expired")
+	o := s.created("")
+	s.clock.Add(time.Duration(s.app.OrderTTL) + time.Minute)
+	s.pass()
+	if o = s.load(o.ID); o.State != OrderExpired || len(o.Events) != 1 {
+		t.Fatalf("order %s with events %v, want expired with its order.expired", o.State, o.Events)
+	}
+	s.deliver()
+	id := o.Events[0].ID
+	ctx := context.Background()
+	if !s.storage.Exists(ctx, eventKey(id)) {
+		t.Fatal("no event file before the compaction")
+	}
+	s.clock.Add(time.Duration(s.app.KeepUnpaid) + time.Hour)
+	if n, err := s.app.orders.Compact(ctx, time.Duration(s.app.KeepUnpaid), nil); err != nil || n != 1 {
+		t.Fatalf("compacted %d orders: %v, want 1", n, err)
+	}
+	if s.storage.Exists(ctx, eventKey(id)) || s.storage.Exists(ctx, outboxKey(id)) {
+		t.Error("the compacted order's event file or outbox entry is still stored")
+	}
+}

@@ -682,6 +682,16 @@ func (s *OrderStore) deleteOrder(ctx context.Context, o *Order) error {
 	if err := s.CloseIndex(ctx, o.ID); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
+	// Its events go with it: their bodies hold the buyer's contacts, which
+	// are kept no longer than the order.
+	for _, ref := range o.Events {
+		if err := s.deleteKey(ctx, outboxKey(ref.ID)); err != nil {
+			return err
+		}
+		if err := s.deleteKey(ctx, eventKey(ref.ID)); err != nil {
+			return err
+		}
+	}
 	if err := s.storage.Delete(ctx, orderKey(o.ID)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("kassa: deleting %s: %w", orderKey(o.ID), storageFailure{err})
 	}
