@@ -1272,6 +1272,9 @@ var _ certmagic.Storage = (*simStorageView)(nil)
 func (h *simHistory) checkEvents(o *Order) {
 	seen := map[string]bool{}
 	paid := false
+	// Compaction deletes an unpaid order's events before its record: one
+	// it may have begun on can miss them (the next compaction finishes).
+	compacting := o.State.closedUnpaid() && !h.clock().Before(o.ClosedAt.Add(simKeepUnpaid))
 	for _, ref := range o.Events {
 		if seen[ref.ID] {
 			h.violation("order %s names event %s twice", o.ID, ref.ID)
@@ -1279,6 +1282,9 @@ func (h *simHistory) checkEvents(o *Order) {
 		seen[ref.ID] = true
 		if ref.Type == eventPaid || ref.Type == eventPaidLate {
 			paid = true
+		}
+		if compacting {
+			continue
 		}
 		v, ok := h.store.data[eventKey(ref.ID)]
 		if !ok || len(v.value) == 0 {
