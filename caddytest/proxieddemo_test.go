@@ -134,6 +134,21 @@ func TestProxiedDemo(t *testing.T) {
 		t.Fatalf("after paying the buyer landed on %+v, want BACKEND-1's page", landed)
 	}
 
+	// A browser's form post is sent on to the payment page.
+	req, err = http.NewRequest("POST", "http://"+shopAddr+"/checkout", strings.NewReader(form.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := noRedirect.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if where := resp.Header.Get("Location"); resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(where, fmt.Sprintf("http://127.0.0.1:%d/pay/crystalpay/", sandbox)) {
+		t.Errorf("a browser's checkout: status %d to %q, want 303 to the sandbox's payment page", resp.StatusCode, where)
+	}
+
 	procEventually(t, procRecoverWait, "the backend marks BACKEND-1 paid", func() (bool, string) {
 		var o proxiedDemoOrder
 		procCall(t, "GET", "http://"+backendAddr+"/orders/BACKEND-1", nil, http.StatusOK, &o)
