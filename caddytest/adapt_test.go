@@ -50,20 +50,25 @@ func TestCaddyfileAdapt(t *testing.T) {
 	}
 }
 
-// TestExampleCaddyfileIsGolden keeps the demo's Caddyfile and its golden
-// file in step: the golden file must hold the example verbatim.
+// TestExampleCaddyfileIsGolden keeps the demos' Caddyfiles and their
+// golden files in step: each golden file must hold its example verbatim.
 func TestExampleCaddyfileIsGolden(t *testing.T) {
-	example, err := os.ReadFile("../example/Caddyfile")
-	if err != nil {
-		t.Fatal(err)
-	}
-	golden, err := os.ReadFile("testdata/adapt/example.caddyfiletest")
-	if err != nil {
-		t.Fatal(err)
-	}
-	caddyfile, _, _ := strings.Cut(string(golden), goldenSeparator)
-	if strings.TrimSpace(caddyfile) != strings.TrimSpace(string(example)) {
-		t.Error("example/Caddyfile changed: copy it into testdata/adapt/example.caddyfiletest and run with -update")
+	for example, golden := range map[string]string{
+		"../example/Caddyfile":         "testdata/adapt/example.caddyfiletest",
+		"../example/proxied.Caddyfile": "testdata/adapt/proxied.caddyfiletest",
+	} {
+		want, err := os.ReadFile(example)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := os.ReadFile(golden)
+		if err != nil {
+			t.Fatal(err)
+		}
+		caddyfile, _, _ := strings.Cut(string(got), goldenSeparator)
+		if strings.TrimSpace(caddyfile) != strings.TrimSpace(string(want)) {
+			t.Errorf("%s changed: copy it into %s and run with -update", example, golden)
+		}
 	}
 }
 
