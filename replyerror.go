@@ -23,7 +23,7 @@ const (
 
 // replyFault is what a provider's error reply says, read by readReplyError
 // from whichever shape it came in. Its texts are as the reply has them:
-// cleanReplyText makes them fit for an error, once secrets are removed.
+// ProviderClient.Clean makes them fit for an error.
 type replyFault struct {
 	// Found: the reply carries a non-empty "errors" or "error" member,
 	// which makes even an HTTP 200 reply a failure.
@@ -317,13 +317,6 @@ func emptyReplyValue(raw json.RawMessage) bool {
 		}
 	}
 	return false
-}
-
-// cleanReplyText makes text from a reply, its secrets already removed, fit
-// for an error and a log line: flatReplyText, at most maxReplyText bytes.
-// ProviderClient.Clean is the way to it for text that may hold a secret.
-func cleanReplyText(s string) string {
-	return capReplyText(flatReplyText(s))
 }
 
 // flatReplyText is s as valid UTF-8 with each run of white space and

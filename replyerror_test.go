@@ -114,13 +114,13 @@ func TestCleanReplyText(t *testing.T) {
 		{"empty", " \n", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := cleanReplyText(tc.in); got != tc.want {
-				t.Errorf("cleanReplyText(%q) = %q, want %q", tc.in, got, tc.want)
+			if got := noSecrets.Clean(tc.in); got != tc.want {
+				t.Errorf("Clean(%q) = %q, want %q", tc.in, got, tc.want)
 			}
 		})
 	}
 	t.Run("long", func(t *testing.T) {
-		got := cleanReplyText(strings.Repeat("ошибка ", 200))
+		got := noSecrets.Clean(strings.Repeat("ошибка ", 200))
 		if !strings.HasSuffix(got, "…") || len(got) > maxReplyText+len("…") || len(got) < maxReplyText-utf8.UTFMax || !utf8.ValidString(got) {
 			t.Errorf("%d bytes: %q", len(got), got)
 		}
@@ -166,7 +166,7 @@ func FuzzReplyError(f *testing.F) {
 			t.Errorf("Path %q is not the first of Refused %q", fault.Path, fault.Refused)
 		}
 		for _, s := range []string{fault.Code, fault.Path, fault.Message} {
-			c := cleanReplyText(s)
+			c := noSecrets.Clean(s)
 			if !utf8.ValidString(c) || len(c) > maxReplyText+len("…") ||
 				strings.ContainsFunc(c, unicode.IsControl) || c != strings.TrimSpace(c) {
 				t.Fatalf("bad cleaned text %q", c)
@@ -174,3 +174,6 @@ func FuzzReplyError(f *testing.F) {
 		}
 	})
 }
+
+// noSecrets is a client with no secrets: its Clean only flattens and cuts.
+var noSecrets = &ProviderClient{}
