@@ -79,6 +79,8 @@ func (a *App) serveAdmin(w http.ResponseWriter, r *http.Request) error {
 		return a.adminBalance(w, r)
 	case get && len(parts) == 1 && parts[0] == "orders":
 		return a.adminOrders(w, r)
+	case get && len(parts) == 2 && parts[0] == "orders" && parts[1] == "export":
+		return a.adminExport(w, r)
 	case get && len(parts) == 2 && parts[0] == "orders":
 		o, err := a.adminOrder(r.Context(), parts[1])
 		if err != nil {
@@ -169,8 +171,11 @@ type orderSummary struct {
 	Phone        string     `json:"phone,omitempty"`
 }
 
-// adminOrders lists orders newest first, by state, at most limit; with
-// shop_order_id, it answers the one order of that id instead.
+// adminOrders answers one page of orders, newest first: at most limit (1
+// to 1000, default 50), created in [from, to), in state, after the cursor
+// before (the previous page's next); next, when set, is the cursor of the
+// page that follows. With shop_order_id, it answers the one order of that
+// id instead.
 func (a *App) adminOrders(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	if q.Has("shop_order_id") {
@@ -180,15 +185,22 @@ func (a *App) adminOrders(w http.ResponseWriter, r *http.Request) error {
 		}
 		return writeJSON(w, http.StatusOK, o)
 	}
-	limit := 50
+	pq := PageQuery{Before: q.Get("before"), State: OrderState(q.Get("state"))}
+	if q.Has("before") && pq.Before == "" {
+		return badRequest("bad_cursor", "before", "before is empty: give the next cursor of the previous page, or leave it out")
+	}
 	if raw := q.Get("limit"); raw != "" {
 		n, err := strconv.Atoi(raw)
-		if err != nil || n < 1 || n > 1000 {
-			return badRequest("bad_limit", "limit", "limit is a whole number from 1 to 1000")
+		if err != nil || n < 1 || n > maxPageLimit {
+			return badRequest("bad_limit", "limit", "limit is a whole number from 1 to %d", maxPageLimit)
 		}
-		limit = n
+		pq.Limit = n
 	}
-	orders, err := a.orders.List(r.Context(), OrderState(q.Get("state")), limit)
+	var err error
+	if pq.From, pq.To, err = a.timeRange(q); err != nil {
+		return err
+	}
+	orders, next, err := a.orders.Page(r.Context(), pq)
 	if err != nil {
 		return err
 	}
@@ -205,7 +217,46 @@ func (a *App) adminOrders(w http.ResponseWriter, r *http.Request) error {
 		}
 		out = append(out, s)
 	}
-	return writeJSON(w, http.StatusOK, map[string]any{"orders": out})
+	return writeJSON(w, http.StatusOK, orderPage{Orders: out, Next: next})
+}
+
+// orderPage is a page of GET /kassa/orders.
+type orderPage struct {
+	Orders []orderSummary `json:"orders"`
+	// Next is the cursor of the next page (its before); absent at the end.
+	Next string `json:"next,omitempty"`
+}
+
+// timeRange reads a request's from and to: RFC 3339 times, or dates
+// (YYYY-MM-DD: midnight in the app's time zone). From is inclusive, to
+// exclusive, and from must come before to.
+func (a *App) timeRange(q url.Values) (from, to time.Time, err error) {
+	if from, err = a.parseTimeParam(q, "from"); err != nil {
+		return
+	}
+	if to, err = a.parseTimeParam(q, "to"); err != nil {
+		return
+	}
+	if !from.IsZero() && !to.IsZero() && !from.Before(to) {
+		err = badRequest("bad_range", "to", "to must come after from (from is inclusive, to exclusive)")
+	}
+	return
+}
+
+// parseTimeParam reads a time parameter; a missing one is the zero time.
+func (a *App) parseTimeParam(q url.Values, name string) (time.Time, error) {
+	if !q.Has(name) {
+		return time.Time{}, nil
+	}
+	raw := q.Get(name)
+	if t, err := time.Parse(time.RFC3339Nano, raw); err == nil {
+		return t, nil
+	}
+	if t, err := time.ParseInLocation(time.DateOnly, raw, a.location()); err == nil {
+		return t, nil
+	}
+	return time.Time{}, badRequest("bad_"+name, name, "%s is a date (2026-11-01, midnight in the app's time zone %s) or an RFC 3339 time (2026-11-01T00:00:00+03:00), got %s",
+		name, a.location(), quoteInput(raw))
 }
 
 func (a *App) adminOrder(ctx context.Context, id string) (*Order, error) {
@@ -223,8 +274,10 @@ func (a *App) adminOrder(ctx context.Context, id string) (*Order, error) {
 // is two storage reads, the mapping and the order, however many orders are
 // stored: never a scan.
 func (a *App) adminShopOrder(ctx context.Context, q url.Values) (*Order, error) {
-	if q.Has("state") || q.Has("limit") {
-		return nil, badRequest("bad_query", "shop_order_id", "shop_order_id names one order: it takes no state or limit")
+	for _, p := range []string{"state", "limit", "before", "from", "to"} {
+		if q.Has(p) {
+			return nil, badRequest("bad_query", "shop_order_id", "shop_order_id names one order: it takes no state, limit, before, from or to")
+		}
 	}
 	shopID := q["shop_order_id"]
 	if len(shopID) != 1 || !validShopOrderID(shopID[0]) {

@@ -57,6 +57,10 @@ type App struct {
 	// Notify are the receivers of the shop's notifications (notify.go):
 	// each gets a signed POST of the events it asks for.
 	Notify []*Notify `json:"notify,omitempty"`
+	// TimeZone is the IANA name of the zone of the operator's dates (a
+	// bare date in from or to is midnight there) and of the export's
+	// times; default the server's local zone.
+	TimeZone string `json:"time_zone,omitempty"`
 
 	accounts   map[string]*account
 	receipts   ReceiptProvider
@@ -80,6 +84,10 @@ type App struct {
 	// bus emits the order events on Caddy's event bus; nil without an
 	// events app.
 	bus *orderBus
+	// zone is TimeZone loaded; nil is the local zone.
+	zone *time.Location
+	// backfill indexes the orders of the previous release by time.
+	backfill *backfill
 }
 
 // account is a named payment account and its provider.
@@ -113,6 +121,13 @@ func (a *App) Provision(ctx caddy.Context) error {
 	}
 	if a.KeepUnpaid <= 0 {
 		a.KeepUnpaid = caddy.Duration(defaultKeepUnpaid)
+	}
+	if a.TimeZone != "" {
+		zone, err := time.LoadLocation(a.TimeZone)
+		if err != nil {
+			return fmt.Errorf("time_zone %q: want an IANA zone name such as Europe/Moscow: %v", a.TimeZone, err)
+		}
+		a.zone = zone
 	}
 
 	a.accounts = make(map[string]*account, len(a.PaymentsRaw))
@@ -198,6 +213,7 @@ func (a *App) useStorage(storage certmagic.Storage) {
 	a.reconciler = newReconciler(a)
 	a.deliverer = newDeliverer(a)
 	a.written = new(writtenEvents)
+	a.backfill = &backfill{app: a}
 }
 
 // checkRates refuses a catalog product whose VAT rate the receipt service
@@ -270,10 +286,12 @@ func (a *App) Validate() error {
 	return nil
 }
 
-// Start starts the reconciler and the deliverer of notifications.
+// Start starts the reconciler, the deliverer of notifications and the
+// backfill of the time index.
 func (a *App) Start() error {
 	a.reconciler.start()
 	a.deliverer.start()
+	a.backfill.start()
 	a.logger.Info("kassa started", zap.Int("payment_accounts", len(a.accounts)),
 		zap.Bool("receipts", a.receipts != nil), zap.Int("products", a.catalog.Len()),
 		zap.Duration("poll_interval", time.Duration(a.PollInterval)), zap.Duration("order_ttl", time.Duration(a.OrderTTL)),
@@ -286,7 +304,16 @@ func (a *App) Start() error {
 func (a *App) Stop() error {
 	a.reconciler.stop()
 	a.deliverer.stop()
+	a.backfill.stop()
 	return nil
+}
+
+// location is the app's time zone.
+func (a *App) location() *time.Location {
+	if a.zone == nil {
+		return time.Local
+	}
+	return a.zone
 }
 
 // orderID draws a new order's id.

@@ -67,6 +67,7 @@ func init() {
 //		keep_unpaid   <duration>        # orders closed unpaid are deleted after; default 168h
 //		max_orders_per_client <n>       # per client address per order_ttl; default: no bound
 //		storage <module> [<args>] { ... } # default: Caddy's storage
+//		time_zone <IANA zone>           # of operator dates and the export; default: the server's
 //		notify <url> {                  # repeatable: a receiver of the shop's events
 //			secret  <secret>            # required; use {env.*}
 //			events  <event...>          # default: every event
@@ -106,6 +107,8 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 			err = parsePositiveInt(d, &app.MaxOrdersPerClient)
 		case "notify":
 			err = parseNotify(d, app)
+		case "time_zone":
+			err = parseOneArg(d, &app.TimeZone)
 		case "storage":
 			if app.StorageRaw != nil {
 				return nil, d.Err("storage given twice")

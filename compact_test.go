@@ -159,7 +159,7 @@ func TestCompactLeavesNoCreatingRecord(t *testing.T) {
 		t.Fatal(err)
 	}
 	o.State = OrderExpired
-	m.crashAtWrite(3) // the record, the unpaid entry; not the open entry's removal
+	m.crashAtWrite(4) // the time-index entry, the record, the unpaid entry; not the open entry's removal
 	if err := s.Save(ctx, o); !errors.Is(err, errCrash) {
 		t.Fatalf("Save = %v, want the crash", err)
 	}

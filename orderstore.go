@@ -70,6 +70,8 @@ func (e orderStoreError) Is(target error) bool { return target == e.like }
 //	kassa/open/<id>                 index of open orders (creating, pending)
 //	kassa/unpaid/<id>               index of orders closed unpaid, for Compact
 //	kassa/idempotency/<sha256 hex>  an idempotency scope -> the order id
+//	kassa/created/<YYYY/MM/DD/HH>/<time>_<id>  index of every order by
+//	                                creation time (orderindex.go)
 //
 // An order being created has no kassa/orders record yet: its open-index
 // entry holds its record, so that a checkout makes two fresh durable
@@ -124,8 +126,10 @@ func checkOrder(o *Order) error {
 
 // Create writes a new order so that a crash at any point leaves either
 // nothing the reconciler must act on, or a state it can finish: first the
-// idempotency mapping (when o.IdempotencyKey is set), then the open-index
-// entry (when the order is open), then the record. An order in creating
+// idempotency mapping (when o.IdempotencyKey is set), then the time-index
+// entry, then the open-index entry (when the order is open), then the
+// record. A crash after the time-index entry leaves an entry whose record
+// is missing, which readers of the index skip. An order in creating
 // is written in one step: its record is its open-index entry, until
 // SaveCreated or Save writes it under kassa/orders. A crash after the
 // mapping leaves a mapping to a missing record, which a retry with the same
@@ -174,6 +178,9 @@ func (s *OrderStore) Create(ctx context.Context, o *Order) error {
 			return err
 		}
 	}
+	if err := s.indexCreated(ctx, o); err != nil {
+		return err
+	}
 	if o.State == OrderCreating {
 		return s.storeKey(ctx, openKey(o.ID), rec)
 	}
@@ -221,14 +228,21 @@ func (s *OrderStore) claimIdempotencyKey(ctx context.Context, key, id string) er
 	return s.storeKey(ctx, idempotencyStorageKey(key), []byte(id))
 }
 
-// Save writes the order's record, stamping o.UpdatedAt with the store's
-// clock (every write carries a fresh UpdatedAt, so no caller can forget
-// it), then makes its indexes match it (reindex), so a crash in between
-// leaves an entry the reconciler settles. It knows nothing of what the
+// Save writes the order's time-index entry, then its record, stamping
+// o.UpdatedAt with the store's clock (every write carries a fresh
+// UpdatedAt, so no caller can forget it), then makes its other indexes
+// match it (reindex), so a crash in between leaves an entry the reconciler
+// settles. It knows nothing of what the
 // order was: the lifecycle's changes go through saveChange, which writes
 // only what a change needs; Save is for a record written whole, such as
 // one restored by hand or by a test.
 func (s *OrderStore) Save(ctx context.Context, o *Order) error {
+	if err := checkOrder(o); err != nil {
+		return err
+	}
+	if err := s.indexCreated(ctx, o); err != nil {
+		return err
+	}
 	if err := s.storeRecord(ctx, o); err != nil {
 		return err
 	}
@@ -658,6 +672,9 @@ func (s *OrderStore) compactOne(ctx context.Context, id string) (bool, error) {
 		return true, err
 	}
 	if back, err := s.Load(ctx, id); err == nil {
+		if err := s.indexCreated(ctx, back); err != nil {
+			return true, err
+		}
 		return true, s.reindex(ctx, back)
 	}
 	return true, nil
@@ -665,8 +682,12 @@ func (s *OrderStore) compactOne(ctx context.Context, id string) (bool, error) {
 
 // deleteOrder deletes an order's idempotency mapping, if it still names
 // the order, any open-index entry left of it (which may hold its record as
-// it was being created, and must not outlive the record), and then its
-// record.
+// it was being created, and must not outlive the record), its record, and
+// then its time-index entry: a crash before the last leaves an entry
+// whose record is missing, which readers skip, never a record the index
+// misses. (Should the unpaid-index entry outlive the record too, the next
+// Compact deletes it without knowing the order's creation time, and the
+// time-index entry stays, skipped.)
 func (s *OrderStore) deleteOrder(ctx context.Context, o *Order) error {
 	if o.IdempotencyKey != "" {
 		mapped, ok, err := s.ByIdempotencyKey(ctx, o.IdempotencyKey)
@@ -695,7 +716,7 @@ func (s *OrderStore) deleteOrder(ctx context.Context, o *Order) error {
 	if err := s.storage.Delete(ctx, orderKey(o.ID)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("kassa: deleting %s: %w", orderKey(o.ID), storageFailure{err})
 	}
-	return nil
+	return s.deleteKey(ctx, createdKey(orderEntry(o)))
 }
 
 // ByIdempotencyKey returns the id of the order created under key (an
@@ -722,62 +743,6 @@ func (s *OrderStore) ByIdempotencyKey(ctx context.Context, key string) (id strin
 		return "", false, fmt.Errorf("kassa: %s does not hold an order id", skey)
 	}
 	return id, true, nil
-}
-
-// List returns orders newest first (by CreatedAt, then by id), only those
-// in state when state is not empty, at most limit of them (all when limit
-// <= 0). It is for the admin API: it lists kassa/orders and the open index
-// (for orders still being created) and reads every record, so its cost
-// grows with the whole order history (one storage read per order ever
-// stored), and it is no hot path. An unknown state is a 400
-// *RequestError (bad_state); a record that does not decode is an error
-// naming its key.
-func (s *OrderStore) List(ctx context.Context, state OrderState, limit int) ([]*Order, error) {
-	if state != "" && !state.Valid() {
-		return nil, badRequest("bad_state", "state", "unknown order state %q", state)
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	keys, err := s.storage.List(ctx, ordersPrefix, false)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("kassa: listing %s: %w", ordersPrefix, storageFailure{err})
-	}
-	var ids []string
-	for _, k := range keys {
-		if id, ok := strings.CutSuffix(path.Base(k), ".json"); ok && ValidOrderID(id) {
-			ids = append(ids, id)
-		}
-	}
-	open, err := s.OpenIDs(ctx)
-	if err != nil {
-		return nil, err
-	}
-	ids = append(ids, open...)
-	slices.Sort(ids)
-	var orders []*Order
-	for _, id := range slices.Compact(ids) {
-		o, err := s.Load(ctx, id)
-		if errors.Is(err, ErrOrderNotFound) {
-			continue // deleted since the listing
-		}
-		if err != nil {
-			return nil, err
-		}
-		if state == "" || o.State == state {
-			orders = append(orders, o)
-		}
-	}
-	slices.SortFunc(orders, func(a, b *Order) int {
-		if c := b.CreatedAt.Compare(a.CreatedAt); c != 0 {
-			return c
-		}
-		return strings.Compare(a.ID, b.ID)
-	})
-	if limit > 0 && len(orders) > limit {
-		orders = orders[:limit:limit]
-	}
-	return orders, nil
 }
 
 // storeKey writes one key, naming it in the error.

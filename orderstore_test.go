@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net/http"
 	"path"
 	"reflect"
 	"slices"
@@ -564,8 +563,10 @@ func TestOrderStoreCreateCrashes(t *testing.T) {
 	ctx := context.Background()
 	clock := &testClock{t: time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)}
 
-	// Write 1 is the idempotency mapping, 2 the index entry, 3 the record;
-	// an order in creating has its record in its index entry (write 2).
+	// Write 1 is the idempotency mapping, 2 the time-index entry (its
+	// crashes are orderindex_test.go's), 3 the open-index entry, 4 the
+	// record; an order in creating has its record in its open-index entry
+	// (write 3).
 	t.Run("before the mapping", func(t *testing.T) {
 		m, s := newCrashStore(t, clock)
 		o := &Order{ID: NewOrderID(), State: OrderCreating, IdempotencyKey: "k"}
@@ -610,9 +611,9 @@ func TestOrderStoreCreateCrashes(t *testing.T) {
 	t.Run("creating is one write after the mapping", func(t *testing.T) {
 		m, s := newCrashStore(t, clock)
 		o := &Order{ID: NewOrderID(), State: OrderCreating, IdempotencyKey: "k"}
-		m.crashAtWrite(3)
+		m.crashAtWrite(4)
 		if err := s.Create(ctx, o); err != nil {
-			t.Fatalf("Create = %v, want two writes and no crash", err)
+			t.Fatalf("Create = %v, want three writes and no crash", err)
 		}
 		m.restart()
 		if m.has("kassa/orders/" + o.ID + ".json") {
@@ -646,7 +647,7 @@ func TestOrderStoreCreateCrashes(t *testing.T) {
 	t.Run("after the index entry", func(t *testing.T) {
 		m, s := newCrashStore(t, clock)
 		o := &Order{ID: NewOrderID(), State: OrderPending, IdempotencyKey: "k"}
-		m.crashAtWrite(3)
+		m.crashAtWrite(4)
 		if err := s.Create(ctx, o); !errors.Is(err, errCrash) {
 			t.Fatalf("Create = %v, want the crash", err)
 		}
@@ -680,7 +681,7 @@ func TestOrderStoreCreateCrashes(t *testing.T) {
 		m := newCrashStorage(t, clock.Now)
 		s := NewOrderStore(m)
 		o := &Order{ID: NewOrderID(), State: OrderPending, IdempotencyKey: "k"}
-		m.crashAtWrite(3)
+		m.crashAtWrite(4)
 		if err := s.Create(ctx, o); !errors.Is(err, errCrash) {
 			t.Fatalf("Create = %v, want the crash", err)
 		}
@@ -710,9 +711,10 @@ func TestOrderStoreSaveCrash(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// Closing writes the record (write 1), then drops the entry (write 2).
+	// Closing writes the time-index entry again (write 1), the record
+	// (write 2), then drops the open entry (write 3).
 	o.State = OrderPaid
-	m.crashAtWrite(2)
+	m.crashAtWrite(3)
 	if err := s.Save(ctx, o); !errors.Is(err, errCrash) {
 		t.Fatalf("Save = %v, want the crash", err)
 	}
@@ -783,75 +785,6 @@ func TestOrderStoreIdempotency(t *testing.T) {
 	wantIDs(t, s, a.ID, b.ID, noKey.ID)
 }
 
-func TestOrderStoreList(t *testing.T) {
-	ctx := context.Background()
-	s, clock := fileOrderStore(t)
-	if got, err := s.List(ctx, "", 10); err != nil || len(got) != 0 {
-		t.Fatalf("List of an empty store = %v, %v", got, err)
-	}
-	// The order in creating has its record in its open-index entry only.
-	states := []OrderState{OrderPending, OrderPaid, OrderPending, OrderExpired, OrderPaid, OrderPaid, OrderCreating}
-	var ids []string // oldest first
-	for _, st := range states {
-		clock.Add(time.Second)
-		o := &Order{ID: NewOrderID(), State: st}
-		if err := s.Create(ctx, o); err != nil {
-			t.Fatal(err)
-		}
-		ids = append(ids, o.ID)
-	}
-	// Two orders created at the same instant are ordered by id.
-	tie := []*Order{{ID: strings.Repeat("B", 22), State: OrderFailed}, {ID: strings.Repeat("A", 22), State: OrderFailed}}
-	clock.Add(time.Second)
-	for _, o := range tie {
-		if err := s.Create(ctx, o); err != nil {
-			t.Fatal(err)
-		}
-	}
-
-	listIDs := func(state OrderState, limit int) []string {
-		t.Helper()
-		orders, err := s.List(ctx, state, limit)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out := make([]string, len(orders))
-		for i, o := range orders {
-			out[i] = o.ID
-			if state != "" && o.State != state {
-				t.Errorf("List(%q) returned a %s order", state, o.State)
-			}
-		}
-		return out
-	}
-	for _, tc := range []struct {
-		state OrderState
-		limit int
-		want  []string
-	}{
-		{"", 0, []string{tie[1].ID, tie[0].ID, ids[6], ids[5], ids[4], ids[3], ids[2], ids[1], ids[0]}},
-		{"", 3, []string{tie[1].ID, tie[0].ID, ids[6]}},
-		{"", -1, []string{tie[1].ID, tie[0].ID, ids[6], ids[5], ids[4], ids[3], ids[2], ids[1], ids[0]}},
-		{OrderCreating, 0, []string{ids[6]}},
-		{OrderPaid, 0, []string{ids[5], ids[4], ids[1]}},
-		{OrderPaid, 2, []string{ids[5], ids[4]}},
-		{OrderPending, 100, []string{ids[2], ids[0]}},
-		{OrderCancelled, 5, []string{}},
-	} {
-		t.Run(fmt.Sprintf("%s limit %d", tc.state, tc.limit), func(t *testing.T) {
-			if got := listIDs(tc.state, tc.limit); !slices.Equal(got, tc.want) {
-				t.Errorf("List(%q, %d) = %v, want %v", tc.state, tc.limit, got, tc.want)
-			}
-		})
-	}
-
-	_, err := s.List(ctx, "bogus", 1)
-	var re *RequestError
-	if !errors.As(err, &re) || re.Status != http.StatusBadRequest || re.Code != "bad_state" {
-		t.Errorf("List with an unknown state = %v, want a 400 bad_state", err)
-	}
-}
-
 func TestOrderStoreTwoInstances(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -883,7 +816,7 @@ func TestOrderStoreTwoInstances(t *testing.T) {
 	if again, err := a.Load(ctx, o.ID); err != nil || again.State != OrderPaid {
 		t.Errorf("instance a sees %v, %v; want the paid order", again, err)
 	}
-	if list, err := a.List(ctx, OrderPaid, 0); err != nil || len(list) != 1 || list[0].ID != o.ID {
+	if list, _, err := a.Page(ctx, PageQuery{State: OrderPaid}); err != nil || len(list) != 1 || list[0].ID != o.ID {
 		t.Errorf("instance a lists %v, %v", list, err)
 	}
 }
@@ -908,8 +841,8 @@ func TestOrderStoreRespectsContext(t *testing.T) {
 	if _, _, err := s.ByIdempotencyKey(ctx, "k"); !errors.Is(err, context.Canceled) {
 		t.Errorf("ByIdempotencyKey = %v", err)
 	}
-	if _, err := s.List(ctx, "", 0); !errors.Is(err, context.Canceled) {
-		t.Errorf("List = %v", err)
+	if _, _, err := s.Page(ctx, PageQuery{}); !errors.Is(err, context.Canceled) {
+		t.Errorf("Page = %v", err)
 	}
 	if err := s.CloseIndex(ctx, o.ID); !errors.Is(err, context.Canceled) {
 		t.Errorf("CloseIndex = %v", err)
