@@ -9,10 +9,13 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/caddyserver/caddy/v2"
@@ -266,5 +269,114 @@ func TestAdminShopOrder(t *testing.T) {
 				t.Errorf("%d %s; want %d %s", w.Code, w.Body, tc.status, tc.code)
 			}
 		})
+	}
+}
+
+// adminGet serves a GET of the admin API, errors answered as the API
+// answers them.
+func adminGet(t *testing.T, a *App, target string) *httptest.ResponseRecorder {
+	t.Helper()
+	w := httptest.NewRecorder()
+	if err := a.serveAdmin(w, httptest.NewRequest(http.MethodGet, target, nil)); err != nil {
+		writeAdminError(w, err)
+	}
+	return w
+}
+
+// indexedApp is an app on a fresh file storage with a complete time
+// index, in Moscow time.
+func indexedApp(t *testing.T) *App {
+	t.Helper()
+	a := &App{logger: zap.NewNop(), now: time.Now, TimeZone: "Europe/Moscow"}
+	a.useStorage(&certmagic.FileStorage{Path: t.TempDir()})
+	zone, err := time.LoadLocation(a.TimeZone)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.zone = zone
+	if _, err := a.orders.Backfill(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// TestAdminOrdersPages: GET /kassa/orders pages by its next cursor to the
+// end, takes dates in the app's time zone, and refuses bad queries with a
+// 400 and a code.
+func TestAdminOrdersPages(t *testing.T) {
+	a := indexedApp(t)
+	msk := a.location()
+	// One order every 5 hours from 30 October, Moscow time.
+	base := time.Date(2026, 10, 30, 0, 0, 0, 0, msk)
+	var all []*Order
+	for i := range 20 {
+		all = append(all, createAt(t, a.orders, base.Add(time.Duration(i)*5*time.Hour), OrderPaid))
+	}
+	page := func(query string) (ids []string, next string) {
+		t.Helper()
+		w := adminGet(t, a, "/kassa/orders?"+query)
+		var reply struct {
+			Orders []orderSummary `json:"orders"`
+			Next   *string        `json:"next"`
+		}
+		if w.Code != http.StatusOK || json.Unmarshal(w.Body.Bytes(), &reply) != nil {
+			t.Fatalf("%s: %d %s", query, w.Code, w.Body)
+		}
+		for _, o := range reply.Orders {
+			ids = append(ids, o.ID)
+		}
+		if reply.Next != nil {
+			if *reply.Next == "" {
+				t.Errorf("%s: next is empty rather than absent", query)
+			}
+			next = *reply.Next
+		}
+		return ids, next
+	}
+	var got []string
+	for q := "limit=6"; ; {
+		ids, next := page(q)
+		got = append(got, ids...)
+		if next == "" {
+			break
+		}
+		q = "limit=6&before=" + url.QueryEscape(next)
+	}
+	if want := newestFirst(all); !slices.Equal(got, want) {
+		t.Errorf("paging by 6:\n got %v\nwant %v", got, want)
+	}
+	// 1 November in Moscow begins 31 October 21:00 UTC; to is exclusive.
+	var november []*Order
+	for _, o := range all {
+		if !o.CreatedAt.Before(time.Date(2026, 11, 1, 0, 0, 0, 0, msk)) && o.CreatedAt.Before(time.Date(2026, 11, 3, 0, 0, 0, 0, msk)) {
+			november = append(november, o)
+		}
+	}
+	if ids, next := page("from=2026-11-01&to=2026-11-03"); !slices.Equal(ids, newestFirst(november)) || next != "" {
+		t.Errorf("1 to 3 November: %v (next %q), want %v", ids, next, newestFirst(november))
+	}
+	if ids, _ := page("from=2026-10-31T21:00:00Z&to=2026-11-03T00:00:00%2B03:00"); !slices.Equal(ids, newestFirst(november)) {
+		t.Errorf("the same range in RFC 3339: %v", ids)
+	}
+
+	for _, tc := range []struct{ query, code string }{
+		{"limit=0", "bad_limit"},
+		{"limit=1001", "bad_limit"},
+		{"limit=x", "bad_limit"},
+		{"before=", "bad_cursor"},
+		{"before=not-a-cursor", "bad_cursor"},
+		{"state=bogus", "bad_state"},
+		{"from=yesterday", "bad_from"},
+		{"from=2026-13-01", "bad_from"},
+		{"to=2026-11-01T00:00:00", "bad_to"},
+		{"from=2026-11-02&to=2026-11-01", "bad_range"},
+		{"from=2026-11-01&to=2026-11-01", "bad_range"},
+		{"shop_order_id=X-1&before=" + newCursor(orderEntry(all[0])), "bad_query"},
+		{"shop_order_id=X-1&from=2026-11-01", "bad_query"},
+	} {
+		w := adminGet(t, a, "/kassa/orders?"+tc.query)
+		if w.Code != http.StatusBadRequest || errorCode(t, w) != tc.code {
+			t.Errorf("%s: %d %s; want 400 %s", tc.query, w.Code, w.Body, tc.code)
+		}
 	}
 }
