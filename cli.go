@@ -101,6 +101,7 @@ func kassaCommand(cmd *cobra.Command) {
 			Args:  cobra.ArbitraryArgs,
 			RunE:  kassaRunE(1, cliOperation),
 		},
+		exportCommand(),
 		eventsCommand(),
 		&cobra.Command{
 			Use:   "redeliver <event_id>",
@@ -125,13 +126,29 @@ func eventsCommand() *cobra.Command {
 
 func ordersCommand() *cobra.Command {
 	c := &cobra.Command{
-		Use:   "orders [--state <state>] [--limit <n>] | --shop-order-id <id>",
-		Short: "Lists orders, newest first, or shows the one of a shop's order id",
-		Args:  cobra.ArbitraryArgs,
-		RunE:  kassaRunE(0, cliOrders),
+		Use:   "orders [--state <state>] [--limit <n>] [--from <date>] [--to <date>] [--before <cursor>] | --shop-order-id <id>",
+		Short: "Lists orders, newest first, a page at a time, or shows the one of a shop's order id",
+		Long: `
+Lists orders, newest first, a page at a time. When more orders follow, the
+command ends with a line on stderr giving the --before cursor of the next
+page: run it again with the same flags and that --before.
+
+--from and --to bound the orders' creation time: a date (2026-11-01, which
+is midnight in the kassa app's time_zone) or an RFC 3339 time
+(2026-11-01T00:00:00+03:00); --from is inclusive, --to exclusive.
+
+A page filtered by --state reads at most ten times its limit (at least
+1000) orders: it may then show fewer orders than --limit, or none, and
+still name a next page.
+`,
+		Args: cobra.ArbitraryArgs,
+		RunE: kassaRunE(0, cliOrders),
 	}
 	c.Flags().String("state", "", "Only orders in this state (creating, pending, paid, expired, cancelled, failed)")
 	c.Flags().Int("limit", 0, "At most this many orders (1 to 1000; the API's default is 50)")
+	c.Flags().String("from", "", "Only orders created at or after this date (2026-11-01) or RFC 3339 time")
+	c.Flags().String("to", "", "Only orders created before this date (2026-12-01) or RFC 3339 time")
+	c.Flags().String("before", "", "The cursor of the page to show, as the previous page printed it")
 	c.Flags().String("shop-order-id", "", "Show the order a proxied checkout made for this upstream order id (X-Kassa-Order)")
 	return c
 }
@@ -381,7 +398,10 @@ type adminClient struct {
 	addr   string
 	origin string
 	client *http.Client
-	tcp    bool
+	// streaming waits at most the timeout for a reply's headers, and then
+	// as long as its body takes (an export).
+	streaming *http.Client
+	tcp       bool
 }
 
 // newAdminClient reads an admin address: host:port, http://host:port, or
@@ -415,17 +435,64 @@ func newAdminClient(addr string, timeout time.Duration) (*adminClient, error) {
 			target = path
 		}
 	}
-	c.client = &http.Client{
-		Timeout: timeout,
-		Transport: &http.Transport{
-			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-				var d net.Dialer
-				return d.DialContext(ctx, na.Network, target)
-			},
+	transport := &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, na.Network, target)
 		},
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		ResponseHeaderTimeout: timeout,
 	}
+	noRedirect := func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	c.client = &http.Client{Timeout: timeout, Transport: transport, CheckRedirect: noRedirect}
+	c.streaming = &http.Client{Transport: transport, CheckRedirect: noRedirect}
 	return c, nil
+}
+
+// request makes a request to the admin API, with the headers it wants.
+func (c *adminClient) request(method, uri string, body io.Reader) (*http.Request, error) {
+	req, err := http.NewRequest(method, c.origin+uri, body)
+	if err != nil {
+		return nil, err
+	}
+	if c.tcp {
+		req.Header.Set("Origin", c.origin)
+	}
+	return req, nil
+}
+
+// reachError says why a call to the admin API got no reply.
+func (c *adminClient) reachError(method string, err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) && ue.Timeout() {
+		if method == http.MethodGet {
+			return fmt.Errorf("the admin API at %s did not answer within %v (see --timeout)", c.addr, c.client.Timeout)
+		}
+		return fmt.Errorf("the admin API at %s did not answer within %v: it may still have done what was asked; "+
+			"check (caddy kassa order or operation) before trying again", c.addr, c.client.Timeout)
+	}
+	if ue != nil {
+		err = ue.Err
+	}
+	return fmt.Errorf("cannot reach the admin API at %s: %v (is Caddy running? is --address right?)", c.addr, err)
+}
+
+// stream GETs uri and returns the 2xx reply with its body unread, for the
+// caller to stream; any other reply is an *apiError.
+func (c *adminClient) stream(uri string) (*http.Response, error) {
+	req, err := c.request(http.MethodGet, uri, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.streaming.Do(req)
+	if err != nil {
+		return nil, c.reachError(http.MethodGet, err)
+	}
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		return resp, nil
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(io.LimitReader(resp.Body, maxCLIReply))
+	return nil, replyError(resp.StatusCode, data)
 }
 
 // send calls the admin API with extra request headers. A 2xx reply's body
@@ -440,12 +507,9 @@ func (c *adminClient) send(method, uri string, body any, header http.Header) ([]
 		}
 		in = bytes.NewReader(b)
 	}
-	req, err := http.NewRequest(method, c.origin+uri, in)
+	req, err := c.request(method, uri, in)
 	if err != nil {
 		return nil, nil, err
-	}
-	if c.tcp {
-		req.Header.Set("Origin", c.origin)
 	}
 	for k, v := range header {
 		req.Header[k] = v
@@ -456,18 +520,7 @@ func (c *adminClient) send(method, uri string, body any, header http.Header) ([]
 	}
 	resp, err := c.client.Do(req)
 	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) && ue.Timeout() {
-			if method == http.MethodGet {
-				return nil, nil, fmt.Errorf("the admin API at %s did not answer within %v (see --timeout)", c.addr, c.client.Timeout)
-			}
-			return nil, nil, fmt.Errorf("the admin API at %s did not answer within %v: it may still have done what was asked; "+
-				"check (caddy kassa order or operation) before trying again", c.addr, c.client.Timeout)
-		}
-		if ue != nil {
-			err = ue.Err
-		}
-		return nil, nil, fmt.Errorf("cannot reach the admin API at %s: %v (is Caddy running? is --address right?)", c.addr, err)
+		return nil, nil, c.reachError(method, err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxCLIReply))
@@ -643,7 +696,7 @@ func cliOrders(k *kassaCLI, _ []string) error {
 			return usageErrorf("--state %q is not an order state: want creating, pending, paid, expired, cancelled or failed", state)
 		}
 		return nil
-	})
+	}, "from", "to", "before")
 	if err != nil {
 		return err
 	}
@@ -653,28 +706,37 @@ func cliOrders(k *kassaCLI, _ []string) error {
 	}
 	var reply struct {
 		Orders []orderSummaryReply `json:"orders"`
+		Next   string              `json:"next"`
 	}
 	if err := decodeReply(data, &reply); err != nil {
 		return err
 	}
 	if len(reply.Orders) == 0 {
 		fmt.Fprintln(k.out, "no orders")
-		return nil
+	} else {
+		tw := newTable(k.out)
+		row(tw, "ID", "STATE", "AMOUNT", "ACCOUNT", "CREATED", "RECEIPT")
+		for _, o := range reply.Orders {
+			row(tw, o.ID, o.State, o.Amount, o.Account, formatTime(o.CreatedAt), o.ReceiptState)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
 	}
-	tw := newTable(k.out)
-	row(tw, "ID", "STATE", "AMOUNT", "ACCOUNT", "CREATED", "RECEIPT")
-	for _, o := range reply.Orders {
-		row(tw, o.ID, o.State, o.Amount, o.Account, formatTime(o.CreatedAt), o.ReceiptState)
+	if reply.Next != "" {
+		fmt.Fprintf(k.errOut, "kassa: more orders follow: the next page is --before %s\n", reply.Next)
 	}
-	return tw.Flush()
+	return nil
 }
 
 // cliShopOrder: caddy kassa orders --shop-order-id ID shows the order as
 // caddy kassa order does.
 func cliShopOrder(k *kassaCLI) error {
 	flags := k.cmd.Flags()
-	if flags.Changed("state") || flags.Changed("limit") {
-		return usageErrorf("--shop-order-id names one order: it takes no --state or --limit")
+	for _, name := range []string{"state", "limit", "from", "to", "before"} {
+		if flags.Changed(name) {
+			return usageErrorf("--shop-order-id names one order: it takes no --state, --limit, --from, --to or --before")
+		}
 	}
 	shopID, _ := flags.GetString("shop-order-id")
 	if !validShopOrderID(shopID) {
@@ -1066,10 +1128,20 @@ func cliOperation(k *kassaCLI, args []string) error {
 }
 
 // listURI is the admin API's URI of a listing command: path with its
-// --state, which checkState vets, and its --limit (1 to 1000).
-func listURI(path string, cmd *cobra.Command, checkState func(string) error) (string, error) {
+// --state, which checkState vets, its --limit (1 to 1000), and the string
+// flags named in params, passed on as the parameters of their names.
+func listURI(path string, cmd *cobra.Command, checkState func(string) error, params ...string) (string, error) {
 	flags := cmd.Flags()
 	q := url.Values{}
+	for _, name := range params {
+		if flags.Changed(name) {
+			v, _ := flags.GetString(name)
+			if v == "" {
+				return "", usageErrorf("--%s is empty", name)
+			}
+			q.Set(name, v)
+		}
+	}
 	if state, _ := flags.GetString("state"); state != "" {
 		if err := checkState(state); err != nil {
 			return "", err

@@ -197,8 +197,56 @@ func TestCLIOrders(t *testing.T) {
 	}
 
 	admin.replies["GET /kassa/orders"] = cliReply{200, `{"orders":[]}`}
-	if stdout, _, err := runCLI(t, "orders", "--address", admin.addr()); err != nil || stdout != "no orders\n" {
-		t.Errorf("no orders: %v %q", err, stdout)
+	if stdout, stderr, err := runCLI(t, "orders", "--address", admin.addr()); err != nil || stdout != "no orders\n" || stderr != "" {
+		t.Errorf("no orders: %v %q %q", err, stdout, stderr)
+	}
+
+	// A page with more after it names the next page's cursor on stderr;
+	// --from, --to and --before go to the API as they are.
+	admin.replies["GET /kassa/orders"] = cliReply{200, strings.Replace(body, `]}`, `],"next":"MjAyNl9jdXJzb3I"}`, 1)}
+	stdout, stderr, err = runCLI(t, "orders", "--address", admin.addr(), "--limit", "2", "--from", "2026-11-01", "--to", "2026-12-01T00:00:00+03:00", "--before", "abc")
+	if err != nil || !strings.HasPrefix(stdout, "ID ") || stderr != "kassa: more orders follow: the next page is --before MjAyNl9jdXJzb3I\n" {
+		t.Errorf("a page with a next: %v\n%s\n%s", err, stdout, stderr)
+	}
+	if got := admin.requests(); got[len(got)-1].Query != "before=abc&from=2026-11-01&limit=2&to=2026-12-01T00%3A00%3A00%2B03%3A00" {
+		t.Errorf("query = %s", got[len(got)-1].Query)
+	}
+	if _, _, err := runCLI(t, "orders", "--address", admin.addr(), "--shop-order-id", "X-1", "--from", "2026-11-01"); exitStatus(err) != exitUsage {
+		t.Errorf("--shop-order-id with --from: exit %d", exitStatus(err))
+	}
+}
+
+// TestCLIExport: caddy kassa export copies the stream to stdout and counts
+// its orders on stderr; the stream's error line makes it fail.
+func TestCLIExport(t *testing.T) {
+	csvBody := strings.Join(exportColumns, ",") + "\r\n" + "id1,2026-11-01T00:00:00+03:00\r\n" + "id2,2026-11-02T00:00:00+03:00\r\n"
+	admin := newFakeAdmin(t, map[string]cliReply{"GET /kassa/orders/export": {200, csvBody}})
+	stdout, stderr, err := runCLI(t, "export", "--address", admin.addr(), "--from", "2026-11-01", "--to", "2026-12-01")
+	if err != nil || stdout != csvBody || !strings.HasPrefix(stderr, "kassa: exported 2 orders in ") {
+		t.Errorf("export: %v\nstdout:\n%s\nstderr:\n%s", err, stdout, stderr)
+	}
+	if got := admin.requests(); got[0].Query != "format=csv&from=2026-11-01&to=2026-12-01" {
+		t.Errorf("query = %s", got[0].Query)
+	}
+
+	admin.replies["GET /kassa/orders/export"] = cliReply{200, csvBody + exportErrorPrefix + "storage_unavailable: the disk is gone\r\n"}
+	stdout, stderr, err = runCLI(t, "export", "--address", admin.addr())
+	if exitStatus(err) != 1 || stdout != csvBody || !strings.Contains(stderr, "kassa: storage_unavailable: the export failed midway: the disk is gone\n") {
+		t.Errorf("a failed CSV export: exit %d\nstdout:\n%s\nstderr:\n%s", exitStatus(err), stdout, stderr)
+	}
+	jsonl := `{"order_id":"id1"}` + "\n"
+	admin.replies["GET /kassa/orders/export"] = cliReply{200, jsonl + `{"error":{"code":"storage_unavailable","message":"the disk is gone"}}` + "\n"}
+	stdout, stderr, err = runCLI(t, "export", "--address", admin.addr(), "--format", "jsonl")
+	if exitStatus(err) != 1 || stdout != jsonl || !strings.Contains(stderr, "kassa: exported 1 orders") || !strings.Contains(stderr, "storage_unavailable") {
+		t.Errorf("a failed JSON Lines export: exit %d\nstdout:\n%s\nstderr:\n%s", exitStatus(err), stdout, stderr)
+	}
+
+	admin.replies["GET /kassa/orders/export"] = cliReply{400, `{"error":{"code":"bad_from","message":"from is a date"}}`}
+	if _, stderr, err := runCLI(t, "export", "--address", admin.addr(), "--from", "x"); exitStatus(err) != 1 || stderr != "kassa: bad_from: from is a date\n" {
+		t.Errorf("a refused export: exit %d, %q", exitStatus(err), stderr)
+	}
+	if _, _, err := runCLI(t, "export", "--address", admin.addr(), "--format", "xlsx"); exitStatus(err) != exitUsage {
+		t.Errorf("--format xlsx: exit %d", exitStatus(err))
 	}
 }
 
@@ -520,7 +568,7 @@ func TestCLIUsageErrors(t *testing.T) {
 		args []string
 		msg  string
 	}{
-		{nil, "caddy kassa needs a command: balance, cancel, cash, confirm, events, operation, order, orders, payout, receipt, redeliver, refund"},
+		{nil, "caddy kassa needs a command: balance, cancel, cash, confirm, events, export, operation, order, orders, payout, receipt, redeliver, refund"},
 		{[]string{"frobnicate"}, `unknown command "frobnicate" for caddy kassa`},
 		{[]string{"order"}, "caddy kassa order needs the order id"},
 		{[]string{"order", ""}, "caddy kassa order: the order id is empty"},
@@ -537,8 +585,8 @@ func TestCLIUsageErrors(t *testing.T) {
 		{[]string{"orders", "--colour"}, "unknown flag: --colour"},
 		{[]string{"orders", "--shop-order-id", ""}, `--shop-order-id "": want 1 to 64 ASCII letters`},
 		{[]string{"orders", "--shop-order-id", "BACKEND 42"}, `--shop-order-id "BACKEND 42": want 1 to 64 ASCII letters`},
-		{[]string{"orders", "--shop-order-id", "BACKEND-42", "--state", "paid"}, "--shop-order-id names one order: it takes no --state or --limit"},
-		{[]string{"orders", "--shop-order-id", "BACKEND-42", "--limit", "5"}, "--shop-order-id names one order: it takes no --state or --limit"},
+		{[]string{"orders", "--shop-order-id", "BACKEND-42", "--state", "paid"}, "--shop-order-id names one order: it takes no --state, --limit, --from, --to or --before"},
+		{[]string{"orders", "--shop-order-id", "BACKEND-42", "--limit", "5"}, "--shop-order-id names one order: it takes no --state, --limit, --from, --to or --before"},
 		{[]string{"events", "--state", "lost"}, `--state "lost" is not an event state`},
 		{[]string{"events", "--limit", "1001"}, "--limit 1001: want a whole number from 1 to 1000"},
 		{[]string{"redeliver"}, "caddy kassa redeliver needs the event id"},

@@ -395,6 +395,76 @@ func TestOrderIndexRange(t *testing.T) {
 	}
 }
 
+func TestOrderStoreList(t *testing.T) {
+	ctx := context.Background()
+	s, clock := fileOrderStore(t)
+	if got, err := s.List(ctx, "", 10); err != nil || len(got) != 0 {
+		t.Fatalf("List of an empty store = %v, %v", got, err)
+	}
+	// List reads every record (readers fall back to it until Backfill
+	// completes). The order in creating has its record in its open-index entry only.
+	states := []OrderState{OrderPending, OrderPaid, OrderPending, OrderExpired, OrderPaid, OrderPaid, OrderCreating}
+	var ids []string // oldest first
+	for _, st := range states {
+		clock.Add(time.Second)
+		o := &Order{ID: NewOrderID(), State: st}
+		if err := s.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, o.ID)
+	}
+	// Two orders created at the same instant are ordered by id, descending.
+	tie := []*Order{{ID: strings.Repeat("A", 22), State: OrderFailed}, {ID: strings.Repeat("B", 22), State: OrderFailed}}
+	clock.Add(time.Second)
+	for _, o := range tie {
+		if err := s.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	listIDs := func(state OrderState, limit int) []string {
+		t.Helper()
+		orders, err := s.List(ctx, state, limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := make([]string, len(orders))
+		for i, o := range orders {
+			out[i] = o.ID
+			if state != "" && o.State != state {
+				t.Errorf("List(%q) returned a %s order", state, o.State)
+			}
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		state OrderState
+		limit int
+		want  []string
+	}{
+		{"", 0, []string{tie[1].ID, tie[0].ID, ids[6], ids[5], ids[4], ids[3], ids[2], ids[1], ids[0]}},
+		{"", 3, []string{tie[1].ID, tie[0].ID, ids[6]}},
+		{"", -1, []string{tie[1].ID, tie[0].ID, ids[6], ids[5], ids[4], ids[3], ids[2], ids[1], ids[0]}},
+		{OrderCreating, 0, []string{ids[6]}},
+		{OrderPaid, 0, []string{ids[5], ids[4], ids[1]}},
+		{OrderPaid, 2, []string{ids[5], ids[4]}},
+		{OrderPending, 100, []string{ids[2], ids[0]}},
+		{OrderCancelled, 5, []string{}},
+	} {
+		t.Run(fmt.Sprintf("%s limit %d", tc.state, tc.limit), func(t *testing.T) {
+			if got := listIDs(tc.state, tc.limit); !slices.Equal(got, tc.want) {
+				t.Errorf("List(%q, %d) = %v, want %v", tc.state, tc.limit, got, tc.want)
+			}
+		})
+	}
+
+	_, err := s.List(ctx, "bogus", 1)
+	var re *RequestError
+	if !errors.As(err, &re) || re.Status != http.StatusBadRequest || re.Code != "bad_state" {
+		t.Errorf("List with an unknown state = %v, want a 400 bad_state", err)
+	}
+}
+
 // BenchmarkOrderIndexPage measures Page(limit 20) on file-system storage
 // holding 10 000 and 100 000 orders, one every 30 seconds: its cost should
 // not follow the history's size. (Filling the larger store takes minutes.)
