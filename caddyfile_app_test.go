@@ -1,11 +1,13 @@
 package kassa
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	_ "github.com/caddyserver/caddy/v2/modules/filestorage"
@@ -35,6 +37,7 @@ func TestGlobalOption(t *testing.T) {
 		poll_interval 5s
 		order_ttl 1h
 		keep_unpaid 72h
+		time_zone Europe/Moscow
 		storage file_system /var/lib/kassa
 	}`)
 	out, err := parseGlobalOption(d, nil)
@@ -62,7 +65,8 @@ func TestGlobalOption(t *testing.T) {
 	if len(products) != 2 || products[0].(map[string]any)["vat"] != "vat20" || products[1].(map[string]any)["price"] != "1200.00" {
 		t.Errorf("products = %v", products)
 	}
-	if app["catalog"] != "/srv/shop/catalog.json" || app["poll_interval"] != 5e9 || app["order_ttl"] != 3600e9 || app["keep_unpaid"] != 72*3600e9 {
+	if app["catalog"] != "/srv/shop/catalog.json" || app["poll_interval"] != 5e9 || app["order_ttl"] != 3600e9 || app["keep_unpaid"] != 72*3600e9 ||
+		app["time_zone"] != "Europe/Moscow" {
 		t.Errorf("app = %v", app)
 	}
 }
@@ -104,6 +108,8 @@ func TestGlobalOptionErrors(t *testing.T) {
 		"kassa {\n webhook /x\n}":                                                   `unrecognized kassa option "webhook"`,
 		"kassa {\n max_orders_per_client 0\n}":                                      "whole number from 1",
 		"kassa {\n max_orders_per_client many\n}":                                   "whole number from 1",
+		"kassa {\n time_zone Europe/Moscow UTC\n}":                                  "wrong argument count",
+		"kassa {\n time_zone UTC\n time_zone UTC\n}":                                "time_zone given twice",
 		"kassa extra": "wrong argument count",
 		"kassa {\n notify https://shop.example/hook {\n events order.paid\n }\n}":                            "secret is required",
 		"kassa {\n notify https://shop.example/hook {\n secret s\n events order.payed\n }\n}":                `unknown event "order.payed" (the events: order.paid, order.paid_late`,
@@ -320,4 +326,15 @@ func FuzzGlobalOption(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestTimeZoneIsChecked: an unknown time_zone stops the config at
+// provision time, naming the option.
+func TestTimeZoneIsChecked(t *testing.T) {
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	err := (&App{TimeZone: "Europe/Atlantis"}).Provision(ctx)
+	if err == nil || !strings.Contains(err.Error(), `time_zone "Europe/Atlantis"`) {
+		t.Errorf("Provision = %v, want the time_zone refused", err)
+	}
 }
