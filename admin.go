@@ -249,7 +249,8 @@ func (a *App) parseTimeParam(q url.Values, name string) (time.Time, error) {
 		return time.Time{}, nil
 	}
 	raw := q.Get(name)
-	if t, err := time.Parse(time.RFC3339Nano, raw); err == nil {
+	// An offset's + that a shell's URL left unescaped arrives as a space.
+	if t, err := time.Parse(time.RFC3339Nano, strings.Replace(raw, " ", "+", 1)); err == nil {
 		return t, nil
 	}
 	if t, err := time.ParseInLocation(time.DateOnly, raw, a.location()); err == nil {
