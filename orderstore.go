@@ -232,10 +232,9 @@ func (s *OrderStore) claimIdempotencyKey(ctx context.Context, key, id string) er
 // o.UpdatedAt with the store's clock (every write carries a fresh
 // UpdatedAt, so no caller can forget it), then makes its other indexes
 // match it (reindex), so a crash in between leaves an entry the reconciler
-// settles. It knows nothing of what the
-// order was: the lifecycle's changes go through saveChange, which writes
-// only what a change needs; Save is for a record written whole, such as
-// one restored by hand or by a test.
+// settles. It knows nothing of what the order was: the lifecycle's changes
+// go through saveChange, which writes only what a change needs; Save is
+// for a record written whole, such as one restored by hand or by a test.
 func (s *OrderStore) Save(ctx context.Context, o *Order) error {
 	if err := checkOrder(o); err != nil {
 		return err

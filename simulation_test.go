@@ -966,6 +966,9 @@ func (h *simHistory) checkEnd() {
 			}
 		}
 		h.checkEvents(o)
+		if _, ok := h.store.data[createdKey(orderEntry(o))]; !ok {
+			h.violation("order %s is stored without its time-index entry", id)
+		}
 		if o.State != OrderPaid && sales[id] > 0 {
 			h.violation("order %s is "+string(o.State)+" and has a sale receipt", id)
 		}
