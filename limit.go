@@ -96,21 +96,27 @@ func clientAddress(r *http.Request) string {
 	return host
 }
 
-// defaultMaxOpenOrders is max_open_orders when it is not set. The README's
-// "Limits" has the reckoning: with the default poll_concurrency of 16 and
-// providers at 100–500 ms a call, one look at each of 10 000 open orders
-// takes 62–312 s, so that even a burst of fresh orders, all due every
-// pass, has each looked at five times or more within the default order_ttl
-// of 30 minutes; with orders of spread ages (the youngest sixth due every
-// pass, the rest every age/30), the young sixth is looked at within 52 s,
-// about five poll intervals, at the slowest provider. The storage keeps
-// about 2 KB and an index entry per open order: 20 MB, listed in
-// milliseconds.
+// defaultMaxOpenOrders is max_open_orders when it is not set; the README's
+// "Limits on checkouts" has the reckoning. With the default
+// poll_concurrency of 16 and providers at 100–500 ms a call (160 to 32
+// calls a second), one look at each of 10 000 open orders takes 62–312 s:
+// even a burst of fresh orders, all due every pass, has each looked at five
+// times or more within the default order_ttl of 30 minutes. With orders of
+// spread ages, the young sixth (under 30 poll intervals old, due every
+// pass) is looked at within 10–52 s, so a payment is noticed within the 6
+// poll intervals the reconciler aims at. The storage keeps about 1 KB per
+// open order: 10 MB.
 const defaultMaxOpenOrders = 10000
 
 // openCountEvery is how old the count of open orders may grow before a
-// checkout lists the open index again.
+// checkout has the open index listed again, in the background: checkouts
+// go on with the count it replaces.
 const openCountEvery = time.Second
+
+// openCountStale is how old a count may be and still be used while a new
+// one is listed; an older one (the first, or one after a quiet spell) is
+// waited for.
+const openCountStale = 10 * time.Second
 
 // busyWarnEvery is how often a shop at its max_open_orders says so in the
 // log.
@@ -119,10 +125,12 @@ const busyWarnEvery = time.Minute
 // openLimit caps the orders open across the cluster (max_open_orders), so
 // that a flood of checkouts cannot outgrow what the reconciler can look at
 // and the storage can hold. It counts the open index, which every instance
-// shares, at most once per openCountEvery however many checkouts ask (one
-// listing for all of them), and adds the orders this instance admitted
-// since. Other instances' orders of the last second are missed, and orders
-// closed since the listing still count: the cap is a bound, not a ledger.
+// shares, and adds the orders this instance admitted since. The index is
+// listed at most once per openCountEvery however many checkouts come, one
+// listing at a time, and in the background: a checkout waits for a listing
+// only when the count is older than openCountStale. Other instances'
+// orders of the last second or so are missed, and orders closed since the
+// listing still count: the cap is a bound, not a ledger.
 type openLimit struct {
 	max    int
 	count  func(context.Context) (int, error)
@@ -182,30 +190,34 @@ func (l *openLimit) withdraw() {
 	l.mu.Unlock()
 }
 
-// refresh lists the open index when the last listing is openCountEvery
-// old, or waits for the listing another checkout has under way. It is
-// called with l.mu held, and lets go of it while it lists or waits. A
-// failed listing keeps the last count: a storage that cannot list cannot
-// store the order either, and its checkout says so.
+// refresh has the open index listed when the count is openCountEvery old
+// and no listing is under way, and waits for the listing when the count is
+// openCountStale old. It is called with l.mu held, and lets go of it while
+// it waits.
 func (l *openLimit) refresh(ctx context.Context) {
-	for l.listing != nil {
+	age := l.now().Sub(l.listedAt)
+	if l.listing == nil && (l.listedAt.IsZero() || age >= openCountEvery) {
+		l.listing = make(chan struct{})
+		go l.list(context.WithoutCancel(ctx), l.listing, l.admitted)
+	}
+	if l.listing != nil && (l.listedAt.IsZero() || age >= openCountStale) {
 		done := l.listing
 		l.mu.Unlock()
 		<-done
 		l.mu.Lock()
 	}
-	if !l.listedAt.IsZero() && l.now().Sub(l.listedAt) < openCountEvery {
-		return
-	}
-	done := make(chan struct{})
-	l.listing = done
-	before := l.admitted
-	l.mu.Unlock()
+}
+
+// list counts the open index and records the count, less the before
+// orders admitted before the listing began, then closes done. A failed
+// listing keeps the last count: a storage that cannot list cannot store
+// the order either, and its checkout says so.
+func (l *openLimit) list(ctx context.Context, done chan struct{}, before int) {
 	n, err := l.count(ctx)
 	l.mu.Lock()
-	l.listing = nil
+	defer l.mu.Unlock()
+	l.listing, l.listedAt = nil, l.now()
 	close(done)
-	l.listedAt = l.now()
 	if err != nil {
 		l.logger.Warn("counting the open orders for max_open_orders", zap.Error(err))
 		return

@@ -148,9 +148,20 @@ func openLimitApp(t *testing.T, open int) (*App, *listCountingStorage, *testCloc
 	return a, storage, clock
 }
 
+// settle waits for the listing under way, if any.
+func settle(l *openLimit) {
+	l.mu.Lock()
+	done := l.listing
+	l.mu.Unlock()
+	if done != nil {
+		<-done
+	}
+}
+
 // TestOpenLimitCount: the cap counts the open index, listed at most once
 // per second, plus the orders admitted since that listing; the next
-// listing counts what was stored.
+// listing counts what was stored. A count a second old is used while the
+// next is listed; one after a quiet spell is waited for.
 func TestOpenLimitCount(t *testing.T) {
 	a, storage, clock := openLimitApp(t, 2)
 	l := newOpenLimit(a, 4)
@@ -169,6 +180,7 @@ func TestOpenLimitCount(t *testing.T) {
 	if l.admit(ctx) {
 		t.Error("admitted past the cap within the second")
 	}
+	settle(l)
 	if n := storage.lists.Load(); n != 1 {
 		t.Errorf("%d listings within a second, want 1", n)
 	}
@@ -177,6 +189,10 @@ func TestOpenLimitCount(t *testing.T) {
 		t.Fatal(err)
 	}
 	clock.Add(time.Millisecond)
+	if l.admit(ctx) {
+		t.Error("admitted past the cap on the count being replaced")
+	}
+	settle(l)
 	if !l.admit(ctx) {
 		t.Error("refused with 3 open after a new listing")
 	}
@@ -191,37 +207,72 @@ func TestOpenLimitCount(t *testing.T) {
 	if !l.admit(ctx) {
 		t.Error("a withdrawn order still took its place")
 	}
+	// After a quiet spell the count is listed before it is used.
+	keys, _ := storage.List(ctx, openPrefix, false)
+	for _, key := range keys[:2] {
+		if err := storage.Delete(ctx, key); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clock.Add(openCountStale)
+	if !l.admit(ctx) {
+		t.Error("refused on a count 10 s old: 1 open, 0 admitted")
+	}
 }
 
-// TestOpenLimitSharesOneListing: checkouts that arrive together, while the
-// count is out of date, wait for one listing instead of each making its
-// own.
+// TestOpenLimitSharesOneListing: checkouts that come together share one
+// listing: the first count is waited for, later ones are listed in the
+// background while checkouts go on with the count it replaces.
 func TestOpenLimitSharesOneListing(t *testing.T) {
-	a, storage, _ := openLimitApp(t, 10)
-	storage.gate = make(chan struct{})
+	a, storage, clock := openLimitApp(t, 10)
 	l := newOpenLimit(a, 1000)
 	const checkouts = 50
 	var admitted atomic.Int64
-	var wg sync.WaitGroup
-	for range checkouts {
-		wg.Go(func() {
-			if l.admit(context.Background()) {
-				admitted.Add(1)
-			}
-		})
+	together := func() (done chan struct{}) {
+		done = make(chan struct{})
+		var wg sync.WaitGroup
+		for range checkouts {
+			wg.Go(func() {
+				if l.admit(context.Background()) {
+					admitted.Add(1)
+				}
+			})
+		}
+		go func() { wg.Wait(); close(done) }()
+		return done
 	}
-	for deadline := time.Now().Add(10 * time.Second); storage.lists.Load() == 0; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("no listing began")
+	waitLists := func(n int64) {
+		for deadline := time.Now().Add(10 * time.Second); storage.lists.Load() < n; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("listing %d did not begin", n)
+			}
 		}
 	}
+
+	storage.gate = make(chan struct{})
+	done := together()
+	waitLists(1)
 	close(storage.gate)
-	wg.Wait()
+	<-done
 	if n := storage.lists.Load(); n != 1 {
 		t.Errorf("%d checkouts made %d listings, want 1", checkouts, n)
 	}
-	if n := admitted.Load(); n != checkouts {
-		t.Errorf("%d of %d admitted under the cap", n, checkouts)
+
+	storage.gate = make(chan struct{})
+	clock.Add(openCountEvery)
+	select {
+	case <-together():
+	case <-time.After(10 * time.Second):
+		t.Fatal("checkouts waited for a listing of a count a second old")
+	}
+	waitLists(2)
+	close(storage.gate)
+	settle(l)
+	if n := storage.lists.Load(); n != 2 {
+		t.Errorf("%d checkouts a second later made %d listings, want 1", checkouts, n-1)
+	}
+	if n := admitted.Load(); n != 2*checkouts {
+		t.Errorf("%d of %d admitted under the cap", n, 2*checkouts)
 	}
 }
 
