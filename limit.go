@@ -138,8 +138,8 @@ type openLimit struct {
 	logger *zap.Logger
 
 	mu sync.Mutex
-	// listed is the open orders the last listing found, at listedAt (zero
-	// before the first); admitted is the orders admitted since it began.
+	// listed is the open orders the last listing found; listedAt, when it
+	// began (zero before the first); admitted, the orders admitted since.
 	listed   int
 	listedAt time.Time
 	admitted int
@@ -198,7 +198,7 @@ func (l *openLimit) refresh(ctx context.Context) {
 	age := l.now().Sub(l.listedAt)
 	if l.listing == nil && (l.listedAt.IsZero() || age >= openCountEvery) {
 		l.listing = make(chan struct{})
-		go l.list(context.WithoutCancel(ctx), l.listing, l.admitted)
+		go l.list(context.WithoutCancel(ctx), l.listing, l.admitted, l.now())
 	}
 	if l.listing != nil && (l.listedAt.IsZero() || age >= openCountStale) {
 		done := l.listing
@@ -208,15 +208,15 @@ func (l *openLimit) refresh(ctx context.Context) {
 	}
 }
 
-// list counts the open index and records the count, less the before
-// orders admitted before the listing began, then closes done. A failed
-// listing keeps the last count: a storage that cannot list cannot store
-// the order either, and its checkout says so.
-func (l *openLimit) list(ctx context.Context, done chan struct{}, before int) {
+// list counts the open index and records the count as of began, when the
+// listing began and before orders had been admitted; then it closes done.
+// A failed listing keeps the last count: a storage that cannot list cannot
+// store the order either, and its checkout says so.
+func (l *openLimit) list(ctx context.Context, done chan struct{}, before int, began time.Time) {
 	n, err := l.count(ctx)
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.listing, l.listedAt = nil, l.now()
+	l.listing, l.listedAt = nil, began
 	close(done)
 	if err != nil {
 		l.logger.Warn("counting the open orders for max_open_orders", zap.Error(err))

@@ -160,6 +160,11 @@ func registerMetrics(registry *prometheus.Registry) error {
 	if registry == nil {
 		return nil
 	}
+	for _, reason := range []string{refusedShopBusy, refusedTooMany} {
+		// At 0 before the first refusal, so that an alert on its increase
+		// sees the first one.
+		metrics.checkoutsRefused.WithLabelValues(reason)
+	}
 	for _, c := range []prometheus.Collector{
 		metrics.providerCalls, metrics.providerCallDuration, metrics.orderTransitions, metrics.receipts,
 		metrics.openOrders, metrics.oldestOpenOrderAge, metrics.reconcilerPasses, metrics.reconcilerPassTime,
