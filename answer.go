@@ -19,10 +19,13 @@ import (
 // failure is logged as what failed.
 func answerError(w http.ResponseWriter, r *http.Request, logger *zap.Logger, what string, err error, page bool) error {
 	status, code, message := publicError(err)
-	if status == http.StatusServiceUnavailable {
+	if status == http.StatusServiceUnavailable && w.Header().Get("Retry-After") == "" {
 		w.Header().Set("Retry-After", "5")
 	}
-	if status >= 500 {
+	// A RequestError is an answer the handler chose (shop_busy logs
+	// itself, at most once a minute); anything else is a failure.
+	var refusal *RequestError
+	if status >= 500 && !errors.As(err, &refusal) {
 		logger.Error(what, zap.Int("status", status), zap.String("code", code), zap.Error(err))
 	}
 	if hasErrorRoutes(r) {

@@ -49,9 +49,15 @@ type App struct {
 	// cancelled, failed) is kept before the reconciler deletes it; default
 	// 168h (7 days). Paid orders are never deleted.
 	KeepUnpaid caddy.Duration `json:"keep_unpaid,omitempty"`
-	// MaxOrdersPerClient bounds the orders one client address may create
-	// per OrderTTL on this instance; 0, the default, sets no bound.
+	// MaxOrdersPerClient bounds the orders one client (an IPv4 address, an
+	// IPv6 /64) may create per OrderTTL on this instance; 0, the default,
+	// sets no bound.
 	MaxOrdersPerClient int `json:"max_orders_per_client,omitempty"`
+	// MaxOpenOrders caps the orders open at once across the cluster, so
+	// that a flood of checkouts cannot drown the reconciler and the
+	// storage: past it a checkout is refused with 503 shop_busy. 0 is the
+	// default, 10 000; -1 sets no cap.
+	MaxOpenOrders int `json:"max_open_orders,omitempty"`
 	// StorageRaw keeps orders in this storage instead of Caddy's own.
 	StorageRaw json.RawMessage `json:"storage,omitempty" caddy:"namespace=caddy.storage inline_key=module"`
 	// Notify are the receivers of the shop's notifications (notify.go):
@@ -77,6 +83,8 @@ type App struct {
 	// simulation gives each simulated instance its own.
 	locks     *processLocks
 	perClient *clientLimit
+	// openLimit is nil when MaxOpenOrders is -1.
+	openLimit *openLimit
 	now       func() time.Time
 	// newID draws a new order's id; NewOrderID, swapped by the lifecycle
 	// simulation so that a history replays from its seed.
@@ -128,6 +136,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 			return fmt.Errorf("time_zone %q: want an IANA zone name such as Europe/Moscow: %v", a.TimeZone, err)
 		}
 		a.zone = zone
+	}
+	if a.MaxOpenOrders == 0 {
+		a.MaxOpenOrders = defaultMaxOpenOrders
 	}
 
 	a.accounts = make(map[string]*account, len(a.PaymentsRaw))
@@ -195,6 +206,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 		}
 	}
 	a.useStorage(storage)
+	if a.MaxOpenOrders > 0 {
+		a.openLimit = newOpenLimit(a, a.MaxOpenOrders)
+	}
 	return a.provisionBus(ctx)
 }
 
@@ -278,6 +292,12 @@ func (a *App) warnKopecks() {
 
 // Validate checks the options.
 func (a *App) Validate() error {
+	if a.MaxOpenOrders < -1 {
+		return fmt.Errorf("max_open_orders %d: want a positive number, or -1 for no cap", a.MaxOpenOrders)
+	}
+	if a.MaxOrdersPerClient < 0 {
+		return fmt.Errorf("max_orders_per_client %d: want a positive number, or 0 for no bound", a.MaxOrdersPerClient)
+	}
 	for name := range a.accounts {
 		if err := validateAccountName(name); err != nil {
 			return err
@@ -295,7 +315,7 @@ func (a *App) Start() error {
 	a.logger.Info("kassa started", zap.Int("payment_accounts", len(a.accounts)),
 		zap.Bool("receipts", a.receipts != nil), zap.Int("products", a.catalog.Len()),
 		zap.Duration("poll_interval", time.Duration(a.PollInterval)), zap.Duration("order_ttl", time.Duration(a.OrderTTL)),
-		zap.Duration("keep_unpaid", time.Duration(a.KeepUnpaid)))
+		zap.Duration("keep_unpaid", time.Duration(a.KeepUnpaid)), zap.Int("max_open_orders", a.MaxOpenOrders))
 	return nil
 }
 

@@ -65,7 +65,8 @@ func init() {
 //		poll_interval <duration>        # default 10s
 //		order_ttl     <duration>        # default 30m
 //		keep_unpaid   <duration>        # orders closed unpaid are deleted after; default 168h
-//		max_orders_per_client <n>       # per client address per order_ttl; default: no bound
+//		max_orders_per_client <n>       # per client (IPv4 address, IPv6 /64) per order_ttl, per instance; default: no bound
+//		max_open_orders <n>|off         # open orders across the cluster; default 10000
 //		storage <module> [<args>] { ... } # default: Caddy's storage
 //		time_zone <IANA zone>           # of operator dates and the export; default: the server's
 //		notify <url> {                  # repeatable: a receiver of the shop's events
@@ -105,6 +106,8 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 			err = parseDuration(d, &app.KeepUnpaid)
 		case "max_orders_per_client":
 			err = parsePositiveInt(d, &app.MaxOrdersPerClient)
+		case "max_open_orders":
+			err = parseMaxOpenOrders(d, app)
 		case "notify":
 			err = parseNotify(d, app)
 		case "time_zone":
@@ -125,6 +128,26 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 		app.PaymentsRaw = nil
 	}
 	return httpcaddyfile.App{Name: "kassa", Value: caddyconfig.JSON(app, nil)}, nil
+}
+
+// parseMaxOpenOrders reads `max_open_orders <n>|off`; off, for a shop
+// that bounds its checkouts in front of Caddy, is -1.
+func parseMaxOpenOrders(d *caddyfile.Dispenser, app *App) error {
+	if app.MaxOpenOrders != 0 {
+		return d.Err("max_open_orders given twice")
+	}
+	if !d.NextArg() {
+		return d.ArgErr()
+	}
+	if d.Val() == "off" {
+		app.MaxOpenOrders = -1
+		if d.NextArg() {
+			return d.ArgErr()
+		}
+		return nil
+	}
+	d.Prev()
+	return parsePositiveInt(d, &app.MaxOpenOrders)
 }
 
 // parseNotify reads `notify <url> { secret ...; events ...; timeout ... }`.

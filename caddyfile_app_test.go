@@ -338,3 +338,38 @@ func TestTimeZoneIsChecked(t *testing.T) {
 		t.Errorf("Provision = %v, want the time_zone refused", err)
 	}
 }
+
+// TestMaxOpenOrdersCaddyfile: max_open_orders takes a whole number or off
+// (-1, no cap); omitted, the JSON leaves it out for the default.
+func TestMaxOpenOrdersCaddyfile(t *testing.T) {
+	for input, want := range map[string]any{
+		"kassa {\n max_open_orders 500\n}": float64(500),
+		"kassa {\n max_open_orders off\n}": float64(-1),
+		"kassa {\n order_ttl 1h\n}":        nil,
+	} {
+		out, err := parseGlobalOption(caddyfile.NewTestDispenser(input), nil)
+		if err != nil {
+			t.Fatalf("%q: %v", input, err)
+		}
+		var app map[string]any
+		if err := json.Unmarshal(out.(httpcaddyfile.App).Value, &app); err != nil {
+			t.Fatal(err)
+		}
+		if got := app["max_open_orders"]; got != want {
+			t.Errorf("%q: max_open_orders %v, want %v", input, got, want)
+		}
+	}
+	checkCaddyfileErrors(t, func(d *caddyfile.Dispenser) error { _, err := parseGlobalOption(d, nil); return err }, map[string]string{
+		"kassa {\n max_open_orders\n}":                         "wrong argument count",
+		"kassa {\n max_open_orders 0\n}":                       "whole number from 1",
+		"kassa {\n max_open_orders lots\n}":                    "whole number from 1",
+		"kassa {\n max_open_orders off 5\n}":                   "wrong argument count",
+		"kassa {\n max_open_orders 5 6\n}":                     "wrong argument count",
+		"kassa {\n max_open_orders 5\n max_open_orders off\n}": "max_open_orders given twice",
+	})
+	for _, bad := range []*App{{MaxOpenOrders: -2}, {MaxOrdersPerClient: -1}} {
+		if err := bad.Validate(); err == nil {
+			t.Errorf("%+v validated", bad)
+		}
+	}
+}

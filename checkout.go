@@ -227,11 +227,23 @@ func (h *Checkout) open(ctx context.Context, w http.ResponseWriter, r *http.Requ
 	return prior, err
 }
 
-// openNew stores a new order as being created, within the client's limit.
+// openNew stores a new order as being created, within the shop's cap on
+// open orders and the client's limit.
 func (h *Checkout) openNew(w http.ResponseWriter, r *http.Request, repl *caddy.Replacer, o *Order) error {
-	if h.app.perClient != nil && !h.app.perClient.allow(clientAddress(r), h.app.now()) {
+	ctx := context.WithoutCancel(r.Context())
+	if limit := h.app.openLimit; limit != nil && !limit.admit(ctx) {
+		metrics.checkoutsRefused.WithLabelValues(refusedShopBusy).Inc()
 		w.Header().Set("Retry-After", "60")
-		return &RequestError{Status: http.StatusTooManyRequests, Code: "too_many_orders",
+		return &RequestError{Status: http.StatusServiceUnavailable, Code: refusedShopBusy,
+			Message: "the shop is taking too many orders right now; please try again in a minute"}
+	}
+	if h.app.perClient != nil && !h.app.perClient.allow(clientAddress(r), h.app.now()) {
+		if h.app.openLimit != nil {
+			h.app.openLimit.withdraw()
+		}
+		metrics.checkoutsRefused.WithLabelValues(refusedTooMany).Inc()
+		w.Header().Set("Retry-After", "60")
+		return &RequestError{Status: http.StatusTooManyRequests, Code: refusedTooMany,
 			Message: "too many orders from your address; pay or wait for the ones you made"}
 	}
 	if o.ID == "" {
@@ -244,7 +256,7 @@ func (h *Checkout) openNew(w http.ResponseWriter, r *http.Request, repl *caddy.R
 			return fmt.Errorf("kassa_checkout: redirect %q is not an absolute http(s) URL", o.ReturnURL)
 		}
 	}
-	return h.app.openOrder(context.WithoutCancel(r.Context()), o)
+	return h.app.openOrder(ctx, o)
 }
 
 // replayed answers a repeated checkout with the order it made before, as

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 // FuzzCheckoutCaddyfile feeds arbitrary text to kassa_checkout's Caddyfile
@@ -223,5 +225,65 @@ func TestIdempotencyKeyForAnotherCart(t *testing.T) {
 	}
 	if w := s.post("cart-1001-abcdefgh", false); w.Code != http.StatusCreated || !strings.Contains(w.Body.String(), first.ID) {
 		t.Errorf("the same cart again: %d %s", w.Code, w.Body)
+	}
+}
+
+// TestShopBusy: past max_open_orders a new checkout is refused with 503
+// shop_busy and Retry-After (JSON, or a page for a form) before anything
+// is stored or sent to the provider, and counted; a replay of an order
+// made before is still answered; once orders close, checkouts are taken
+// again. The log has one warning, not a line per refusal.
+func TestShopBusy(t *testing.T) {
+	p := newLifeProvider("crystalpay")
+	storage := newBenchStorage()
+	s := newLifeShop(t, p, storage, nil)
+	core, logs := observer.New(zap.WarnLevel)
+	s.app.logger, s.checkout.logger = zap.New(core), zap.New(core)
+	s.app.openLimit = newOpenLimit(s.app, 2)
+	first := s.created("busy-key-00000001")
+	s.created("busy-key-00000002")
+	s.clock.Add(time.Second) // the next checkout lists the open index
+	stored := len(storage.values)
+	refused := delta(func() float64 { return counted(metrics.checkoutsRefused, refusedShopBusy) }, func() {
+		for _, tc := range []struct {
+			name, key string
+			form      bool
+		}{
+			{"JSON", "busy-key-00000003", false},
+			{"JSON without a key", "", false},
+			{"form", "", true},
+		} {
+			w := s.post(tc.key, tc.form)
+			if w.Code != http.StatusServiceUnavailable || w.Header().Get("Retry-After") != "60" {
+				t.Errorf("%s: %d, Retry-After %q; want 503, 60", tc.name, w.Code, w.Header().Get("Retry-After"))
+			}
+			switch body, typ := w.Body.String(), w.Header().Get("Content-Type"); {
+			case tc.form && (!strings.HasPrefix(typ, "text/html") || !strings.Contains(body, "please try again in a minute")):
+				t.Errorf("%s: %s %s; want a page", tc.name, typ, body)
+			case !tc.form && !strings.Contains(body, `"code":"shop_busy"`):
+				t.Errorf("%s: %s; want shop_busy", tc.name, body)
+			}
+		}
+	})
+	if refused != 3 {
+		t.Errorf("kassa_checkouts_refused_total{reason=shop_busy} rose by %v, want 3", refused)
+	}
+	if n := len(storage.values); n != stored || p.count() != 2 {
+		t.Errorf("refusals stored %d keys and made %d invoices; want none", n-stored, p.count()-2)
+	}
+	if entries := logs.TakeAll(); len(entries) != 1 || entries[0].Level != zap.WarnLevel {
+		t.Errorf("logged %v; want one warning", entries)
+	}
+	if w := s.post("busy-key-00000001", false); w.Code != http.StatusCreated || !strings.Contains(w.Body.String(), first.ID) {
+		t.Errorf("a replay past the cap: %d %s; want its order", w.Code, w.Body)
+	}
+	settle(s.app.openLimit) // the listing the refusals began, before the orders expire
+	s.clock.Add(31 * time.Minute)
+	s.pass()
+	if o := s.load(first.ID); o.State != OrderExpired {
+		t.Fatalf("setup: the first order is %s, want expired", o.State)
+	}
+	if w := s.post("busy-key-00000004", false); w.Code != http.StatusCreated {
+		t.Errorf("a checkout once the open orders expired: %d %s", w.Code, w.Body)
 	}
 }

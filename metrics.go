@@ -19,6 +19,14 @@ const (
 	outcomeMalformed   = "malformed"
 )
 
+// The reasons a checkout is refused before its order is made: the shop's
+// max_open_orders, or the client's max_orders_per_client. They are also
+// the refusals' error codes.
+const (
+	refusedShopBusy = "shop_busy"
+	refusedTooMany  = "too_many_orders"
+)
+
 // receiptUnavailable is the receipt outcome of a send whose outcome is
 // unknown (the network failed, or the reply was unreadable): it is sent
 // again. The others are the receipt's states queued, done and failed.
@@ -54,6 +62,7 @@ var metrics = struct {
 	eventsRetried        prometheus.Counter
 	eventsFailed         prometheus.Counter
 	eventLatency         prometheus.Histogram
+	checkoutsRefused     *prometheus.CounterVec
 }{
 	providerCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "kassa",
@@ -135,6 +144,12 @@ var metrics = struct {
 		Help:      "From an event's creation to its receiver's 2xx answer.",
 		Buckets:   []float64{.01, .05, .1, .5, 1, 5, 10, 60, 300, 1800, 3600, 6 * 3600, 24 * 3600},
 	}),
+	checkoutsRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "kassa",
+		Name:      "checkouts_refused_total",
+		Help: "Checkouts refused before any order was made, by reason: shop_busy (max_open_orders open orders), " +
+			"too_many_orders (the client's max_orders_per_client).",
+	}, []string{"reason"}),
 }
 
 // registerMetrics registers the collectors with a config's registry. A
@@ -145,11 +160,16 @@ func registerMetrics(registry *prometheus.Registry) error {
 	if registry == nil {
 		return nil
 	}
+	for _, reason := range []string{refusedShopBusy, refusedTooMany} {
+		// At 0 before the first refusal, so that an alert on its increase
+		// sees the first one.
+		metrics.checkoutsRefused.WithLabelValues(reason)
+	}
 	for _, c := range []prometheus.Collector{
 		metrics.providerCalls, metrics.providerCallDuration, metrics.orderTransitions, metrics.receipts,
 		metrics.openOrders, metrics.oldestOpenOrderAge, metrics.reconcilerPasses, metrics.reconcilerPassTime,
 		metrics.ordersCompacted, metrics.ordersPaidLate, metrics.eventsRaised, metrics.eventsDelivered,
-		metrics.eventsRetried, metrics.eventsFailed, metrics.eventLatency,
+		metrics.eventsRetried, metrics.eventsFailed, metrics.eventLatency, metrics.checkoutsRefused,
 	} {
 		var already prometheus.AlreadyRegisteredError
 		if err := registry.Register(c); err != nil && !errors.As(err, &already) {

@@ -361,6 +361,7 @@ func TestMetricLabelsStayInFixedSets(t *testing.T) {
 		"to":        states,
 		"type":      {"sale", "sale_return", "purchase", "purchase_return", "unknown"},
 		"account":   {"card", "main", "metrics-card", "unknown"},
+		"reason":    {refusedShopBusy, refusedTooMany},
 	}
 	receiptOutcomes := []string{"queued", "done", "failed", "unavailable", "unknown"}
 	seen := 0
