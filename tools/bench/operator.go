@@ -76,21 +76,37 @@ func (e exportFigure) complete() bool {
 // year is the time the operator figures' orders are spread over.
 const year = 365 * 24 * time.Hour
 
-// historyStride is a prime: i → i × historyStride mod n visits each of n
-// slots once (for any n it does not divide), so the first orders of a
-// history are spread over its whole year.
-const historyStride = 1_000_003
-
 // history is the operator figures' stored orders: total of them, created
 // over the year before end, each in a slot of its own.
 type history struct {
 	total int
 	end   time.Time
+	// stride is near total × the golden ratio's fraction and shares no
+	// factor with total: i → i × stride mod total visits each slot once,
+	// and any first orders of the history are spread over its year.
+	stride int64
+}
+
+// newHistory is a history of total orders created over the year before end.
+func newHistory(total int, end time.Time) history {
+	n := int64(total)
+	stride := max(int64(float64(n)*0.6180339887), 1)
+	for gcd(stride, n) != 1 {
+		stride++
+	}
+	return history{total: total, end: end, stride: stride}
+}
+
+func gcd(a, b int64) int64 {
+	for b != 0 {
+		a, b = b, a%b
+	}
+	return a
 }
 
 // created is when order i of the history was created.
 func (h history) created(i int) time.Time {
-	slot := int64(i) * historyStride % int64(h.total)
+	slot := int64(i) * h.stride % int64(h.total)
 	return h.end.Add(-year + time.Duration(slot)*(year/time.Duration(h.total)))
 }
 
@@ -178,7 +194,7 @@ func (h history) count(n int, from, to time.Time) int {
 // export of the first half of its year, each in a fresh shop.
 func (f *figures) measureOperator(ctx context.Context, r *scaleRun) error {
 	counts := slices.Sorted(slices.Values(f.opts.pageOrders))
-	h := history{total: counts[len(counts)-1], end: time.Now().UTC().Truncate(time.Second)}
+	h := newHistory(counts[len(counts)-1], time.Now().UTC().Truncate(time.Second))
 	if err := checkDisk(r.dir, int64(h.total)*storedOrderDisk); err != nil {
 		return err
 	}
@@ -393,7 +409,7 @@ func runExport(ctx context.Context, bin, admin, from, to, file string) (exportRu
 		if ctx.Err() != nil {
 			return res, ctx.Err()
 		}
-		res.failure = fmt.Sprintf("caddy kassa export: %v: %s", runErr, progress.lastError())
+		res.failure = fmt.Sprintf("caddy kassa export: %v: %s", runErr, progress.lastLines(2))
 	}
 	return res, nil
 }
@@ -413,21 +429,18 @@ func (t *tailWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// lastError is the last line written that starts with "Error" (as the
-// Caddy command's errors do), or else the last line that is not empty;
-// progress lines may end in a carriage return.
-func (t *tailWriter) lastError() string {
+// lastLines is the last n lines written that are not empty, joined by
+// " / ": a command's error and its hint. Progress lines may end in a
+// carriage return.
+func (t *tailWriter) lastLines(n int) string {
+	var last []string
 	lines := strings.FieldsFunc(string(t.b), func(r rune) bool { return r == '\n' || r == '\r' })
-	last := ""
-	for i := len(lines) - 1; i >= 0; i-- {
-		switch l := strings.TrimSpace(lines[i]); {
-		case strings.HasPrefix(l, "Error"):
-			return l
-		case l != "" && last == "":
-			last = l
+	for i := len(lines) - 1; i >= 0 && len(last) < n; i-- {
+		if l := strings.TrimSpace(lines[i]); l != "" {
+			last = append([]string{l}, last...)
 		}
 	}
-	return last
+	return strings.Join(last, " / ")
 }
 
 // csvRows counts the records of a CSV file after its header.
