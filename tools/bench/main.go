@@ -108,6 +108,7 @@ func main() {
 // 500,5000; an empty one is none.
 type intList []int
 
+// String is the list as the flag takes it.
 func (l intList) String() string {
 	s := make([]string, len(l))
 	for i, n := range l {
@@ -116,6 +117,7 @@ func (l intList) String() string {
 	return strings.Join(s, ",")
 }
 
+// Set reads the flag's value.
 func (l *intList) Set(v string) error {
 	*l = nil
 	for f := range strings.SplitSeq(v, ",") {

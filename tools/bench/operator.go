@@ -303,6 +303,11 @@ func (s *shop) timePage(ctx context.Context, query string, want int) ([]time.Dur
 	return times, next, nil
 }
 
+// pageClient reads the operator's pages: an API that reads every stored
+// order may take longer than newClient's timeout, and is measured all the
+// same.
+var pageClient = &http.Client{Timeout: 5 * time.Minute}
+
 // orderPage is an answer of GET /kassa/orders.
 type orderPage struct {
 	Orders []struct {
@@ -333,7 +338,7 @@ func (s *shop) page(ctx context.Context, query string, want int) (orderPage, err
 	if err != nil {
 		return p, err
 	}
-	if err := exchangeJSON(s.client, req, http.StatusOK, &p); err != nil {
+	if err := exchangeJSON(pageClient, req, http.StatusOK, &p); err != nil {
 		return p, err
 	}
 	if err := p.check(want); err != nil {
