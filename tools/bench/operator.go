@@ -55,22 +55,22 @@ type exportFigure struct {
 	// missing says why the export was not measured (no such command or
 	// endpoint yet); the other fields are then zero.
 	missing string
-	// from and to are the range given; inRange the orders created in it,
-	// to exclusive, and inRangeWithTo those with the day to included.
-	from, to               string
-	inRange, inRangeWithTo int
-	rows                   int
-	elapsed                time.Duration
+	// from and to are the range given, days in the local time zone
+	// (the shop's), from inclusive and to exclusive; inRange is the
+	// orders created in it.
+	from, to string
+	inRange  int
+	rows     int
+	elapsed  time.Duration
 	// shopBefore and shopAfter are the shop's memory before and after
 	// the export, in a fresh process; cliPeak the CLI's peak RSS.
 	shopBefore, shopAfter memory
 	cliPeak               int64
 }
 
-// complete reports whether the export's rows are the orders of its range,
-// with the day to counted in or not.
+// complete reports whether the export's rows are the orders of its range.
 func (e exportFigure) complete() bool {
-	return e.missing == "" && e.rows > 0 && (e.rows == e.inRange || e.rows == e.inRangeWithTo)
+	return e.missing == "" && e.rows > 0 && e.rows == e.inRange
 }
 
 // year is the time the operator figures' orders are spread over.
@@ -224,9 +224,9 @@ func (f *figures) measureOperator(ctx context.Context, r *scaleRun) error {
 	}
 
 	e := &f.scale.export
-	from, to := h.end.Add(-year).Truncate(24*time.Hour), h.end.Add(-year/2).Truncate(24*time.Hour)
+	from, to := midnight(h.end.Add(-year)), midnight(h.end.Add(-year/2))
 	e.from, e.to = from.Format(time.DateOnly), to.Format(time.DateOnly)
-	e.inRange, e.inRangeWithTo = h.count(h.total, from, to), h.count(h.total, from, to.Add(24*time.Hour))
+	e.inRange = h.count(h.total, from, to)
 	fmt.Fprintf(r.w, "export of %s to %s (%d orders) in a fresh shop\n", e.from, e.to, e.inRange)
 	s, err := r.scaleShop(ctx, "shop-export", storage, noticeOrderTTL)
 	if err != nil {
@@ -243,6 +243,13 @@ func (f *figures) measureOperator(ctx context.Context, r *scaleRun) error {
 			megabytes(e.shopBefore.peak), megabytes(e.shopAfter.peak), megabytes(e.cliPeak))
 	}
 	return nil
+}
+
+// midnight is the start of t's day in the local time zone, which the shop
+// the harness starts shares: the export's dates are its days.
+func midnight(t time.Time) time.Time {
+	y, m, d := t.In(time.Local).Date()
+	return time.Date(y, m, d, 0, 0, 0, 0, time.Local)
 }
 
 // checkDisk fails if dir's file system has less than need bytes free.

@@ -111,8 +111,8 @@ func (f *figures) scaleTargets() []target {
 			met:  e.complete() && e.growth() < maxRSSGrowth,
 		}
 		if e.missing == "" {
-			t.got = fmt.Sprintf("%d rows for %d orders created from %s to %s (%d with %s itself); peak RSS %s → %s",
-				e.rows, e.inRange, e.from, e.to, e.inRangeWithTo, e.to, megabytes(e.shopBefore.peak), megabytes(e.shopAfter.peak))
+			t.got = fmt.Sprintf("%d rows for %d orders created from %s to %s; peak RSS %s → %s",
+				e.rows, e.inRange, e.from, e.to, megabytes(e.shopBefore.peak), megabytes(e.shopAfter.peak))
 		}
 		ts = append(ts, t)
 	}
@@ -230,8 +230,9 @@ func (f *figures) scaleMarkdown(alone bool) string {
   first; page 2 is the same with before= page 1's next cursor.
 - Export: caddy kassa export --from --to of the first half of that year, against a fresh shop
   on the largest history, its output to a file whose CSV records (after the header) are
-  counted against the orders the harness stored in the range (with the day to itself or
-  without). The shop's peak RSS is VmHWM before and after; the CLI's is its rusage maxrss.
+  counted against the orders the harness stored in the range (from inclusive, to exclusive,
+  days in the shop's time zone). The shop's peak RSS is VmHWM before and after; the CLI's is
+  its rusage maxrss.
 `, scalePollInterval, defaultPollWorkers, shortDuration(noticeOrderTTL), noticePaid, noticeReadEvery, noticeWaitPerSweeps,
 		shortDuration(minNoticeWait), shortDuration(youngAge), shortDuration(youngOrderTTL), f.opts.concurrency, pageLimit, pageSamples,
 		pageWarmup, minPageSamples, shortDuration(pageBudget))
