@@ -190,8 +190,9 @@ func (h history) count(n int, from, to time.Time) int {
 }
 
 // measureOperator measures the operator's page with each -page-orders
-// count of orders stored, adding orders to one history, and then the
-// export of the first half of its year, each in a fresh shop.
+// count of orders stored, adding orders to one history while one shop
+// runs on it, and then, in a fresh shop, the export of the first half of
+// its year.
 func (f *figures) measureOperator(ctx context.Context, r *scaleRun) error {
 	counts := slices.Sorted(slices.Values(f.opts.pageOrders))
 	h := newHistory(counts[len(counts)-1], time.Now().UTC().Truncate(time.Second))
@@ -200,27 +201,17 @@ func (f *figures) measureOperator(ctx context.Context, r *scaleRun) error {
 	}
 	storage := filepath.Join(r.dir, "orders-history")
 	defer os.RemoveAll(storage)
-	stored := 0
-	for _, n := range counts {
-		fmt.Fprintf(r.w, "operator page: storing orders up to %d\n", n)
-		pf := pageFigure{stored: n}
-		start := time.Now()
-		if err := h.seed(ctx, storage, stored, n, r.opts.concurrency); err != nil {
-			return err
-		}
-		pf.seedTime, stored = time.Since(start), n
-		s, err := r.scaleShop(ctx, fmt.Sprintf("shop-history-%d", n), storage, noticeOrderTTL)
-		if err != nil {
-			return err
-		}
-		err = s.measurePages(ctx, &pf)
-		s.stop()
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(r.w, "  stored in %s; page 1 p50 %s, p90 %s (%d samples)\n", pf.seedTime.Round(time.Millisecond),
-			roundDuration(percentile(pf.first, 0.5)), roundDuration(percentile(pf.first, 0.9)), len(pf.first))
-		f.scale.pages = append(f.scale.pages, pf)
+	// The shop starts on the empty storage, as a shop's history begins:
+	// an index its release builds of the orders stored before it (none
+	// here) is complete a moment after it starts.
+	s, err := r.scaleShop(ctx, "shop-history", storage, noticeOrderTTL)
+	if err != nil {
+		return err
+	}
+	f.scale.pages, err = r.measurePages(ctx, s, h, storage, counts)
+	s.stop()
+	if err != nil {
+		return err
 	}
 
 	e := &f.scale.export
@@ -228,8 +219,7 @@ func (f *figures) measureOperator(ctx context.Context, r *scaleRun) error {
 	e.from, e.to = from.Format(time.DateOnly), to.Format(time.DateOnly)
 	e.inRange = h.count(h.total, from, to)
 	fmt.Fprintf(r.w, "export of %s to %s (%d orders) in a fresh shop\n", e.from, e.to, e.inRange)
-	s, err := r.scaleShop(ctx, "shop-export", storage, noticeOrderTTL)
-	if err != nil {
+	if s, err = r.scaleShop(ctx, "shop-export", storage, noticeOrderTTL); err != nil {
 		return err
 	}
 	defer s.stop()
@@ -252,6 +242,32 @@ func midnight(t time.Time) time.Time {
 	return time.Date(y, m, d, 0, 0, 0, 0, time.Local)
 }
 
+// measurePages stores the orders of h in storage up to each of counts,
+// in turn, and measures the operator's pages on s at each.
+func (r *scaleRun) measurePages(ctx context.Context, s *shop, h history, storage string, counts []int) ([]pageFigure, error) {
+	if err := sleep(ctx, time.Second); err != nil { // the shop's start on the empty storage is over
+		return nil, err
+	}
+	var pages []pageFigure
+	stored := 0
+	for _, n := range counts {
+		fmt.Fprintf(r.w, "operator page: storing orders up to %d\n", n)
+		pf := pageFigure{stored: n}
+		start := time.Now()
+		if err := h.seed(ctx, storage, stored, n, r.opts.concurrency); err != nil {
+			return nil, err
+		}
+		pf.seedTime, stored = time.Since(start), n
+		if err := s.measurePage(ctx, &pf); err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(r.w, "  stored in %s; page 1 p50 %s, p90 %s (%d samples)\n", pf.seedTime.Round(time.Millisecond),
+			roundDuration(percentile(pf.first, 0.5)), roundDuration(percentile(pf.first, 0.9)), len(pf.first))
+		pages = append(pages, pf)
+	}
+	return pages, nil
+}
+
 // checkDisk fails if dir's file system has less than need bytes free.
 func checkDisk(dir string, need int64) error {
 	var st syscall.Statfs_t
@@ -265,9 +281,9 @@ func checkDisk(dir string, need int64) error {
 	return nil
 }
 
-// measurePages times page 1 of GET /kassa/orders?limit=pageLimit on s,
+// measurePage times page 1 of GET /kassa/orders?limit=pageLimit on s,
 // and page 2 with the cursor page 1 returned.
-func (s *shop) measurePages(ctx context.Context, pf *pageFigure) error {
+func (s *shop) measurePage(ctx context.Context, pf *pageFigure) error {
 	want := min(pageLimit, pf.stored)
 	first := "limit=" + strconv.Itoa(pageLimit)
 	var next string

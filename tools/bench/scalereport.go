@@ -224,7 +224,8 @@ func (f *figures) scaleMarkdown(alone bool) string {
 - Operator page: orders written straight into the storage with kassa.OrderStore.Create (the
   shop's own code), from %[10]d workers, created over the year before the run (the first
   stored spread over all of it), 70 %% paid with their receipts done (one in 20 refunded), 25 %%
-  expired, 3 %% cancelled, 2 %% failed. Each count is measured in a fresh shop: GET
+  expired, 3 %% cancelled, 2 %% failed, while one shop runs on that storage (started on it
+  empty, as a shop's history begins). At each count: GET
   /kassa/orders?limit=%[11]d on the admin API, %[12]d times after %[13]d warm-up requests
   (fewer, at least %[14]d, once %[15]s is spent), each answer checked to hold %[11]d orders newest
   first; page 2 is the same with before= page 1's next cursor.
