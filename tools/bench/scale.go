@@ -22,19 +22,30 @@ import (
 const onlyScale = "scale"
 
 // The scale figures' shop: the reconciler's period of the issue's
-// measurement, the kassa app's default poll_concurrency (the expected
-// sweep time is worked out with it), and the orders' time to live, long
-// enough that nothing expires during a figure.
+// measurement, and the kassa app's default poll_concurrency, with which
+// the expected sweep time is worked out.
 const (
-	scalePollInterval   = 2 * time.Second
-	defaultPollWorkers  = 16
-	noticeOrderTTL      = 24 * time.Hour
-	youngOrderTTL       = 3 * time.Hour
-	youngAge            = time.Hour + 10*time.Minute
+	scalePollInterval  = 2 * time.Second
+	defaultPollWorkers = 16
+)
+
+// The notice figures: orders live long enough that none expires during a
+// figure; the young-first figure's old orders are made youngAge old, and
+// live youngOrderTTL from then.
+const (
+	noticeOrderTTL = 24 * time.Hour
+	youngOrderTTL  = 3 * time.Hour
+	youngAge       = time.Hour + 10*time.Minute
+)
+
+// A notice figure pays noticePaid of its open orders, reads each paid
+// order every noticeReadEvery, and waits for them noticeWaitPerSweeps
+// expected sweeps, at least minNoticeWait.
+const (
 	noticePaid          = 10
 	noticeReadEvery     = 100 * time.Millisecond
-	minNoticeWait       = 2 * time.Minute
 	noticeWaitPerSweeps = 4
+	minNoticeWait       = 2 * time.Minute
 )
 
 // scaleFigures are the figures of a sale's scale, measured against a
@@ -54,9 +65,9 @@ type scaleFigures struct {
 // noticeFigure is the time from payments to paid orders with their sale
 // receipts done, nobody polling their status.
 type noticeFigure struct {
-	// open are the open orders the shop held besides the paid ones' own
-	// (for the young-first figure, those made older than an hour); fresh,
-	// for the young-first figure, the new ones, all paid.
+	// open is the open orders the shop held as the payments were made,
+	// the paid ones among them; for the young-first figure, those made
+	// older than an hour, and fresh the new ones beside them, all paid.
 	open, fresh int
 	paid        int
 	// noticed is, for each paid order noticed within wait, payment → the
