@@ -16,7 +16,19 @@
 //  7. notifications: the checkout on a shop with a notify receiver
 //     (served by the harness) against one without, and the time from an
 //     order's payment to its order.paid event at the receiver. -only
-//     notify measures this alone and replaces its section of -out.
+//     notify measures this alone and replaces its section of -out;
+//  8. scale, against a sandbox whose every API call takes -latency, on
+//     shops with receipts and poll_interval 2s: the time from payments to
+//     paid orders with their receipts done, nobody polling, with
+//     -notice-orders open orders; the same for -young-new new orders
+//     beside -young-orders older than an hour; the operator's page GET
+//     /kassa/orders?limit=20 (and page 2 by its cursor) with each of
+//     -page-orders orders stored (with kassa.OrderStore, over a year);
+//     and caddy kassa export of the first half of that year. -only scale
+//     measures these alone and replaces their section of -out.
+//
+// The figures 1 to 6 of the run are shown beside those of the report -out
+// held before, so that a regression shows.
 //
 // It prints every figure and the ratios to the targets, and writes them,
 // with the Go benchmarks of the hot paths and the machine it ran on, to
@@ -32,10 +44,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
 	"os/signal"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -47,9 +62,17 @@ func main() {
 	flag.StringVar(&opts.out, "out", "", "write the report (Markdown) to this `file`, such as docs/PERFORMANCE.md")
 	flag.StringVar(&opts.benchtime, "benchtime", "1s", "-benchtime of the Go benchmarks")
 	flag.StringVar(&opts.pprof, "pprof", "", "write CPU profiles of the shop and sandbox Caddies during the status and checkout figures to this `directory`")
-	flag.StringVar(&opts.only, "only", "", "measure only this part: `notify` (the checkout with and without notifications, and their delivery); with -out, only its section of the report is replaced")
+	flag.StringVar(&opts.only, "only", "", "measure only this `part`: notify (the checkout with and without notifications, and their delivery) or scale (the scale figures); with -out, only its section of the report is replaced")
+	flag.DurationVar(&opts.latency, "latency", 200*time.Millisecond, "the sandbox's latency, added to every provider call, in the scale figures")
+	opts.noticeOrders = intList{500, 5000}
+	flag.Var(&opts.noticeOrders, "notice-orders", "`counts` of open orders of the notice figures, comma-separated")
+	flag.IntVar(&opts.youngOld, "young-orders", 5000, "open orders older than an hour in the young-first figure (0: no such figure)")
+	flag.IntVar(&opts.youngNew, "young-new", 50, "new orders paid in the young-first figure")
+	opts.pageOrders = intList{10_000, 200_000}
+	flag.Var(&opts.pageOrders, "page-orders", "`counts` of stored orders of the operator page figures, comma-separated (none: no operator or export figure)")
 	flag.Parse()
-	if flag.NArg() > 0 || (opts.only != "" && opts.only != onlyNotify) || opts.concurrency < 1 || opts.duration <= 0 || opts.orders < 0 {
+	if flag.NArg() > 0 || (opts.only != "" && opts.only != onlyNotify && opts.only != onlyScale) || opts.concurrency < 1 ||
+		opts.duration <= 0 || opts.orders < 0 || opts.latency < 0 || opts.youngOld < 0 || opts.youngNew < 0 {
 		flag.Usage()
 		os.Exit(2)
 	}
@@ -63,9 +86,12 @@ func main() {
 		os.Exit(1)
 	}
 	fmt.Println()
-	if opts.only == onlyNotify {
+	switch opts.only {
+	case onlyNotify:
 		fmt.Print(f.notifySummary())
-	} else {
+	case onlyScale:
+		fmt.Print(f.scaleSummary())
+	default:
 		fmt.Print(f.summary())
 	}
 	if opts.out != "" {
@@ -76,4 +102,33 @@ func main() {
 		fmt.Println("wrote", opts.out)
 	}
 	fmt.Printf("the harness ran for %s\n", time.Since(start).Round(time.Second))
+}
+
+// intList is a flag of positive whole numbers, comma-separated, such as
+// 500,5000; an empty one is none.
+type intList []int
+
+// String is the list as the flag takes it.
+func (l intList) String() string {
+	s := make([]string, len(l))
+	for i, n := range l {
+		s[i] = strconv.Itoa(n)
+	}
+	return strings.Join(s, ",")
+}
+
+// Set reads the flag's value.
+func (l *intList) Set(v string) error {
+	*l = nil
+	for f := range strings.SplitSeq(v, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		n, err := strconv.Atoi(strings.ReplaceAll(f, "_", ""))
+		if err != nil || n < 1 {
+			return errors.New("want positive whole numbers, comma-separated")
+		}
+		*l = append(*l, n)
+	}
+	return nil
 }

@@ -2,12 +2,17 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/caddy-kassa/kassa"
 )
 
 // TestHarnessSmoke runs the harness with tiny numbers, so that it keeps
@@ -107,6 +112,68 @@ func TestHarnessSmoke(t *testing.T) {
 	}
 }
 
+// TestScaleSmoke runs the scale figures alone with tiny numbers, so that
+// they keep working: every paid order is noticed (the wait is minutes),
+// every page answers, and the section replaces its own in a report. It
+// asserts no speed. The export may not be built: then it must say why.
+func TestScaleSmoke(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	out := filepath.Join(t.TempDir(), "PERFORMANCE.md")
+	const before = "# Performance\n\n## Figures\n\n| figure | value |\n|---|---|\n| respond | 1 req/s |\n\n## Go benchmarks\n\nbenchmarks\n"
+	if err := os.WriteFile(out, []byte(before), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	opts := options{concurrency: 4, duration: time.Second, only: onlyScale, out: out, latency: 10 * time.Millisecond,
+		noticeOrders: intList{30}, youngOld: 30, youngNew: 5, pageOrders: intList{50, 200}}
+	var progress strings.Builder
+	f, err := run(ctx, opts, &progress)
+	if err != nil {
+		t.Fatalf("%v\nprogress:\n%s", err, progress.String())
+	}
+	s := f.scale
+	if len(s.notice) != 1 || s.notice[0].open != 30 || s.notice[0].paid != noticePaid || s.notice[0].missed() != 0 {
+		t.Errorf("notice figures: %+v", s.notice)
+	}
+	if y := s.young; y.open != 30 || y.fresh != 5 || y.paid != 5 || y.missed() != 0 {
+		t.Errorf("young-first figure: %+v", y)
+	}
+	if len(s.pages) != 2 || s.pages[0].stored != 50 || s.pages[1].stored != 200 {
+		t.Fatalf("page figures: %+v", s.pages)
+	}
+	for _, p := range s.pages {
+		if len(p.first) < minPageSamples || (p.secondMissing == "" && len(p.second) < minPageSamples) {
+			t.Errorf("%d stored: %d samples of page 1, %d of page 2 (%s)", p.stored, len(p.first), len(p.second), p.secondMissing)
+		}
+	}
+	if e := s.export; e.missing == "" && !e.complete() {
+		t.Errorf("export: %d rows for %d orders in its range", e.rows, e.inRange)
+	} else if e.missing != "" {
+		t.Logf("export not measured: %s", e.missing)
+	}
+	if err := f.write(out); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	report := string(b)
+	checkTables(t, report)
+	if !strings.HasPrefix(report, strings.TrimSuffix(before, "## Go benchmarks\n\nbenchmarks\n")) ||
+		!strings.HasSuffix(report, "\n## Go benchmarks\n\nbenchmarks\n") {
+		t.Errorf("the rest of the report changed:\n%s", report)
+	}
+	for _, tg := range f.scaleTargets() {
+		if !strings.Contains(report, "| "+tg.what+" | "+tg.want+" | "+tg.got+" | ") {
+			t.Errorf("the report lacks the target %q", tg.what)
+		}
+	}
+	if testing.Verbose() {
+		_, _ = io.WriteString(os.Stdout, f.scaleSummary())
+	}
+}
+
 // checkTables fails if a Markdown table's rows have a different number of
 // cells than its header.
 func checkTables(t *testing.T, report string) {
@@ -141,5 +208,302 @@ func TestReplaceSection(t *testing.T) {
 		if got := replaceSection(tc.report, notifyHeading, section, "## Go benchmarks"); got != tc.want {
 			t.Errorf("%s: got\n%q\nwant\n%q", name, got, tc.want)
 		}
+	}
+}
+
+// TestParsePrevious reads a report's figures by row label, from the
+// Figures and Scale sections only, headers aside.
+func TestParsePrevious(t *testing.T) {
+	report := `# Performance
+
+    cd tools && go run ./bench
+
+on 2026-11-24 00:35 UTC.
+
+## Targets
+
+| target | want | measured | |
+|---|---|---|---|
+| checkout | ≥ 0.9 × | 0.49 × | MISS |
+
+## Figures
+
+| figure | value | CPU per request: shop | all | requests | failed |
+|---|---|---|---|---|---|
+| respond | 16877 req/s | 49 µs | 94 µs | 168793 | 0 |
+| kassa_checkout form posts | 1353 orders/s | 856 µs | 1159 µs | 13580 | 0 |
+
+| derived figure | value | previous run (2026-11-01 10:00 UTC) |
+|---|---|---|
+| provider calls per order | 1.000 | 1.000 |
+| reconciler pass, 100 open orders | 34.45ms | — |
+
+## Notifications
+
+| figure | value | samples, notes |
+|---|---|---|
+| on ÷ off | 0.95 | 5 rounds each |
+
+## Scale
+
+| figure | value | previous run (none) | notes |
+|---|---|---|---|
+| payment → paid with its receipt done, 500 open orders, max | 4.03 s (2.0 poll intervals) | — | expected sweep |
+`
+	p := parsePrevious(report)
+	if p.date != "2026-11-24 00:35 UTC" {
+		t.Errorf("date %q", p.date)
+	}
+	for label, want := range map[string]string{
+		"respond":                          "16877 req/s",
+		"kassa_checkout form posts":        "1353 orders/s",
+		"provider calls per order":         "1.000",
+		"reconciler pass, 100 open orders": "34.45ms",
+		"payment → paid with its receipt done, 500 open orders, max": "4.03 s (2.0 poll intervals)",
+		"checkout":                  "—", // a target, not a figure
+		"on ÷ off":                  "—", // the notifications' section is not compared
+		"figure":                    "—", // a header
+		"derived figure":            "—",
+		"a figure the report lacks": "—",
+	} {
+		if got := p.value(label); got != want {
+			t.Errorf("%q: %q, want %q", label, got, want)
+		}
+	}
+	if got := parsePrevious(""); got.date != "" || got.value("respond") != "—" {
+		t.Errorf("an empty report: %+v", got)
+	}
+}
+
+// TestPreviousOfOwnReport reads a report the harness wrote as the
+// previous run of the next: every figure shown beside the previous run's
+// is found by its label, with the value written.
+func TestPreviousOfOwnReport(t *testing.T) {
+	f := sampleFigures()
+	report := f.markdown()
+	checkTables(t, report)
+	p := parsePrevious(report)
+	if p.date != f.machine.date.Format("2006-01-02 15:04 MST") {
+		t.Errorf("date %q", p.date)
+	}
+	for _, l := range f.loads() {
+		if got, want := p.value(l.name), fmt.Sprintf("%.0f %s", l.res.rate(), l.unit); got != want {
+			t.Errorf("%s: %q, want %q", l.name, got, want)
+		}
+	}
+	for _, r := range f.scaleRows() {
+		if got := p.value(r[0]); got != r[1] && r[1] != "—" {
+			t.Errorf("%s: %q, want %q", r[0], got, r[1])
+		}
+	}
+	// The next run shows them beside its own.
+	next := sampleFigures()
+	next.previous = p
+	again := next.markdown()
+	for _, want := range []string{
+		"| figure | value | previous run (" + p.date + ") |",
+		fmt.Sprintf("| respond | %.0f req/s | %.0f req/s |", f.respond.rate(), f.respond.rate()),
+		"| provider calls per order | 1.000 | 1.000 |",
+	} {
+		if !strings.Contains(again, want) {
+			t.Errorf("the next report lacks %q", want)
+		}
+	}
+}
+
+// sampleFigures are figures of a run that measured everything, made up.
+func sampleFigures() *figures {
+	load := func(n int64) loadResult {
+		return loadResult{requests: n, elapsed: 10 * time.Second, cpu: time.Second, allCPU: 2 * time.Second}
+	}
+	ms := func(v ...int) []time.Duration {
+		d := make([]time.Duration, len(v))
+		for i, x := range v {
+			d[i] = time.Duration(x) * time.Millisecond
+		}
+		return d
+	}
+	f := &figures{
+		opts:    options{concurrency: 16, duration: 10 * time.Second, orders: 1000, benchtime: "1s", latency: 200 * time.Millisecond},
+		machine: machine{date: time.Date(2026, 12, 6, 1, 0, 0, 0, time.UTC)},
+		respond: load(160000), proxy: load(50000), status: load(150000), checkout: load(13000), writes: load(55000), stored: load(24000),
+		writesPerOrder: 2, generateCalls: 13000, statusPolls: 900, statusWindow: 10 * time.Second,
+		previous: parsePrevious(""),
+	}
+	f.scale = scaleFigures{
+		latency: 200 * time.Millisecond,
+		notice: []noticeFigure{
+			{open: 500, paid: 10, noticed: ms(900, 1000, 1100, 1200, 1300, 1400, 1500, 1600, 1700, 5000), wait: 2 * time.Minute},
+			{open: 5000, paid: 10, noticed: ms(50000, 60000), wait: 4 * time.Minute},
+		},
+		young:  noticeFigure{open: 5000, fresh: 50, paid: 50, noticed: ms(1000, 2000, 7000), wait: 4 * time.Minute},
+		pages:  []pageFigure{{stored: 10000, first: ms(10, 11, 12)}, {stored: 200000, first: ms(30, 31, 32), second: ms(30)}},
+		export: exportFigure{from: "2025-12-06", to: "2026-06-06", inRange: 100, rows: 100},
+	}
+	return f
+}
+
+// TestScaleTargets passes or misses each scale target by its bound.
+func TestScaleTargets(t *testing.T) {
+	f := sampleFigures()
+	met := func() map[string]bool {
+		m := map[string]bool{}
+		for _, tg := range f.scaleTargets() {
+			m[tg.what] = tg.met
+		}
+		return m
+	}
+	want := map[string]bool{
+		"payment notice, 500 open orders":                           true,  // 5 s is 2.5 poll intervals
+		"young first: 50 new orders beside 5000 older than an hour": false, // 7 s is 3.5
+		"operator page, 200000 ÷ 10000 stored orders":               false, // 31 ms ÷ 11 ms
+		"export": true,
+	}
+	if got := met(); !maps.Equal(got, want) {
+		t.Errorf("targets met: %v, want %v", got, want)
+	}
+
+	f.scale.notice[0].noticed = f.scale.notice[0].noticed[:9] // one paid order not noticed
+	f.scale.young.noticed = f.scale.young.noticed[:2]         // 2 s, but one missed
+	f.scale.pages[1].first = f.scale.pages[1].first[:1]       // 30 ms ÷ 11 ms
+	f.scale.pages[0].first = []time.Duration{15 * time.Millisecond}
+	f.scale.export.rows = 99
+	want = map[string]bool{
+		"payment notice, 500 open orders":                           false,
+		"young first: 50 new orders beside 5000 older than an hour": false,
+		"operator page, 200000 ÷ 10000 stored orders":               true,
+		"export": false,
+	}
+	if got := met(); !maps.Equal(got, want) {
+		t.Errorf("targets met: %v, want %v", got, want)
+	}
+
+	f.scale.export = exportFigure{missing: "no such command"}
+	for _, tg := range f.scaleTargets() {
+		if tg.what == "export" && (tg.met || !strings.Contains(tg.got, "no such command")) {
+			t.Errorf("a missing export: %+v", tg)
+		}
+	}
+	section := f.scaleMarkdown(true)
+	checkTables(t, section)
+	for _, want := range []string{"| export |", "not measured: no such command", "expected sweep 5000 ÷ (16 ÷ 200ms) = 1m2.5s",
+		"page 2, p50 | 30ms"} {
+		if !strings.Contains(section, want) {
+			t.Errorf("the scale section lacks %q", want)
+		}
+	}
+}
+
+// TestPercentile is nearest-rank.
+func TestPercentile(t *testing.T) {
+	d := []time.Duration{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}
+	for q, want := range map[float64]time.Duration{0: 1, 0.5: 5, 0.9: 9, 0.95: 10, 1: 10} {
+		if got := percentile(d, q); got != want {
+			t.Errorf("percentile(%v) = %v, want %v", q, got, want)
+		}
+	}
+	if percentile(nil, 0.5) != 0 {
+		t.Error("the percentile of nothing is not 0")
+	}
+}
+
+// TestSpread picks the oldest, the newest and those between, once each.
+func TestSpread(t *testing.T) {
+	for _, tc := range []struct {
+		n, k int
+		want []int
+	}{
+		{500, 10, []int{0, 55, 110, 166, 221, 277, 332, 388, 443, 499}},
+		{3, 10, []int{0, 1, 2}},
+		{1, 10, []int{0}},
+		{5000, 1, []int{0}},
+	} {
+		if got := spread(tc.n, tc.k); !slices.Equal(got, tc.want) {
+			t.Errorf("spread(%d, %d) = %v, want %v", tc.n, tc.k, got, tc.want)
+		}
+	}
+}
+
+// TestHistory spreads any first orders of a history over its year, each
+// in its own slot, and counts them by range.
+func TestHistory(t *testing.T) {
+	h := newHistory(20000, time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC))
+	seen := map[time.Time]bool{}
+	firstHalf := 0
+	for i := range h.total {
+		c := h.created(i)
+		if c.Before(h.end.Add(-year)) || !c.Before(h.end) || seen[c] {
+			t.Fatalf("order %d created %v: outside the year or twice", i, c)
+		}
+		seen[c] = true
+		if i < 1000 && c.Before(h.end.Add(-year/2)) {
+			firstHalf++
+		}
+	}
+	if firstHalf < 400 || firstHalf > 600 {
+		t.Errorf("%d of the first 1000 orders in the first half of the year", firstHalf)
+	}
+	if got := h.count(h.total, h.end.Add(-year), h.end); got != h.total {
+		t.Errorf("count over the year: %d", got)
+	}
+	if got := h.count(h.total, h.end.Add(-year), h.end.Add(-year/2)); got != h.total/2 {
+		t.Errorf("count over half the year: %d", got)
+	}
+	states := map[kassa.OrderState]int{}
+	for i := range 100 {
+		o := h.order(i)
+		states[o.State]++
+		if o.State == kassa.OrderPaid && (o.Receipt == nil || o.Receipt.State != kassa.ReceiptDone) {
+			t.Errorf("paid order %d without its receipt done", i)
+		}
+	}
+	if want := map[kassa.OrderState]int{kassa.OrderPaid: 70, kassa.OrderExpired: 25, kassa.OrderCancelled: 3, kassa.OrderFailed: 2}; !maps.Equal(states, want) {
+		t.Errorf("states %v, want %v", states, want)
+	}
+}
+
+// TestIntList reads and writes the comma-separated counts of a flag.
+func TestIntList(t *testing.T) {
+	var l intList
+	if err := l.Set("500, 5_000,"); err != nil || !slices.Equal(l, intList{500, 5000}) || l.String() != "500,5000" {
+		t.Errorf("Set: %v, %v", l, err)
+	}
+	if err := l.Set(""); err != nil || len(l) != 0 || l.String() != "" {
+		t.Errorf("Set empty: %v, %v", l, err)
+	}
+	for _, bad := range []string{"0", "-1", "ten", "1,x"} {
+		if err := l.Set(bad); err == nil {
+			t.Errorf("Set(%q) took %v", bad, l)
+		}
+	}
+}
+
+// TestExportOutput counts an export's CSV records after its header, and
+// keeps the end of the CLI's output: its error and hint.
+func TestExportOutput(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "export.csv")
+	csv := "id,state,amount\nA,paid,820.00\nB,expired,\"1,5\"\n\"C\",paid,\"a \"\"quoted\"\"\nline\"\n"
+	if err := os.WriteFile(file, []byte(csv), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := csvRows(file); n != 3 || err != nil {
+		t.Errorf("csvRows: %d, %v", n, err)
+	}
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := csvRows(file); n != 0 || err != nil {
+		t.Errorf("csvRows of nothing: %d, %v", n, err)
+	}
+
+	var w tailWriter
+	fmt.Fprint(&w, "exported 1000 orders\rexported 2000 orders\rkassa: unknown flag: --from\nRun 'caddy kassa --help' for usage.\n\n")
+	if got, want := w.lastLines(2), "kassa: unknown flag: --from / Run 'caddy kassa --help' for usage."; got != want {
+		t.Errorf("lastLines: %q, want %q", got, want)
+	}
+	w = tailWriter{}
+	fmt.Fprint(&w, "exported 1000 orders\rexported 2000 orders\r\n")
+	if got := w.lastLines(2); got != "exported 1000 orders / exported 2000 orders" {
+		t.Errorf("lastLines of progress: %q", got)
 	}
 }

@@ -137,18 +137,24 @@ func (f *figures) notifyMarkdown(alone bool) string {
 	return b.String()
 }
 
-// write writes the report to file; with -only notify, it replaces the
-// notifications' section of the report already there (or adds it before
-// the Go benchmarks' section), leaving the rest as it was.
+// write writes the report to file; with -only, it replaces that part's
+// section of the report already there (or adds it before the Go
+// benchmarks' section), leaving the rest as it was.
 func (f *figures) write(file string) error {
-	if f.opts.only != onlyNotify {
+	var heading, section string
+	switch f.opts.only {
+	case onlyNotify:
+		heading, section = notifyHeading, f.notifyMarkdown(true)
+	case onlyScale:
+		heading, section = scaleHeading, f.scaleMarkdown(true)
+	default:
 		return os.WriteFile(file, []byte(f.markdown()), 0o644)
 	}
 	old, err := os.ReadFile(file)
 	if err != nil {
-		return fmt.Errorf("-only notify replaces its section of a report: %v", err)
+		return fmt.Errorf("-only %s replaces its section of a report: %v", f.opts.only, err)
 	}
-	return os.WriteFile(file, []byte(replaceSection(string(old), notifyHeading, f.notifyMarkdown(true), "## Go benchmarks")), 0o644)
+	return os.WriteFile(file, []byte(replaceSection(string(old), heading, section, "## Go benchmarks")), 0o644)
 }
 
 // replaceSection replaces the section of report that starts with the line

@@ -170,6 +170,7 @@ func (f *figures) summary() string {
 		fmt.Fprintf(&b, "%s %s: %s (want %s)\n", verdict(t.met), t.what, t.got, t.want)
 	}
 	b.WriteString(f.notifySummary())
+	b.WriteString(f.scaleSummary())
 	return b.String()
 }
 
@@ -196,11 +197,13 @@ func (f *figures) markdown() string {
 		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", t.what, t.want, t.got, verdict(t.met))
 	}
 
-	fmt.Fprintf(&b, "\n## Figures\n\n%d workers, %s per load figure.\n\n", f.opts.concurrency, f.opts.duration)
-	b.WriteString("| figure | value | CPU per request: shop | all | requests | failed |\n|---|---|---|---|---|---|\n")
+	fmt.Fprintf(&b, "\n## Figures\n\n%d workers, %s per load figure; beside each figure, the value of the report this run replaced.\n\n",
+		f.opts.concurrency, f.opts.duration)
+	previous := "previous run (" + cmpOr(f.previous.date, "none") + ")"
+	fmt.Fprintf(&b, "| figure | value | %s | CPU per request: shop | all | requests | failed |\n|---|---|---|---|---|---|---|\n", previous)
 	for _, l := range f.loads() {
-		fmt.Fprintf(&b, "| %s | %.0f %s | %s | %s | %d | %d |\n", l.name, l.res.rate(), l.unit, cpuCell(l.res.cpu, l.res.cpuPerRequest()),
-			cpuCell(l.res.allCPU, l.res.allCPUPerRequest()), l.res.requests, l.res.failures)
+		fmt.Fprintf(&b, "| %s | %.0f %s | %s | %s | %s | %d | %d |\n", l.name, l.res.rate(), l.unit, f.previous.value(l.name),
+			cpuCell(l.res.cpu, l.res.cpuPerRequest()), cpuCell(l.res.allCPU, l.res.allCPUPerRequest()), l.res.requests, l.res.failures)
 	}
 	rows := [][2]string{
 		{"reverse_proxy ÷ respond", fmt.Sprintf("%.2f", ratio(f.proxy.rate(), f.respond.rate()))},
@@ -222,9 +225,9 @@ func (f *figures) markdown() string {
 		{"reading every stored order once", roundDuration(mem.scan).String()},
 		{fmt.Sprintf("storing the %d closed orders", mem.seeded), roundDuration(mem.seedTime).String()},
 	}
-	b.WriteString("\n| derived figure | value |\n|---|---|\n")
+	fmt.Fprintf(&b, "\n| derived figure | value | %s |\n|---|---|---|\n", previous)
 	for _, r := range rows {
-		fmt.Fprintf(&b, "| %s | %s |\n", r[0], r[1])
+		fmt.Fprintf(&b, "| %s | %s | %s |\n", r[0], r[1], f.previous.value(r[0]))
 	}
 
 	b.WriteString(`
@@ -274,7 +277,7 @@ func (f *figures) markdown() string {
   kassa_reconciler_pass_duration_seconds.
 `, strings.TrimSuffix(loadPollInterval.String(), "0m0s"), memoryPollInterval)
 
-	fmt.Fprintf(&b, "\n%s\n## Go benchmarks\n\n    %s\n\n", f.notifyMarkdown(false), f.bench.command)
+	fmt.Fprintf(&b, "\n%s\n%s\n## Go benchmarks\n\n    %s\n\n", f.notifyMarkdown(false), f.scaleMarkdown(false), f.bench.command)
 	b.WriteString("| benchmark | ns/op | B/op | allocs/op | other |\n|---|---:|---:|---:|---|\n")
 	for _, r := range f.bench.results {
 		var other []string

@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -21,8 +23,18 @@ type options struct {
 	out         string
 	benchtime   string
 	pprof       string
-	// only, if not empty, names the one part to measure: "notify".
+	// only, if not empty, names the one part to measure: "notify" or
+	// "scale".
 	only string
+	// The scale figures' (scale.go): the latency the sandbox adds to
+	// every provider call; the open orders of each notice figure; the old
+	// and new orders of the young-first figure; the stored orders of each
+	// operator page figure (the export is of the first half of the
+	// largest's year).
+	latency            time.Duration
+	noticeOrders       intList
+	youngOld, youngNew int
+	pageOrders         intList
 }
 
 // command is the command line that runs the harness with these options,
@@ -30,6 +42,10 @@ type options struct {
 func (o options) command() string {
 	cmd := fmt.Sprintf("cd tools && go run ./bench -concurrency %d -duration %s -orders %d -benchtime %s",
 		o.concurrency, o.duration, o.orders, o.benchtime)
+	if o.only != onlyNotify {
+		cmd += fmt.Sprintf(" -latency %s -notice-orders=%s -young-orders %d -young-new %d -page-orders=%s",
+			o.latency, o.noticeOrders, o.youngOld, o.youngNew, o.pageOrders)
+	}
 	if o.only != "" {
 		cmd += " -only " + o.only
 	}
@@ -85,6 +101,9 @@ type figures struct {
 	memory memoryFigures
 	bench  benchRun
 	notify notifyFigures
+	scale  scaleFigures
+	// previous is the report -out held before this run.
+	previous previousRun
 }
 
 // memoryFigures are the shop's memory and reconciler with and without
@@ -103,6 +122,13 @@ type memoryFigures struct {
 // run measures every figure; progress goes to w.
 func run(ctx context.Context, opts options, w io.Writer) (*figures, error) {
 	f := &figures{opts: opts, machine: thisMachine()}
+	if opts.out != "" {
+		old, err := os.ReadFile(opts.out)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, err
+		}
+		f.previous = parsePrevious(string(old))
+	}
 	root, err := moduleRoot(ctx)
 	if err != nil {
 		return nil, err
@@ -143,8 +169,15 @@ func run(ctx context.Context, opts options, w io.Writer) (*figures, error) {
 		return &shop{caddyProcess: p, provider: provider, base: base, client: newClient(opts.concurrency)}, nil
 	}
 
-	if opts.only == onlyNotify {
+	switch opts.only {
+	case onlyNotify:
 		if err := f.measureNotify(ctx, bin, dir, provider, providerPort, w); err != nil {
+			return nil, err
+		}
+		f.machine.loadAfter = loadAverage()
+		return f, nil
+	case onlyScale:
+		if err := f.measureScale(ctx, bin, dir, provider, providerPort, w); err != nil {
 			return nil, err
 		}
 		f.machine.loadAfter = loadAverage()
@@ -165,6 +198,9 @@ func run(ctx context.Context, opts options, w io.Writer) (*figures, error) {
 		return nil, err
 	}
 	if err := f.measureMemory(ctx, startShop, filepath.Join(dir, "orders-memory"), w); err != nil {
+		return nil, err
+	}
+	if err := f.measureScale(ctx, bin, dir, provider, providerPort, w); err != nil {
 		return nil, err
 	}
 	provider.stop()
