@@ -36,7 +36,9 @@ const (
 // shopCaddyfile is the shop: respond, a reverse_proxy to the sandbox's
 // CrystalPAY generate, and kassa_checkout on the sandbox's CrystalPAY,
 // storing orders in storageDir. pollInterval is the reconciler's period;
-// notify, if not empty, is a notify block for the kassa option.
+// notify, if not empty, is a notify block for the kassa option. Its cap on
+// open orders is off: the checkout figure leaves more orders pending than
+// the default max_open_orders.
 func shopCaddyfile(adminPort, port, providerPort int, storageDir string, pollInterval time.Duration, notify string) string {
 	return fmt.Sprintf(`{
 	admin 127.0.0.1:%[1]d
@@ -52,6 +54,7 @@ func shopCaddyfile(adminPort, port, providerPort int, storageDir string, pollInt
 		product cup 120.00 "Cup"
 		poll_interval %[5]s
 		order_ttl 24h
+		max_open_orders off
 		storage file_system %[4]s
 		%[9]s
 	}

@@ -376,7 +376,7 @@ func sleep(ctx context.Context, d time.Duration) error {
 // scaleCaddyfile is the scale figures' shop: shopCaddyfile's, with
 // receipts on the sandbox's Smart Cashier, the reconciler's period
 // scalePollInterval and orders living ttl; every other kassa option at
-// its default.
+// its default, but for max_open_orders (off, as shopCaddyfile sets it).
 func scaleCaddyfile(adminPort, port, providerPort int, storageDir string, ttl time.Duration) string {
 	receipts := fmt.Sprintf(`receipts smartcashier {
 			token sandbox-token
