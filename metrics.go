@@ -47,6 +47,9 @@ var metrics = struct {
 	oldestOpenOrderAge   prometheus.Gauge
 	reconcilerPasses     prometheus.Counter
 	reconcilerPassTime   prometheus.Histogram
+	reconcilerLeader     prometheus.Gauge
+	reconcilerBacklog    prometheus.Gauge
+	reconcilerLateness   prometheus.Gauge
 	ordersCompacted      prometheus.Counter
 	ordersPaidLate       prometheus.Counter
 	eventsRaised         *prometheus.CounterVec
@@ -91,13 +94,28 @@ var metrics = struct {
 	reconcilerPasses: prometheus.NewCounter(prometheus.CounterOpts{
 		Namespace: "kassa",
 		Name:      "reconciler_passes_total",
-		Help:      "Completed reconciler passes over the open orders.",
+		Help:      "Completed reconciler passes over the orders due; only the instance holding the reconciler's lease makes them.",
 	}),
 	reconcilerPassTime: prometheus.NewHistogram(prometheus.HistogramOpts{
 		Namespace: "kassa",
 		Name:      "reconciler_pass_duration_seconds",
 		Help:      "How long reconciler passes took.",
 		Buckets:   callBuckets,
+	}),
+	reconcilerLeader: prometheus.NewGauge(prometheus.GaugeOpts{
+		Namespace: "kassa",
+		Name:      "reconciler_leader",
+		Help:      "1 while this instance holds the reconciler's lease and makes the passes, 0 while it stands by.",
+	}),
+	reconcilerBacklog: prometheus.NewGauge(prometheus.GaugeOpts{
+		Namespace: "kassa",
+		Name:      "reconciler_due_orders",
+		Help:      "Orders due for a check (open, or closed unpaid and watched) and not yet checked, as the reconciler last counted them.",
+	}),
+	reconcilerLateness: prometheus.NewGauge(prometheus.GaugeOpts{
+		Namespace: "kassa",
+		Name:      "reconciler_lateness_seconds",
+		Help:      "How long past its due time the most overdue order's check is, as the reconciler last counted; 0 when none is due.",
 	}),
 	ordersCompacted: prometheus.NewCounter(prometheus.CounterOpts{
 		Namespace: "kassa",
@@ -148,7 +166,7 @@ func registerMetrics(registry *prometheus.Registry) error {
 	for _, c := range []prometheus.Collector{
 		metrics.providerCalls, metrics.providerCallDuration, metrics.orderTransitions, metrics.receipts,
 		metrics.openOrders, metrics.oldestOpenOrderAge, metrics.reconcilerPasses, metrics.reconcilerPassTime,
-		metrics.ordersCompacted, metrics.ordersPaidLate, metrics.eventsRaised, metrics.eventsDelivered,
+		metrics.reconcilerLeader, metrics.reconcilerBacklog, metrics.reconcilerLateness, metrics.ordersCompacted, metrics.ordersPaidLate, metrics.eventsRaised, metrics.eventsDelivered,
 		metrics.eventsRetried, metrics.eventsFailed, metrics.eventLatency,
 	} {
 		var already prometheus.AlreadyRegisteredError
@@ -241,6 +259,14 @@ func observePass(took time.Duration, open openTally, now time.Time) {
 		age = max(now.Sub(open.oldest).Seconds(), 0)
 	}
 	metrics.oldestOpenOrderAge.Set(age)
+}
+
+// boolGauge is a gauge's value for a yes or no.
+func boolGauge(yes bool) float64 {
+	if yes {
+		return 1
+	}
+	return 0
 }
 
 // stateLabel is an order state as a label: one of the states, or unknown.
