@@ -231,21 +231,11 @@ func countReceipt(t ReceiptType, outcome string) {
 	metrics.receipts.WithLabelValues(typ, outcome).Inc()
 }
 
-// openTally tallies the orders a reconciler pass leaves open.
+// openTally tallies the orders a reconciler pass leaves open: how many,
+// and when the oldest was made (schedule.tally).
 type openTally struct {
 	count  int
 	oldest time.Time
-}
-
-// add counts o if it is still open; nil is an order the pass found gone.
-func (t *openTally) add(o *Order) {
-	if o == nil || !o.Open() {
-		return
-	}
-	t.count++
-	if t.oldest.IsZero() || o.CreatedAt.Before(t.oldest) {
-		t.oldest = o.CreatedAt
-	}
 }
 
 // observePass records a completed reconciler pass that took took and left
