@@ -10,16 +10,6 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// RateLimitReporter is a payment provider that publishes how many requests
-// a second its API takes (CrystalPAY's v3 API asks for about 5). The
-// reconciler keeps its calls to an account of such a provider within it,
-// unless the kassa app's rate_limit says otherwise.
-type RateLimitReporter interface {
-	// RateLimit is the provider's limit in requests a second; zero or less
-	// is none.
-	RateLimit() float64
-}
-
 // useRateLimits gives each account its rate limit: the app's rate_limit
 // for it, or its provider's, or none. An account named in rate_limit
 // that the app does not have is a config error.

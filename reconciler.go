@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 )
 
@@ -164,8 +165,11 @@ func (r *reconciler) lead(ctx context.Context) bool {
 	leading := r.lease.hold(ctx)
 	metrics.reconcilerLeader.Set(boolGauge(leading))
 	if !leading {
-		metrics.reconcilerBacklog.Set(0)
-		metrics.reconcilerLateness.Set(0)
+		// The leader's figures: a standby's would be stale.
+		for _, g := range []prometheus.Gauge{metrics.openOrders, metrics.oldestOpenOrderAge,
+			metrics.reconcilerBacklog, metrics.reconcilerLateness} {
+			g.Set(0)
+		}
 	}
 	return leading
 }
