@@ -17,7 +17,6 @@ import (
 	"fmt"
 	"io/fs"
 	"net/http"
-	"strings"
 	"testing"
 	"time"
 
@@ -29,9 +28,8 @@ import (
 )
 
 // redisWait bounds the waits for orders to finish: the reconciler's
-// grace, a killed instance's Redis lock running out and its lease
-// taken over (5s each), and the
-// receipts, with room for a loaded machine.
+// grace, a killed instance's Redis lock running out and its lease taken
+// over (5s each), and the receipts, with room for a loaded machine.
 const redisWait = 60 * time.Second
 
 // redisKeyPrefix is the key prefix the shops share.
@@ -304,16 +302,22 @@ func TestRedisKillMidFlow(t *testing.T) {
 
 	sends := clusterOneOperationEach(t, sb, ids)
 	// A receipt whose send the kill interrupted is sent again under the
-	// same operation id (the sandbox keeps one operation): at most one.
+	// same operation id (the sandbox keeps one operation). The victim's
+	// workers had up to poll_concurrency (16) sends in flight, one per
+	// receipt: each is sent at most twice, and only one not done at the
+	// kill.
 	var resent []string
 	for _, id := range ids {
-		if n := sends[clusterSaleOperationID(id)]; n > 1 {
-			resent = append(resent, fmt.Sprintf("%s sent %d times", id, n))
+		if n := sends[clusterSaleOperationID(id)]; n > 2 {
+			t.Errorf("receipt of order %s sent %d times: more than the send in flight at the kill and the survivor's", id, n)
+		} else if n == 2 {
+			resent = append(resent, id)
 		}
 	}
-	if len(resent) > 1 {
-		t.Errorf("receipts sent again after the kill: %s; only the one in flight may be", strings.Join(resent, "; "))
+	if len(resent) > orders-doneAtKill {
+		t.Errorf("%d receipts sent again after the kill, but only %d were not done then", len(resent), orders-doneAtKill)
 	}
+	t.Logf("%d receipts sent again after the kill (in flight then)", len(resent))
 	redisCheckClosed(t, redisStorage(t, srv), ids, survivor)
 }
 
