@@ -19,13 +19,16 @@ type pool struct {
 	mu      sync.Mutex
 	queue   jobQueue
 	queued  map[string]*job // by key, until a worker takes the job
+	running map[string]bool // the keys of the jobs workers run
 	workers int
-	running sync.WaitGroup
+	busy    sync.WaitGroup
 }
 
 // job is one piece of work: checking an order, or looking at an order
 // that closed unpaid. Its key names what it works on: a job queued for a
-// key that has one queued already joins it.
+// key that has one queued already joins it, and one for a key a worker
+// runs now is dropped (the check under way serves), unless it is a
+// buyer's nudge, which may bring news the check under way read too early.
 type job struct {
 	key     string
 	prio    priority
@@ -35,7 +38,7 @@ type job struct {
 }
 
 func newPool(limit int, logger *zap.Logger) *pool {
-	return &pool{limit: max(limit, 1), logger: logger, queued: make(map[string]*job)}
+	return &pool{limit: max(limit, 1), logger: logger, queued: make(map[string]*job), running: make(map[string]bool)}
 }
 
 // submit queues jobs; done, if not nil, is done once each has run. A job
@@ -44,6 +47,9 @@ func (p *pool) submit(done *sync.WaitGroup, jobs ...*job) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, j := range jobs {
+		if p.running[j.key] && j.prio.class != classNudge && p.queued[j.key] == nil {
+			continue
+		}
 		if done != nil {
 			done.Add(1)
 		}
@@ -65,7 +71,7 @@ func (p *pool) submit(done *sync.WaitGroup, jobs ...*job) {
 	}
 	for p.workers < p.limit && p.workers < p.queue.Len() {
 		p.workers++
-		p.running.Add(1)
+		p.busy.Add(1)
 		go p.work()
 	}
 }
@@ -78,10 +84,10 @@ func (p *pool) do(key string, prio priority, fn func()) {
 }
 
 // wait waits until no worker runs.
-func (p *pool) wait() { p.running.Wait() }
+func (p *pool) wait() { p.busy.Wait() }
 
 func (p *pool) work() {
-	defer p.running.Done()
+	defer p.busy.Done()
 	for {
 		p.mu.Lock()
 		if p.queue.Len() == 0 {
@@ -91,19 +97,21 @@ func (p *pool) work() {
 		}
 		j := heap.Pop(&p.queue).(*job)
 		delete(p.queued, j.key)
+		p.running[j.key] = true
 		p.mu.Unlock()
 		p.runJob(j)
+		p.mu.Lock()
+		delete(p.running, j.key)
+		p.mu.Unlock()
+		for _, w := range j.waiters {
+			w.Done()
+		}
 	}
 }
 
 // runJob runs j. A bug in a job must not take the whole Caddy down: it is
 // logged, and the next pass goes on.
 func (p *pool) runJob(j *job) {
-	defer func() {
-		for _, w := range j.waiters {
-			w.Done()
-		}
-	}()
 	defer func() {
 		if v := recover(); v != nil {
 			p.logger.Error("reconciler: a step panicked", zap.Any("panic", v), zap.Stack("stack"))

@@ -589,7 +589,7 @@ func (r *reconciler) lastLook(ctx context.Context, o *Order) (keep bool) {
 	if _, ok := r.app.accounts[o.Account]; !o.watched() || !ok {
 		return false
 	}
-	r.pool.do("unpaid/"+o.ID, priority{class: classDue, created: o.CreatedAt}, func() { keep = r.askLast(ctx, o) })
+	r.pool.do("last/"+o.ID, priority{class: classDue, created: o.CreatedAt}, func() { keep = r.askLast(ctx, o) })
 	return keep
 }
 
