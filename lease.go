@@ -55,11 +55,17 @@ type lease struct {
 }
 
 func newLease(app *App, poll time.Duration) *lease {
-	return &lease{app: app, id: holderID(), term: leaseTerm(poll)}
+	return &lease{app: app, id: processHolder, term: leaseTerm(poll)}
 }
 
-// holderID names this app as a lease holder: the host, and a random part
-// that tells apart the instances, and the configs of one across reloads.
+// processHolder names this process as a lease holder. The configs of one
+// process share it, so that a reload's new config renews the lease the old
+// one held at its first tick (both lead for a moment, which is safe), and
+// a restarted process, named anew, waits out the term of its predecessor.
+var processHolder = holderID()
+
+// holderID is a new holder name: the host, and a random part that tells
+// apart the processes.
 func holderID() string {
 	var b [6]byte
 	_, _ = rand.Read(b[:])
@@ -126,8 +132,9 @@ func (l *lease) renew(ctx context.Context) bool {
 	return held
 }
 
-// release frees the lease if this app holds it, so that a standby, or the
-// next config, takes it over at its next tick rather than after the term.
+// release frees the lease if this app holds it and renewed it last (not
+// the next config of this process), so that a standby takes it over at its
+// next tick rather than after the term.
 func (l *lease) release(ctx context.Context) {
 	if !l.leading {
 		return
@@ -135,7 +142,7 @@ func (l *lease) release(ctx context.Context) {
 	l.leading = false
 	err := l.app.withStorageLock(ctx, reconcilerLock, func() error {
 		rec, err := l.read(ctx)
-		if err != nil || rec.Holder != l.id {
+		if err != nil || rec != l.seen {
 			return err
 		}
 		return l.write(ctx, leaseRecord{Renewals: rec.Renewals + 1})

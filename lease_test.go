@@ -23,6 +23,7 @@ func leaseApps(t *testing.T) (a, b *App, clockA, clockB *testClock) {
 	}{{&a, clockA}, {&b, clockB}} {
 		app := &App{logger: zap.NewNop(), now: in.clock.Now, PollInterval: caddy.Duration(time.Second)}
 		app.useStorage(storage)
+		app.reconciler.lease.id = holderID() // as if in a process of its own
 		*in.app = app
 	}
 	return a, b, clockA, clockB
@@ -68,5 +69,29 @@ func TestLeaseTakeover(t *testing.T) {
 	lb.release(ctx)
 	if !la.hold(ctx) {
 		t.Fatal("A did not take the lease B released")
+	}
+}
+
+// TestLeaseAcrossAReload: the next config of the process that holds the
+// lease leads at its first tick, and the old config's release on stop
+// leaves it to the new one.
+func TestLeaseAcrossAReload(t *testing.T) {
+	ctx := context.Background()
+	old, _, _, _ := leaseApps(t)
+	if !old.reconciler.lease.hold(ctx) {
+		t.Fatal("the first config did not take the free lease")
+	}
+	next := &App{logger: zap.NewNop(), now: old.now, PollInterval: old.PollInterval}
+	next.useStorage(old.storage)
+	next.reconciler.lease.id = old.reconciler.lease.id // the same process
+	if !next.reconciler.lease.hold(ctx) {
+		t.Fatal("the next config does not lead at its first tick")
+	}
+	old.reconciler.lease.release(ctx)
+	if rec, err := next.reconciler.lease.read(ctx); err != nil || rec.Holder != next.reconciler.lease.id {
+		t.Fatalf("after the old config stopped the lease is %+v, %v; want the next config's", rec, err)
+	}
+	if !next.reconciler.lease.hold(ctx) {
+		t.Error("the next config lost the lease when the old one stopped")
 	}
 }

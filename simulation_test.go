@@ -199,6 +199,8 @@ type simInstance struct {
 	crashed bool
 	// locks are the process's locks: a restart makes new ones.
 	locks *processLocks
+	// starts counts the instance's starts, which name its lease holder.
+	starts int
 	// checkouts per account: the storefront's, and a proxied one.
 	checkout, proxied map[string]*Checkout
 }
@@ -324,6 +326,9 @@ func (in *simInstance) start() {
 	}
 	a.receipts = cashier
 	a.useStorage(&simStorageView{s: h.store, in: in})
+	// Every start is a process of its own, with a holder name of its own.
+	in.starts++
+	a.reconciler.lease.id = fmt.Sprintf("%s-%d", in.name, in.starts)
 	in.locks = new(processLocks)
 	a.useLocks(in.locks)
 	a.statuses.now = h.clock
