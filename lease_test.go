@@ -95,3 +95,38 @@ func TestLeaseAcrossAReload(t *testing.T) {
 		t.Error("the next config lost the lease when the old one stopped")
 	}
 }
+
+// TestStandbyFinishesNudges: an instance that stands by makes no passes,
+// but finishes an order its buyer's poll nudged it to: paid, with its
+// receipt.
+func TestStandbyFinishesNudges(t *testing.T) {
+	ctx := context.Background()
+	a, b, _, _ := leaseApps(t)
+	if !a.reconciler.lease.hold(ctx) {
+		t.Fatal("A did not take the free lease")
+	}
+	p := &askedProvider{}
+	p.paid.Store(true)
+	b.accounts = map[string]*account{"main": {name: "main", provider: "pegas", PaymentProvider: p}}
+	b.receipts = &instantReceipts{}
+	b.OrderTTL = caddy.Duration(time.Hour)
+	nudged, other := openPending(t, b), openPending(t, b)
+	b.reconciler.start()
+	defer b.reconciler.stop()
+	b.reconciler.nudge(nudged)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		o, err := b.orders.Load(ctx, nudged)
+		if err == nil && o.State == OrderPaid && o.Receipt != nil && o.Receipt.State == ReceiptDone {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the nudged order is %v (receipt %+v), %v; want paid with its receipt done", o.State, o.Receipt, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	b.reconciler.stop()
+	if asked := p.takeAsked(); len(asked) != 1 || asked[0] != nudged {
+		t.Errorf("the standby asked about %v, want only the nudged order (not %s)", asked, other)
+	}
+}
