@@ -98,12 +98,12 @@ func TestLeaseAcrossAReload(t *testing.T) {
 
 // TestStandbyFinishesNudges: an instance that stands by makes no passes,
 // but finishes an order its buyer's poll nudged it to: paid, with its
-// receipt.
+// receipt. kassa_reconciler_leader says which instance leads.
 func TestStandbyFinishesNudges(t *testing.T) {
 	ctx := context.Background()
 	a, b, _, _ := leaseApps(t)
-	if !a.reconciler.lease.hold(ctx) {
-		t.Fatal("A did not take the free lease")
+	if !a.reconciler.lead(ctx) || valueOf(metrics.reconcilerLeader) != 1 {
+		t.Fatalf("A did not take the free lease, or kassa_reconciler_leader is %v", valueOf(metrics.reconcilerLeader))
 	}
 	p := &askedProvider{}
 	p.paid.Store(true)
@@ -126,6 +126,9 @@ func TestStandbyFinishesNudges(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	b.reconciler.stop()
+	if v := valueOf(metrics.reconcilerLeader); v != 0 {
+		t.Errorf("kassa_reconciler_leader is %v after the standby's ticks, want 0", v)
+	}
 	if asked := p.takeAsked(); len(asked) != 1 || asked[0] != nudged {
 		t.Errorf("the standby asked about %v, want only the nudged order (not %s)", asked, other)
 	}

@@ -110,12 +110,12 @@ var metrics = struct {
 	reconcilerBacklog: prometheus.NewGauge(prometheus.GaugeOpts{
 		Namespace: "kassa",
 		Name:      "reconciler_due_orders",
-		Help:      "Orders due for a check (open, or closed unpaid and watched) and not yet checked, as the reconciler last counted them.",
+		Help:      "Orders due for a check (open, or closed unpaid and watched) waiting for one of the reconciler's workers, at its last tick.",
 	}),
 	reconcilerLateness: prometheus.NewGauge(prometheus.GaugeOpts{
 		Namespace: "kassa",
 		Name:      "reconciler_lateness_seconds",
-		Help:      "How long past its due time the most overdue order's check is, as the reconciler last counted; 0 when none is due.",
+		Help:      "How long past its due time the most overdue order's check is, at the reconciler's last tick; 0 when none is overdue.",
 	}),
 	ordersCompacted: prometheus.NewCounter(prometheus.CounterOpts{
 		Namespace: "kassa",

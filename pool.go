@@ -83,6 +83,13 @@ func (p *pool) do(key string, prio priority, fn func()) {
 	done.Wait()
 }
 
+// pending is how many jobs wait for a worker.
+func (p *pool) pending() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.queue.Len()
+}
+
 // wait waits until no worker runs.
 func (p *pool) wait() { p.busy.Wait() }
 

@@ -129,12 +129,12 @@ func (r *reconciler) run(ctx context.Context) {
 		steps.Wait()
 		r.pool.wait()
 		r.lease.release(context.WithoutCancel(ctx))
-		metrics.reconcilerLeader.Set(0)
 	}()
 	tick := func() {
 		if !r.lead(ctx) {
 			return
 		}
+		r.observeBacklog()
 		if passing.Load() {
 			// The last pass still runs: what fell due since joins it.
 			r.safely(ctx, func(ctx context.Context) { r.sweep(ctx, nil) })
@@ -229,7 +229,6 @@ func (r *reconciler) sweep(ctx context.Context, done *sync.WaitGroup) ([]string,
 			jobs = append(jobs, &job{key: "unpaid/" + id, prio: p, run: func() { r.watch(ctx, id) }})
 		}
 	}
-	r.observeBacklog()
 	r.pool.submit(done, jobs...)
 	return open, true
 }
@@ -243,11 +242,11 @@ func (r *reconciler) checkJob(ctx context.Context, id string, p priority) *job {
 	}}
 }
 
-// observeBacklog sets the backlog gauges from the schedule.
+// observeBacklog sets the backlog gauges: the work queued for the pool,
+// and how late the most overdue check is.
 func (r *reconciler) observeBacklog() {
-	n, late := r.sched.backlog(r.app.now())
-	metrics.reconcilerBacklog.Set(float64(n))
-	metrics.reconcilerLateness.Set(late.Seconds())
+	metrics.reconcilerBacklog.Set(float64(r.pool.pending()))
+	metrics.reconcilerLateness.Set(r.sched.lateness(r.app.now()).Seconds())
 }
 
 // compactEvery is how often the reconciler compacts: twice per keep, at

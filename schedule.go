@@ -230,22 +230,21 @@ func (s *schedule) keep(open, closed []string) {
 	}
 }
 
-// backlog is how many of the open orders and orders closed unpaid are due
-// at now and not yet checked, and how long past its due time the most
-// overdue of them is.
-func (s *schedule) backlog(now time.Time) (n int, late time.Duration) {
+// lateness is how long past its due time at now the most overdue check of
+// an open order or an order closed unpaid is: about 0 while the reconciler
+// keeps up.
+func (s *schedule) lateness(now time.Time) time.Duration {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	var late time.Duration
 	for _, slots := range []map[string]slot{s.open, s.closed} {
 		for _, sl := range slots {
-			if sl.never || now.Before(sl.due) {
-				continue
+			if !sl.never {
+				late = max(late, now.Sub(sl.due))
 			}
-			n++
-			late = max(late, now.Sub(sl.due))
 		}
 	}
-	return n, late
+	return late
 }
 
 // tally counts the listed open orders the schedule knows as open, and the

@@ -183,6 +183,22 @@ func TestCheckedJustBeforeExpiry(t *testing.T) {
 	}
 }
 
+// TestLateness: the lateness gauge's figure is about 0 while every due
+// check is made, and grows with the time the most overdue one waits.
+func TestLateness(t *testing.T) {
+	clock := &testClock{t: time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)}
+	a := scheduleApp(t, &askedProvider{}, 4, clock, time.Hour)
+	openPending(t, a)
+	a.reconciler.pass(context.Background())
+	if late := a.reconciler.sched.lateness(clock.Now()); late > 0 {
+		t.Errorf("lateness right after a pass is %v, want none", late)
+	}
+	clock.Add(25 * time.Second) // due 10s after the pass
+	if late := a.reconciler.sched.lateness(clock.Now()); late != 15*time.Second {
+		t.Errorf("lateness is %v, want 15s", late)
+	}
+}
+
 // TestPoolBound: a pass over many open orders has more than one provider
 // call in flight, and never more than poll_concurrency.
 func TestPoolBound(t *testing.T) {
