@@ -131,6 +131,8 @@ func (s *schedule) dueClosed(id string, now time.Time) (priority, bool) {
 	return s.due(sl, now)
 }
 
+// due reports whether the order of slot sl is due at now (young, or its
+// time has come), and its priority.
 func (s *schedule) due(sl slot, now time.Time) (priority, bool) {
 	if !sl.young(now, s.poll) && now.Before(sl.due) {
 		return priority{}, false

@@ -155,6 +155,11 @@ func clusterOneOperationEach(t *testing.T, sb *procSandbox, ids []string) map[st
 	for _, c := range clusterFormReceipts(t, sb) {
 		sends[c.OperationID]++
 	}
+	// The sandbox's journal keeps its last 10 000 calls: past that, the
+	// first sends are gone from it, and the operation's existence is what
+	// proves its send (the reconciler checks young orders every pass, so a
+	// long load makes that many calls).
+	full := len(sb.calls(t, "", "")) >= 10000
 	want := map[string]bool{}
 	for _, id := range ids {
 		op := clusterSaleOperationID(id)
@@ -162,7 +167,7 @@ func clusterOneOperationEach(t *testing.T, sb *procSandbox, ids []string) map[st
 		if ops[op] != 1 {
 			t.Errorf("order %s has %d Smart Cashier operations, want exactly 1", id, ops[op])
 		}
-		if sends[op] == 0 {
+		if sends[op] == 0 && !full {
 			t.Errorf("no formReceipt was sent for order %s", id)
 		}
 	}
