@@ -11,6 +11,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
+	"golang.org/x/time/rate"
 )
 
 func init() {
@@ -22,6 +23,9 @@ const (
 	defaultPollInterval = 10 * time.Second
 	defaultOrderTTL     = 30 * time.Minute
 	defaultKeepUnpaid   = 7 * 24 * time.Hour
+	// defaultPollConcurrency: 16 calls at once check 80 orders a second
+	// from a provider that answers in 200 ms.
+	defaultPollConcurrency = 16
 )
 
 // App is the kassa app: the shop's payment accounts, its receipt service,
@@ -42,6 +46,14 @@ type App struct {
 	// PollInterval is how often the reconciler looks at open orders;
 	// default 10s.
 	PollInterval caddy.Duration `json:"poll_interval,omitempty"`
+	// PollConcurrency is how many orders the reconciler checks at once,
+	// and so the most provider calls it has in flight; default 16.
+	PollConcurrency int `json:"poll_concurrency,omitempty"`
+	// RateLimit bounds the reconciler's calls to a payment account, in
+	// requests a second, by account name; an account not named keeps its
+	// provider's published limit (RateLimitReporter), if any. Buyers'
+	// calls are never delayed by it, but take from it (ratelimit.go).
+	RateLimit map[string]float64 `json:"rate_limit,omitempty"`
 	// OrderTTL is how long an order waits for its payment before it
 	// expires; default 30m.
 	OrderTTL caddy.Duration `json:"order_ttl,omitempty"`
@@ -103,6 +115,8 @@ type account struct {
 	name     string
 	provider string // the module's name: crystalpay, pegas
 	PaymentProvider
+	// limiter is the account's rate limit (ratelimit.go); nil for none.
+	limiter *rate.Limiter
 }
 
 // CaddyModule returns the Caddy module information.
@@ -140,6 +154,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if a.MaxOpenOrders == 0 {
 		a.MaxOpenOrders = defaultMaxOpenOrders
 	}
+	if a.PollConcurrency <= 0 {
+		a.PollConcurrency = defaultPollConcurrency
+	}
 
 	a.accounts = make(map[string]*account, len(a.PaymentsRaw))
 	if a.PaymentsRaw != nil {
@@ -154,6 +171,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 			}
 			a.accounts[name] = &account{name: name, provider: caddy.GetModuleName(mod), PaymentProvider: provider}
 		}
+	}
+	if err := a.useRateLimits(); err != nil {
+		return err
 	}
 	if a.ReceiptsRaw != nil {
 		mod, err := ctx.LoadModule(a, "ReceiptsRaw")
@@ -314,7 +334,8 @@ func (a *App) Start() error {
 	a.backfill.start()
 	a.logger.Info("kassa started", zap.Int("payment_accounts", len(a.accounts)),
 		zap.Bool("receipts", a.receipts != nil), zap.Int("products", a.catalog.Len()),
-		zap.Duration("poll_interval", time.Duration(a.PollInterval)), zap.Duration("order_ttl", time.Duration(a.OrderTTL)),
+		zap.Duration("poll_interval", time.Duration(a.PollInterval)), zap.Int("poll_concurrency", a.PollConcurrency),
+		zap.Duration("order_ttl", time.Duration(a.OrderTTL)),
 		zap.Duration("keep_unpaid", time.Duration(a.KeepUnpaid)), zap.Int("max_open_orders", a.MaxOpenOrders))
 	return nil
 }

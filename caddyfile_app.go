@@ -2,8 +2,10 @@ package kassa
 
 import (
 	"encoding/json"
+	"math"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -63,6 +65,8 @@ func init() {
 //		catalog  <file.json>
 //		product  <sku> <price> <name> [<vat>]
 //		poll_interval <duration>        # default 10s
+//		poll_concurrency <n>            # orders the reconciler checks at once; default 16
+//		rate_limit <account> <n>/s      # repeatable: the reconciler's calls to an account, per second
 //		order_ttl     <duration>        # default 30m
 //		keep_unpaid   <duration>        # orders closed unpaid are deleted after; default 168h
 //		max_orders_per_client <n>       # per client (IPv4 address, IPv6 /64) per order_ttl, per instance; default: no bound
@@ -100,6 +104,10 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 			err = parseProduct(d, app)
 		case "poll_interval":
 			err = parseDuration(d, &app.PollInterval)
+		case "poll_concurrency":
+			err = parsePositiveInt(d, &app.PollConcurrency)
+		case "rate_limit":
+			err = parseRateLimit(d, app)
 		case "order_ttl":
 			err = parseDuration(d, &app.OrderTTL)
 		case "keep_unpaid":
@@ -148,6 +156,29 @@ func parseMaxOpenOrders(d *caddyfile.Dispenser, app *App) error {
 	}
 	d.Prev()
 	return parsePositiveInt(d, &app.MaxOpenOrders)
+}
+
+// parseRateLimit reads `rate_limit <account> <n>/s`. Whether the account
+// exists is checked when the app is provisioned.
+func parseRateLimit(d *caddyfile.Dispenser, app *App) error {
+	args := d.RemainingArgs()
+	if len(args) != 2 {
+		return d.Errf("rate_limit: want <account> <n>/s, got %d arguments", len(args))
+	}
+	name, spec := args[0], args[1]
+	if _, dup := app.RateLimit[name]; dup {
+		return d.Errf("rate_limit %s given twice", name)
+	}
+	n, ok := strings.CutSuffix(spec, "/s")
+	perSecond, err := strconv.ParseFloat(n, 64)
+	if !ok || err != nil || !(perSecond > 0) || math.IsInf(perSecond, 0) {
+		return d.Errf("rate_limit %s: want a positive number of requests a second such as 5/s, got %q", name, spec)
+	}
+	if app.RateLimit == nil {
+		app.RateLimit = map[string]float64{}
+	}
+	app.RateLimit[name] = perSecond
+	return nil
 }
 
 // parseNotify reads `notify <url> { secret ...; events ...; timeout ... }`.

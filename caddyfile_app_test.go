@@ -35,6 +35,9 @@ func TestGlobalOption(t *testing.T) {
 		product tea-green 350.00 "Green tea 100 g" vat20
 		product cup 1200 Cup
 		poll_interval 5s
+		poll_concurrency 8
+		rate_limit main 5/s
+		rate_limit card 0.5/s
 		order_ttl 1h
 		keep_unpaid 72h
 		time_zone Europe/Moscow
@@ -69,6 +72,9 @@ func TestGlobalOption(t *testing.T) {
 		app["time_zone"] != "Europe/Moscow" {
 		t.Errorf("app = %v", app)
 	}
+	if limits, _ := app["rate_limit"].(map[string]any); app["poll_concurrency"] != 8.0 || limits["main"] != 5.0 || limits["card"] != 0.5 {
+		t.Errorf("poll_concurrency = %v, rate_limit = %v", app["poll_concurrency"], app["rate_limit"])
+	}
 }
 
 // checkCaddyfileErrors parses each input with parse and wants an error
@@ -102,6 +108,11 @@ func TestGlobalOptionErrors(t *testing.T) {
 		"kassa {\n product tea 350 Tea vat21\n}":                                    "vat21",
 		"kassa {\n product tea 350 Tea\n product tea 1 Tea\n}":                      "product tea given twice",
 		"kassa {\n poll_interval soon\n}":                                           "bad duration",
+		"kassa {\n poll_concurrency 0\n}":                                           "whole number from 1",
+		"kassa {\n rate_limit main\n}":                                              "want <account> <n>/s",
+		"kassa {\n rate_limit main 5\n}":                                            "such as 5/s",
+		"kassa {\n rate_limit main -1/s\n}":                                         "such as 5/s",
+		"kassa {\n rate_limit main 5/s\n rate_limit main 6/s\n}":                    "rate_limit main given twice",
 		"kassa {\n order_ttl\n}":                                                    "wrong argument count",
 		"kassa {\n keep_unpaid forever\n}":                                          "forever",
 		"kassa {\n catalog a.json\n catalog b.json\n}":                              "catalog given twice",

@@ -55,6 +55,9 @@ var metrics = struct {
 	oldestOpenOrderAge   prometheus.Gauge
 	reconcilerPasses     prometheus.Counter
 	reconcilerPassTime   prometheus.Histogram
+	reconcilerLeader     prometheus.Gauge
+	reconcilerBacklog    prometheus.Gauge
+	reconcilerLateness   prometheus.Gauge
 	ordersCompacted      prometheus.Counter
 	ordersPaidLate       prometheus.Counter
 	eventsRaised         *prometheus.CounterVec
@@ -100,13 +103,28 @@ var metrics = struct {
 	reconcilerPasses: prometheus.NewCounter(prometheus.CounterOpts{
 		Namespace: "kassa",
 		Name:      "reconciler_passes_total",
-		Help:      "Completed reconciler passes over the open orders.",
+		Help:      "Completed reconciler passes over the orders due; only the instance holding the reconciler's lease makes them.",
 	}),
 	reconcilerPassTime: prometheus.NewHistogram(prometheus.HistogramOpts{
 		Namespace: "kassa",
 		Name:      "reconciler_pass_duration_seconds",
 		Help:      "How long reconciler passes took.",
 		Buckets:   callBuckets,
+	}),
+	reconcilerLeader: prometheus.NewGauge(prometheus.GaugeOpts{
+		Namespace: "kassa",
+		Name:      "reconciler_leader",
+		Help:      "1 while this instance holds the reconciler's lease and makes the passes, 0 while it stands by.",
+	}),
+	reconcilerBacklog: prometheus.NewGauge(prometheus.GaugeOpts{
+		Namespace: "kassa",
+		Name:      "reconciler_due_orders",
+		Help:      "Orders due for a check (open, or closed unpaid and watched) waiting for one of the reconciler's workers, at its last tick.",
+	}),
+	reconcilerLateness: prometheus.NewGauge(prometheus.GaugeOpts{
+		Namespace: "kassa",
+		Name:      "reconciler_lateness_seconds",
+		Help:      "How long past its due time the most overdue order's check is, at the reconciler's last tick; 0 when none is overdue.",
 	}),
 	ordersCompacted: prometheus.NewCounter(prometheus.CounterOpts{
 		Namespace: "kassa",
@@ -168,7 +186,7 @@ func registerMetrics(registry *prometheus.Registry) error {
 	for _, c := range []prometheus.Collector{
 		metrics.providerCalls, metrics.providerCallDuration, metrics.orderTransitions, metrics.receipts,
 		metrics.openOrders, metrics.oldestOpenOrderAge, metrics.reconcilerPasses, metrics.reconcilerPassTime,
-		metrics.ordersCompacted, metrics.ordersPaidLate, metrics.eventsRaised, metrics.eventsDelivered,
+		metrics.reconcilerLeader, metrics.reconcilerBacklog, metrics.reconcilerLateness, metrics.ordersCompacted, metrics.ordersPaidLate, metrics.eventsRaised, metrics.eventsDelivered,
 		metrics.eventsRetried, metrics.eventsFailed, metrics.eventLatency, metrics.checkoutsRefused,
 	} {
 		var already prometheus.AlreadyRegisteredError
@@ -233,21 +251,11 @@ func countReceipt(t ReceiptType, outcome string) {
 	metrics.receipts.WithLabelValues(typ, outcome).Inc()
 }
 
-// openTally tallies the orders a reconciler pass leaves open.
+// openTally tallies the orders a reconciler pass leaves open: how many,
+// and when the oldest was made (schedule.tally).
 type openTally struct {
 	count  int
 	oldest time.Time
-}
-
-// add counts o if it is still open; nil is an order the pass found gone.
-func (t *openTally) add(o *Order) {
-	if o == nil || !o.Open() {
-		return
-	}
-	t.count++
-	if t.oldest.IsZero() || o.CreatedAt.Before(t.oldest) {
-		t.oldest = o.CreatedAt
-	}
 }
 
 // observePass records a completed reconciler pass that took took and left
@@ -261,6 +269,14 @@ func observePass(took time.Duration, open openTally, now time.Time) {
 		age = max(now.Sub(open.oldest).Seconds(), 0)
 	}
 	metrics.oldestOpenOrderAge.Set(age)
+}
+
+// boolGauge is a gauge's value for a yes or no.
+func boolGauge(yes bool) float64 {
+	if yes {
+		return 1
+	}
+	return 0
 }
 
 // stateLabel is an order state as a label: one of the states, or unknown.

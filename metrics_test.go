@@ -388,7 +388,8 @@ func TestMetricLabelsStayInFixedSets(t *testing.T) {
 	}
 	for _, want := range []string{"kassa_provider_calls_total", "kassa_provider_call_duration_seconds", "kassa_order_transitions_total",
 		"kassa_receipts_total", "kassa_open_orders", "kassa_oldest_open_order_age_seconds", "kassa_reconciler_passes_total",
-		"kassa_reconciler_pass_duration_seconds", "kassa_orders_compacted_total"} {
+		"kassa_reconciler_pass_duration_seconds", "kassa_reconciler_leader", "kassa_reconciler_due_orders",
+		"kassa_reconciler_lateness_seconds", "kassa_orders_compacted_total"} {
 		if !slices.ContainsFunc(families, func(f *dto.MetricFamily) bool { return f.GetName() == want }) {
 			t.Errorf("%s not gathered", want)
 		}

@@ -231,3 +231,13 @@ type LocationReporter interface {
 type SendWindowReporter interface {
 	SendWindow() time.Duration
 }
+
+// RateLimitReporter is a payment provider that publishes how many requests
+// a second its API takes (CrystalPAY's v3 API asks for about 5). The
+// reconciler keeps its calls to an account of such a provider within it,
+// unless the kassa app's rate_limit says otherwise.
+type RateLimitReporter interface {
+	// RateLimit is the provider's limit in requests a second; zero or less
+	// is none.
+	RateLimit() float64
+}

@@ -3,14 +3,17 @@ package kassa
 import (
 	"context"
 	"errors"
+	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 )
 
-// reconcilerLock is the storage lock a reconciler pass holds, so that of
-// several Caddy instances sharing storage (or the old and new config during
-// a reload) one works on the open orders at a time.
+// reconcilerLock is the storage lock under which the reconciler's lease
+// (lease.go) is read and written: held for a read and a write, never for
+// a pass.
 const reconcilerLock = "kassa/reconciler"
 
 // defaultCreatingGrace is how long an order may stay in creating before the
@@ -34,39 +37,55 @@ func creatingGrace(acc *account) time.Duration {
 // live, recovers orders a crash left half created, sends receipts, and
 // watches orders that closed unpaid while their invoice may still be paid.
 // It changes orders only through the lifecycle's methods (lifecycle.go).
+//
+// Each poll interval it renews or watches the lease (lease.go): of the
+// instances sharing a storage, the lease's holder makes the passes and
+// compacts; the others stand by, finishing only what their buyers' polls
+// nudge them to. A pass hands the orders that are due (schedule.go) to a
+// pool of poll_concurrency workers (pool.go), most overdue first.
 type reconciler struct {
 	app    *App
+	poll   time.Duration
 	nudges chan string
 	cancel context.CancelFunc
 	done   chan struct{}
+	pool   *pool
+	sched  *schedule
+	lease  *lease
+
+	// mu guards failing.
+	mu sync.Mutex
 	// failing holds the last provider error (a status check's, or an
 	// expired order's cancel) logged per order, so that a provider failing
 	// pass after pass is logged when the failure changes, not every pass.
 	// An order's entry goes when the provider answers again or the order
-	// changes state. Only the reconciler's goroutine (or a step under its
-	// lock) touches it.
+	// changes state.
 	failing map[string]string
-	// watched is when each order that closed unpaid is next asked about
-	// (neverAgain for one that can no longer be paid); an order not in it
-	// is due. It holds the orders of the unpaid index, whose size
-	// keep_unpaid bounds.
-	watched map[string]time.Time
 }
 
 func newReconciler(app *App) *reconciler {
-	return &reconciler{app: app, nudges: make(chan string, 256), failing: make(map[string]string),
-		watched: make(map[string]time.Time)}
+	poll := time.Duration(app.PollInterval)
+	if poll <= 0 {
+		poll = defaultPollInterval
+	}
+	concurrency := app.PollConcurrency
+	if concurrency <= 0 {
+		concurrency = defaultPollConcurrency
+	}
+	return &reconciler{app: app, poll: poll, nudges: make(chan string, 256), failing: make(map[string]string),
+		pool: newPool(concurrency, app.logger), sched: newSchedule(poll), lease: newLease(app, poll)}
 }
 
-// start runs the reconciler until stop. Its first pass resumes whatever
-// open orders the storage holds.
+// start runs the reconciler until stop. Its first pass (once it holds the
+// lease) resumes whatever open orders the storage holds.
 func (r *reconciler) start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel, r.done = cancel, make(chan struct{})
 	go r.run(ctx)
 }
 
-// stop ends the reconciler and waits for it.
+// stop ends the reconciler, waits for its work, and frees the lease if it
+// held it.
 func (r *reconciler) stop() {
 	if r.cancel == nil {
 		return
@@ -76,7 +95,8 @@ func (r *reconciler) stop() {
 }
 
 // nudge asks the reconciler to look at an order now, as when a buyer's poll
-// learned it was paid. It never blocks: a full queue waits for the next pass.
+// learned it was paid: ahead of any other work, on a standby too. It never
+// blocks: a full queue waits for the next pass.
 func (r *reconciler) nudge(id string) {
 	select {
 	case r.nudges <- id:
@@ -86,40 +106,77 @@ func (r *reconciler) nudge(id string) {
 
 func (r *reconciler) run(ctx context.Context) {
 	defer close(r.done)
-	ticker := time.NewTicker(time.Duration(r.app.PollInterval))
+	ticker := time.NewTicker(r.poll)
 	defer ticker.Stop()
-	compaction := time.NewTicker(compactEvery(time.Duration(r.app.KeepUnpaid), time.Duration(r.app.PollInterval)))
+	compaction := time.NewTicker(compactEvery(time.Duration(r.app.KeepUnpaid), r.poll))
 	defer compaction.Stop()
-	r.locked(ctx, r.pass)
+	var passing, compacting atomic.Bool
+	var steps sync.WaitGroup
+	// background runs step in a goroutine of its own unless one still runs
+	// (busy), so that a long pass never delays the lease's renewal.
+	background := func(busy *atomic.Bool, step func(context.Context)) {
+		if !busy.CompareAndSwap(false, true) {
+			return
+		}
+		steps.Add(1)
+		go func() {
+			defer steps.Done()
+			defer busy.Store(false)
+			r.safely(ctx, step)
+		}()
+	}
+	defer func() {
+		steps.Wait()
+		r.pool.wait()
+		r.lease.release(context.WithoutCancel(ctx))
+	}()
+	tick := func() {
+		if !r.lead(ctx) {
+			return
+		}
+		r.observeBacklog()
+		if passing.Load() {
+			// The last pass still runs: what fell due since joins it.
+			r.safely(ctx, func(ctx context.Context) { r.sweep(ctx, nil) })
+			return
+		}
+		background(&passing, r.pass)
+	}
+	tick()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-ticker.C:
-			r.locked(ctx, r.pass)
+			tick()
 		case <-compaction.C:
-			r.locked(ctx, r.compact)
+			if r.lease.leading {
+				background(&compacting, r.compact)
+			}
 		case id := <-r.nudges:
-			r.locked(ctx, func(ctx context.Context) { r.reconcile(ctx, id) })
+			r.pool.submit(nil, r.checkJob(ctx, id, priority{class: classNudge}))
 		}
 	}
 }
 
-// locked runs step under the reconciler's storage lock.
-func (r *reconciler) locked(ctx context.Context, step func(context.Context)) {
-	if err := r.app.storage.Lock(ctx, reconcilerLock); err != nil {
-		if ctx.Err() == nil {
-			r.app.logger.Error("reconciler: taking the storage lock", zap.Error(err))
+// lead renews or watches the lease, and reports whether this instance
+// makes the passes.
+func (r *reconciler) lead(ctx context.Context) bool {
+	leading := r.lease.hold(ctx)
+	metrics.reconcilerLeader.Set(boolGauge(leading))
+	if !leading {
+		// The leader's figures: a standby's would be stale.
+		for _, g := range []prometheus.Gauge{metrics.openOrders, metrics.oldestOpenOrderAge,
+			metrics.reconcilerBacklog, metrics.reconcilerLateness} {
+			g.Set(0)
 		}
-		return
 	}
-	defer func() {
-		if err := r.app.storage.Unlock(context.WithoutCancel(ctx), reconcilerLock); err != nil {
-			r.app.logger.Error("reconciler: releasing the storage lock", zap.Error(err))
-		}
-	}()
-	// A bug in a step must not take the whole Caddy down: the step is
-	// logged and the next tick goes on.
+	return leading
+}
+
+// safely runs step, logging a panic in it instead of taking the whole
+// Caddy down.
+func (r *reconciler) safely(ctx context.Context, step func(context.Context)) {
 	defer func() {
 		if v := recover(); v != nil {
 			r.app.logger.Error("reconciler: a step panicked", zap.Any("panic", v), zap.Stack("stack"))
@@ -128,24 +185,68 @@ func (r *reconciler) locked(ctx context.Context, step func(context.Context)) {
 	step(ctx)
 }
 
-// pass looks at every open order once.
+// pass looks at every order that is due (schedule.go): open orders, and
+// orders closed unpaid whose invoice may still be paid, through the pool,
+// and waits for them.
 func (r *reconciler) pass(ctx context.Context) {
 	start := time.Now()
-	ids, err := r.app.orders.OpenIDs(ctx)
-	if err != nil {
-		r.app.logger.Error("reconciler: listing open orders", zap.Error(err))
+	var done sync.WaitGroup
+	open, ok := r.sweep(ctx, &done)
+	done.Wait()
+	if !ok || ctx.Err() != nil {
 		return
 	}
-	var open openTally
-	for _, id := range ids {
-		if ctx.Err() != nil {
-			return
-		}
-		open.add(r.reconcile(ctx, id))
+	observePass(time.Since(start), r.sched.tally(open), r.app.now())
+	r.observeBacklog()
+	r.app.logger.Debug("reconciler pass", zap.Int("open_orders", len(open)), zap.Duration("duration", time.Since(start)))
+}
+
+// sweep lists the open orders and the orders closed unpaid, and hands
+// those due to the pool; done, if not nil, is done once they have been
+// looked at. It returns the open orders, and whether it could list them.
+func (r *reconciler) sweep(ctx context.Context, done *sync.WaitGroup) ([]string, bool) {
+	open, err := r.app.orders.OpenIDs(ctx)
+	if err != nil {
+		r.app.logger.Error("reconciler: listing open orders", zap.Error(err))
+		return nil, false
 	}
-	r.watchClosed(ctx)
-	observePass(time.Since(start), open, r.app.now())
-	r.app.logger.Debug("reconciler pass", zap.Int("open_orders", len(ids)), zap.Duration("duration", time.Since(start)))
+	closed, err := r.app.orders.UnpaidIDs(ctx)
+	if err != nil {
+		r.app.logger.Error("reconciler: listing orders closed unpaid", zap.Error(err))
+		closed = nil
+	} else {
+		r.sched.keep(open, closed)
+	}
+	now := r.app.now()
+	var jobs []*job
+	for _, id := range open {
+		if p, due := r.sched.dueOpen(id, now); due {
+			jobs = append(jobs, r.checkJob(ctx, id, p))
+		}
+	}
+	for _, id := range closed {
+		if p, due := r.sched.dueClosed(id, now); due {
+			jobs = append(jobs, &job{key: "unpaid/" + id, prio: p, run: func() { r.watch(ctx, id) }})
+		}
+	}
+	r.pool.submit(done, jobs...)
+	return open, true
+}
+
+// checkJob is the job that moves open order id on and schedules its next
+// check.
+func (r *reconciler) checkJob(ctx context.Context, id string, p priority) *job {
+	return &job{key: "open/" + id, prio: p, run: func() {
+		o := r.reconcile(ctx, id)
+		r.sched.checkedOpen(id, o, r.app.now())
+	}}
+}
+
+// observeBacklog sets the backlog gauges: the work queued for the pool,
+// and how late the most overdue check is.
+func (r *reconciler) observeBacklog() {
+	metrics.reconcilerBacklog.Set(float64(r.pool.pending()))
+	metrics.reconcilerLateness.Set(r.sched.lateness(r.app.now()).Seconds())
 }
 
 // compactEvery is how often the reconciler compacts: twice per keep, at
@@ -205,7 +306,7 @@ func (r *reconciler) reconcile(ctx context.Context, id string) *Order {
 			o = r.checkPending(ctx, acc, o)
 		}
 		if !o.State.Open() {
-			delete(r.failing, o.ID)
+			r.forget(o.ID)
 		}
 	}
 	return r.receiptStep(ctx, o)
@@ -272,6 +373,9 @@ func (r *reconciler) recoverCreating(ctx context.Context, acc *account, o *Order
 	if a.now().Sub(o.CreatedAt) < creatingGrace(acc) {
 		return o
 	}
+	if err := acc.wait(ctx); err != nil {
+		return o
+	}
 	start := time.Now()
 	payment, err := acc.CreatePayment(ctx, a.paymentRequest(o))
 	failpoint("recovery-replied")
@@ -320,9 +424,9 @@ func (r *reconciler) checkPending(ctx context.Context, acc *account, o *Order) *
 	var st PaymentStatus
 	var err error
 	if expiring {
-		st, err = acc.PaymentStatus(ctx, ref)
+		st, err = r.status(ctx, acc, ref)
 	} else {
-		st, err = a.paymentStatus(ctx, acc, o)
+		st, err = r.gatedStatus(ctx, acc, o)
 	}
 	if err == nil && st.Paid {
 		next, err := a.paid(ctx, o.ID, st, "")
@@ -340,7 +444,10 @@ func (r *reconciler) checkPending(ctx context.Context, acc *account, o *Order) *
 		return o
 	}
 	if !expiring {
-		delete(r.failing, o.ID)
+		r.forget(o.ID)
+		return o
+	}
+	if err := acc.wait(ctx); err != nil {
 		return o
 	}
 	err = acc.CancelPayment(ctx, ref)
@@ -366,7 +473,7 @@ func (r *reconciler) checkPending(ctx context.Context, acc *account, o *Order) *
 	default:
 		// Refused: perhaps paid at the last moment. Look once more; a look
 		// that fails leaves the order pending for the next pass.
-		st, serr := acc.PaymentStatus(ctx, ref)
+		st, serr := r.status(ctx, acc, ref)
 		switch {
 		case serr != nil && !errors.Is(serr, ErrNotSupported):
 			r.remember(o, "reconciler: payment status after a refused cancel", serr)
@@ -380,57 +487,59 @@ func (r *reconciler) checkPending(ctx context.Context, acc *account, o *Order) *
 	}
 }
 
+// forget drops the failure remembered for an order.
+func (r *reconciler) forget(id string) {
+	r.mu.Lock()
+	delete(r.failing, id)
+	r.mu.Unlock()
+}
+
+// status asks acc's provider itself about a payment, after a token of the
+// account's rate limit.
+func (r *reconciler) status(ctx context.Context, acc *account, ref PaymentRef) (PaymentStatus, error) {
+	if err := acc.wait(ctx); err != nil {
+		return PaymentStatus{}, err
+	}
+	return acc.PaymentStatus(ctx, ref)
+}
+
+// gatedStatus is the status of o's payment through the gate buyers' polls
+// share (a check made a moment ago serves), after a token of the account's
+// rate limit.
+func (r *reconciler) gatedStatus(ctx context.Context, acc *account, o *Order) (PaymentStatus, error) {
+	if err := acc.wait(ctx); err != nil {
+		return PaymentStatus{}, err
+	}
+	ref := PaymentRef{ID: o.Payment.ID, OrderID: o.ID}
+	return r.app.statuses.check(ctx, o.ID, func(ctx context.Context) (PaymentStatus, error) {
+		return acc.PaymentStatus(ctx, ref)
+	})
+}
+
 // remember logs a provider's failure on an order, once for as long as it
 // fails the same way.
 func (r *reconciler) remember(o *Order, what string, err error) {
-	if r.failing[o.ID] == err.Error() {
+	r.mu.Lock()
+	same := r.failing[o.ID] == err.Error()
+	r.failing[o.ID] = err.Error()
+	r.mu.Unlock()
+	if same {
 		return
 	}
-	r.failing[o.ID] = err.Error()
 	r.app.logger.Warn(what, zap.String("order_id", o.ID), zap.String("provider", o.Provider), zap.Error(err))
 }
 
-// watchClosed asks about the orders that closed unpaid while their invoice
-// may still be paid (a CrystalPAY link never expires; a Pegas-kassa invoice
-// whose cancel did not go through), each when it is due: young ones every
-// pass, older ones less often. A late payment makes the order paid late,
-// with its receipt.
-func (r *reconciler) watchClosed(ctx context.Context) {
-	a := r.app
-	ids, err := a.orders.UnpaidIDs(ctx)
-	if err != nil {
-		a.logger.Error("reconciler: listing orders closed unpaid", zap.Error(err))
-		return
-	}
-	listed := make(map[string]bool, len(ids))
-	for _, id := range ids {
-		listed[id] = true
-		if next, ok := r.watched[id]; ok && a.now().Before(next) {
-			continue
-		}
-		if ctx.Err() != nil {
-			return
-		}
-		r.watch(ctx, id)
-	}
-	for id := range r.watched {
-		if !listed[id] {
-			delete(r.watched, id) // compacted
-		}
-	}
-}
-
-// neverAgain is when an order that can no longer be paid is next looked at.
-var neverAgain = time.Unix(1<<40, 0)
-
-// watch asks once about an order that closed unpaid, and schedules the next
-// time.
+// watch asks once about an order that closed unpaid while its invoice may
+// still be paid (a CrystalPAY link never expires; a Pegas-kassa invoice
+// whose cancel did not go through), and schedules the next time: young
+// ones every pass, older ones less often. A late payment makes the order
+// paid late, with its receipt.
 func (r *reconciler) watch(ctx context.Context, id string) {
 	a := r.app
 	o, err := a.orders.Load(ctx, id)
 	switch {
 	case errors.Is(err, ErrOrderNotFound):
-		delete(r.watched, id)
+		r.sched.forgetClosed(id)
 		return
 	case err != nil:
 		a.logger.Error("reconciler: loading order", zap.String("order_id", id), zap.Error(err))
@@ -446,15 +555,15 @@ func (r *reconciler) watch(ctx context.Context, id string) {
 			a.logger.Error("reconciler: settling the indexes of an order", zap.String("order_id", id), zap.Error(err))
 			return
 		}
-		r.watched[id] = neverAgain
+		r.sched.watchedClosed(id, o.CreatedAt, false, a.now())
 		return
 	}
-	r.watched[id] = a.now().Add(watchInterval(a.now().Sub(o.CreatedAt), time.Duration(a.PollInterval)))
+	r.sched.watchedClosed(id, o.CreatedAt, true, a.now())
 	acc, ok := a.accounts[o.Account]
 	if !ok {
 		return
 	}
-	st, err := a.paymentStatus(ctx, acc, o)
+	st, err := r.gatedStatus(ctx, acc, o)
 	if err != nil && !errors.Is(err, ErrNotSupported) {
 		r.remember(o, "reconciler: payment status of an order that closed unpaid", err)
 		return
@@ -463,31 +572,31 @@ func (r *reconciler) watch(ctx context.Context, id string) {
 		next, err := a.paid(ctx, o.ID, st, "")
 		if err != nil {
 			a.logger.Error("reconciler: storing a late payment", zap.String("order_id", id), zap.Error(err))
-			delete(r.watched, id)
+			r.sched.forgetClosed(id)
 			return
 		}
 		r.receiptStep(ctx, next)
 	}
 }
 
-// watchInterval is how long an order of an age waits between the
-// reconciler's questions about it: a poll interval while it is young (a
-// buyer pays within minutes), then a thirtieth of its age, at most an hour.
-func watchInterval(age, poll time.Duration) time.Duration {
-	return min(max(age/30, poll), time.Hour)
-}
-
 // lastLook is compaction's last question about an order that closed unpaid,
 // before it is deleted: an order that may still be paid is asked about
-// once more, and one paid meanwhile is recorded paid late and kept. An
-// order whose provider cannot answer is kept for the next compaction.
+// once more, through the pool, and one paid meanwhile is recorded paid late
+// and kept. An order whose provider cannot answer is kept for the next
+// compaction.
 func (r *reconciler) lastLook(ctx context.Context, o *Order) (keep bool) {
-	a := r.app
-	acc, ok := a.accounts[o.Account]
-	if !o.watched() || !ok {
+	if _, ok := r.app.accounts[o.Account]; !o.watched() || !ok {
 		return false
 	}
-	st, err := acc.PaymentStatus(ctx, PaymentRef{ID: o.Payment.ID, OrderID: o.ID})
+	r.pool.do("last/"+o.ID, priority{class: classDue, created: o.CreatedAt}, func() { keep = r.askLast(ctx, o) })
+	return keep
+}
+
+// askLast is lastLook's question, in a worker of the pool.
+func (r *reconciler) askLast(ctx context.Context, o *Order) (keep bool) {
+	a := r.app
+	acc := a.accounts[o.Account]
+	st, err := r.status(ctx, acc, PaymentRef{ID: o.Payment.ID, OrderID: o.ID})
 	switch {
 	case err != nil && !errors.Is(err, ErrNotSupported):
 		r.remember(o, "reconciler: payment status before compaction; keeping the order", err)

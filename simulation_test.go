@@ -199,6 +199,8 @@ type simInstance struct {
 	crashed bool
 	// locks are the process's locks: a restart makes new ones.
 	locks *processLocks
+	// starts counts the instance's starts, which name its lease holder.
+	starts int
 	// checkouts per account: the storefront's, and a proxied one.
 	checkout, proxied map[string]*Checkout
 }
@@ -284,7 +286,9 @@ func (in *simInstance) start() {
 		}
 		return nil
 	}))
-	a := &App{logger: logger, now: h.clock, PollInterval: caddy.Duration(simPollInterval),
+	// One worker: the history runs single-threaded, so that it replays
+	// from its seed; the two instances' interleaving stands for concurrency.
+	a := &App{logger: logger, now: h.clock, PollInterval: caddy.Duration(simPollInterval), PollConcurrency: 1,
 		OrderTTL: caddy.Duration(simOrderTTL), KeepUnpaid: caddy.Duration(simKeepUnpaid)}
 	a.newID = h.newOrderID
 	// Tea takes the receipt service's default rate, which each start of
@@ -322,6 +326,9 @@ func (in *simInstance) start() {
 	}
 	a.receipts = cashier
 	a.useStorage(&simStorageView{s: h.store, in: in})
+	// Every start is a process of its own, with a holder name of its own.
+	in.starts++
+	a.reconciler.lease.id = fmt.Sprintf("%s-%d", in.name, in.starts)
 	in.locks = new(processLocks)
 	a.useLocks(in.locks)
 	a.statuses.now = h.clock
@@ -730,17 +737,41 @@ func (h *simHistory) payOrder(id string) bool {
 	return false
 }
 
-// reconcile runs one reconciler pass of the instance, as its ticker would.
+// reconcile runs one tick of the instance's reconciler, as its ticker
+// would: the lease renewed or watched, and a pass if it leads. Now and then
+// the instance passes though it lost the lease without knowing yet (a
+// leader stalled past the lease's term, in the middle of a pass): two
+// leaders at once.
 func (h *simHistory) reconcile(in *simInstance) {
-	h.tracef("%s reconciler pass", in.name)
 	r := in.app.reconciler
-	r.locked(context.Background(), r.pass)
+	ctx := context.Background()
+	if h.leaseLost() {
+		h.tracef("%s reconciler pass, its lease lost", in.name)
+		r.pass(ctx)
+		return
+	}
+	if !r.lead(ctx) {
+		h.tracef("%s reconciler stands by", in.name)
+		return
+	}
+	h.tracef("%s reconciler pass", in.name)
+	r.pass(ctx)
 }
 
+// compact runs the instance's compaction, as its leader's ticker would.
 func (h *simHistory) compact(in *simInstance) {
-	h.tracef("%s compacts", in.name)
 	r := in.app.reconciler
-	r.locked(context.Background(), r.compact)
+	if !r.lease.leading && !h.leaseLost() {
+		return
+	}
+	h.tracef("%s compacts", in.name)
+	r.compact(context.Background())
+}
+
+// leaseLost draws whether an instance acts as the reconciler's leader
+// though another holds the lease.
+func (h *simHistory) leaseLost() bool {
+	return !h.settling && h.rng.Float64() < h.store.faults.lostLock/4
 }
 
 // admin sends one admin API request to the instance.
@@ -1231,8 +1262,9 @@ func (v *simStorageView) Stat(_ context.Context, key string) (certmagic.KeyInfo,
 }
 
 // Lock takes a lock at once or fails: the simulation cannot wait. The
-// reconciler's lock, which is held for a whole pass, can be lost: then the
-// storage also gives it to whoever asks next. An instance asking for a
+// reconciler's lock, held while the lease is read and written, can be
+// lost: then the storage also gives it to whoever asks next, and two
+// instances may both take the lease. An instance asking for a
 // lock it holds would wait for itself forever.
 func (v *simStorageView) Lock(_ context.Context, name string) error {
 	s, h := v.s, v.s.h

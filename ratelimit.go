@@ -1,0 +1,61 @@
+package kassa
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"math"
+	"slices"
+
+	"golang.org/x/time/rate"
+)
+
+// useRateLimits gives each account its rate limit: the app's rate_limit
+// for it, or its provider's, or none. An account named in rate_limit
+// that the app does not have is a config error.
+func (a *App) useRateLimits() error {
+	for _, name := range slices.Sorted(maps.Keys(a.RateLimit)) {
+		perSecond := a.RateLimit[name]
+		if _, ok := a.accounts[name]; !ok {
+			return fmt.Errorf("rate_limit: no payment account %q in the kassa app (it has: %s)", name, a.accountNames())
+		}
+		if !(perSecond > 0) || math.IsInf(perSecond, 0) {
+			return fmt.Errorf("rate_limit %s: want a positive number of requests a second, got %v", name, perSecond)
+		}
+	}
+	for _, acc := range a.sortedAccounts() {
+		perSecond, ok := a.RateLimit[acc.name]
+		if r, reports := acc.PaymentProvider.(RateLimitReporter); !ok && reports {
+			perSecond = r.RateLimit()
+		}
+		acc.limiter = newLimiter(perSecond)
+	}
+	return nil
+}
+
+// newLimiter is a limiter of perSecond requests a second, whose bucket
+// holds a second's worth (at least one); nil for no limit.
+func newLimiter(perSecond float64) *rate.Limiter {
+	if !(perSecond > 0) {
+		return nil
+	}
+	return rate.NewLimiter(rate.Limit(perSecond), max(int(math.Ceil(perSecond)), 1))
+}
+
+// wait waits for a token of the account's rate limit before a call of the
+// reconciler's; it fails when ctx ends first (or would end before the
+// token comes).
+func (acc *account) wait(ctx context.Context) error {
+	if acc.limiter == nil {
+		return nil
+	}
+	return acc.limiter.Wait(ctx)
+}
+
+// spend takes a token, if there is one, for a buyer's call: a buyer never
+// waits for the limit, and the reconciler, which does, yields to them.
+func (acc *account) spend() {
+	if acc.limiter != nil {
+		acc.limiter.Allow()
+	}
+}
