@@ -226,7 +226,11 @@ func (r *reconciler) sweep(ctx context.Context, done *sync.WaitGroup) ([]string,
 	}
 	for _, id := range closed {
 		if p, due := r.sched.dueClosed(id, now); due {
-			jobs = append(jobs, &job{key: "unpaid/" + id, prio: p, run: func() { r.watch(ctx, id) }})
+			jobs = append(jobs, &job{key: "unpaid/" + id, prio: p, run: func() {
+				if ctx.Err() == nil {
+					r.watch(ctx, id)
+				}
+			}})
 		}
 	}
 	r.pool.submit(done, jobs...)
@@ -234,9 +238,13 @@ func (r *reconciler) sweep(ctx context.Context, done *sync.WaitGroup) ([]string,
 }
 
 // checkJob is the job that moves open order id on and schedules its next
-// check.
+// check. A job still queued when the reconciler stops does nothing: the
+// next start checks the order.
 func (r *reconciler) checkJob(ctx context.Context, id string, p priority) *job {
 	return &job{key: "open/" + id, prio: p, run: func() {
+		if ctx.Err() != nil {
+			return
+		}
 		o := r.reconcile(ctx, id)
 		r.sched.checkedOpen(id, o, r.app.now())
 	}}
