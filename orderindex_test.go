@@ -486,3 +486,47 @@ func BenchmarkOrderIndexPage(b *testing.B) {
 		})
 	}
 }
+
+// TestOrderIndexLatePaymentRacingCompaction: another instance records a
+// late payment of an order that Compact deletes meanwhile (its storage lock
+// lost): the record it writes brings the order back (orderstore.go), and
+// with it its time-index entry, so that the paid order is in the
+// operator's pages and the accountant's export.
+func TestOrderIndexLatePaymentRacingCompaction(t *testing.T) {
+	ctx := context.Background()
+	s, clock := indexedStore(t)
+	o := createAt(t, s, clock.Now(), OrderPending)
+	o.State = OrderExpired
+	if err := s.Save(ctx, o); err != nil {
+		t.Fatal(err)
+	}
+	prev, err := s.Load(ctx, o.ID) // the other instance's read, before the deletion
+	if err != nil {
+		t.Fatal(err)
+	}
+	if gone, err := s.compactOne(ctx, o.ID); err != nil || !gone {
+		t.Fatalf("compactOne: %v, %v; want the order deleted", gone, err)
+	}
+	paid := *prev
+	paid.State, paid.PaidAt, paid.PaidLate = OrderPaid, clock.Now(), true
+	if err := s.saveChange(ctx, prev, &paid); err != nil {
+		t.Fatal(err)
+	}
+	orders, _, err := s.Page(ctx, PageQuery{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ids(orders); !slices.Equal(got, []string{o.ID}) {
+		t.Errorf("the page holds %v, want the order paid late %s", got, o.ID)
+	}
+	var exported []string
+	if err := s.Range(ctx, time.Time{}, time.Time{}, func(o *Order) error {
+		exported = append(exported, o.ID)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(exported, []string{o.ID}) {
+		t.Errorf("the export holds %v, want the order paid late %s", exported, o.ID)
+	}
+}
