@@ -320,6 +320,12 @@ func (s *OrderStore) afterRecord(ctx context.Context, prev, o *Order) error {
 		}
 	}
 	if !o.State.closedUnpaid() && prev.State.closedUnpaid() {
+		// Compact may have deleted the order meanwhile (its storage lock
+		// lost), time-index entry and all: this record brings it back,
+		// and its entry, written after it, with it.
+		if err := s.indexCreated(ctx, o); err != nil {
+			return err
+		}
 		return s.deleteKey(ctx, unpaidKey(o.ID))
 	}
 	return nil
