@@ -530,3 +530,39 @@ func TestOrderIndexLatePaymentRacingCompaction(t *testing.T) {
 		t.Errorf("the export holds %v, want the order paid late %s", exported, o.ID)
 	}
 }
+
+// TestOrderIndexFarBounds: a bound past year 9999 in UTC (the last hours
+// of 9999 at a western offset, as an RFC 3339 time or a date in the app's
+// time zone) bounds the range as a time, not as the first digits of a
+// longer name: a to that far ends nothing, a from that far starts nothing.
+func TestOrderIndexFarBounds(t *testing.T) {
+	s, clock := indexedStore(t)
+	o := createAt(t, s, clock.Now(), OrderPending)
+	far := time.Date(9999, 12, 31, 23, 0, 0, 0, time.FixedZone("UTC-5", -5*3600))
+	for _, c := range []struct {
+		name     string
+		from, to time.Time
+		want     []string
+	}{
+		{"to past 9999", time.Time{}, far, []string{o.ID}},
+		{"from past 9999", far, time.Time{}, nil},
+	} {
+		var got []string
+		if err := s.Range(context.Background(), c.from, c.to, func(o *Order) error {
+			got = append(got, o.ID)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(got, c.want) {
+			t.Errorf("%s: the export holds %v, want %v", c.name, got, c.want)
+		}
+		orders, _, err := s.Page(context.Background(), PageQuery{From: c.from, To: c.to})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := ids(orders); !slices.Equal(got, c.want) {
+			t.Errorf("%s: the page holds %v, want %v", c.name, got, c.want)
+		}
+	}
+}
