@@ -53,7 +53,18 @@ func entryName(at time.Time, id string) string {
 }
 
 // timeBound is the lowest entry name of an order created at t or later.
-func timeBound(t time.Time) string { return t.UTC().Format(entryTimeLayout) }
+// A time outside years 0 to 9999 in UTC (which an offset can reach from
+// an RFC 3339 time) is taken at the nearer end, where names still sort as
+// times do.
+func timeBound(t time.Time) string {
+	if first := time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC); t.Before(first) {
+		t = first
+	}
+	if last := time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC); t.After(last) {
+		t = last
+	}
+	return t.UTC().Format(entryTimeLayout)
+}
 
 // createdKey is the storage key of an index entry: the name in its hour's
 // directory, kassa/created/YYYY/MM/DD/HH.
