@@ -74,9 +74,10 @@ func (e orderStoreError) Is(target error) bool { return target == e.like }
 //	                                creation time (orderindex.go)
 //
 // An order being created has no kassa/orders record yet: its open-index
-// entry holds its record, so that a checkout makes two fresh durable
-// writes (the entry before the provider is asked, the record once it
-// answered) and overwrites nothing. Every other entry holds the order id.
+// entry holds its record, so that a checkout makes three fresh durable
+// writes (the time-index entry and the open entry before the provider is
+// asked, the record once it answered) and overwrites nothing. Every other
+// entry holds the order id.
 //
 // The store holds no cache and no other state, so several Caddy instances
 // sharing one storage see the same orders. Its reads and writes take no
