@@ -62,8 +62,11 @@ type App struct {
 	// 168h (7 days). Paid orders are never deleted.
 	KeepUnpaid caddy.Duration `json:"keep_unpaid,omitempty"`
 	// MaxOrdersPerClient bounds the orders one client (an IPv4 address, an
-	// IPv6 /64) may create per OrderTTL on this instance; 0, the default,
-	// sets no bound.
+	// IPv6 /64) may create per OrderTTL on this instance, so that one
+	// client cannot fill MaxOpenOrders. 0 is the default, 50 from a public
+	// address and no bound on a loopback, private, link-local or shared
+	// (100.64.0.0/10) one, which is a proxy's more often than a buyer's; a
+	// number bounds every address; -1 sets no bound.
 	MaxOrdersPerClient int `json:"max_orders_per_client,omitempty"`
 	// MaxOpenOrders caps the orders open at once across the cluster, so
 	// that a flood of checkouts cannot drown the reconciler and the
@@ -207,9 +210,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err := a.provisionNotify(); err != nil {
 		return err
 	}
-	if a.MaxOrdersPerClient > 0 {
-		a.perClient = &clientLimit{max: a.MaxOrdersPerClient, window: time.Duration(a.OrderTTL)}
-	}
+	a.perClient = newClientLimit(a.MaxOrdersPerClient, time.Duration(a.OrderTTL))
 
 	storage := ctx.Storage()
 	if a.StorageRaw != nil {
@@ -315,8 +316,8 @@ func (a *App) Validate() error {
 	if a.MaxOpenOrders < -1 {
 		return fmt.Errorf("max_open_orders %d: want a positive number, or -1 for no cap", a.MaxOpenOrders)
 	}
-	if a.MaxOrdersPerClient < 0 {
-		return fmt.Errorf("max_orders_per_client %d: want a positive number, or 0 for no bound", a.MaxOrdersPerClient)
+	if a.MaxOrdersPerClient < -1 {
+		return fmt.Errorf("max_orders_per_client %d: want a positive number, or -1 for no bound", a.MaxOrdersPerClient)
 	}
 	for name := range a.accounts {
 		if err := validateAccountName(name); err != nil {
@@ -336,7 +337,8 @@ func (a *App) Start() error {
 		zap.Bool("receipts", a.receipts != nil), zap.Int("products", a.catalog.Len()),
 		zap.Duration("poll_interval", time.Duration(a.PollInterval)), zap.Int("poll_concurrency", a.PollConcurrency),
 		zap.Duration("order_ttl", time.Duration(a.OrderTTL)),
-		zap.Duration("keep_unpaid", time.Duration(a.KeepUnpaid)), zap.Int("max_open_orders", a.MaxOpenOrders))
+		zap.Duration("keep_unpaid", time.Duration(a.KeepUnpaid)), zap.Int("max_open_orders", a.MaxOpenOrders),
+		zap.String("max_orders_per_client", a.perClient.describe()))
 	return nil
 }
 

@@ -69,7 +69,7 @@ func init() {
 //		rate_limit <account> <n>/s      # repeatable: the reconciler's calls to an account, per second
 //		order_ttl     <duration>        # default 30m
 //		keep_unpaid   <duration>        # orders closed unpaid are deleted after; default 168h
-//		max_orders_per_client <n>       # per client (IPv4 address, IPv6 /64) per order_ttl, per instance; default: no bound
+//		max_orders_per_client <n>|off   # per client (IPv4 address, IPv6 /64) per order_ttl, per instance; default: 50, public addresses only
 //		max_open_orders <n>|off         # open orders across the cluster; default 10000
 //		storage <module> [<args>] { ... } # default: Caddy's storage
 //		time_zone <IANA zone>           # of operator dates and the export; default: the server's
@@ -113,9 +113,9 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 		case "keep_unpaid":
 			err = parseDuration(d, &app.KeepUnpaid)
 		case "max_orders_per_client":
-			err = parsePositiveInt(d, &app.MaxOrdersPerClient)
+			err = parseNumberOrOff(d, &app.MaxOrdersPerClient)
 		case "max_open_orders":
-			err = parseMaxOpenOrders(d, app)
+			err = parseNumberOrOff(d, &app.MaxOpenOrders)
 		case "notify":
 			err = parseNotify(d, app)
 		case "time_zone":
@@ -138,24 +138,25 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 	return httpcaddyfile.App{Name: "kassa", Value: caddyconfig.JSON(app, nil)}, nil
 }
 
-// parseMaxOpenOrders reads `max_open_orders <n>|off`; off, for a shop
-// that bounds its checkouts in front of Caddy, is -1.
-func parseMaxOpenOrders(d *caddyfile.Dispenser, app *App) error {
-	if app.MaxOpenOrders != 0 {
-		return d.Err("max_open_orders given twice")
+// parseNumberOrOff reads a bound given as `<option> <n>|off`, such as
+// max_open_orders and max_orders_per_client; off, for a shop that bounds
+// its checkouts in front of Caddy, is -1.
+func parseNumberOrOff(d *caddyfile.Dispenser, dst *int) error {
+	if *dst != 0 {
+		return d.Errf("%s given twice", d.Val())
 	}
 	if !d.NextArg() {
 		return d.ArgErr()
 	}
 	if d.Val() == "off" {
-		app.MaxOpenOrders = -1
+		*dst = -1
 		if d.NextArg() {
 			return d.ArgErr()
 		}
 		return nil
 	}
 	d.Prev()
-	return parsePositiveInt(d, &app.MaxOpenOrders)
+	return parsePositiveInt(d, dst)
 }
 
 // parseRateLimit reads `rate_limit <account> <n>/s`. Whether the account

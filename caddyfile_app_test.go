@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -378,9 +379,41 @@ func TestMaxOpenOrdersCaddyfile(t *testing.T) {
 		"kassa {\n max_open_orders 5 6\n}":                     "wrong argument count",
 		"kassa {\n max_open_orders 5\n max_open_orders off\n}": "max_open_orders given twice",
 	})
-	for _, bad := range []*App{{MaxOpenOrders: -2}, {MaxOrdersPerClient: -1}} {
+	for _, bad := range []*App{{MaxOpenOrders: -2}, {MaxOrdersPerClient: -2}} {
 		if err := bad.Validate(); err == nil {
 			t.Errorf("%+v validated", bad)
 		}
 	}
+}
+
+// TestMaxOrdersPerClientCaddyfile: max_orders_per_client takes a whole
+// number or off; in JSON off is -1 and omitted is the default, 50 from a
+// public address; -1 validates. Before: off was refused, and omitted
+// bounded nothing.
+func TestMaxOrdersPerClientCaddyfile(t *testing.T) {
+	for input, want := range map[string]string{
+		"kassa {\n max_orders_per_client 5\n}":   "5 from any address",
+		"kassa {\n max_orders_per_client off\n}": "off",
+		"kassa {\n order_ttl 1h\n}":              "50 from public addresses (default)",
+	} {
+		out, err := parseGlobalOption(caddyfile.NewTestDispenser(input), nil)
+		if err != nil {
+			t.Fatalf("%q: %v", input, err)
+		}
+		var app App
+		if err := json.Unmarshal(out.(httpcaddyfile.App).Value, &app); err != nil {
+			t.Fatal(err)
+		}
+		if err := app.Validate(); err != nil {
+			t.Errorf("%q: %v", input, err)
+		}
+		if got := newClientLimit(app.MaxOrdersPerClient, time.Hour).describe(); got != want {
+			t.Errorf("%q: max_orders_per_client %s, want %s", input, got, want)
+		}
+	}
+	checkCaddyfileErrors(t, func(d *caddyfile.Dispenser) error { _, err := parseGlobalOption(d, nil); return err }, map[string]string{
+		"kassa {\n max_orders_per_client\n}":                               "wrong argument count",
+		"kassa {\n max_orders_per_client off 5\n}":                         "wrong argument count",
+		"kassa {\n max_orders_per_client 5\n max_orders_per_client off\n}": "max_orders_per_client given twice",
+	})
 }

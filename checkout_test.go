@@ -5,6 +5,7 @@ package kassa
 
 import (
 	"encoding/json"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -285,5 +286,46 @@ func TestShopBusy(t *testing.T) {
 	}
 	if w := s.post("busy-key-00000004", false); w.Code != http.StatusCreated {
 		t.Errorf("a checkout once the open orders expired: %d %s", w.Code, w.Body)
+	}
+}
+
+// TestOneClientCannotFillTheShop: with the default max_orders_per_client, a
+// public address that floods checkouts is refused with 429 too_many_orders
+// after 50 orders, long before the shop reaches max_open_orders, so other
+// buyers still check out; a private address (a load balancer without
+// trusted_proxies, a storefront's backend) is not bounded by the default.
+// Before: the flood filled max_open_orders and every buyer got 503.
+func TestOneClientCannotFillTheShop(t *testing.T) {
+	s := newLifeShop(t, newLifeProvider("crystalpay"), nil, nil)
+	s.app.openLimit = newOpenLimit(s.app, 120)
+	s.app.perClient = newClientLimit(s.app.MaxOrdersPerClient, time.Duration(s.app.OrderTTL))
+	from := func(addr string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest(http.MethodPost, "/pay", strings.NewReader(`{"items":[{"sku":"tea-green"}],"email":"buyer@example.com"}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.RemoteAddr = net.JoinHostPort(addr, "40000")
+		return s.serve(req)
+	}
+	created := 0
+	refused := delta(func() float64 { return counted(metrics.checkoutsRefused, refusedTooMany) }, func() {
+		for range 100 {
+			switch w := from("203.0.113.9"); {
+			case w.Code == http.StatusCreated:
+				created++
+			case w.Code != http.StatusTooManyRequests || !strings.Contains(w.Body.String(), `"code":"too_many_orders"`) ||
+				w.Header().Get("Retry-After") == "":
+				t.Fatalf("a flood's checkout: %d %v %s; want 201 or 429 too_many_orders", w.Code, w.Header(), w.Body)
+			}
+		}
+	})
+	if created != 50 || refused != 50 {
+		t.Errorf("a public client made %d orders and was refused %v times; want 50 and 50", created, refused)
+	}
+	if w := from("198.51.100.7"); w.Code != http.StatusCreated {
+		t.Errorf("another buyer during the flood: %d %s", w.Code, w.Body)
+	}
+	for i := range 60 {
+		if w := from("10.0.0.5"); w.Code != http.StatusCreated {
+			t.Fatalf("order %d from a private address: %d %s", i+1, w.Code, w.Body)
+		}
 	}
 }

@@ -2,6 +2,7 @@ package kassa
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"net/netip"
@@ -12,18 +13,55 @@ import (
 	"go.uber.org/zap"
 )
 
+// defaultMaxOrdersPerClient is max_orders_per_client when it is not set:
+// the orders a public client may make per order_ttl, so that one address
+// cannot fill max_open_orders and lock every buyer out. A buyer rarely
+// opens more than a few payment pages in half an hour, and of the many
+// people behind one carrier-grade NAT address few buy at one shop in the
+// same half hour. The README's "Limits on checkouts" has the reckoning.
+const defaultMaxOrdersPerClient = 50
+
 // clientLimit bounds how many orders one client may create per window, so
-// that a script cannot fill the storage with unpaid orders. It counts by
-// clientBucket, and per instance: in a cluster each instance counts its
-// own.
+// that a script cannot fill the storage with unpaid orders, nor the shop's
+// max_open_orders. It counts by clientBucket, and per instance: in a
+// cluster each instance counts its own.
 type clientLimit struct {
 	max    int
 	window time.Duration
+	// publicOnly leaves addresses that are not public (isPublic) unbounded:
+	// the default's, since such an address is almost always a load
+	// balancer or the shop's own backend, that is every buyer at once.
+	publicOnly bool
 
 	mu   sync.Mutex
 	made map[string][]time.Time
 	// swept is when clients were last forgotten.
 	swept time.Time
+}
+
+// newClientLimit is the bound that max_orders_per_client sets on the
+// orders per window: option orders from any address, or with 0, the
+// default, defaultMaxOrdersPerClient from a public address; nil with -1,
+// no bound.
+func newClientLimit(option int, window time.Duration) *clientLimit {
+	switch {
+	case option < 0:
+		return nil
+	case option == 0:
+		return &clientLimit{max: defaultMaxOrdersPerClient, window: window, publicOnly: true}
+	}
+	return &clientLimit{max: option, window: window}
+}
+
+// describe says in the start-up log which bound applies.
+func (l *clientLimit) describe() string {
+	switch {
+	case l == nil:
+		return "off"
+	case l.publicOnly:
+		return fmt.Sprintf("%d from public addresses (default)", l.max)
+	}
+	return fmt.Sprintf("%d from any address", l.max)
 }
 
 // maxLimitedClients is the size past which clients with no order left in
@@ -35,6 +73,9 @@ const maxLimitedClients = 10000
 // allow records an order by the client at addr at now, unless its bucket
 // already made max orders within the window.
 func (l *clientLimit) allow(addr string, now time.Time) bool {
+	if l.publicOnly && !isPublic(addr) {
+		return true
+	}
 	client := clientBucket(addr)
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -81,6 +122,27 @@ func clientBucket(addr string) string {
 		return ip.String()
 	}
 	return netip.PrefixFrom(ip.WithZone(""), 64).Masked().String()
+}
+
+// sharedAddresses is the shared address space of RFC 6598, which carriers
+// number their subscribers from behind carrier-grade NAT. It is not routed
+// on the internet: a buyer behind such a NAT reaches the shop from the
+// carrier's public address, and a server sees an address of this range only
+// from its own operator's network (a cloud load balancer, a VPN such as
+// Tailscale, a cluster's overlay), as it sees a private one.
+var sharedAddresses = netip.MustParsePrefix("100.64.0.0/10")
+
+// isPublic reports whether addr is a public unicast address: not loopback,
+// private (RFC 1918, fc00::/7), link-local, shared (RFC 6598),
+// unspecified or multicast, and not an address that does not parse (a
+// Unix socket's peer).
+func isPublic(addr string) bool {
+	ip, err := netip.ParseAddr(addr)
+	if err != nil {
+		return false
+	}
+	ip = ip.Unmap()
+	return ip.IsGlobalUnicast() && !ip.IsPrivate() && !sharedAddresses.Contains(ip)
 }
 
 // clientAddress is the request's client IP as Caddy determined it, which

@@ -318,3 +318,73 @@ func BenchmarkOpenLimitAdmit(b *testing.B) {
 		}
 	})
 }
+
+// TestClientLimitDefault: without max_orders_per_client a public client
+// may make 50 orders per window and no more, while a loopback, private,
+// link-local or shared address (a load balancer's or the shop's backend,
+// every buyer at once) is not bounded; a number bounds every address, and
+// off (-1) none. Before: the default bounded nothing.
+func TestClientLimitDefault(t *testing.T) {
+	now := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	l := newClientLimit(0, 30*time.Minute)
+	for i := range 50 {
+		if !l.allow("203.0.113.9", now.Add(time.Duration(i)*time.Second)) {
+			t.Fatalf("order %d of a public client refused", i+1)
+		}
+	}
+	if l.allow("203.0.113.9", now.Add(time.Minute)) {
+		t.Error("the 51st order of a public client within order_ttl allowed")
+	}
+	if !l.allow("203.0.113.9", now.Add(30*time.Minute)) {
+		t.Error("an order after the first left the window refused")
+	}
+	for _, addr := range []string{"127.0.0.1", "::1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "::ffff:10.1.2.3",
+		"fd12:3456::1", "fe80::1%eth0", "169.254.1.1", "100.64.0.1", "100.127.255.254", "unix/@kassa", ""} {
+		for i := range 200 {
+			if !l.allow(addr, now) {
+				t.Errorf("order %d from %q refused by the default", i+1, addr)
+				break
+			}
+		}
+	}
+	explicit := newClientLimit(2, 30*time.Minute)
+	for i, want := range []bool{true, true, false} {
+		if got := explicit.allow("127.0.0.1", now); got != want {
+			t.Errorf("max_orders_per_client 2: order %d from loopback allowed %v, want %v", i+1, got, want)
+		}
+	}
+	if off := newClientLimit(-1, 30*time.Minute); off != nil {
+		t.Errorf("max_orders_per_client off: %+v, want no bound", off)
+	}
+}
+
+func TestIsPublic(t *testing.T) {
+	for addr, want := range map[string]bool{
+		"203.0.113.9":         true,
+		"198.51.100.7":        true,
+		"::ffff:198.51.100.7": true,
+		"2001:db8:1:2::1":     true,
+		"100.63.255.255":      true,
+		"100.128.0.1":         true,
+		"172.32.0.1":          true,
+		"127.0.0.1":           false,
+		"::1":                 false,
+		"10.0.0.1":            false,
+		"172.31.255.255":      false,
+		"192.168.0.1":         false,
+		"::ffff:192.168.0.1":  false,
+		"fc00::1":             false,
+		"fe80::1%eth0":        false,
+		"169.254.169.254":     false,
+		"100.64.0.1":          false,
+		"0.0.0.0":             false,
+		"::":                  false,
+		"224.0.0.1":           false,
+		"unix/@kassa":         false,
+		"":                    false,
+	} {
+		if got := isPublic(addr); got != want {
+			t.Errorf("isPublic(%q) = %v, want %v", addr, got, want)
+		}
+	}
+}

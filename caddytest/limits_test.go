@@ -53,3 +53,36 @@ func TestMaxOpenOrders(t *testing.T) {
 		return postJSON(t, "/card", cart, "Idempotency-Key", "busy-5").status == http.StatusCreated
 	})
 }
+
+// TestOrdersPerClientDefault: a real Caddy with the default
+// max_orders_per_client takes 50 orders from a public client (here through
+// a trusted proxy's X-Forwarded-For) within order_ttl and answers the 51st
+// with 429 too_many_orders, without calling the provider; another buyer
+// still checks out, and the proxy's own loopback address is not bounded by
+// the default. Before: the default bounded nothing, so one address could
+// fill max_open_orders for everyone.
+func TestOrdersPerClientDefault(t *testing.T) {
+	shopWith(t, storageDir(t), "skip_install_trust", "skip_install_trust\n\tservers {\n\t\ttrusted_proxies static 127.0.0.1/32\n\t}")
+	sandboxControl(t, http.MethodPost, "reset", nil, nil)
+	const cart = `{"items":[{"sku":"tea"}],"email":"buyer@example.com"}`
+	for i := range 50 {
+		if r := postJSON(t, "/card", cart, "X-Forwarded-For", "203.0.113.9"); r.status != http.StatusCreated {
+			t.Fatalf("order %d of a public client: %d %s", i+1, r.status, r.body)
+		}
+	}
+	r := postJSON(t, "/card", cart, "X-Forwarded-For", "203.0.113.9")
+	if r.status != http.StatusTooManyRequests || r.errorCode(t) != "too_many_orders" || r.header.Get("Retry-After") != "60" {
+		t.Errorf("the 51st order of a public client: %d %v %s", r.status, r.header, r.body)
+	}
+	if r := postJSON(t, "/card", cart, "X-Forwarded-For", "198.51.100.7"); r.status != http.StatusCreated {
+		t.Errorf("another buyer: %d %s", r.status, r.body)
+	}
+	for i := range 55 {
+		if r := postJSON(t, "/card", cart); r.status != http.StatusCreated {
+			t.Fatalf("order %d from loopback: %d %s", i+1, r.status, r.body)
+		}
+	}
+	if n := len(providerCalls(t, "pegas", "deposit")); n != 106 {
+		t.Errorf("%d deposits, want 106", n)
+	}
+}
