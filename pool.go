@@ -11,18 +11,38 @@ import (
 // the job of highest priority first. Each job makes its provider calls
 // one after another, so never more than limit of the reconciler's
 // provider calls are in flight. Workers start when work is queued and end
-// when none is left, so a pool costs nothing while idle.
+// when none they may take is left, so a pool costs nothing while idle.
+//
+// A job belongs to a group: the payment account of its order, when it is
+// known ("" when not). A group runs at most as many jobs at once as its
+// width says (capOf: ⌈rate × 1 s⌉ for a rate-limited account), and the
+// rest of its jobs wait in the queue while the other groups' jobs go on:
+// an account waiting for the tokens of its rate limit never holds all the
+// workers, and so never sets the pace of the other accounts' checks.
 type pool struct {
 	limit  int
+	capOf  func(group string) int
 	logger *zap.Logger
 
 	mu      sync.Mutex
-	queue   jobQueue
+	groups  map[string]*group
 	queued  map[string]*job // by key, until a worker takes the job
 	running map[string]bool // the keys of the jobs workers run
 	workers int
 	busy    sync.WaitGroup
 }
+
+// group is the queue and the running jobs of one group.
+type group struct {
+	queue   jobQueue
+	running int
+	// width is the most jobs of the group that run at once; 0 for no
+	// bound but the pool's.
+	width int
+}
+
+// room reports whether the group may start another job.
+func (g *group) room() bool { return g.width == 0 || g.running < g.width }
 
 // job is one piece of work: checking an order, or looking at an order
 // that closed unpaid. Its key names what it works on: a job queued for a
@@ -31,14 +51,35 @@ type pool struct {
 // buyer's nudge, which may bring news the check under way read too early.
 type job struct {
 	key     string
+	group   string
 	prio    priority
 	run     func()
 	waiters []*sync.WaitGroup
 	index   int
+	// requeue: the running job found its group full (enter) and goes back
+	// to the queue instead of being done.
+	requeue bool
 }
 
-func newPool(limit int, logger *zap.Logger) *pool {
-	return &pool{limit: max(limit, 1), logger: logger, queued: make(map[string]*job), running: make(map[string]bool)}
+// newPool is a pool of limit workers; capOf, if not nil, gives a group's
+// width (0 for none).
+func newPool(limit int, capOf func(group string) int, logger *zap.Logger) *pool {
+	return &pool{limit: max(limit, 1), capOf: capOf, logger: logger,
+		groups: make(map[string]*group), queued: make(map[string]*job), running: make(map[string]bool)}
+}
+
+// group returns the group of name, made on first use: the widths of the
+// accounts' rate limits are known by the time the reconciler runs.
+func (p *pool) group(name string) *group {
+	g := p.groups[name]
+	if g == nil {
+		g = &group{}
+		if p.capOf != nil {
+			g.width = min(p.capOf(name), p.limit)
+		}
+		p.groups[name] = g
+	}
+	return g
 }
 
 // submit queues jobs; done, if not nil, is done once each has run. A job
@@ -52,63 +93,127 @@ func (p *pool) submit(done *sync.WaitGroup, jobs ...*job) {
 		}
 		if done != nil {
 			done.Add(1)
-		}
-		if q := p.queued[j.key]; q != nil {
-			if j.prio.before(q.prio) {
-				q.prio = j.prio
-				heap.Fix(&p.queue, q.index)
-			}
-			if done != nil {
-				q.waiters = append(q.waiters, done)
-			}
-			continue
-		}
-		if done != nil {
 			j.waiters = append(j.waiters, done)
 		}
-		p.queued[j.key] = j
-		heap.Push(&p.queue, j)
+		p.queue(j)
 	}
-	for p.workers < p.limit && p.workers < p.queue.Len() {
+	p.spawn()
+}
+
+// queue queues j, or, when a job of its key is queued already, gives that
+// one j's priority if higher, and j's waiters. Under mu.
+func (p *pool) queue(j *job) {
+	if q := p.queued[j.key]; q != nil {
+		if j.prio.before(q.prio) {
+			q.prio = j.prio
+			heap.Fix(&p.group(q.group).queue, q.index)
+		}
+		q.waiters = append(q.waiters, j.waiters...)
+		return
+	}
+	p.queued[j.key] = j
+	heap.Push(&p.group(j.group).queue, j)
+}
+
+// spawn starts workers for the jobs that may start, up to limit: a worker
+// busy with a job (one waiting for its account's tokens, say) is not
+// counted on to take them. Under mu.
+func (p *pool) spawn() {
+	startable := 0
+	for _, g := range p.groups {
+		if g.width == 0 {
+			startable += g.queue.Len()
+		} else {
+			startable += min(g.queue.Len(), max(g.width-g.running, 0))
+		}
+	}
+	for p.workers < p.limit && p.workers-len(p.running) < startable {
 		p.workers++
 		p.busy.Add(1)
 		go p.work()
 	}
 }
 
-// do runs fn as a job of priority prio under key, and waits for it.
-func (p *pool) do(key string, prio priority, fn func()) {
+// do runs fn as a job of priority prio under key in group, and waits for
+// it.
+func (p *pool) do(key, group string, prio priority, fn func()) {
 	var done sync.WaitGroup
-	p.submit(&done, &job{key: key, prio: prio, run: fn})
+	p.submit(&done, &job{key: key, group: group, prio: prio, run: fn})
 	done.Wait()
+}
+
+// enter moves running job j into group, the account its order turned out
+// to belong to, before its first call to that account's provider. It
+// reports whether j may go on; false when the group runs its most jobs
+// already: j is then queued again in the group (it runs once the group has
+// room), and must return without doing anything.
+func (p *pool) enter(j *job, group string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if j.group == group {
+		return true
+	}
+	p.group(j.group).running--
+	j.group = group
+	g := p.group(group)
+	if !g.room() {
+		j.requeue = true
+		return false
+	}
+	g.running++
+	return true
 }
 
 // pending is how many jobs wait for a worker.
 func (p *pool) pending() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.queue.Len()
+	return len(p.queued)
 }
 
 // wait waits until no worker runs.
 func (p *pool) wait() { p.busy.Wait() }
 
+// next takes the job of highest priority among the groups with room, or
+// returns nil when there is none. Under mu.
+func (p *pool) next() *job {
+	var best *group
+	for _, g := range p.groups {
+		if g.queue.Len() > 0 && g.room() && (best == nil || g.queue[0].prio.before(best.queue[0].prio)) {
+			best = g
+		}
+	}
+	if best == nil {
+		return nil
+	}
+	j := heap.Pop(&best.queue).(*job)
+	best.running++
+	delete(p.queued, j.key)
+	p.running[j.key] = true
+	return j
+}
+
 func (p *pool) work() {
 	defer p.busy.Done()
 	for {
 		p.mu.Lock()
-		if p.queue.Len() == 0 {
+		j := p.next()
+		if j == nil {
 			p.workers--
 			p.mu.Unlock()
 			return
 		}
-		j := heap.Pop(&p.queue).(*job)
-		delete(p.queued, j.key)
-		p.running[j.key] = true
 		p.mu.Unlock()
 		p.runJob(j)
 		p.mu.Lock()
 		delete(p.running, j.key)
+		if j.requeue {
+			j.requeue = false
+			p.queue(j)
+			p.mu.Unlock()
+			continue
+		}
+		p.group(j.group).running--
 		p.mu.Unlock()
 		for _, w := range j.waiters {
 			w.Done()

@@ -2,6 +2,9 @@ package kassa
 
 import (
 	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -67,5 +70,101 @@ func TestStopDropsQueuedChecks(t *testing.T) {
 	if n := logs.Len(); n > 1 {
 		t.Errorf("stopping mid-pass logged %d warnings and errors, want at most the one of the call in flight; the first: %v",
 			n, logs.All()[0].Message)
+	}
+}
+
+// TestPoolGroupWidth: a group runs at most its width of jobs at once, and
+// while its jobs wait the other groups' go on, in priority order.
+func TestPoolGroupWidth(t *testing.T) {
+	pl := newPool(4, func(group string) int {
+		if group == "slow" {
+			return 2
+		}
+		return 0
+	}, zap.NewNop())
+	release := make(chan struct{})
+	var (
+		mu          sync.Mutex
+		slow, most  int
+		fast        []string
+		done, fastd sync.WaitGroup
+	)
+	for i := range 10 {
+		pl.submit(&done, &job{key: fmt.Sprint("slow", i), group: "slow", prio: priority{class: classDue, late: 10}, run: func() {
+			mu.Lock()
+			slow++
+			most = max(most, slow)
+			mu.Unlock()
+			<-release
+			mu.Lock()
+			slow--
+			mu.Unlock()
+		}})
+	}
+	for _, key := range []string{"fast1", "fast2", "fast3"} {
+		pl.submit(&fastd, &job{key: key, group: "main", prio: priority{class: classDue}, run: func() {
+			mu.Lock()
+			fast = append(fast, key)
+			mu.Unlock()
+		}})
+	}
+	waited := make(chan struct{})
+	go func() {
+		fastd.Wait()
+		close(waited)
+	}()
+	select {
+	case <-waited:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the other group's jobs did not run while the slow group's waited")
+	}
+	// Both of the slow group's places fill, and no more.
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		mu.Lock()
+		full := slow == 2
+		mu.Unlock()
+		if full {
+			break
+		}
+	}
+	close(release)
+	done.Wait()
+	if most != 2 {
+		t.Errorf("the slow group ran %d jobs at once, want its width, 2", most)
+	}
+	if n := pl.pending(); n != 0 {
+		t.Errorf("%d jobs left queued, want none", n)
+	}
+}
+
+// TestPoolEnter: a job that learns its group as it runs goes back to the
+// queue when the group is full, runs once the group has room, and is done
+// only then.
+func TestPoolEnter(t *testing.T) {
+	pl := newPool(2, func(group string) int { return 1 }, zap.NewNop())
+	release := make(chan struct{})
+	var ran, entered atomic.Int32
+	var done sync.WaitGroup
+	held := make(chan struct{})
+	pl.submit(&done, &job{key: "holder", group: "slow", run: func() {
+		close(held)
+		<-release
+	}})
+	<-held
+	j := &job{key: "learner"}
+	j.run = func() {
+		ran.Add(1)
+		if pl.enter(j, "slow") {
+			entered.Add(1)
+		}
+	}
+	pl.submit(&done, j)
+	// Turned back: it ran, and waits in the queue again.
+	for deadline := time.Now().Add(10 * time.Second); (ran.Load() == 0 || pl.pending() == 0) && time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+	}
+	close(release)
+	done.Wait()
+	if ran.Load() != 2 || entered.Load() != 1 {
+		t.Errorf("the job ran %d times and entered %d, want 2 and 1: turned back once, then run in the group", ran.Load(), entered.Load())
 	}
 }

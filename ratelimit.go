@@ -52,6 +52,19 @@ func (acc *account) wait(ctx context.Context) error {
 	return acc.limiter.Wait(ctx)
 }
 
+// width is how many of the reconciler's limit workers may work on acc's
+// orders at once: ⌈rate × 1 s⌉, enough to keep to its rate while its calls
+// take under a second, at least 1 and at most limit; 0, no bound, for an
+// account without a rate limit. The pool (pool.go) holds the other jobs
+// of a rate-limited account back, so that workers waiting for its tokens
+// never stop the other accounts' checks.
+func (acc *account) width(limit int) int {
+	if acc.limiter == nil {
+		return 0
+	}
+	return int(max(min(math.Ceil(float64(acc.limiter.Limit())), float64(limit)), 1))
+}
+
 // spend takes a token, if there is one, for a buyer's call: a buyer never
 // waits for the limit, and the reconciler, which does, yields to them.
 func (acc *account) spend() {

@@ -2,10 +2,12 @@ package kassa
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/shopspring/decimal"
 	"go.uber.org/zap"
 	"golang.org/x/time/rate"
 )
@@ -101,5 +103,62 @@ func TestReconcilerWaitsForTokens(t *testing.T) {
 	p.takeAsked()
 	if n := pass(); n != 0 {
 		t.Errorf("after a buyer's poll took the only token, a pass asked %d times, want 0", n)
+	}
+}
+
+// TestRateLimitDoesNotStarveOtherAccounts: the orders of an account at
+// its rate limit wait for their tokens without holding up the orders of
+// the other accounts: an unlimited account's orders are checked at once
+// while a limited account's queue of due orders waits.
+func TestRateLimitDoesNotStarveOtherAccounts(t *testing.T) {
+	clock := &testClock{t: time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)}
+	p := &askedProvider{}
+	a := scheduleApp(t, p, 4, clock, time.Hour)
+	a.accounts["slow"] = &account{name: "slow", provider: "pegas", PaymentProvider: p,
+		limiter: rate.NewLimiter(rate.Every(time.Hour), 1)}
+	open := func(account string) string {
+		now := a.now()
+		o := &Order{ID: NewOrderID(), State: OrderPending, Account: account, Provider: "pegas", Amount: decimal.NewFromInt(350),
+			Payment: Payment{ID: "100001"}, CreatedAt: now, UpdatedAt: now, ExpiresAt: now.Add(time.Hour)}
+		if err := a.orders.Create(context.Background(), o); err != nil {
+			t.Fatal(err)
+		}
+		return o.ID
+	}
+	// The unlimited account's orders are the older: youngest first, the
+	// limited account's come first in the queue.
+	fast := []string{open("main"), open("main")}
+	clock.Add(time.Second)
+	for range 10 {
+		open("slow")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	passed := make(chan struct{})
+	go func() {
+		a.reconciler.pass(ctx)
+		close(passed)
+	}()
+	defer func() {
+		cancel()
+		<-passed
+	}()
+	var asked []string
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		asked = append(asked, p.takeAsked()...)
+		if slices.Contains(asked, fast[0]) && slices.Contains(asked, fast[1]) {
+			return
+		}
+	}
+	t.Errorf("the unlimited account's orders %v were not checked while the limited account's waited for tokens; asked: %v", fast, asked)
+}
+
+// TestWidth: a rate-limited account gets the workers its rate keeps busy
+// for a second, at least one and at most the pool's.
+func TestWidth(t *testing.T) {
+	for perSecond, want := range map[float64]int{0: 0, 0.001: 1, 1: 1, 2.5: 3, 8: 8, 100: 16, 1e300: 16} {
+		acc := &account{limiter: newLimiter(perSecond)}
+		if got := acc.width(16); got != want {
+			t.Errorf("the width of %v/s in 16 workers = %d, want %d", perSecond, got, want)
+		}
 	}
 }

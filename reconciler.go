@@ -42,7 +42,9 @@ func creatingGrace(acc *account) time.Duration {
 // instances sharing a storage, the lease's holder makes the passes and
 // compacts; the others stand by, finishing only what their buyers' polls
 // nudge them to. A pass hands the orders that are due (schedule.go) to a
-// pool of poll_concurrency workers (pool.go), most overdue first.
+// pool of poll_concurrency workers (pool.go), most overdue first; the
+// jobs of a rate-limited account take only as many workers as its rate
+// keeps busy.
 type reconciler struct {
 	app    *App
 	poll   time.Duration
@@ -72,8 +74,14 @@ func newReconciler(app *App) *reconciler {
 	if concurrency <= 0 {
 		concurrency = defaultPollConcurrency
 	}
+	width := func(name string) int {
+		if acc, ok := app.accounts[name]; ok {
+			return acc.width(concurrency)
+		}
+		return 0
+	}
 	return &reconciler{app: app, poll: poll, nudges: make(chan string, 256), failing: make(map[string]string),
-		pool: newPool(concurrency, app.logger), sched: newSchedule(poll), lease: newLease(app, poll)}
+		pool: newPool(concurrency, width, app.logger), sched: newSchedule(poll), lease: newLease(app, poll)}
 }
 
 // start runs the reconciler until stop. Its first pass (once it holds the
@@ -226,11 +234,13 @@ func (r *reconciler) sweep(ctx context.Context, done *sync.WaitGroup) ([]string,
 	}
 	for _, id := range closed {
 		if p, due := r.sched.dueClosed(id, now); due {
-			jobs = append(jobs, &job{key: "unpaid/" + id, prio: p, run: func() {
+			j := &job{key: "unpaid/" + id, group: r.sched.account(id), prio: p}
+			j.run = func() {
 				if ctx.Err() == nil {
-					r.watch(ctx, id)
+					r.watch(ctx, id, j)
 				}
-			}})
+			}
+			jobs = append(jobs, j)
 		}
 	}
 	r.pool.submit(done, jobs...)
@@ -239,15 +249,19 @@ func (r *reconciler) sweep(ctx context.Context, done *sync.WaitGroup) ([]string,
 
 // checkJob is the job that moves open order id on and schedules its next
 // check. A job still queued when the reconciler stops does nothing: the
-// next start checks the order.
+// next start checks the order. Its group is the order's account, when the
+// schedule knows it.
 func (r *reconciler) checkJob(ctx context.Context, id string, p priority) *job {
-	return &job{key: "open/" + id, prio: p, run: func() {
+	j := &job{key: "open/" + id, group: r.sched.account(id), prio: p}
+	j.run = func() {
 		if ctx.Err() != nil {
 			return
 		}
-		o := r.reconcile(ctx, id)
-		r.sched.checkedOpen(id, o, r.app.now())
-	}}
+		if o := r.reconcile(ctx, id, j); !j.requeue {
+			r.sched.checkedOpen(id, o, r.app.now())
+		}
+	}
+	return j
 }
 
 // observeBacklog sets the backlog gauges: the work queued for the pool,
@@ -277,9 +291,11 @@ func (r *reconciler) compact(ctx context.Context) {
 	}
 }
 
-// reconcile moves one open order as far as it can go, and returns it as it
-// then stands (nil when its record is missing or unreadable).
-func (r *reconciler) reconcile(ctx context.Context, id string) *Order {
+// reconcile moves one open order as far as it can go, in job j, and
+// returns it as it then stands (nil when its record is missing or
+// unreadable). A job whose account's group is full goes back to the
+// queue (pool.enter) before asking the provider anything.
+func (r *reconciler) reconcile(ctx context.Context, id string, j *job) *Order {
 	a := r.app
 	o, err := a.orders.Load(ctx, id)
 	if errors.Is(err, ErrOrderNotFound) {
@@ -306,6 +322,9 @@ func (r *reconciler) reconcile(ctx context.Context, id string) *Order {
 		if !ok {
 			a.logger.Warn("reconciler: order's payment account is no longer configured; leaving it open",
 				zap.String("order_id", o.ID), zap.String("account", o.Account))
+			return o
+		}
+		if !r.pool.enter(j, acc.name) {
 			return o
 		}
 		if o.State == OrderCreating {
@@ -542,7 +561,10 @@ func (r *reconciler) remember(o *Order, what string, err error) {
 // whose cancel did not go through), and schedules the next time: young
 // ones every pass, older ones less often. A late payment makes the order
 // paid late, with its receipt.
-func (r *reconciler) watch(ctx context.Context, id string) {
+//
+// It runs in job j: one whose account's group is full goes back to the
+// queue (pool.enter) before asking the provider.
+func (r *reconciler) watch(ctx context.Context, id string, j *job) {
 	a := r.app
 	o, err := a.orders.Load(ctx, id)
 	switch {
@@ -563,11 +585,14 @@ func (r *reconciler) watch(ctx context.Context, id string) {
 			a.logger.Error("reconciler: settling the indexes of an order", zap.String("order_id", id), zap.Error(err))
 			return
 		}
-		r.sched.watchedClosed(id, o.CreatedAt, false, a.now())
+		r.sched.watchedClosed(id, o, false, a.now())
 		return
 	}
-	r.sched.watchedClosed(id, o.CreatedAt, true, a.now())
 	acc, ok := a.accounts[o.Account]
+	if ok && !r.pool.enter(j, acc.name) {
+		return
+	}
+	r.sched.watchedClosed(id, o, true, a.now())
 	if !ok {
 		return
 	}
@@ -596,7 +621,7 @@ func (r *reconciler) lastLook(ctx context.Context, o *Order) (keep bool) {
 	if _, ok := r.app.accounts[o.Account]; !o.watched() || !ok {
 		return false
 	}
-	r.pool.do("last/"+o.ID, priority{class: classDue, created: o.CreatedAt}, func() { keep = r.askLast(ctx, o) })
+	r.pool.do("last/"+o.ID, o.Account, priority{class: classDue, created: o.CreatedAt}, func() { keep = r.askLast(ctx, o) })
 	return keep
 }
 

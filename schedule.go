@@ -48,6 +48,10 @@ type slot struct {
 	created time.Time
 	// expires is a pending order's expiry (zero for others).
 	expires time.Time
+	// account is the payment account whose provider the order's next
+	// check calls: the pool's group for its jobs (pool.go); "" for a paid
+	// order, whose receipt is not held back by its account's rate limit.
+	account string
 	// always: due every pass whatever its age (an order being created, or
 	// a receipt not yet sent).
 	always bool
@@ -159,9 +163,9 @@ func (s *schedule) checkedOpen(id string, o *Order, now time.Time) {
 	sl := slot{checked: now, since: o.CreatedAt, created: o.CreatedAt}
 	switch o.State {
 	case OrderCreating:
-		sl.always = true
+		sl.always, sl.account = true, o.Account
 	case OrderPending:
-		sl.expires = o.ExpiresAt
+		sl.expires, sl.account = o.ExpiresAt, o.Account
 	default:
 		// Paid (or closed) with a receipt under way: young from its last
 		// send; never sent, due every pass.
@@ -190,17 +194,28 @@ func (s *schedule) checkedOpen(id string, o *Order, now time.Time) {
 	s.open[id] = sl
 }
 
-// watchedClosed records that order id, closed unpaid and made at created,
-// was looked at now: watch says whether it may still be paid.
-func (s *schedule) watchedClosed(id string, created time.Time, watch bool, now time.Time) {
+// watchedClosed records that order id, closed unpaid and as o, was looked
+// at now: watch says whether it may still be paid.
+func (s *schedule) watchedClosed(id string, o *Order, watch bool, now time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !watch {
 		s.closed[id] = slot{never: true}
 		return
 	}
-	s.closed[id] = slot{checked: now, since: created, created: created,
-		due: now.Add(watchInterval(now.Sub(created), s.poll))}
+	s.closed[id] = slot{checked: now, since: o.CreatedAt, created: o.CreatedAt, account: o.Account,
+		due: now.Add(watchInterval(now.Sub(o.CreatedAt), s.poll))}
+}
+
+// account is the payment account of order id as its last check saw it, or
+// "" for an order the schedule does not know.
+func (s *schedule) account(id string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if sl, ok := s.open[id]; ok {
+		return sl.account
+	}
+	return s.closed[id].account
 }
 
 // forgetClosed drops what the schedule knows of closed order id (gone,

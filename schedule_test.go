@@ -220,7 +220,7 @@ func TestPoolBound(t *testing.T) {
 
 // TestNudgeFirst: a buyer's nudge goes ahead of the work queued.
 func TestNudgeFirst(t *testing.T) {
-	pl := newPool(1, zap.NewNop())
+	pl := newPool(1, nil, zap.NewNop())
 	var (
 		mu    sync.Mutex
 		order []string
@@ -259,4 +259,27 @@ func BenchmarkPassOf500(b *testing.B) {
 		a.reconciler.pass(context.Background())
 	}
 	b.ReportMetric(float64(p.most), "max-in-flight")
+}
+
+// TestScheduleRemembersAccount: the schedule gives the pool the account
+// whose provider an order's next check calls: an open order's and a
+// watched one's; none for an order it has not seen, nor for a paid order
+// whose receipt is under way (its check does not call the account).
+func TestScheduleRemembersAccount(t *testing.T) {
+	s := newSchedule(10 * time.Second)
+	now := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
+	order := func(state OrderState) *Order {
+		return &Order{ID: NewOrderID(), State: state, Account: "card", CreatedAt: now, ExpiresAt: now.Add(time.Hour),
+			Receipt: &OrderReceipt{Type: ReceiptSale, State: ReceiptSending}}
+	}
+	pending, creating, paid, closed := order(OrderPending), order(OrderCreating), order(OrderPaid), order(OrderExpired)
+	for _, o := range []*Order{pending, creating, paid} {
+		s.checkedOpen(o.ID, o, now)
+	}
+	s.watchedClosed(closed.ID, closed, true, now)
+	for id, want := range map[string]string{pending.ID: "card", creating.ID: "card", closed.ID: "card", paid.ID: "", NewOrderID(): ""} {
+		if got := s.account(id); got != want {
+			t.Errorf("account(%s) = %q, want %q", id, got, want)
+		}
+	}
 }
