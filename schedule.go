@@ -67,7 +67,8 @@ func (s slot) young(now time.Time, poll time.Duration) bool {
 }
 
 // priority orders due work: lower class first (a buyer's nudge, then an
-// order at its expiry, then the rest); within a class the most overdue,
+// order at its expiry, then the other open orders, then the watch of
+// orders closed unpaid); within a class the most overdue,
 // counted in missed checks (its time since the last check over its
 // interval, so that a young order one pass late goes before an old one a
 // minute late), then the youngest.
@@ -82,6 +83,11 @@ const (
 	classNudge = iota
 	classExpiring
 	classDue
+	// classWatch is the watch of orders that closed unpaid: a late payment
+	// is rarer than a payment on an open order, and a flood of unpaid
+	// orders (each watched for keep_unpaid when its invoice cannot be
+	// cancelled) must not delay the open orders' checks.
+	classWatch
 )
 
 // before reports whether p goes before q.
@@ -128,11 +134,13 @@ func (s *schedule) dueClosed(id string, now time.Time) (priority, bool) {
 	s.mu.Unlock()
 	switch {
 	case !known:
-		return priority{class: classDue, late: math.Inf(1)}, true
+		return priority{class: classWatch, late: math.Inf(1)}, true
 	case sl.never:
 		return priority{}, false
 	}
-	return s.due(sl, now)
+	p, due := s.due(sl, now)
+	p.class = classWatch
+	return p, due
 }
 
 // due reports whether the order of slot sl is due at now (young, or its

@@ -283,3 +283,30 @@ func TestScheduleRemembersAccount(t *testing.T) {
 		}
 	}
 }
+
+// TestOpenOrdersBeforeWatched: with one worker, an open order goes before
+// an order that closed unpaid and is still watched, however young that
+// one: the watch of closed orders (which a flood can make large) never
+// delays the check of an order a buyer may be paying now.
+func TestOpenOrdersBeforeWatched(t *testing.T) {
+	clock := &testClock{t: time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)}
+	p := &askedProvider{}
+	a := scheduleApp(t, p, 1, clock, time.Hour)
+	open := openPending(t, a)
+	a.reconciler.pass(context.Background()) // learns its age
+	p.takeAsked()
+	clock.Add(10 * time.Second)
+	now := a.now()
+	closed := &Order{ID: NewOrderID(), State: OrderExpired, Account: "main", Provider: "pegas", Amount: decimal.NewFromInt(350),
+		Payment: Payment{ID: "100002"}, CreatedAt: now, UpdatedAt: now, ExpiresAt: now, ClosedAt: now}
+	if err := a.orders.Create(context.Background(), closed); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.orders.Save(context.Background(), closed); err != nil { // its unpaid-index entry
+		t.Fatal(err)
+	}
+	a.reconciler.pass(context.Background())
+	if asked, want := p.takeAsked(), []string{open, closed.ID}; !slices.Equal(asked, want) {
+		t.Errorf("the pass asked %v, want the open order first: %v", asked, want)
+	}
+}
