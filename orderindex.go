@@ -172,8 +172,9 @@ func (s *OrderStore) walkDir(ctx context.Context, dir, prefix string, level int,
 	return nil
 }
 
-// listNames lists the last components of the keys in dir, sorted; a
-// missing dir has none.
+// listNames lists the last components of the keys in dir (storage
+// backends differ in how they spell listed keys), sorted; a missing dir
+// has none.
 func (s *OrderStore) listNames(ctx context.Context, dir string) ([]string, error) {
 	keys, err := s.storage.List(ctx, dir, false)
 	if errors.Is(err, fs.ErrNotExist) {

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"path"
 	"slices"
 	"strings"
 	"time"
@@ -548,24 +547,10 @@ func (s *OrderStore) listIDs(ctx context.Context, prefix string) ([]string, erro
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	keys, err := s.storage.List(ctx, prefix, false)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("kassa: listing %s: %w", prefix, storageFailure{err})
-	}
-	ids := make([]string, 0, len(keys))
-	for _, k := range keys {
-		// Storage backends differ in how they spell listed keys; the last
-		// component is the id. Anything else (a backend's temporary file)
-		// is not an entry.
-		if id := path.Base(k); ValidOrderID(id) {
-			ids = append(ids, id)
-		}
-	}
-	slices.Sort(ids)
-	return slices.Compact(ids), nil
+	names, err := s.listNames(ctx, prefix)
+	// Anything that is not an id (a backend's temporary file) is not an
+	// entry.
+	return slices.DeleteFunc(names, func(name string) bool { return !ValidOrderID(name) }), err
 }
 
 // OpenSince returns when id's open-index entry was last written, so that
