@@ -13,8 +13,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -152,30 +150,11 @@ func doneReceipt(orderID string, t kassa.ReceiptType, n int, sent time.Time) *ka
 // at dir with OrderStore.Create, with workers.
 func (h history) seed(ctx context.Context, dir string, from, to, workers int) error {
 	store := kassa.NewOrderStore(&certmagic.FileStorage{Path: dir})
-	var next atomic.Int64
-	next.Store(int64(from))
-	var wg sync.WaitGroup
-	errs := make(chan error, workers)
-	for range workers {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= to || ctx.Err() != nil {
-					return
-				}
-				if err := store.Create(ctx, h.order(i)); err != nil {
-					errs <- err
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	if err := <-errs; err != nil {
+	err := forEach(ctx, from, to, workers, func(i int) error { return store.Create(ctx, h.order(i)) })
+	if err != nil && ctx.Err() == nil {
 		return fmt.Errorf("storing the history: %v", err)
 	}
-	return ctx.Err()
+	return err
 }
 
 // count is how many of the first n orders of h were created in [from, to).

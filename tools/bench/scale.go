@@ -12,8 +12,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -190,31 +188,15 @@ type invoice struct{ order, id string }
 // they were asked for, oldest first.
 func placeOrders(ctx context.Context, s *shop, n, workers int) ([]invoice, error) {
 	out := make([]invoice, n)
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	errs := make(chan error, workers)
-	for range workers {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= n || ctx.Err() != nil {
-					return
-				}
-				inv, err := placeOrder(ctx, s)
-				if err != nil {
-					errs <- err
-					return
-				}
-				out[i] = inv
-			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	if err := <-errs; err != nil {
+	err := forEach(ctx, 0, n, workers, func(i int) error {
+		inv, err := placeOrder(ctx, s)
+		out[i] = inv
+		return err
+	})
+	if err != nil {
 		return nil, err
 	}
-	return out, ctx.Err()
+	return out, nil
 }
 
 // placeOrder makes one order through s's checkout.

@@ -8,8 +8,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/caddy-kassa/kassa"
@@ -71,29 +69,13 @@ func (r *scaleRun) measureYoung(ctx context.Context, old, fresh int) (noticeFigu
 // in its open-index entry. The shop must be stopped meanwhile.
 func ageOrders(ctx context.Context, dir string, orders []invoice, age time.Duration, expires time.Time, workers int) error {
 	storage := &certmagic.FileStorage{Path: dir}
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	errs := make(chan error, workers)
-	for range workers {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= len(orders) || ctx.Err() != nil {
-					return
-				}
-				if err := ageOrder(ctx, storage, orders[i].order, age, expires); err != nil {
-					errs <- err
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	if err := <-errs; err != nil {
+	err := forEach(ctx, 0, len(orders), workers, func(i int) error {
+		return ageOrder(ctx, storage, orders[i].order, age, expires)
+	})
+	if err != nil && ctx.Err() == nil {
 		return fmt.Errorf("ageing orders: %v", err)
 	}
-	return ctx.Err()
+	return err
 }
 
 // ageOrder rewrites one order's record: created age earlier, expiring at
