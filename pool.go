@@ -28,6 +28,10 @@ type pool struct {
 	groups  map[string]*group
 	queued  map[string]*job // by key, until a worker takes the job
 	running map[string]bool // the keys of the jobs workers run
+	// after holds, by key, a job for a key a worker runs now (a buyer's
+	// nudge), queued once that job ends: two jobs of one order never run
+	// at once, or both would send its receipt.
+	after   map[string]*job
 	workers int
 	busy    sync.WaitGroup
 }
@@ -48,7 +52,8 @@ func (g *group) room() bool { return g.width == 0 || g.running < g.width }
 // that closed unpaid. Its key names what it works on: a job queued for a
 // key that has one queued already joins it, and one for a key a worker
 // runs now is dropped (the check under way serves), unless it is a
-// buyer's nudge, which may bring news the check under way read too early.
+// buyer's nudge, which may bring news the check under way read too early:
+// that one runs once the check ends, never beside it.
 type job struct {
 	key     string
 	group   string
@@ -65,7 +70,8 @@ type job struct {
 // width (0 for none).
 func newPool(limit int, capOf func(group string) int, logger *zap.Logger) *pool {
 	return &pool{limit: max(limit, 1), capOf: capOf, logger: logger,
-		groups: make(map[string]*group), queued: make(map[string]*job), running: make(map[string]bool)}
+		groups: make(map[string]*group), queued: make(map[string]*job), running: make(map[string]bool),
+		after: make(map[string]*job)}
 }
 
 // group returns the group of name, made on first use: the widths of the
@@ -88,12 +94,16 @@ func (p *pool) submit(done *sync.WaitGroup, jobs ...*job) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, j := range jobs {
-		if p.running[j.key] && j.prio.class != classNudge && p.queued[j.key] == nil {
+		if p.running[j.key] && j.prio.class != classNudge && p.queued[j.key] == nil && p.after[j.key] == nil {
 			continue
 		}
 		if done != nil {
 			done.Add(1)
 			j.waiters = append(j.waiters, done)
+		}
+		if p.running[j.key] && p.queued[j.key] == nil {
+			p.hold(j)
+			continue
 		}
 		p.queue(j)
 	}
@@ -113,6 +123,19 @@ func (p *pool) queue(j *job) {
 	}
 	p.queued[j.key] = j
 	heap.Push(&p.group(j.group).queue, j)
+}
+
+// hold keeps j until the running job of its key ends, merging it into
+// a job kept for that key already. Under mu.
+func (p *pool) hold(j *job) {
+	if d := p.after[j.key]; d != nil {
+		if j.prio.before(d.prio) {
+			d.prio = j.prio
+		}
+		d.waiters = append(d.waiters, j.waiters...)
+		return
+	}
+	p.after[j.key] = j
 }
 
 // spawn starts workers for the jobs that may start, up to limit: a worker
@@ -168,7 +191,7 @@ func (p *pool) enter(j *job, group string) bool {
 func (p *pool) pending() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return len(p.queued)
+	return len(p.queued) + len(p.after)
 }
 
 // wait waits until no worker runs.
@@ -207,14 +230,22 @@ func (p *pool) work() {
 		p.runJob(j)
 		p.mu.Lock()
 		delete(p.running, j.key)
-		if j.requeue {
+		requeued := j.requeue
+		if requeued {
 			j.requeue = false
 			p.queue(j)
-			p.mu.Unlock()
+		} else {
+			p.group(j.group).running--
+		}
+		if d := p.after[j.key]; d != nil {
+			delete(p.after, j.key)
+			p.queue(d)
+			p.spawn()
+		}
+		p.mu.Unlock()
+		if requeued {
 			continue
 		}
-		p.group(j.group).running--
-		p.mu.Unlock()
 		for _, w := range j.waiters {
 			w.Done()
 		}

@@ -168,3 +168,38 @@ func TestPoolEnter(t *testing.T) {
 		t.Errorf("the job ran %d times and entered %d, want 2 and 1: turned back once, then run in the group", ran.Load(), entered.Load())
 	}
 }
+
+// TestPoolOneJobPerKey: a buyer's nudge for an order whose check is
+// running waits for that check and then runs: two jobs of one order never
+// run at once, else both would send its receipt (the fault matrix saw two
+// formReceipt calls of one operation from one instance).
+func TestPoolOneJobPerKey(t *testing.T) {
+	p := newPool(4, nil, zap.NewNop())
+	release := make(chan struct{})
+	started := make(chan struct{})
+	var running, most atomic.Int32
+	run := func() {
+		n := running.Add(1)
+		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+		}
+		<-release
+		running.Add(-1)
+	}
+	var done sync.WaitGroup
+	p.submit(&done, &job{key: "open/a", prio: priority{class: classDue}, run: func() { close(started); run() }})
+	<-started
+	var nudged atomic.Bool
+	p.submit(&done, &job{key: "open/a", prio: priority{class: classNudge}, run: func() { nudged.Store(true); run() }})
+	// Give a free worker the chance to take the nudge while the check runs.
+	p.submit(&done, &job{key: "open/b", prio: priority{class: classDue}, run: func() {}})
+	time.Sleep(50 * time.Millisecond)
+	close(release)
+	done.Wait()
+	p.wait()
+	if !nudged.Load() {
+		t.Error("the nudge never ran after the check")
+	}
+	if most.Load() != 1 {
+		t.Errorf("%d jobs of one order ran at once, want 1", most.Load())
+	}
+}
