@@ -463,33 +463,3 @@ func (b *backfill) stop() {
 	b.cancel()
 	<-b.done
 }
-
-// List returns every stored order newest first (as Page orders them),
-// only those in state when state is not empty, at most limit of them (all
-// when limit <= 0). It reads every record, whatever limit is: its cost is
-// the whole history's. It is the full scan that readers fall back to until
-// Backfill completes, kept for tools that want that cost; the operator's
-// pages are Page. An unknown state is a 400 *RequestError (bad_state).
-func (s *OrderStore) List(ctx context.Context, state OrderState, limit int) ([]*Order, error) {
-	if state != "" && !state.Valid() {
-		return nil, badRequest("bad_state", "state", "unknown order state %q", state)
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	var orders []*Order
-	err := s.scan(ctx, func(o *Order) error {
-		if state == "" || o.State == state {
-			orders = append(orders, o)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	slices.SortFunc(orders, func(a, b *Order) int { return strings.Compare(orderEntry(b), orderEntry(a)) })
-	if limit > 0 && len(orders) > limit {
-		orders = orders[:limit:limit]
-	}
-	return orders, nil
-}
