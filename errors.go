@@ -47,6 +47,10 @@ var (
 	// write. Requests answer 503 storage_unavailable; what a request left
 	// half done, the reconciler or the client's retry finishes.
 	ErrStorage = errors.New("order storage failed")
+
+	// ErrBadSignature: a provider's callback carries a signature that does
+	// not hold for its content: forged, or signed with another salt.
+	ErrBadSignature = errors.New("callback signature does not hold")
 )
 
 // ProviderError is a failed provider call. Its text never carries a secret,

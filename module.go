@@ -119,6 +119,10 @@ type PaymentStatus struct {
 	Paid bool
 	// Amount is the amount the provider reports as paid, when it reports one.
 	Amount decimal.NullDecimal
+	// Problem, when set, says the payment is neither paid nor simply unpaid
+	// and needs an operator (CrystalPAY v3 "wrongamount": the buyer sent
+	// another amount). The order is not paid; the text is noted on it.
+	Problem string
 }
 
 // Balance is an account's balance: its total and, where the provider splits
@@ -145,11 +149,73 @@ type PayoutRequest struct {
 	TTL time.Duration
 }
 
-// Payout is a payout the provider accepted. CrystalPAY returns no id, so ID
-// may be empty.
+// Payout is a payout the provider accepted. CrystalPAY v1 returns no id, so
+// ID may be empty.
 type Payout struct {
 	ID         string          `json:"id,omitempty"`
 	Commission decimal.Decimal `json:"commission"`
+	// State is the payout's state where the provider tells it: one of the
+	// PayoutState values. Empty when unknown.
+	State PayoutState `json:"state,omitempty"`
+}
+
+// PayoutState is where a payout stands at a provider that tracks payouts.
+type PayoutState string
+
+// The states of a tracked payout. Only PayoutCreated may still be
+// submitted or cancelled; PayoutPaid, PayoutFailed and PayoutCanceled are
+// final.
+const (
+	// PayoutCreated: created, not submitted: nothing is paid yet.
+	PayoutCreated PayoutState = "created"
+	// PayoutProcessing: submitted, being paid.
+	PayoutProcessing PayoutState = "processing"
+	// PayoutPaid: the money went out.
+	PayoutPaid PayoutState = "paid"
+	// PayoutFailed: the provider gave up; nothing went out.
+	PayoutFailed PayoutState = "failed"
+	// PayoutCanceled: cancelled before it was submitted.
+	PayoutCanceled PayoutState = "canceled"
+)
+
+// TwoStepPayer is a payment provider whose payouts are made in two steps
+// and have ids (CrystalPAY v3 payoff/create, payoff/submit, payoff/info): a
+// created payout pays nothing until it is submitted, and its fate can be
+// asked for by id. The admin API stores the id between the steps, so a
+// lost reply is resolved by asking, never by paying again; Payout is not
+// used for such a provider.
+type TwoStepPayer interface {
+	// CreatePayout creates a payout without paying it. Never retried.
+	CreatePayout(ctx context.Context, req PayoutRequest) (Payout, error)
+	// SubmitPayout pays a created payout.
+	SubmitPayout(ctx context.Context, id string) (Payout, error)
+	// CancelPayout withdraws a created payout that was not submitted.
+	CancelPayout(ctx context.Context, id string) (Payout, error)
+	// PayoutStatus reports a payout by its id.
+	PayoutStatus(ctx context.Context, id string) (Payout, error)
+}
+
+// CallbackReceiver is a payment provider that posts signed callbacks when a
+// payment changes (CrystalPAY v3). The kassa_callback handler hands it each
+// callback's body; the handler then reads the payment back from the
+// provider, so a callback only ever says where to look, never what to do.
+type CallbackReceiver interface {
+	// ParseCallback checks a callback's signature and reads what it names.
+	// A body that is not a callback is ErrInvalid; a callback whose
+	// signature does not hold is ErrBadSignature.
+	ParseCallback(body []byte) (Callback, error)
+}
+
+// Callback is what a callback with a valid signature names.
+type Callback struct {
+	// PaymentID is the provider's id of the payment; the signature covers it.
+	PaymentID string
+	// OrderID is the shop's order id the payment carries (CrystalPAY extra).
+	// The signature does not cover it: it is only a hint where to look, and
+	// the order found must hold PaymentID.
+	OrderID string
+	// Payout is set when the callback is about a payout, not a payment.
+	Payout bool
 }
 
 // Document is a provider's document, streamed: the caller closes Body.
