@@ -168,11 +168,14 @@ func (a *App) Provision(ctx caddy.Context) error {
 			return fmt.Errorf("loading payment accounts: %v", err)
 		}
 		for name, mod := range mods.(map[string]any) {
+			if s, ok := mod.(ProviderSwitch); ok {
+				mod = s.Provider()
+			}
 			provider, ok := mod.(PaymentProvider)
 			if !ok {
 				return fmt.Errorf("payment account %q: module %T is not a payment provider", name, mod)
 			}
-			a.accounts[name] = &account{name: name, provider: caddy.GetModuleName(mod), PaymentProvider: provider}
+			a.accounts[name] = &account{name: name, provider: caddy.GetModuleName(mods.(map[string]any)[name]), PaymentProvider: provider}
 		}
 	}
 	if err := a.useRateLimits(); err != nil {

@@ -48,6 +48,14 @@ type PaymentProvider interface {
 	Payout(ctx context.Context, req PayoutRequest) (Payout, error)
 }
 
+// ProviderSwitch is a payment module whose configuration picks one of its
+// implementations (CrystalPAY's api v1 or v3). The app uses what Provider
+// returns, and asks the optional interfaces of it, not of the module, so
+// that an implementation offers only what its API has.
+type ProviderSwitch interface {
+	Provider() PaymentProvider
+}
+
 // DocumentProvider is a payment provider that can hand out a document for a
 // paid payment (Pegas-kassa's receipt file).
 type DocumentProvider interface {
