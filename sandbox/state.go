@@ -37,10 +37,10 @@ type state struct {
 
 	crystalPay   crystalPayState
 	crystalPayV3 crystalPayV3State
-	pegas      pegasState
-	cashier    cashierState
-	journal    []Call
-	faults     []*Fault
+	pegas        pegasState
+	cashier      cashierState
+	journal      []Call
+	faults       []*Fault
 }
 
 // newState returns a fresh state started from cfg.
