@@ -39,12 +39,12 @@ var (
 type v3Invoice struct {
 	id, url, state, kind, subtractFrom string
 	amount                             decimal.Decimal
-	// received is what the payer paid, for a wrongamount invoice.
-	received                                                decimal.Decimal
-	method, requiredMethod, description, redirect, callback *string
-	extra                                                   *string
-	payerDetails                                            json.RawMessage
-	created, expires, final                                 time.Time
+	received                           decimal.Decimal // what the payer paid, for a wrongamount invoice
+	method, requiredMethod             *string
+	description, redirect, callback    *string
+	extra                              *string
+	payerDetails                       json.RawMessage
+	created, expires, final            time.Time
 }
 
 // v3InvoiceInfo is an invoice as invoice/info and its callback give it:
