@@ -35,6 +35,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		crystalpay_login   <login>         # default sandbox
 //		crystalpay_secret  <secret>        # default sandbox-secret
 //		crystalpay_secret2 <secret>        # default sandbox-secret2
+//		crystalpay_salt    <salt>          # API v3 salt; default sandbox-salt
 //		pegas_token        <token>         # default sandbox-token
 //		smartcashier_token <token>         # default sandbox-token
 //		latency            <duration>      # added to every API call; default 0s
@@ -75,6 +76,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = oneArg(d, &h.CrystalPaySecret)
 		case "crystalpay_secret2":
 			err = oneArg(d, &h.CrystalPaySecret2)
+		case "crystalpay_salt":
+			err = oneArg(d, &h.CrystalPaySalt)
 		case "pegas_token":
 			err = oneArg(d, &h.PegasToken)
 		case "smartcashier_token":

@@ -20,6 +20,7 @@ func TestUnmarshalCaddyfileEveryOption(t *testing.T) {
 		crystalpay_login   shop
 		crystalpay_secret  {env.CP_SECRET}
 		crystalpay_secret2 s2
+		crystalpay_salt    {env.CP_SALT}
 		pegas_token        pt
 		smartcashier_token st
 		latency            250ms
@@ -33,6 +34,7 @@ func TestUnmarshalCaddyfileEveryOption(t *testing.T) {
 		fault pegas * latency 0 300ms
 		fault smartcashier formReceipt notprocessed 1 "Открыта крышка."
 		fault crystalpay generate drop
+		fault crystalpay callback forgedcallback 1
 	}`)
 	var h Handler
 	if err := h.UnmarshalCaddyfile(d); err != nil {
@@ -41,7 +43,7 @@ func TestUnmarshalCaddyfileEveryOption(t *testing.T) {
 	zero := caddy.Duration(0)
 	want := Handler{
 		Name: "dev", PublicURL: "http://localhost:9080",
-		CrystalPayLogin: "shop", CrystalPaySecret: "{env.CP_SECRET}", CrystalPaySecret2: "s2",
+		CrystalPayLogin: "shop", CrystalPaySecret: "{env.CP_SECRET}", CrystalPaySecret2: "s2", CrystalPaySalt: "{env.CP_SALT}",
 		PegasToken: "pt", SmartCashierToken: "st",
 		Latency: caddy.Duration(250 * time.Millisecond), ReceiptDelay: &zero,
 		PegasCommission: ptr(decimal.RequireFromString("3.5")),
@@ -55,6 +57,7 @@ func TestUnmarshalCaddyfileEveryOption(t *testing.T) {
 			{API: "pegas", Op: "*", Mode: "latency", Latency: caddy.Duration(300 * time.Millisecond)},
 			{API: "smartcashier", Op: "formReceipt", Mode: "notprocessed", Count: 1, Message: "Открыта крышка."},
 			{API: "crystalpay", Op: "generate", Mode: "drop"},
+			{API: "crystalpay", Op: "callback", Mode: "forgedcallback", Count: 1},
 		},
 	}
 	got, _ := json.Marshal(h)
@@ -108,6 +111,10 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		{"latency fault bad duration", "fault pegas * latency 1 soon", "bad latency"},
 		{"argument to drop", "fault pegas * drop 1 now", "takes no argument"},
 		{"notprocessed elsewhere", "fault pegas deposit notprocessed", "notprocessed"},
+		{"salt twice", "crystalpay_salt a\ncrystalpay_salt b", "duplicate crystalpay_salt"},
+		{"salt missing", "crystalpay_salt", "wrong argument count"},
+		{"forged elsewhere", "fault crystalpay invoice/create forgedcallback", "callback only"},
+		{"argument to forged", "fault crystalpay callback forgedcallback 1 x", "takes no argument"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var h Handler

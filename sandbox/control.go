@@ -21,6 +21,9 @@ var controlRoutes = map[string][]string{
 	"calls":    {http.MethodGet, http.MethodDelete},
 	"faults":   {http.MethodGet, http.MethodPost, http.MethodDelete},
 	"pay":      {http.MethodPost},
+	"invoice":  {http.MethodPost},
+	"payoff":   {http.MethodPost},
+	"callback": {http.MethodPost},
 	"settings": {http.MethodGet, http.MethodPost},
 	"reset":    {http.MethodPost},
 }
@@ -67,6 +70,12 @@ func (h *Handler) serveControl(w http.ResponseWriter, r *http.Request, route str
 		writeJSON(w, http.StatusOK, map[string]int{"cleared": h.st.clearFaults()})
 	case "pay POST":
 		h.controlPay(w, r)
+	case "invoice POST":
+		h.controlInvoice(w, r)
+	case "payoff POST":
+		h.controlPayoff(w, r)
+	case "callback POST":
+		h.controlCallback(w, r)
 	case "settings GET":
 		writeJSON(w, http.StatusOK, h.st.currentSettings())
 	case "settings POST":
@@ -122,6 +131,12 @@ func (h *Handler) controlPay(w http.ResponseWriter, r *http.Request) {
 		if err = perr; err == nil {
 			invoice = inv.view()
 			h.logPaid(req.API, id, inv.amount.String(), paidNow)
+		} else if errors.Is(err, errUnknownInvoice) {
+			inv, paidNow, perr := h.st.payV3(id)
+			if err = perr; err == nil {
+				invoice = inv.info()
+				h.logPaid(req.API, id, inv.amount.String(), paidNow)
+			}
 		}
 	case APIPegas:
 		if (id == "") == (req.OrderID == "") {
@@ -152,10 +167,104 @@ func (h *Handler) controlPay(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case errors.Is(err, errUnknownInvoice):
 		controlError(w, http.StatusNotFound, "unknown %s invoice", req.API)
-	case errors.Is(err, errInvoiceCancelled):
-		controlError(w, http.StatusConflict, "the %s invoice is cancelled", req.API)
+	case errors.Is(err, errInvoiceCancelled), errors.Is(err, errInvoiceExpired), errors.Is(err, errInvoiceClosed):
+		controlError(w, http.StatusConflict, "the %s invoice cannot be paid: %v", req.API, err)
 	default:
 		writeJSON(w, http.StatusOK, map[string]any{"invoice": invoice})
+	}
+}
+
+// invoiceRequest is the body of POST /control/invoice.
+type invoiceRequest struct {
+	ID     string `json:"id"`
+	State  string `json:"state"`
+	Amount string `json:"amount"`
+}
+
+// controlInvoice puts a CrystalPAY v3 invoice into processing, wrongamount
+// (paid "amount", not the invoice's) or failed.
+func (h *Handler) controlInvoice(w http.ResponseWriter, r *http.Request) {
+	var req invoiceRequest
+	if err := decodeControl(r, &req); err != nil {
+		controlError(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	received, ok := parseMoney(req.Amount)
+	switch {
+	case req.ID == "":
+		controlError(w, http.StatusBadRequest, "give the id of a crystalpay v3 invoice")
+		return
+	case req.State != v3Processing && req.State != v3WrongAmount && req.State != v3Failed:
+		controlError(w, http.StatusBadRequest, "state must be processing, wrongamount or failed")
+		return
+	case (req.State == v3WrongAmount) != (req.Amount != ""):
+		controlError(w, http.StatusBadRequest, "give amount, the sum paid, with wrongamount and only with it")
+		return
+	case req.Amount != "" && (!ok || !received.IsPositive()):
+		controlError(w, http.StatusBadRequest, "amount must be a positive sum in rubles, at most 2 decimals")
+		return
+	}
+	info, err := h.st.setV3InvoiceState(req.ID, req.State, received)
+	switch {
+	case errors.Is(err, errUnknownInvoice):
+		controlError(w, http.StatusNotFound, "unknown crystalpay v3 invoice")
+	case errors.Is(err, errInvoiceClosed):
+		controlError(w, http.StatusConflict, "the invoice is %s", info.State)
+	default:
+		writeJSON(w, http.StatusOK, map[string]any{"invoice": info})
+	}
+}
+
+// payoffRequest is the body of POST /control/payoff.
+type payoffRequest struct {
+	ID    string `json:"id"`
+	State string `json:"state"`
+}
+
+// controlPayoff ends a processing CrystalPAY v3 payoff now, as payed or
+// failed.
+func (h *Handler) controlPayoff(w http.ResponseWriter, r *http.Request) {
+	var req payoffRequest
+	if err := decodeControl(r, &req); err != nil {
+		controlError(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	if req.ID == "" || (req.State != payoffPayed && req.State != payoffFailed) {
+		controlError(w, http.StatusBadRequest, "give the id of a crystalpay v3 payoff and state payed or failed")
+		return
+	}
+	info, err := h.st.finishV3Payoff(req.ID, req.State)
+	switch {
+	case errors.Is(err, errUnknownPayoff):
+		controlError(w, http.StatusNotFound, "unknown crystalpay v3 payoff")
+	case errors.Is(err, errPayoffState):
+		controlError(w, http.StatusConflict, "the payoff is %s, not processing", info.State)
+	default:
+		writeJSON(w, http.StatusOK, map[string]any{"payoff": info})
+	}
+}
+
+// callbackRequest is the body of POST /control/callback.
+type callbackRequest struct {
+	ID string `json:"id"`
+}
+
+// controlCallback sends the callback of a CrystalPAY v3 invoice or payoff
+// now, with its current state.
+func (h *Handler) controlCallback(w http.ResponseWriter, r *http.Request) {
+	var req callbackRequest
+	if err := decodeControl(r, &req); err != nil {
+		controlError(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	target, err := h.st.queueCallback(req.ID)
+	switch {
+	case errors.Is(err, errUnknownInvoice):
+		controlError(w, http.StatusNotFound, "unknown crystalpay v3 invoice or payoff")
+	case errors.Is(err, errNoCallbackURL):
+		controlError(w, http.StatusConflict, "the invoice or payoff has no callback_url")
+	default:
+		writeJSON(w, http.StatusOK, map[string]any{"callback": map[string]string{"id": req.ID, "url": withoutQuery(target)}})
 	}
 }
 

@@ -14,7 +14,7 @@ func TestControlStateEmpty(t *testing.T) {
 	s := newTestSandbox(t, nil)
 	r := s.get("/control/state")
 	wantJSON(t, r, http.StatusOK, `{
-		"crystalpay":{"balance":"0","invoices":[],"withdrawals":[]},
+		"crystalpay":{"balance":"0","invoices":[],"withdrawals":[],"v3_invoices":[],"payoffs":[]},
 		"pegas":{"balance":"0.00","invoices":[],"withdrawals":[]},
 		"smartcashier":{"operations":[],"cash":{}},
 		"settings":{"latency":"0s","receipt_delay":"1s","crystalpay_wallets":false}}`)
@@ -182,7 +182,7 @@ func TestControlReset(t *testing.T) {
 		t.Errorf("reset answered %v", reset)
 	}
 	wantJSON(t, s.get("/control/state"), http.StatusOK, `{
-		"crystalpay":{"balance":"50","invoices":[],"withdrawals":[]},
+		"crystalpay":{"balance":"50","invoices":[],"withdrawals":[],"v3_invoices":[],"payoffs":[]},
 		"pegas":{"balance":"10.50","invoices":[],"withdrawals":[]},
 		"smartcashier":{"operations":[],"cash":{}},
 		"settings":{"latency":"0s","receipt_delay":"1s","crystalpay_wallets":false}}`)

@@ -265,6 +265,10 @@ type crystalPayView struct {
 	Balance     string                     `json:"balance"`
 	Invoices    []crystalPayInvoiceView    `json:"invoices"`
 	Withdrawals []crystalPayWithdrawalView `json:"withdrawals"`
+	// V3Invoices and Payoffs are those of API v3, as invoice/info and
+	// payoff/info give them.
+	V3Invoices []v3InvoiceView `json:"v3_invoices"`
+	Payoffs    []v3PayoffInfo  `json:"payoffs"`
 }
 
 type crystalPayInvoiceView struct {

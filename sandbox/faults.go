@@ -21,17 +21,21 @@ const (
 	FaultForbidden    = "forbidden"
 	FaultDrop         = "drop"
 	FaultNotProcessed = "notprocessed"
+	// FaultForgedCallback signs the next CrystalPAY v3 callbacks (op
+	// callback) with a wrong salt.
+	FaultForgedCallback = "forgedcallback"
 )
 
 // faultModes lists every mode, in the order the docs give them.
 var faultModes = []string{
 	FaultLatency, FaultError500, FaultTimeout, FaultMalformed, FaultHTML,
-	FaultAuth, FaultForbidden, FaultDrop, FaultNotProcessed,
+	FaultAuth, FaultForbidden, FaultDrop, FaultNotProcessed, FaultForgedCallback,
 }
 
 // apiOps lists the operations of each API that a fault can name.
 var apiOps = map[string][]string{
-	APICrystalPay:   {"balance", "generate", "checkpay", "withdraw"},
+	APICrystalPay: append([]string{"balance", "generate", "checkpay", "withdraw"},
+		append(crystalPayV3Ops, opCallback)...),
 	APIPegas:        {"deposit", "deposit/cancel", "withdrawal", "transaction/receipt/file", "balance"},
 	APISmartCashier: {"formReceipt", "depositCash", "withdrawCash", "checkStatus"},
 }
@@ -98,10 +102,17 @@ func (f *Fault) normalize() error {
 	if f.Latency < 0 {
 		return errors.New("fault latency must not be negative")
 	}
+	if f.Op == opCallback && f.Mode != FaultForgedCallback {
+		return errors.New("crystalpay callback takes mode forgedcallback only")
+	}
 	switch f.Mode {
 	case FaultLatency:
 		if f.Latency <= 0 {
 			return errors.New("a latency fault needs a positive latency")
+		}
+	case FaultForgedCallback:
+		if f.API != APICrystalPay || f.Op != opCallback {
+			return errors.New("forgedcallback applies to crystalpay callback only")
 		}
 	case FaultNotProcessed:
 		if f.API != APISmartCashier || (f.Op != "*" && !slices.Contains(cashierCreatingOps, f.Op)) {
@@ -119,10 +130,13 @@ func (f *Fault) matches(api, op string) bool {
 	if f.API != api || (f.Op != "*" && f.Op != op) {
 		return false
 	}
-	if f.Mode == FaultNotProcessed {
+	switch f.Mode {
+	case FaultNotProcessed:
 		return slices.Contains(cashierCreatingOps, op)
+	case FaultForgedCallback:
+		return op == opCallback
 	}
-	return true
+	return op != opCallback
 }
 
 // consumeLocked counts one use of the fault and drops it when used up.
@@ -147,7 +161,7 @@ func (s *state) takeFault(api, op string) (time.Duration, *Fault) {
 	var wait time.Duration
 	var answer *Fault
 	for _, f := range slices.Clone(s.faults) {
-		if f.Mode == FaultNotProcessed || !f.matches(api, op) {
+		if f.Mode == FaultNotProcessed || f.Mode == FaultForgedCallback || !f.matches(api, op) {
 			continue
 		}
 		if f.Mode != FaultLatency && answer != nil {
@@ -174,6 +188,18 @@ func (s *state) takeNotProcessedLocked(op string) string {
 		}
 	}
 	return ""
+}
+
+// takeForgedLocked consumes a forgedcallback fault for a callback being
+// sent and reports whether one applied.
+func (s *state) takeForgedLocked() bool {
+	for _, f := range s.faults {
+		if f.Mode == FaultForgedCallback && f.matches(APICrystalPay, opCallback) {
+			s.consumeLocked(f)
+			return true
+		}
+	}
+	return false
 }
 
 // addFault adds a fault at run time.

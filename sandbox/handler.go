@@ -24,6 +24,7 @@ const (
 	DefaultCrystalPayLogin   = "sandbox"
 	DefaultCrystalPaySecret  = "sandbox-secret"
 	DefaultCrystalPaySecret2 = "sandbox-secret2"
+	DefaultCrystalPaySalt    = "sandbox-salt"
 	DefaultPegasToken        = "sandbox-token"
 	DefaultSmartCashierToken = "sandbox-token"
 )
@@ -67,6 +68,10 @@ type Handler struct {
 	CrystalPaySecret  string `json:"crystalpay_secret,omitempty"`
 	CrystalPaySecret2 string `json:"crystalpay_secret2,omitempty"`
 
+	// CrystalPaySalt is the API v3 salt (secret 2): it signs payoffs and
+	// callbacks. Accepts {env.*}.
+	CrystalPaySalt string `json:"crystalpay_salt,omitempty"`
+
 	// PegasToken is the Pegas-kassa site token. Accepts {env.*}.
 	PegasToken string `json:"pegas_token,omitempty"`
 
@@ -101,17 +106,20 @@ type Handler struct {
 	// Faults are injected from the start (and again after a reset).
 	Faults []Fault `json:"faults,omitempty"`
 
-	creds    credentials
-	public   *url.URL
-	holdFor  time.Duration // how long a timeout fault holds a request (tests); default 60s
-	st       *state
-	released bool
-	logger   *zap.Logger
+	creds      credentials
+	public     *url.URL
+	holdFor    time.Duration   // how long a timeout fault holds a request (tests); default 60s
+	retryAfter []time.Duration // callback retry waits (tests); default defaultCallbackRetries
+	callbacks  *callbackSender
+	st         *state
+	released   bool
+	logger     *zap.Logger
 }
 
 // credentials are the secrets with placeholders resolved.
 type credentials struct {
 	crystalPayLogin, crystalPaySecret, crystalPaySecret2 string
+	crystalPaySalt                                       string
 	pegasToken, smartCashierToken                        string
 	pegasCommission                                      decimal.Decimal
 }
@@ -152,6 +160,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		{&c.crystalPayLogin, "crystalpay_login", h.CrystalPayLogin, DefaultCrystalPayLogin},
 		{&c.crystalPaySecret, "crystalpay_secret", h.CrystalPaySecret, DefaultCrystalPaySecret},
 		{&c.crystalPaySecret2, "crystalpay_secret2", h.CrystalPaySecret2, DefaultCrystalPaySecret2},
+		{&c.crystalPaySalt, "crystalpay_salt", h.CrystalPaySalt, DefaultCrystalPaySalt},
 		{&c.pegasToken, "pegas_token", h.PegasToken, DefaultPegasToken},
 		{&c.smartCashierToken, "smartcashier_token", h.SmartCashierToken, DefaultSmartCashierToken},
 	} {
@@ -187,6 +196,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if loaded {
 		h.st.reconfigure(cfg)
 	}
+	retries := defaultCallbackRetries
+	if h.retryAfter != nil {
+		retries = h.retryAfter
+	}
+	h.callbacks = newCallbackSender(retries)
 	return nil
 }
 
@@ -243,8 +257,12 @@ func checkBalance(api string, amount decimal.Decimal) error {
 	return nil
 }
 
-// Cleanup releases the handler's reference to its named state.
+// Cleanup stops the handler's callback deliveries and releases its
+// reference to its named state.
 func (h *Handler) Cleanup() error {
+	if h.callbacks != nil {
+		h.callbacks.stop()
+	}
 	// h.st stays set: requests still in flight during a reload keep using
 	// the state, which lives on for the handlers of the new config.
 	if h.st == nil || h.released {
@@ -255,12 +273,16 @@ func (h *Handler) Cleanup() error {
 	return err
 }
 
-// ServeHTTP answers every request: it never calls next.
+// ServeHTTP answers every request: it never calls next. The callbacks the
+// request gave rise to are sent once it is answered.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
+	defer h.flushCallbacks()
 	p := r.URL.Path
 	switch {
 	case p == "/crystalpay/api.php":
 		h.serveCrystalPay(w, r)
+	case strings.HasPrefix(p, "/crystalpay/v3/"):
+		h.serveCrystalPayV3(w, r, strings.TrimPrefix(p, "/crystalpay/v3/"))
 	case p == "/pegas/api/v1" || strings.HasPrefix(p, "/pegas/api/v1/"):
 		h.servePegas(w, r, strings.TrimPrefix(strings.TrimPrefix(p, "/pegas/api/v1"), "/"))
 	case strings.HasPrefix(p, "/pegas/"):

@@ -32,7 +32,7 @@ func TestProvisionDefaults(t *testing.T) {
 	}
 	if h.Name != "default" || h.creds.crystalPayLogin != want.crystalPayLogin || h.creds.crystalPaySecret != want.crystalPaySecret ||
 		h.creds.crystalPaySecret2 != want.crystalPaySecret2 || h.creds.pegasToken != want.pegasToken ||
-		h.creds.smartCashierToken != want.smartCashierToken || !h.creds.pegasCommission.Equal(want.pegasCommission) {
+		h.creds.crystalPaySalt != "sandbox-salt" || h.creds.smartCashierToken != want.smartCashierToken || !h.creds.pegasCommission.Equal(want.pegasCommission) {
 		t.Errorf("defaults: name %q, %+v", h.Name, h.creds)
 	}
 	if got := h.st.currentSettings(); got != (settingsView{Latency: "0s", ReceiptDelay: "1s"}) {
@@ -42,9 +42,16 @@ func TestProvisionDefaults(t *testing.T) {
 
 func TestProvisionResolvesPlaceholders(t *testing.T) {
 	t.Setenv("KASSA_SANDBOX_TEST_TOKEN", "from-env")
-	s := newTestSandbox(t, func(h *Handler) { h.PegasToken = "{env.KASSA_SANDBOX_TEST_TOKEN}" })
-	if s.h.PegasToken != "{env.KASSA_SANDBOX_TEST_TOKEN}" {
+	t.Setenv("KASSA_SANDBOX_TEST_SALT", "salt-from-env")
+	s := newTestSandbox(t, func(h *Handler) {
+		h.PegasToken = "{env.KASSA_SANDBOX_TEST_TOKEN}"
+		h.CrystalPaySalt = "{env.KASSA_SANDBOX_TEST_SALT}"
+	})
+	if s.h.PegasToken != "{env.KASSA_SANDBOX_TEST_TOKEN}" || s.h.CrystalPaySalt != "{env.KASSA_SANDBOX_TEST_SALT}" {
 		t.Error("the configured value must stay a placeholder")
+	}
+	if s.h.creds.crystalPaySalt != "salt-from-env" {
+		t.Errorf("crystalpay_salt resolved to %q", s.h.creds.crystalPaySalt)
 	}
 	wantJSON(t, s.get("/pegas/api/v1/balance?token=from-env"), http.StatusOK, `{"balance":0}`)
 	wantPegasError(t, s.pegasGet("balance"), http.StatusUnauthorized, "authorization_error", "")

@@ -184,6 +184,8 @@ type stateJSON struct {
 			ID, Amount, State, URL string
 		}
 		Withdrawals []map[string]any
+		V3Invoices  []map[string]any `json:"v3_invoices"`
+		Payoffs     []map[string]any
 	}
 	Pegas struct {
 		Balance  string

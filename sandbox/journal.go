@@ -32,8 +32,12 @@ type Call struct {
 	// Fault is the mode of the fault that answered the call instead of the
 	// API (error500, malformed, ...); empty when the API answered it, after
 	// any latency. A faulted call did nothing, whatever its status.
-	Fault string    `json:"fault,omitempty"`
-	Time  time.Time `json:"time"`
+	Fault string `json:"fault,omitempty"`
+	// URL is where a callback was sent, without its query; Attempt counts
+	// its deliveries from 1. Both are empty for API calls.
+	URL     string    `json:"url,omitempty"`
+	Attempt int       `json:"attempt,omitempty"`
+	Time    time.Time `json:"time"`
 }
 
 // call is one API request being answered: it applies latency and faults
@@ -87,11 +91,39 @@ func (c *call) finish() {
 	switch {
 	case len(c.body) == 0:
 	case json.Valid(c.body):
-		entry.Body = json.RawMessage(c.body)
+		entry.Body = maskSecrets(c.body)
 	default:
 		entry.Body, _ = json.Marshal(string(c.body))
 	}
 	c.h.st.record(entry)
+}
+
+// maskedFields are the fields of a JSON object body that the journal
+// hides: the CrystalPAY v3 secret and signatures.
+var maskedFields = []string{"auth_secret", "signature"}
+
+// maskSecrets returns a JSON body with the values of maskedFields replaced
+// by "***"; a body without them is returned as it is.
+func maskSecrets(body []byte) json.RawMessage {
+	var fields map[string]json.RawMessage
+	if json.Unmarshal(body, &fields) != nil {
+		return body
+	}
+	masked := false
+	for _, k := range maskedFields {
+		if _, ok := fields[k]; ok {
+			fields[k] = json.RawMessage(`"***"`)
+			masked = true
+		}
+	}
+	if !masked {
+		return body
+	}
+	b, err := json.Marshal(fields)
+	if err != nil {
+		return json.RawMessage(`"***"`)
+	}
+	return b
 }
 
 // recorder remembers the status of a response.

@@ -85,14 +85,26 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 // writePHPJSON answers status with v as JSON encoded the way PHP's
-// json_encode does by default: slashes escaped (\/) and every non-ASCII
-// character as \uXXXX. CrystalPAY and Pegas-kassa are PHP services; a client
-// must decode JSON properly, not pattern-match it.
+// json_encode does (see phpJSON).
 func writePHPJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
+	b, err := phpJSON(v)
 	if err != nil {
 		b = []byte(`{"error":true}`)
 		status = http.StatusInternalServerError
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}
+
+// phpJSON encodes v the way PHP's json_encode does by default: slashes
+// escaped (\/) and every non-ASCII character as \uXXXX. CrystalPAY and
+// Pegas-kassa are PHP services; a client must decode JSON properly, not
+// pattern-match it.
+func phpJSON(v any) ([]byte, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
 	}
 	var sb strings.Builder
 	for _, r := range string(b) {
@@ -108,7 +120,5 @@ func writePHPJSON(w http.ResponseWriter, status int, v any) {
 			fmt.Fprintf(&sb, `\u%04x`, r)
 		}
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_, _ = w.Write([]byte(sb.String()))
+	return []byte(sb.String()), nil
 }

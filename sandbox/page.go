@@ -20,6 +20,10 @@ var (
 
 	// errInsufficientFunds is returned for a payout above the balance.
 	errInsufficientFunds = errors.New("insufficient funds")
+
+	// errNoCallbackURL is returned when sending the callback of an invoice
+	// or payoff made without a callback_url.
+	errNoCallbackURL = errors.New("no callback_url")
 )
 
 // pageData is what the payment page shows.
@@ -29,7 +33,7 @@ type pageData struct {
 	ID       string
 	Amount   string
 	PayTo    string // the wallet or card a Pegas wallet-type deposit is paid to
-	State    string // "", "paid", "cancelled", "unknown"
+	State    string // "", "paid", "cancelled", "expired", "closed", "unknown"
 }
 
 var pageTemplate = template.Must(template.New("page").Parse(`<!DOCTYPE html>
@@ -61,12 +65,18 @@ button:hover{background:#1d4ed8}
 {{- else if eq .State "cancelled"}}
 <h1 class="bad">Счёт отменён <span class="en">/ Invoice cancelled</span></h1>
 <p>Этот счёт отменён, оплатить его нельзя.<br><span class="en">This invoice was cancelled and cannot be paid.</span></p>
+{{- else if eq .State "expired"}}
+<h1 class="bad">Срок оплаты истёк <span class="en">/ Invoice expired</span></h1>
+<p>Время на оплату этого счёта вышло, оплатить его нельзя.<br><span class="en">This invoice has expired and cannot be paid.</span></p>
+{{- else if eq .State "closed"}}
+<h1 class="bad">Счёт закрыт <span class="en">/ Invoice closed</span></h1>
+<p>Оплата этого счёта не прошла или прошла не на ту сумму.<br><span class="en">This invoice failed or was paid a wrong amount, and cannot be paid.</span></p>
 {{- else if eq .State "paid"}}
 <h1 class="ok">Оплачено <span class="en">/ Paid</span></h1>
 {{- else}}
 <h1>Оплата заказа <span class="en">/ Sandbox payment</span></h1>
 {{- end}}
-{{- if and (ne .State "unknown") (ne .State "cancelled")}}
+{{- if or (eq .State "") (eq .State "paid")}}
 <dl>
 <dt>Сумма <span class="en">/ Amount</span></dt><dd>{{.Amount}} ₽</dd>
 <dt>Провайдер <span class="en">/ Provider</span></dt><dd>{{.Provider}}</dd>
@@ -118,6 +128,10 @@ func (h *Handler) servePage(w http.ResponseWriter, r *http.Request, rest string)
 		data.State, status = "unknown", http.StatusNotFound
 	case errors.Is(err, errInvoiceCancelled):
 		data.State, status = "cancelled", http.StatusConflict
+	case errors.Is(err, errInvoiceExpired):
+		data.State, status = "expired", http.StatusConflict
+	case errors.Is(err, errInvoiceClosed):
+		data.State, status = "closed", http.StatusConflict
 	case r.Method == http.MethodPost && redirect != "":
 		http.Redirect(w, r, redirect, http.StatusSeeOther)
 		return
@@ -134,12 +148,15 @@ func (h *Handler) servePage(w http.ResponseWriter, r *http.Request, rest string)
 // lookup fills data with an invoice, without paying it.
 func (h *Handler) lookup(provider, id string, data *pageData) error {
 	if provider == APICrystalPay {
-		inv, ok := h.st.crystalPayInvoice(id)
+		if inv, ok := h.st.crystalPayInvoice(id); ok {
+			inv.fill(data)
+			return nil
+		}
+		inv, expired, ok := h.st.v3Invoice(id)
 		if !ok {
 			return errUnknownInvoice
 		}
-		inv.fill(data)
-		return nil
+		return inv.fill(data, expired)
 	}
 	n, err := strconv.ParseInt(id, 10, 64)
 	if err != nil {
@@ -161,6 +178,9 @@ func (h *Handler) lookup(provider, id string, data *pageData) error {
 func (h *Handler) pay(provider, id string, data *pageData) (string, error) {
 	if provider == APICrystalPay {
 		inv, paidNow, err := h.st.payCrystalPay(id)
+		if errors.Is(err, errUnknownInvoice) {
+			return h.payV3(id, data)
+		}
 		if err != nil {
 			return "", err
 		}
@@ -181,6 +201,23 @@ func (h *Handler) pay(provider, id string, data *pageData) (string, error) {
 	return inv.successURL, nil
 }
 
+// payV3 pays a CrystalPAY v3 invoice from its page.
+func (h *Handler) payV3(id string, data *pageData) (string, error) {
+	inv, paidNow, err := h.st.payV3(id)
+	if err != nil {
+		if !errors.Is(err, errUnknownInvoice) {
+			data.Amount = inv.amount.StringFixed(2)
+		}
+		return "", err
+	}
+	_ = inv.fill(data, false)
+	h.logPaid(APICrystalPay, id, inv.amount.String(), paidNow)
+	if inv.redirect == nil {
+		return "", nil
+	}
+	return *inv.redirect, nil
+}
+
 // logPaid logs an invoice that was just paid.
 func (h *Handler) logPaid(api, id, amount string, paidNow bool) {
 	if paidNow && h.logger != nil {
@@ -194,6 +231,20 @@ func (inv crystalPayInvoice) fill(data *pageData) {
 	if !inv.paidAt.IsZero() {
 		data.State = "paid"
 	}
+}
+
+// fill shows a v3 invoice; it returns why it cannot be paid, if it cannot.
+func (inv v3Invoice) fill(data *pageData, expired bool) error {
+	data.Amount = inv.amount.StringFixed(2)
+	switch {
+	case inv.state == v3Payed:
+		data.State = "paid"
+	case inv.state == v3WrongAmount || inv.state == v3Failed:
+		return errInvoiceClosed
+	case expired:
+		return errInvoiceExpired
+	}
+	return nil
 }
 
 func (inv pegasInvoice) fill(data *pageData) {

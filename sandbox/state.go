@@ -35,11 +35,12 @@ type state struct {
 	cfg      config
 	settings settings
 
-	crystalPay crystalPayState
-	pegas      pegasState
-	cashier    cashierState
-	journal    []Call
-	faults     []*Fault
+	crystalPay   crystalPayState
+	crystalPayV3 crystalPayV3State
+	pegas        pegasState
+	cashier      cashierState
+	journal      []Call
+	faults       []*Fault
 }
 
 // newState returns a fresh state started from cfg.
@@ -72,6 +73,11 @@ func (s *state) resetLocked() {
 	s.crystalPay = crystalPayState{
 		balance:  s.cfg.balances[APICrystalPay],
 		invoices: map[string]*crystalPayInvoice{},
+	}
+	s.crystalPayV3 = crystalPayV3State{
+		since:    s.now(),
+		invoices: map[string]*v3Invoice{},
+		payoffs:  map[string]*v3Payoff{},
 	}
 	s.pegas = pegasState{
 		balance:            s.cfg.balances[APIPegas],
@@ -138,11 +144,14 @@ func (s *state) view() stateView {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.processLocked()
+	s.processPayoffsLocked()
 	v := stateView{
 		CrystalPay: crystalPayView{
-			Balance:     s.crystalPay.balance.StringFixed(0),
+			Balance:     s.crystalPay.balance.String(),
 			Invoices:    []crystalPayInvoiceView{},
 			Withdrawals: []crystalPayWithdrawalView{},
+			V3Invoices:  []v3InvoiceView{},
+			Payoffs:     []v3PayoffInfo{},
 		},
 		Pegas: pegasView{
 			Balance:     s.pegas.balance.StringFixed(2),
@@ -160,6 +169,13 @@ func (s *state) view() stateView {
 	}
 	for _, w := range s.crystalPay.withdrawals {
 		v.CrystalPay.Withdrawals = append(v.CrystalPay.Withdrawals, w.view())
+	}
+	for _, id := range s.crystalPayV3.invoiceOrder {
+		inv := s.crystalPayV3.invoices[id]
+		v.CrystalPay.V3Invoices = append(v.CrystalPay.V3Invoices, v3InvoiceView{inv.info(), inv.payerDetails})
+	}
+	for _, id := range s.crystalPayV3.payoffOrder {
+		v.CrystalPay.Payoffs = append(v.CrystalPay.Payoffs, s.crystalPayV3.payoffs[id].info())
 	}
 	for _, id := range slices.Sorted(maps.Keys(s.pegas.invoices)) {
 		v.Pegas.Invoices = append(v.Pegas.Invoices, s.pegas.invoices[id].view())
