@@ -12,7 +12,9 @@ import (
 
 // getPayout asks the app's GET /kassa/payouts/{id}, with its query, as
 // the admin endpoint does.
-func getPayout(a *App, path string) *httptest.ResponseRecorder { return adminCall(a, http.MethodGet, path) }
+func getPayout(a *App, path string) *httptest.ResponseRecorder {
+	return adminCall(a, http.MethodGet, path)
+}
 
 // adminCall calls the app's admin API without a body, as the admin
 // endpoint does.
