@@ -370,7 +370,8 @@ func payoutStorageKey(scope string) string { return payoutsPrefix + "/" + scope 
 
 // payoutOrderID is the order id of a payout made under scope when the
 // operator gave none: stable for a key, so a provider that refuses a
-// repeated order id refuses a second send of it. 47 printable ASCII
+// repeated order id refuses a second send of it, and a two-step payout
+// left created can be told by it. 47 printable ASCII
 // characters, within Pegas-kassa's 64.
 func payoutOrderID(scope string) string { return "payout-" + scope[:40] }
 

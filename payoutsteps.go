@@ -136,8 +136,9 @@ func (a *App) settlePayout(ctx context.Context, w http.ResponseWriter, p *payout
 }
 
 // finishPayout stores a two-step payout's outcome and answers with it. An
-// outcome that cannot be stored is still answered: the record stays
-// created, and a retry asks the provider again.
+// outcome that cannot be stored is still answered: a retry meets the
+// record as it was last stored, in sending or created, and settles it
+// again (not made, or asked of the provider by id).
 func (a *App) finishPayout(ctx context.Context, w http.ResponseWriter, p *payout, rec *payoutRecord, err error) error {
 	if serr := a.storePayout(ctx, p.storageKey, rec); serr != nil {
 		a.logger.Error("operator: storing a payout's outcome", zap.String("account", p.acc.name),
