@@ -28,7 +28,8 @@ const maxAdminBody = 64 << 10
 
 // Admin is the operator API on Caddy's admin endpoint (local-only by
 // default, as Caddy's admin is): balances, orders, cancel and confirm,
-// receipts and refunds, payouts, and cash in and out of the till. It finds
+// receipts and refunds, payouts and their status, and cash in and out of
+// the till. It finds
 // the running kassa app at request time.
 type Admin struct{}
 
@@ -91,6 +92,8 @@ func (a *App) serveAdmin(w http.ResponseWriter, r *http.Request) error {
 		return a.adminOrderAction(w, r, parts[1], parts[2])
 	case post && len(parts) == 1 && parts[0] == "payouts":
 		return a.adminPayout(w, r)
+	case get && len(parts) == 2 && parts[0] == "payouts":
+		return a.adminPayoutStatus(w, r, parts[1])
 	case post && len(parts) == 2 && parts[0] == "cash" && (parts[1] == "deposit" || parts[1] == "withdraw"):
 		return a.adminCash(w, r, parts[1])
 	case get && len(parts) == 2 && parts[0] == "operations":
@@ -113,7 +116,7 @@ func adminRouteExists(parts []string) bool {
 	case len(parts) == 1:
 		return slices.Contains([]string{"balance", "orders", "payouts", "events"}, parts[0])
 	case len(parts) == 2:
-		return parts[0] == "orders" || parts[0] == "operations" || parts[0] == "cash" || parts[0] == "events"
+		return slices.Contains([]string{"orders", "operations", "cash", "events", "payouts"}, parts[0])
 	case len(parts) == 3:
 		return parts[0] == "orders" || (parts[0] == "events" && parts[2] == "redeliver")
 	}

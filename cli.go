@@ -33,8 +33,8 @@ func init() {
 Operates caddy-kassa in a running Caddy through its admin API: reads the
 payment accounts' balances and the orders (one also by the shop's own order
 id, --shop-order-id), cancels or confirms an order,
-issues its fiscal receipt or its refund (return) receipt, sends a payout,
-records cash put into or taken out of the till, and lists the shop's
+issues its fiscal receipt or its refund (return) receipt, sends a payout
+and asks where one stands, records cash put into or taken out of the till, and lists the shop's
 notification events and delivers one again.
 
 The admin endpoint is --address (host:port, http://host:port or
@@ -94,6 +94,7 @@ func kassaCommand(cmd *cobra.Command) {
 		orderActionCommand("receipt", "Issues the paid order's fiscal receipt, or sends a failed one again"),
 		orderActionCommand("refund", "Issues the refund (return) receipt of a paid order whose sale receipt is done"),
 		payoutCommand(),
+		payoutStatusCommand(),
 		cashCommand(),
 		&cobra.Command{
 			Use:   "operation <operation_id>",
@@ -169,8 +170,8 @@ func payoutCommand() *cobra.Command {
 		Use:   "payout --payment <account> --amount <rubles> --to <payee> --method <method> [--comment <text>] [--order-id <id>] [--idempotency-key <key>]",
 		Short: "Sends money from a payment account to a payee (at most once per idempotency key)",
 		Long: `
-Sends money from a payment account to a payee: CrystalPAY withdraw or
-Pegas-kassa withdrawal.
+Sends money from a payment account to a payee: CrystalPAY withdraw (api
+v3: payoff/create, then payoff/submit) or Pegas-kassa withdrawal.
 
 Each run makes a new payout under a new random idempotency key, which it
 prints. Under one key a payout is made at most once: a repeat answers with
@@ -179,9 +180,10 @@ reply was lost, the provider did not answer, the admin API timed out),
 re-run it with the same arguments and --idempotency-key <the key it
 printed>; without that flag, a re-run is a new payout. For Pegas-kassa the
 re-run finds out or finishes the payout (the provider refuses a repeated
-order id); for CrystalPAY, which cannot be asked, it says the outcome is
-still unknown, and the provider's dashboard tells whether the payout was
-made.
+order id); so does it for CrystalPAY's api v3, which is asked about the
+payout by its id; for CrystalPAY's api v1, which cannot be asked, it says
+the outcome is still unknown, and the provider's dashboard tells whether
+the payout was made.
 `,
 		Args: cobra.ArbitraryArgs,
 		RunE: kassaRunE(0, cliPayout),
@@ -194,6 +196,17 @@ made.
 	f.String("comment", "", "Comment sent with the payout (Pegas-kassa: 3 to 100 characters)")
 	f.String("order-id", "", "Shop's id of the payout (Pegas-kassa refuses a repeat; default: one made from the idempotency key)")
 	f.String("idempotency-key", "", "Repeat the payout made under this key (printed by an earlier run) instead of making a new one: it pays at most once")
+	return c
+}
+
+func payoutStatusCommand() *cobra.Command {
+	c := &cobra.Command{
+		Use:   "payout-status <id> [--payment <account>]",
+		Short: "Shows where a payout stands at its provider, by the provider's id of it (CrystalPAY api v3)",
+		Args:  cobra.ArbitraryArgs,
+		RunE:  kassaRunE(1, cliPayoutStatus),
+	}
+	c.Flags().String("payment", "", "Payment account the payout was made from (default: the one whose provider tracks payouts)")
 	return c
 }
 
@@ -284,6 +297,8 @@ func argName(cmd *cobra.Command) string {
 		return "operation id"
 	case "redeliver":
 		return "event id"
+	case "payout-status":
+		return "payout id"
 	}
 	return "order id"
 }
@@ -1028,7 +1043,7 @@ func cliPayout(k *kassaCLI, _ []string) error {
 	}
 	data, reply, table, err := k.callWith(http.MethodPost, "/kassa/payouts", req, http.Header{"Idempotency-Key": {key}})
 	var ae *apiError
-	if err != nil && (!errors.As(err, &ae) || ae.Code == "payout_outcome_unknown" || ae.Code == "payout_in_progress") {
+	if err != nil && (!errors.As(err, &ae) || ae.Code == "payout_outcome_unknown" || ae.Code == "payout_in_progress" || ae.Code == "payout_outcome_pending") {
 		return fmt.Errorf("%w (idempotency key %s: to learn the payout's outcome, re-run this command with "+
 			"--idempotency-key %s and the same arguments, which pays at most once)", err, key, key)
 	}
@@ -1036,10 +1051,11 @@ func cliPayout(k *kassaCLI, _ []string) error {
 		return err
 	}
 	var out struct {
-		Payment    string `json:"payment"`
-		ID         string `json:"id"`
-		Commission string `json:"commission"`
-		Message    string `json:"message"`
+		Payment     string `json:"payment"`
+		ID          string `json:"id"`
+		Commission  string `json:"commission"`
+		PayoutState string `json:"payout_state"`
+		Message     string `json:"message"`
 	}
 	if err := decodeReply(data, &out); err != nil {
 		return err
@@ -1051,6 +1067,9 @@ func cliPayout(k *kassaCLI, _ []string) error {
 	if commission == "" {
 		commission = "unknown"
 	}
+	if out.PayoutState != "" {
+		id += " (" + out.PayoutState + ")"
+	}
 	verb := "accepted"
 	if reply.Get("Idempotent-Replayed") == "true" {
 		verb = "already made under this key, not paid again"
@@ -1061,6 +1080,39 @@ func cliPayout(k *kassaCLI, _ []string) error {
 		fmt.Fprintf(k.out, "note: %s\n", oneLine(out.Message))
 	}
 	return nil
+}
+
+// cliPayoutStatus: caddy kassa payout-status ID [--payment ACCOUNT].
+func cliPayoutStatus(k *kassaCLI, args []string) error {
+	id := args[0]
+	if !validPayoutID(id) {
+		return usageErrorf("payout id %q: want 1 to %d ASCII letters, digits, dots, underscores or dashes", id, maxPayoutToken)
+	}
+	uri := "/kassa/payouts/" + id
+	if k.cmd.Flags().Changed("payment") {
+		account, err := requiredFlag(k.cmd, "payment")
+		if err != nil {
+			return err
+		}
+		uri += "?" + url.Values{"payment": {account}}.Encode()
+	}
+	data, table, err := k.call(http.MethodGet, uri, nil)
+	if err != nil || !table {
+		return err
+	}
+	var reply payoutView
+	if err := decodeReply(data, &reply); err != nil {
+		return err
+	}
+	tw := newTable(k.out)
+	for _, kv := range [][2]string{
+		{"payment", reply.Payment}, {"payout", reply.ID}, {"state", string(reply.State)}, {"commission", reply.Commission},
+	} {
+		if kv[1] != "" {
+			fmt.Fprintf(tw, "%s:\t%s\n", kv[0], oneLine(kv[1]))
+		}
+	}
+	return tw.Flush()
 }
 
 // newPayoutKey is a new random idempotency key for a payout: 128 bits

@@ -480,6 +480,56 @@ func TestCLIPayoutUnknown(t *testing.T) {
 	}
 }
 
+// TestCLIPayoutTwoSteps: a payout of a provider that tracks payouts shows
+// where it stands; one whose outcome is pending names the key to repeat it
+// with.
+func TestCLIPayoutTwoSteps(t *testing.T) {
+	admin := newFakeAdmin(t, map[string]cliReply{
+		"POST /kassa/payouts": {200, `{"payment":"v3","id":"777_po0001","commission":"1.50","state":"sent","payout_state":"processing","order_id":"payout-1"}`},
+	})
+	args := []string{"payout", "--address", admin.addr(), "--payment", "v3", "--amount", "100", "--to", "79990000000", "--method", "CARD"}
+	stdout, stderr, err := runCLI(t, args...)
+	key := admin.requests()[0].Key
+	if want := "payout of 100.00 from v3 to 79990000000 (CARD) accepted: id 777_po0001 (processing), commission 1.50, idempotency key " + key + "\n"; err != nil || stdout != want {
+		t.Errorf("err %v, stderr %q\nstdout %q\nwant   %q", err, stderr, stdout, want)
+	}
+	admin.replies["POST /kassa/payouts"] = cliReply{503, `{"error":{"code":"payout_outcome_pending","message":"payout 777_po0001 was created at crystalpay and its outcome is not known yet"}}`}
+	_, stderr, err = runCLI(t, args...)
+	key = admin.requests()[1].Key
+	if exitStatus(err) != 1 || !strings.HasPrefix(stderr, "kassa: payout_outcome_pending: payout 777_po0001") || !strings.Contains(stderr, "--idempotency-key "+key) {
+		t.Errorf("pending: exit %d, stderr %q", exitStatus(err), stderr)
+	}
+}
+
+// TestCLIPayoutStatus: caddy kassa payout-status asks GET
+// /kassa/payouts/{id}, with --payment when given, and shows the answer;
+// --json prints it as it is. Before: there was no such command.
+func TestCLIPayoutStatus(t *testing.T) {
+	body := `{"payment":"v3","id":"777_po0001","state":"paid","commission":"1.50"}`
+	admin := newFakeAdmin(t, map[string]cliReply{
+		"GET /kassa/payouts/777_po0001": {200, body},
+		"GET /kassa/payouts/777_po0404": {404, `{"error":{"code":"unknown_payout","message":"crystalpay has no payout 777_po0404 on account v3"}}`},
+	})
+	stdout, stderr, err := runCLI(t, "payout-status", "777_po0001", "--address", admin.addr())
+	want := "payment:     v3\npayout:      777_po0001\nstate:       paid\ncommission:  1.50\n"
+	if err != nil || stdout != want {
+		t.Errorf("err %v, stderr %q, stdout:\n%s\nwant:\n%s", err, stderr, stdout, want)
+	}
+	stdout, _, err = runCLI(t, "payout-status", "777_po0001", "--payment", "v3", "--json", "--address", admin.addr())
+	if err != nil || stdout != body+"\n" {
+		t.Errorf("--json: err %v, stdout %q", err, stdout)
+	}
+	_, stderr, err = runCLI(t, "payout-status", "777_po0404", "--address", admin.addr())
+	if exitStatus(err) != 1 || stderr != "kassa: unknown_payout: crystalpay has no payout 777_po0404 on account v3\n" {
+		t.Errorf("unknown payout: exit %d, stderr %q", exitStatus(err), stderr)
+	}
+	got := admin.requests()
+	if len(got) != 3 || got[0].Method != "GET" || got[0].Path != "/kassa/payouts/777_po0001" || got[0].Query != "" ||
+		got[1].Query != "payment=v3" || got[2].Path != "/kassa/payouts/777_po0404" {
+		t.Errorf("requests = %+v", got)
+	}
+}
+
 func TestCLICash(t *testing.T) {
 	admin := newFakeAdmin(t, map[string]cliReply{
 		"POST /kassa/cash/deposit":  {202, `{"operation_id":"cash-abc","state":"queued"}`},
@@ -568,7 +618,7 @@ func TestCLIUsageErrors(t *testing.T) {
 		args []string
 		msg  string
 	}{
-		{nil, "caddy kassa needs a command: balance, cancel, cash, confirm, events, export, operation, order, orders, payout, receipt, redeliver, refund"},
+		{nil, "caddy kassa needs a command: balance, cancel, cash, confirm, events, export, operation, order, orders, payout, payout-status, receipt, redeliver, refund"},
 		{[]string{"frobnicate"}, `unknown command "frobnicate" for caddy kassa`},
 		{[]string{"order"}, "caddy kassa order needs the order id"},
 		{[]string{"order", ""}, "caddy kassa order: the order id is empty"},
@@ -590,6 +640,10 @@ func TestCLIUsageErrors(t *testing.T) {
 		{[]string{"events", "--state", "lost"}, `--state "lost" is not an event state`},
 		{[]string{"events", "--limit", "1001"}, "--limit 1001: want a whole number from 1 to 1000"},
 		{[]string{"redeliver"}, "caddy kassa redeliver needs the event id"},
+		{[]string{"payout-status"}, "caddy kassa payout-status needs the payout id"},
+		{[]string{"payout-status", "a", "b"}, "caddy kassa payout-status takes one payout id, got 2 arguments"},
+		{[]string{"payout-status", "777 po"}, `payout id "777 po": want 1 to 64 ASCII letters`},
+		{[]string{"payout-status", "777_po0001", "--payment", ""}, "caddy kassa payout-status needs --payment"},
 		{payout("--payment"), "caddy kassa payout needs --payment"},
 		{payout("--amount"), "caddy kassa payout needs --amount"},
 		{payout("--to"), "caddy kassa payout needs --to"},
@@ -747,7 +801,7 @@ func TestCLIRegistered(t *testing.T) {
 		t.Fatalf("kassa command = %+v", c)
 	}
 	stdout, _, err := runCLI(t, "--help")
-	for _, sub := range []string{"balance", "orders", "order", "cancel", "confirm", "receipt", "refund", "payout", "cash", "operation", "--address", "--json"} {
+	for _, sub := range []string{"balance", "orders", "order", "cancel", "confirm", "receipt", "refund", "payout", "payout-status", "cash", "operation", "--address", "--json"} {
 		if !strings.Contains(stdout, "  "+sub+" ") {
 			t.Errorf("help does not list %s", sub)
 		}

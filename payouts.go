@@ -33,7 +33,9 @@ type payoutRequest struct {
 // of it and again with the outcome, so a retry, a double click or a lost
 // reply answers with the first outcome instead of paying again; an outcome
 // that is not known is never sent again, except to a provider that refuses
-// a repeated order id (Pegas-kassa), under the same order id.
+// a repeated order id (Pegas-kassa), under the same order id. A provider
+// that makes payouts in two steps (TwoStepPayer) is asked by the payout's
+// id instead (payoutsteps.go).
 func (a *App) adminPayout(w http.ResponseWriter, r *http.Request) error {
 	key := r.Header.Get("Idempotency-Key")
 	if key == "" {
@@ -80,6 +82,7 @@ func (a *App) adminPayout(w http.ResponseWriter, r *http.Request) error {
 // key's locks.
 func (a *App) payoutUnderKey(ctx context.Context, w http.ResponseWriter, acc *account, req payoutRequest, amount decimal.Decimal, scope string) error {
 	p := &payout{acc: acc, req: req, amount: amount, storageKey: payoutStorageKey(scope), keyHash: scope[:12]}
+	p.steps, _ = acc.PaymentProvider.(TwoStepPayer)
 	rec, err := a.loadPayout(ctx, p.storageKey)
 	if err != nil {
 		return err // nothing was sent
@@ -89,8 +92,12 @@ func (a *App) payoutUnderKey(ctx context.Context, w http.ResponseWriter, acc *ac
 		now := a.now().UTC()
 		rec = &payoutRecord{Account: acc.name, Provider: acc.provider, Fingerprint: fingerprint, State: payoutSending,
 			Amount: FormatAmount(amount), Method: req.Method, OrderID: req.OrderID, CreatedAt: now}
-		if _, ok := acc.PaymentProvider.(OrderIDIdempotent); ok && rec.OrderID == "" {
+		if _, ok := acc.PaymentProvider.(OrderIDIdempotent); (ok || p.steps != nil) && rec.OrderID == "" {
 			rec.OrderID = payoutOrderID(scope)
+		}
+		if p.steps != nil {
+			rec.TwoStep = true
+			return a.createPayout(ctx, w, p, rec)
 		}
 		return a.sendPayout(ctx, w, p, rec)
 	}
@@ -103,6 +110,8 @@ func (a *App) payoutUnderKey(ctx context.Context, w http.ResponseWriter, acc *ac
 	case payoutSent, payoutFailed:
 		w.Header().Set("Idempotent-Replayed", "true")
 		return answerPayout(w, rec, false)
+	case payoutCreated:
+		return a.resumePayout(ctx, w, p, rec)
 	case payoutSending:
 		if wait := rec.UpdatedAt.Add(creatingGrace(acc)).Sub(a.now()); wait > 0 {
 			w.Header().Set("Retry-After", strconv.Itoa(int(wait/time.Second)+1))
@@ -111,6 +120,10 @@ func (a *App) payoutUnderKey(ctx context.Context, w http.ResponseWriter, acc *ac
 		}
 	}
 	// Sending for too long (the shop stopped mid-call), or unknown.
+	if rec.TwoStep && rec.State == payoutSending {
+		// Stopped before the payout's id was stored: it was never submitted.
+		return a.payoutNotMade(ctx, w, p, rec, "the shop stopped before it stored the payout's id")
+	}
 	if p.resendable(rec) {
 		// The provider refuses a repeated order id: sending it again pays
 		// at most once, and tells what became of the first.
@@ -141,6 +154,9 @@ type payout struct {
 	// keyHash is the start of the key's scope hash, which names the
 	// payout in logs.
 	keyHash string
+	// steps is the account's provider when it makes payouts in two steps;
+	// nil otherwise.
+	steps TwoStepPayer
 }
 
 // resendable reports whether rec may be sent again after a lost reply: its
@@ -188,10 +204,18 @@ func (p *payout) log(logger *zap.Logger, rec *payoutRecord, err error) {
 	if rec.OrderID != "" {
 		fields = append(fields, zap.String("order_id", rec.OrderID))
 	}
+	if rec.PayoutState != "" {
+		fields = append(fields, zap.String("payout_state", string(rec.PayoutState)))
+	}
 	switch rec.State {
 	case payoutSent:
 		logger.Info("operator: payout sent", append(fields, zap.String("payout_id", rec.PayoutID), zap.Bool("id_unknown", rec.IDUnknown))...)
+	case payoutCreated:
+		logger.Info("operator: payout created", append(fields, zap.String("payout_id", rec.PayoutID))...)
 	case payoutFailed:
+		if rec.PayoutID != "" {
+			fields = append(fields, zap.String("payout_id", rec.PayoutID))
+		}
 		logger.Warn("operator: payout failed", append(fields, zap.Error(err))...)
 	default:
 		if err != nil {
@@ -216,11 +240,17 @@ func payoutOutcome(err error, resent, ownID bool) payoutState {
 		return payoutSent
 	case resent, errors.Is(err, ErrUnavailable), errors.Is(err, ErrMalformedReply):
 		return payoutUnknown
-	case errors.Is(err, ErrInvalid), errors.Is(err, ErrAuth), errors.Is(err, ErrRejected), errors.Is(err, ErrNotSupported):
+	case refusal(err):
 		return payoutFailed
 	default:
 		return payoutUnknown
 	}
+}
+
+// refusal reports whether err is a refusal that did nothing: a request
+// refused before it was sent, or one the provider refused.
+func refusal(err error) bool {
+	return errors.Is(err, ErrInvalid) || errors.Is(err, ErrAuth) || errors.Is(err, ErrRejected) || errors.Is(err, ErrNotSupported)
 }
 
 // payoutAnswer is what a sent payout is answered with.
@@ -232,7 +262,10 @@ type payoutAnswer struct {
 	// Commission is empty when it is not known.
 	Commission string      `json:"commission"`
 	State      payoutState `json:"state"`
-	// OrderID is the order id the payout was sent with (Pegas-kassa).
+	// PayoutState is where the payout stands at a provider that tracks
+	// payouts (processing or paid), as it last said.
+	PayoutState PayoutState `json:"payout_state,omitempty"`
+	// OrderID is the order id the payout was sent with.
 	OrderID string `json:"order_id,omitempty"`
 	Message string `json:"message,omitempty"`
 }
@@ -243,7 +276,8 @@ type payoutAnswer struct {
 func answerPayout(w http.ResponseWriter, rec *payoutRecord, resendable bool) error {
 	switch rec.State {
 	case payoutSent:
-		out := payoutAnswer{Payment: rec.Account, ID: rec.PayoutID, Commission: rec.Commission, State: rec.State, OrderID: rec.OrderID}
+		out := payoutAnswer{Payment: rec.Account, ID: rec.PayoutID, Commission: rec.Commission, State: rec.State,
+			PayoutState: rec.PayoutState, OrderID: rec.OrderID}
 		if rec.IDUnknown {
 			out.Message = "the provider already had this payout's order id, so an earlier send of it went through; " +
 				"its payout id and commission are not known here: find them by the order id in the provider's dashboard"
@@ -270,10 +304,12 @@ func answerPayout(w http.ResponseWriter, rec *payoutRecord, resendable bool) err
 type payoutState string
 
 // The states of a payout. It is sending from before the provider is asked
-// until its outcome is stored; sent and failed are final; unknown means it
-// may have been paid.
+// until its outcome is stored; a two-step payout is created between its
+// two steps, from when its id is stored until its outcome is; sent and
+// failed are final; unknown means it may have been paid.
 const (
 	payoutSending payoutState = "sending"
+	payoutCreated payoutState = "created"
 	payoutSent    payoutState = "sent"
 	payoutFailed  payoutState = "failed"
 	payoutUnknown payoutState = "unknown"
@@ -292,8 +328,17 @@ type payoutRecord struct {
 	Amount      string      `json:"amount"`
 	Method      string      `json:"method"`
 	// OrderID is the order id sent with the payout: the operator's, or
-	// one made from the key for a provider that refuses a repeated one.
+	// one made from the key for a provider that refuses a repeated one or
+	// makes payouts in two steps.
 	OrderID string `json:"order_id,omitempty"`
+	// TwoStep marks a payout made in two steps (TwoStepPayer): created,
+	// then submitted by its id. Only such a record is ever asked about by
+	// id; one made in one step keeps its recovery, whatever the account's
+	// provider is now.
+	TwoStep bool `json:"two_step,omitempty"`
+	// PayoutState is where the provider last said the payout stands, for
+	// a provider that tracks payouts.
+	PayoutState PayoutState `json:"payout_state,omitempty"`
 	// Attempts counts the sends: more than one only for a provider that
 	// refuses a repeated order id.
 	Attempts   int    `json:"attempts"`
@@ -325,7 +370,8 @@ func payoutStorageKey(scope string) string { return payoutsPrefix + "/" + scope 
 
 // payoutOrderID is the order id of a payout made under scope when the
 // operator gave none: stable for a key, so a provider that refuses a
-// repeated order id refuses a second send of it. 47 printable ASCII
+// repeated order id refuses a second send of it, and a two-step payout
+// left created can be told by it. 47 printable ASCII
 // characters, within Pegas-kassa's 64.
 func payoutOrderID(scope string) string { return "payout-" + scope[:40] }
 

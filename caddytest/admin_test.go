@@ -237,6 +237,27 @@ func TestAdminPayoutOnce(t *testing.T) {
 	}
 }
 
+// TestAdminPayoutStatusUntracked: GET /kassa/payouts/{id} through Caddy's
+// admin endpoint. Neither Pegas-kassa nor CrystalPAY's api v1 gives a
+// payout a status to ask for, so the route says so, and checks the id
+// first; no provider is called.
+func TestAdminPayoutStatusUntracked(t *testing.T) {
+	receiptsShop(t, "")
+	for _, tc := range []struct{ path, code string }{
+		{"payouts/777_po0001?payment=card", "payouts_not_tracked"},
+		{"payouts/777_po0001", "payouts_not_tracked"},
+		{"payouts/777_po0001?payment=nope", "bad_payment"},
+		{"payouts/777%20po0001", "bad_payout_id"},
+	} {
+		if r := adminCall(t, http.MethodGet, tc.path, ""); r.status != 400 || r.errorCode(t) != tc.code {
+			t.Errorf("GET %s: %d %s, want 400 %s", tc.path, r.status, r.body, tc.code)
+		}
+	}
+	if r := adminCall(t, http.MethodDelete, "payouts/777_po0001", ""); r.status != 405 {
+		t.Errorf("DELETE: %d %s", r.status, r.body)
+	}
+}
+
 func TestAdminCashAndOperations(t *testing.T) {
 	receiptsShop(t, "\t\t\tcashbox_id c0264f46-4bfd-4953-bfbe-2e3cd1e0a4ad\n")
 	r := adminCall(t, http.MethodPost, "cash/deposit", `{"amount":"500.00","operation_id":"cash-in-1"}`)
