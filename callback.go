@@ -169,7 +169,7 @@ func (h *CallbackHandler) receive(r *http.Request) (string, error) {
 		return callbackUnknownPayment, unknown
 	}
 	o, err := h.app.orders.Load(r.Context(), cb.OrderID)
-	if errors.Is(err, ErrOrderNotFound) || err == nil && (o.Account != h.acc.name || o.Payment.ID != cb.PaymentID) {
+	if errors.Is(err, ErrOrderNotFound) || (err == nil && (o.Account != h.acc.name || o.Payment.ID != cb.PaymentID)) {
 		h.logger.Info("callback for an unknown payment", zap.String("account", h.acc.name), zap.String("payment_id", cb.PaymentID))
 		return callbackUnknownPayment, unknown
 	}
