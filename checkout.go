@@ -534,7 +534,8 @@ func (h *Checkout) status(w http.ResponseWriter, r *http.Request, id string) err
 	}
 	if acc, ok := h.app.accounts[o.Account]; ok && o.State == OrderPending {
 		st, err := h.app.paymentStatus(r.Context(), acc, o)
-		if err == nil && st.Paid {
+		switch {
+		case err == nil && st.Paid:
 			// The buyer need not wait for the reconciler: the payment is
 			// recorded now, and the reconciler sends its receipt.
 			paid, err := h.app.paid(context.WithoutCancel(r.Context()), o.ID, st, "")
@@ -543,6 +544,12 @@ func (h *Checkout) status(w http.ResponseWriter, r *http.Request, id string) err
 			}
 			h.app.reconciler.nudge(o.ID)
 			return writeJSON(w, http.StatusOK, newStatusView(paid))
+		case err == nil && st.Problem != "":
+			// Noted for the operator; the buyer's answer is the same, and
+			// the reconciler notes it if this write fails.
+			if _, err := h.app.paymentProblem(context.WithoutCancel(r.Context()), o.ID, st); err != nil {
+				h.logger.Error("noting a payment problem", zap.String("order_id", o.ID), zap.Error(err))
+			}
 		}
 	}
 	return writeJSONBody(w, http.StatusOK, answer.body)

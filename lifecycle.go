@@ -410,6 +410,32 @@ func (a *App) paid(ctx context.Context, id string, st PaymentStatus, by string) 
 	})
 }
 
+// paymentProblem notes on an unpaid order what its provider says is wrong
+// with its payment (PaymentStatus.Problem, such as CrystalPAY's
+// wrongamount), for an operator, without moving it: an open order still
+// expires at its time if it is never paid. An amount the provider reports
+// is kept with the note, so that compaction never deletes an order money
+// came for. It writes, and warns, only when the note or amount changed.
+func (a *App) paymentProblem(ctx context.Context, id string, st PaymentStatus) (*Order, error) {
+	return a.update(ctx, id, func(o *Order) bool {
+		if o.State == OrderPaid || o.State == OrderCreating || st.Problem == "" {
+			return false
+		}
+		note := "provider reports a problem: " + st.Problem
+		amountChanged := st.Amount.Valid && !(o.PaidAmount.Valid && o.PaidAmount.Decimal.Equal(st.Amount.Decimal))
+		if o.Error == note && !amountChanged {
+			return false
+		}
+		o.Error = note
+		if st.Amount.Valid {
+			o.PaidAmount = st.Amount
+		}
+		a.logger.Warn("payment problem", zap.String("order_id", o.ID), zap.String("account", o.Account),
+			zap.String("provider", o.Provider), zap.String("state", string(o.State)), zap.String("problem", st.Problem))
+		return true
+	})
+}
+
 // expired closes a pending order whose time is up and which the provider
 // reported unpaid. invoiceClosed says the provider took the cancel of its
 // invoice; otherwise the invoice may still be paid, and the order is

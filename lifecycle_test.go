@@ -16,6 +16,8 @@ import (
 	"github.com/caddyserver/certmagic"
 	"github.com/shopspring/decimal"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 // The order lifecycle's defects, each reproduced by hand: what the
@@ -919,5 +921,84 @@ func TestRetryAfterARefusalWaitsOutTheSend(t *testing.T) {
 	}
 	if n := len(rc.printed); n != 1 {
 		t.Errorf("%d receipts printed", n)
+	}
+}
+
+// problemProvider reports a problem with every unpaid invoice, as
+// CrystalPAY v3 does for wrongamount, and amount, when set, as the amount
+// that came.
+type problemProvider struct {
+	*lifeProvider
+	amount decimal.NullDecimal
+}
+
+func (p problemProvider) PaymentStatus(ctx context.Context, ref PaymentRef) (PaymentStatus, error) {
+	st, err := p.lifeProvider.PaymentStatus(ctx, ref)
+	if err == nil && !st.Paid {
+		st.Problem, st.Amount = "wrongamount: the buyer sent another amount", p.amount
+	}
+	return st, err
+}
+
+// problemShop is a lifeShop whose provider reports a problem with every
+// unpaid invoice, logging warnings to logs.
+func problemShop(t *testing.T, amount decimal.NullDecimal) (*lifeShop, *observer.ObservedLogs) {
+	lp := newLifeProvider("crystalpay")
+	s := newLifeShop(t, lp, nil, nil)
+	core, logs := observer.New(zapcore.WarnLevel)
+	s.app.logger = zap.New(core)
+	s.app.accounts["main"].PaymentProvider = problemProvider{lp, amount}
+	return s, logs
+}
+
+// TestPaymentProblemIsNotedAndExpires: a problem the provider reports is
+// noted on the pending order once, however often it is read, without
+// paying it; at its time the order expires with the note, its invoice
+// left watched, and compaction keeps it while the provider still reports
+// the problem; paid after, it is paid late.
+func TestPaymentProblemIsNotedAndExpires(t *testing.T) {
+	s, logs := problemShop(t, decimal.NullDecimal{})
+	o := s.created("")
+	for range 3 {
+		s.clock.Add(time.Minute)
+		s.pass()
+	}
+	got := s.load(o.ID)
+	if got.State != OrderPending || !strings.Contains(got.Error, "wrongamount") || got.Receipt != nil || got.PaidAmount.Valid {
+		t.Fatalf("the order is %s (%q, receipt %v, paid %v), want pending with the problem noted", got.State, got.Error, got.Receipt, got.PaidAmount)
+	}
+	if n := logs.FilterMessage("payment problem").Len(); n != 1 {
+		t.Errorf("%d warnings of the problem after 3 passes, want one", n)
+	}
+	s.clock.Add(30 * time.Minute)
+	s.pass()
+	got = s.load(o.ID)
+	if got.State != OrderExpired || !strings.Contains(got.Error, "wrongamount") || got.InvoiceClosed || !got.watched() {
+		t.Fatalf("past its time the order is %s (%q, invoice closed %v), want expired with its note, watched", got.State, got.Error, got.InvoiceClosed)
+	}
+	s.clock.Add(30 * 24 * time.Hour)
+	s.compact()
+	if _, err := s.app.orders.Load(context.Background(), o.ID); err != nil {
+		t.Fatalf("compaction deleted an order the provider reports a problem with: %v", err)
+	}
+	s.provider.pay(o.Payment.ID)
+	s.compact()
+	if got := s.load(o.ID); got.State != OrderPaid || !got.PaidLate || got.Error != "" {
+		t.Errorf("paid after, the order is %s (late %v, %q), want paid late", got.State, got.PaidLate, got.Error)
+	}
+}
+
+// TestStatusPollNotesAPaymentProblem: a buyer's poll that reads a problem
+// notes it, with the amount the provider reports, and answers pending.
+func TestStatusPollNotesAPaymentProblem(t *testing.T) {
+	s, _ := problemShop(t, decimal.NewNullDecimal(decimal.NewFromInt(300)))
+	o := s.created("")
+	w := s.serve(httptest.NewRequest(http.MethodGet, "/pay?order="+o.ID, nil))
+	if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), `"state":"pending"`) {
+		t.Fatalf("status: %d %s", w.Code, w.Body)
+	}
+	got := s.load(o.ID)
+	if got.State != OrderPending || !strings.Contains(got.Error, "wrongamount") || !got.PaidAmount.Valid || !got.PaidAmount.Decimal.Equal(decimal.NewFromInt(300)) {
+		t.Errorf("after the poll the order is %s (%q, paid %v), want pending with the problem and 300 noted", got.State, got.Error, got.PaidAmount)
 	}
 }

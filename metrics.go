@@ -66,6 +66,7 @@ var metrics = struct {
 	eventsFailed         prometheus.Counter
 	eventLatency         prometheus.Histogram
 	checkoutsRefused     *prometheus.CounterVec
+	callbacks            *prometheus.CounterVec
 }{
 	providerCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "kassa",
@@ -168,6 +169,13 @@ var metrics = struct {
 		Help: "Checkouts refused before any order was made, by reason: shop_busy (max_open_orders open orders), " +
 			"too_many_orders (the client's max_orders_per_client).",
 	}, []string{"reason"}),
+	callbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "kassa",
+		Name:      "callbacks_total",
+		Help: "Payment callbacks received (kassa_callback), by payment account and result: paid, not_paid, problem " +
+			"(the provider reports a problem with the payment), payout, bad_signature (forged, or signed with another salt), " +
+			"invalid, unknown_payment, failed (the provider or the order storage failed; the provider sends it again).",
+	}, []string{"account", "result"}),
 }
 
 // registerMetrics registers the collectors with a config's registry. A
@@ -187,7 +195,7 @@ func registerMetrics(registry *prometheus.Registry) error {
 		metrics.providerCalls, metrics.providerCallDuration, metrics.orderTransitions, metrics.receipts,
 		metrics.openOrders, metrics.oldestOpenOrderAge, metrics.reconcilerPasses, metrics.reconcilerPassTime,
 		metrics.reconcilerLeader, metrics.reconcilerBacklog, metrics.reconcilerLateness, metrics.ordersCompacted, metrics.ordersPaidLate, metrics.eventsRaised, metrics.eventsDelivered,
-		metrics.eventsRetried, metrics.eventsFailed, metrics.eventLatency, metrics.checkoutsRefused,
+		metrics.eventsRetried, metrics.eventsFailed, metrics.eventLatency, metrics.checkoutsRefused, metrics.callbacks,
 	} {
 		var already prometheus.AlreadyRegisteredError
 		if err := registry.Register(c); err != nil && !errors.As(err, &already) {
@@ -234,6 +242,12 @@ func (c *ProviderClient) Observe(op string, start time.Time, err *error) {
 func countTransition(o *Order, from OrderState) {
 	metrics.orderTransitions.WithLabelValues(nameLabel(o.Account), nameLabel(o.Provider),
 		stateLabel(from), stateLabel(o.State)).Inc()
+}
+
+// countCallback counts a callback to account's handler with its result,
+// one of the callback results of callback.go.
+func countCallback(account, result string) {
+	metrics.callbacks.WithLabelValues(nameLabel(account), result).Inc()
 }
 
 // countReceipt counts a receipt's outcome: its state (queued, done,

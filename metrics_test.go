@@ -362,6 +362,8 @@ func TestMetricLabelsStayInFixedSets(t *testing.T) {
 		"type":      {"sale", "sale_return", "purchase", "purchase_return", "unknown"},
 		"account":   {"card", "main", "metrics-card", "unknown"},
 		"reason":    {refusedShopBusy, refusedTooMany},
+		"result": {callbackPaid, callbackNotPaid, callbackProblem, callbackPayout, callbackBadSignature, callbackInvalid,
+			callbackUnknownPayment, callbackFailed},
 	}
 	receiptOutcomes := []string{"queued", "done", "failed", "unavailable", "unknown"}
 	seen := 0

@@ -443,7 +443,9 @@ func (r *reconciler) orPrev(o, next *Order, err error) *Order {
 // checkPending asks the provider about a pending payment and expires the
 // order when its time is up and it is still unpaid. The check before
 // expiring asks the provider itself, never a status another poll fetched a
-// moment ago: a payment in the order's last second is a payment.
+// moment ago: a payment in the order's last second is a payment. A problem
+// the provider reports is noted on the order, which then expires without
+// its invoice cancelled, watched.
 func (r *reconciler) checkPending(ctx context.Context, acc *account, o *Order) *Order {
 	a := r.app
 	expiring := !a.now().Before(o.ExpiresAt)
@@ -469,6 +471,18 @@ func (r *reconciler) checkPending(ctx context.Context, acc *account, o *Order) *
 	if err != nil && !errors.Is(err, ErrNotSupported) {
 		r.remember(o, "reconciler: payment status", err)
 		return o
+	}
+	if err == nil && st.Problem != "" {
+		next, err := a.paymentProblem(ctx, o.ID, st)
+		if err != nil || !expiring {
+			r.forget(o.ID)
+			return r.orPrev(o, next, err)
+		}
+		// Its time is up with a problem at the provider (money may have
+		// come): it closes with its note, its invoice left as it is and
+		// watched, for the operator to settle.
+		next, err = a.expired(ctx, o.ID, next.Error, false)
+		return r.orPrev(o, next, err)
 	}
 	if !expiring {
 		r.forget(o.ID)
@@ -560,7 +574,7 @@ func (r *reconciler) remember(o *Order, what string, err error) {
 // still be paid (a CrystalPAY link never expires; a Pegas-kassa invoice
 // whose cancel did not go through), and schedules the next time: young
 // ones every pass, older ones less often. A late payment makes the order
-// paid late, with its receipt.
+// paid late, with its receipt; a problem the provider reports is noted.
 //
 // It runs in job j: one whose account's group is full goes back to the
 // queue (pool.enter) before asking the provider.
@@ -601,7 +615,8 @@ func (r *reconciler) watch(ctx context.Context, id string, j *job) {
 		r.remember(o, "reconciler: payment status of an order that closed unpaid", err)
 		return
 	}
-	if st.Paid {
+	switch {
+	case st.Paid:
 		next, err := a.paid(ctx, o.ID, st, "")
 		if err != nil {
 			a.logger.Error("reconciler: storing a late payment", zap.String("order_id", id), zap.Error(err))
@@ -609,14 +624,18 @@ func (r *reconciler) watch(ctx context.Context, id string, j *job) {
 			return
 		}
 		r.receiptStep(ctx, next)
+	case st.Problem != "":
+		if _, err := a.paymentProblem(ctx, o.ID, st); err != nil {
+			a.logger.Error("reconciler: noting a payment problem", zap.String("order_id", id), zap.Error(err))
+		}
 	}
 }
 
 // lastLook is compaction's last question about an order that closed unpaid,
 // before it is deleted: an order that may still be paid is asked about
 // once more, through the pool, and one paid meanwhile is recorded paid late
-// and kept. An order whose provider cannot answer is kept for the next
-// compaction.
+// and kept. An order whose provider cannot answer, or reports a problem
+// with its payment, is kept for the next compaction.
 func (r *reconciler) lastLook(ctx context.Context, o *Order) (keep bool) {
 	if _, ok := r.app.accounts[o.Account]; !o.watched() || !ok {
 		return false
@@ -637,6 +656,13 @@ func (r *reconciler) askLast(ctx context.Context, o *Order) (keep bool) {
 	case st.Paid:
 		if _, err := a.paid(ctx, o.ID, st, ""); err != nil {
 			a.logger.Error("reconciler: storing a late payment", zap.String("order_id", o.ID), zap.Error(err))
+		}
+		return true
+	case st.Problem != "":
+		// The provider still reports a problem: money may have come, and
+		// the operator has not settled it.
+		if _, err := a.paymentProblem(ctx, o.ID, st); err != nil {
+			a.logger.Error("reconciler: noting a payment problem", zap.String("order_id", o.ID), zap.Error(err))
 		}
 		return true
 	}
