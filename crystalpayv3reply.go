@@ -200,9 +200,18 @@ func parseCrystalPayV3InvoiceState(reply []byte) (PaymentStatus, error) {
 			st.Problem += fmt.Sprintf(" (%s of %s)", paid.Decimal.String(), asked.Decimal.String())
 		}
 	default:
-		return PaymentStatus{}, fmt.Errorf(`unknown invoice "state" %.40q`, r.State)
+		return PaymentStatus{}, fmt.Errorf(`unknown invoice "state" %s`, quoteState(r.State))
 	}
 	return st, nil
+}
+
+// quoteState quotes a state a reply gave for an error, whole, so that a
+// secret echoed in it is redacted whole; a long one is only measured.
+func quoteState(s string) string {
+	if len(s) > 32 {
+		return fmt.Sprintf("of %d bytes", len(s))
+	}
+	return fmt.Sprintf("%q", s)
 }
 
 // isCurrencyCode reports whether s looks like a currency code (RUB, USDT),
@@ -309,7 +318,7 @@ func parseCrystalPayV3Payoff(reply []byte, implied PayoutState) (Payout, error) 
 	case "canceled", "cancelled":
 		p.State = PayoutCanceled
 	default:
-		return Payout{}, fmt.Errorf(`unknown payout "state" %.40q`, r.State)
+		return Payout{}, fmt.Errorf(`unknown payout "state" %s`, quoteState(r.State))
 	}
 	commission := r.CommissionAmount
 	if !commission.Valid {
