@@ -724,6 +724,11 @@ func TestCrystalPayV3Provision(t *testing.T) {
 		}
 		bad.Cleanup()
 	}
+	for _, endpoint := range []string{"api.crystalpay.io/v3/", "https://u:p@api.crystalpay.io/v3/", "https://api.crystalpay.io/v3/?auth_secret=x"} {
+		if err := (&CrystalPay{Login: "a", Secret: "b", Endpoint: endpoint}).Provision(ctx); err == nil {
+			t.Errorf("endpoint %q accepted", endpoint)
+		}
+	}
 }
 
 // implements reports whether v implements T.
