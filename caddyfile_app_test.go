@@ -224,7 +224,7 @@ func TestProvisionWarnsOfKopecks(t *testing.T) {
 		Products: []Product{{SKU: "candy", Name: "Candy", Price: decimal.RequireFromString("99.99")},
 			{SKU: "tea", Name: "Tea", Price: decimal.NewFromInt(350)}},
 	}
-	app.accounts = map[string]*account{"main": {name: "main", provider: "crystalpay", PaymentProvider: &CrystalPay{}}}
+	app.accounts = map[string]*account{"main": {name: "main", provider: "crystalpay", PaymentProvider: &crystalPayV1{}}}
 	app.logger = zap.New(core)
 	catalog, err := NewCatalog(app.Products)
 	if err != nil {
@@ -267,6 +267,7 @@ func FuzzGlobalOption(f *testing.F) {
 		"kassa {\n}",
 		`kassa {
 	payment main crystalpay {
+		api     v1
 		login   {env.CRYSTALPAY_LOGIN}
 		secret  {env.CRYSTALPAY_SECRET}
 		secret2 {env.CRYSTALPAY_SECRET2}

@@ -25,28 +25,53 @@ func init() {
 // crystalPayEndpoint is CrystalPAY's API v1 URL.
 const crystalPayEndpoint = "https://api.crystalpay.ru/api.php"
 
-// CrystalPay is a payment account at CrystalPAY (API v1, api.php).
-//
-// CrystalPAY takes whole rubles only: an amount with kopecks is refused
-// before any request. Its secret travels in the query string, so no URL of a
-// call is ever logged or put in an error. It has no cancel call, no webhook
-// and no idempotency key: payment status is learned by polling checkpay, and
-// generate and withdraw are never retried, since a retry after a lost reply
-// would create a second invoice or pay out twice.
+// The CrystalPAY APIs the module speaks (its api option).
+const (
+	crystalPayAPIv1 = "v1"
+	crystalPayAPIv3 = "v3"
+)
+
+// CrystalPay is a payment account at CrystalPAY. Its api option picks the
+// API: v3 (the default, JSON over POST, see crystalpayv3.go) or v1 (the
+// old api.php, for accounts that still use it). The module keeps the
+// configuration; the app uses the implementation Provider returns, so that
+// each API offers only what it has: v3 signed callbacks and tracked
+// two-step payouts, v1 neither.
 type CrystalPay struct {
+	// API is the CrystalPAY API: "v3" (default) or "v1".
+	API string `json:"api,omitempty"`
 	// Login is the cash register's login.
 	Login string `json:"login,omitempty"`
-	// Secret is secret key 1, sent with every call. Use {env.*}.
+	// Secret is secret key 1 (v3 auth_secret), sent with every call. Use
+	// {env.*}.
 	Secret string `json:"secret,omitempty"`
-	// Secret2 is secret key 2, which signs payouts. Optional. Use {env.*}.
+	// Secret2 is v1's secret key 2, which signs payouts. Optional. Use
+	// {env.*}.
 	Secret2 string `json:"secret2,omitempty"`
-	// Endpoint is the API's URL; default https://api.crystalpay.ru/api.php.
+	// Salt is v3's Secret 2: it signs payouts and checks callbacks, and is
+	// never sent. Optional; without it the account makes no payouts and
+	// refuses every callback. Use {env.*}.
+	Salt string `json:"salt,omitempty"`
+	// Endpoint is the API's URL; default https://api.crystalpay.io/v3/ (v3)
+	// or https://api.crystalpay.ru/api.php (v1).
 	Endpoint string `json:"endpoint,omitempty"`
+	// Callback (v3) is the absolute URL where CrystalPAY posts an invoice's
+	// callbacks (a kassa_callback handler). Optional.
+	Callback string `json:"callback,omitempty"`
+	// Method (v3) fixes the payment method of every invoice (its
+	// required_method, such as BITCOIN). Optional: the buyer chooses.
+	Method string `json:"method,omitempty"`
+	// SubtractFrom (v3) is where CrystalPAY takes its commission: "amount"
+	// (the merchant gets less) or "balance". Optional: invoices take
+	// CrystalPAY's default (amount), payouts "balance", so that the payee
+	// gets the exact amount.
+	SubtractFrom string `json:"subtract_from,omitempty"`
 	// Timeout bounds each call; default 10s.
 	Timeout caddy.Duration `json:"timeout,omitempty"`
 
-	login, secret, secret2 string
-	api                    *ProviderClient
+	login, secret string
+	api           *ProviderClient
+	provider      PaymentProvider
 }
 
 // CaddyModule returns the Caddy module information.
@@ -57,30 +82,87 @@ func (CrystalPay) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision resolves the credentials and builds the HTTP client.
+// Provision resolves the credentials and builds the HTTP client and the
+// implementation of the configured API. It calls nothing: a start does not
+// fail because CrystalPAY is down.
 func (c *CrystalPay) Provision(caddy.Context) error {
-	c.login = resolvePlaceholders(c.Login)
-	c.secret = resolvePlaceholders(c.Secret)
-	c.secret2 = resolvePlaceholders(c.Secret2)
+	c.login, c.secret = resolvePlaceholders(c.Login), resolvePlaceholders(c.Secret)
+	if c.API == crystalPayAPIv1 {
+		return c.provisionV1()
+	}
+	return c.provisionV3()
+}
+
+// provisionV1 builds the api.php implementation.
+func (c *CrystalPay) provisionV1() error {
+	secret2 := resolvePlaceholders(c.Secret2)
 	endpoint := c.Endpoint
 	if endpoint == "" {
 		endpoint = crystalPayEndpoint
 	}
-	api, err := NewProviderClient("crystalpay", endpoint, time.Duration(c.Timeout), c.secret, c.secret2)
+	api, err := NewProviderClient("crystalpay", endpoint, time.Duration(c.Timeout), c.secret, secret2)
 	if err != nil {
 		return fmt.Errorf("crystalpay: %w", err)
 	}
 	c.api = api.SendOnce("generate", "withdraw")
+	c.provider = &crystalPayV1{login: c.login, secret: c.secret, secret2: secret2, api: c.api}
 	return nil
 }
 
-// Validate checks that the credentials are set.
+// Provider returns the implementation of the configured API.
+func (c *CrystalPay) Provider() PaymentProvider { return c.provider }
+
+// Validate checks the options against the configured API and that the
+// credentials are set.
 func (c *CrystalPay) Validate() error {
+	if err := c.checkOptions(); err != nil {
+		return err
+	}
 	if c.login == "" {
 		return errors.New("crystalpay: login is empty (is its environment variable set?)")
 	}
 	if c.secret == "" {
 		return errors.New("crystalpay: secret is empty (is its environment variable set?)")
+	}
+	return nil
+}
+
+// checkOptions refuses an unknown api, an option of the other API (one
+// that would be silently ignored) and bad v3 values. It reads only the
+// configuration, so the Caddyfile reports it with the file and line.
+func (c *CrystalPay) checkOptions() error {
+	switch c.API {
+	case "", crystalPayAPIv3:
+		if c.Secret2 != "" {
+			return errors.New("crystalpay: secret2 is an api v1 option; api v3 signs with salt (or set api v1)")
+		}
+	case crystalPayAPIv1:
+		for _, o := range []struct{ name, value, why string }{
+			{"salt", c.Salt, "api v1 signs payouts with secret2"},
+			{"callback", c.Callback, "api v1 sends no callbacks"},
+			{"method", c.Method, "api v1 invoices let the buyer choose"},
+			{"subtract_from", c.SubtractFrom, "api v1 takes its commission as it does"},
+		} {
+			if o.value != "" {
+				return fmt.Errorf("crystalpay: %s is an api v3 option; %s (or remove api v1)", o.name, o.why)
+			}
+		}
+		return nil
+	default:
+		return fmt.Errorf("crystalpay: api %q: want v3 (the default) or v1", c.API)
+	}
+	switch c.SubtractFrom {
+	case "", "amount", "balance":
+	default:
+		return fmt.Errorf("crystalpay: subtract_from %q: want amount or balance", c.SubtractFrom)
+	}
+	if c.Callback != "" && (!isHTTPURL(c.Callback) || len(c.Callback) > maxURL) {
+		return fmt.Errorf("crystalpay: callback %q: want an absolute http:// or https:// URL", c.Callback)
+	}
+	if c.Method != "" {
+		if err := validateToken("method", c.Method, 32); err != nil {
+			return fmt.Errorf("crystalpay: %v", err)
+		}
 	}
 	return nil
 }
@@ -98,10 +180,15 @@ func (c *CrystalPay) Cleanup() error {
 // Syntax:
 //
 //	crystalpay {
+//		api      v3|v1               # default v3
 //		login    <login>
-//		secret   <secret key 1>
-//		secret2  <secret key 2>      # payouts only
-//		endpoint <url>               # default https://api.crystalpay.ru/api.php
+//		secret   <secret key 1>      # v3 auth_secret
+//		salt     <secret 2>          # v3: payouts and callbacks
+//		callback <url>               # v3: where invoices' callbacks go
+//		method   <method code>       # v3: every invoice's required_method
+//		subtract_from amount|balance # v3: who pays the commission
+//		secret2  <secret key 2>      # v1: payouts only
+//		endpoint <url>               # default https://api.crystalpay.io/v3/ (v1: https://api.crystalpay.ru/api.php)
 //		timeout  <duration>          # default 10s
 //	}
 func (c *CrystalPay) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
@@ -111,12 +198,22 @@ func (c *CrystalPay) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	for d.NextBlock(0) {
 		var err error
 		switch d.Val() {
+		case "api":
+			err = parseOneArg(d, &c.API)
 		case "login":
 			err = parseOneArg(d, &c.Login)
 		case "secret":
 			err = parseOneArg(d, &c.Secret)
 		case "secret2":
 			err = parseOneArg(d, &c.Secret2)
+		case "salt":
+			err = parseOneArg(d, &c.Salt)
+		case "callback":
+			err = parseOneArg(d, &c.Callback)
+		case "method":
+			err = parseOneArg(d, &c.Method)
+		case "subtract_from":
+			err = parseOneArg(d, &c.SubtractFrom)
 		case "endpoint":
 			err = parseOneArg(d, &c.Endpoint)
 		case "timeout":
@@ -128,11 +225,27 @@ func (c *CrystalPay) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			return err
 		}
 	}
+	if err := c.checkOptions(); err != nil {
+		return d.Err(err.Error())
+	}
 	return nil
 }
 
+// crystalPayV1 is a payment account at CrystalPAY's API v1 (api.php).
+//
+// CrystalPAY v1 takes whole rubles only: an amount with kopecks is refused
+// before any request. Its secret travels in the query string, so no URL of a
+// call is ever logged or put in an error. It has no cancel call, no webhook
+// and no idempotency key: payment status is learned by polling checkpay, and
+// generate and withdraw are never retried, since a retry after a lost reply
+// would create a second invoice or pay out twice.
+type crystalPayV1 struct {
+	login, secret, secret2 string
+	api                    *ProviderClient
+}
+
 // CreatePayment generates a payment link (operation generate).
-func (c *CrystalPay) CreatePayment(ctx context.Context, req PaymentRequest) (Payment, error) {
+func (c *crystalPayV1) CreatePayment(ctx context.Context, req PaymentRequest) (Payment, error) {
 	amount, err := wholeRubles("amount", req.Amount)
 	if err != nil {
 		return Payment{}, err
@@ -157,7 +270,7 @@ func (c *CrystalPay) CreatePayment(ctx context.Context, req PaymentRequest) (Pay
 }
 
 // PaymentStatus asks whether a payment link was paid (operation checkpay).
-func (c *CrystalPay) PaymentStatus(ctx context.Context, ref PaymentRef) (PaymentStatus, error) {
+func (c *crystalPayV1) PaymentStatus(ctx context.Context, ref PaymentRef) (PaymentStatus, error) {
 	if ref.ID == "" {
 		return PaymentStatus{}, invalid("id", "checkpay needs the payment id")
 	}
@@ -176,13 +289,13 @@ func (c *CrystalPay) PaymentStatus(ctx context.Context, ref PaymentRef) (Payment
 
 // CancelPayment is not offered by CrystalPAY: an unpaid link simply stays
 // unpaid.
-func (c *CrystalPay) CancelPayment(context.Context, PaymentRef) error {
+func (c *crystalPayV1) CancelPayment(context.Context, PaymentRef) error {
 	return &ProviderError{Provider: "crystalpay", Op: "cancel", Kind: ErrNotSupported}
 }
 
 // Balance reports the cash register's balance (operation balance), in either
 // of its reply forms.
-func (c *CrystalPay) Balance(ctx context.Context) (Balance, error) {
+func (c *crystalPayV1) Balance(ctx context.Context) (Balance, error) {
 	reply, err := c.get(ctx, c.api, "balance", c.query("balance"))
 	if err != nil {
 		return Balance{}, err
@@ -197,7 +310,7 @@ func (c *CrystalPay) Balance(ctx context.Context) (Balance, error) {
 // Payout withdraws money to a payee (operation withdraw), signed with secret
 // key 2. It is sent once and never retried: CrystalPAY returns no id, so a
 // payout whose reply was lost cannot be checked, and a retry could pay twice.
-func (c *CrystalPay) Payout(ctx context.Context, req PayoutRequest) (Payout, error) {
+func (c *crystalPayV1) Payout(ctx context.Context, req PayoutRequest) (Payout, error) {
 	if c.secret2 == "" {
 		return Payout{}, invalid("secret2", "payouts need secret2 in the account's configuration")
 	}
@@ -232,7 +345,7 @@ func (c *CrystalPay) Payout(ctx context.Context, req PayoutRequest) (Payout, err
 
 // CheckAmount refuses an amount CrystalPAY would not take: not positive,
 // or with kopecks.
-func (c *CrystalPay) CheckAmount(amount decimal.Decimal) error {
+func (c *crystalPayV1) CheckAmount(amount decimal.Decimal) error {
 	_, err := wholeRubles("amount", amount)
 	return err
 }
@@ -245,14 +358,14 @@ func crystalPaySignature(wallet, amount, secret2 string) string {
 }
 
 // query starts a call's query string with the credentials and operation.
-func (c *CrystalPay) query(op string) url.Values {
+func (c *crystalPayV1) query(op string) url.Values {
 	return url.Values{"s": {c.secret}, "n": {c.login}, "o": {op}}
 }
 
 // get makes one call through api and returns its reply once the envelope
 // says it succeeded; auth, error and transport failures become
 // ProviderErrors.
-func (c *CrystalPay) get(ctx context.Context, api *ProviderClient, op string, q url.Values) (reply []byte, err error) {
+func (c *crystalPayV1) get(ctx context.Context, api *ProviderClient, op string, q url.Values) (reply []byte, err error) {
 	defer api.Observe(op, time.Now(), &err)
 	status, reply, err := api.Call(ctx, op, http.MethodGet, api.URL("", q), nil, nil)
 	if err != nil {
@@ -460,7 +573,7 @@ func validateToken(field, value string, max int) error {
 
 // CallTimeout is how long one call may take; the reconciler waits longer
 // than a checkout can take before it recovers one.
-func (c *CrystalPay) CallTimeout() time.Duration { return c.api.CallTimeout() }
+func (c *crystalPayV1) CallTimeout() time.Duration { return c.api.CallTimeout() }
 
 // Interface guards
 var (
@@ -468,7 +581,8 @@ var (
 	_ caddy.Validator       = (*CrystalPay)(nil)
 	_ caddy.CleanerUpper    = (*CrystalPay)(nil)
 	_ caddyfile.Unmarshaler = (*CrystalPay)(nil)
-	_ PaymentProvider       = (*CrystalPay)(nil)
-	_ AmountChecker         = (*CrystalPay)(nil)
-	_ CallTimeoutReporter   = (*CrystalPay)(nil)
+	_ ProviderSwitch        = (*CrystalPay)(nil)
+	_ PaymentProvider       = (*crystalPayV1)(nil)
+	_ AmountChecker         = (*crystalPayV1)(nil)
+	_ CallTimeoutReporter   = (*crystalPayV1)(nil)
 )

@@ -48,13 +48,14 @@ func crystalQuery(t *testing.T, stub *providerStub) url.Values {
 	return stub.last(t).Query
 }
 
-// provisionCrystal provisions a CrystalPay against endpoint.
-func provisionCrystal(t *testing.T, endpoint string, timeout time.Duration) *CrystalPay {
+// provisionCrystal provisions a CrystalPay of api v1 against endpoint and
+// returns its implementation.
+func provisionCrystal(t *testing.T, endpoint string, timeout time.Duration) *crystalPayV1 {
 	t.Helper()
-	c := &CrystalPay{Login: "testkassa", Secret: crystalTestSecret, Secret2: crystalTestSecret2,
+	c := &CrystalPay{API: crystalPayAPIv1, Login: "testkassa", Secret: crystalTestSecret, Secret2: crystalTestSecret2,
 		Endpoint: endpoint, Timeout: caddy.Duration(timeout)}
 	provisionModule(t, c)
-	return c
+	return c.Provider().(*crystalPayV1)
 }
 
 // provisionModule runs a module's Provision and Validate, and its Cleanup
@@ -213,9 +214,9 @@ func TestCrystalPayBalance(t *testing.T) {
 
 func TestCrystalPayWithdrawSignature(t *testing.T) {
 	stub := newProviderStub(t, stubJSON(200, `{"error":false,"auth":"ok"}`))
-	c := &CrystalPay{Login: "testkassa", Secret: "S1", Secret2: "S2-secret", Endpoint: stub.URL + "/api.php"}
+	c := &CrystalPay{API: crystalPayAPIv1, Login: "testkassa", Secret: "S1", Secret2: "S2-secret", Endpoint: stub.URL + "/api.php"}
 	provisionModule(t, c)
-	if _, err := c.Payout(context.Background(), PayoutRequest{
+	if _, err := c.Provider().Payout(context.Background(), PayoutRequest{
 		Amount: decimal.RequireFromString("100.00"), To: "79990000000", Method: "qw",
 	}); err != nil {
 		t.Fatal(err)
@@ -231,9 +232,9 @@ func TestCrystalPayWithdrawSignature(t *testing.T) {
 
 func TestCrystalPayWithdrawNeedsSecret2(t *testing.T) {
 	stub := newProviderStub(t, stubJSON(200, `{"error":false,"auth":"ok"}`))
-	c := &CrystalPay{Login: "testkassa", Secret: "S1", Endpoint: stub.URL + "/api.php"}
+	c := &CrystalPay{API: crystalPayAPIv1, Login: "testkassa", Secret: "S1", Endpoint: stub.URL + "/api.php"}
 	provisionModule(t, c)
-	_, err := c.Payout(context.Background(), PayoutRequest{Amount: decimal.NewFromInt(100), To: "7999", Method: "qw"})
+	_, err := c.Provider().Payout(context.Background(), PayoutRequest{Amount: decimal.NewFromInt(100), To: "7999", Method: "qw"})
 	var ve *ValidationError
 	if !errors.As(err, &ve) || ve.Field != "secret2" || stub.count() != 0 {
 		t.Errorf("err = %v, calls = %d; want a ValidationError on secret2 and no call", err, stub.count())
@@ -411,6 +412,7 @@ func assertNoSecret(t *testing.T, name string, err error, secrets ...string) {
 
 func TestCrystalPayCaddyfile(t *testing.T) {
 	d := caddyfile.NewTestDispenser(`crystalpay {
+		api     v1
 		login   {env.CRYSTALPAY_LOGIN}
 		secret  {env.CRYSTALPAY_SECRET}
 		secret2 {env.CRYSTALPAY_SECRET2}
@@ -421,10 +423,10 @@ func TestCrystalPayCaddyfile(t *testing.T) {
 	if err := c.UnmarshalCaddyfile(d); err != nil {
 		t.Fatal(err)
 	}
-	want := CrystalPay{Login: "{env.CRYSTALPAY_LOGIN}", Secret: "{env.CRYSTALPAY_SECRET}",
+	want := CrystalPay{API: "v1", Login: "{env.CRYSTALPAY_LOGIN}", Secret: "{env.CRYSTALPAY_SECRET}",
 		Secret2: "{env.CRYSTALPAY_SECRET2}", Endpoint: "https://api.crystalpay.ru/api.php",
 		Timeout: caddy.Duration(5 * time.Second)}
-	if c.Login != want.Login || c.Secret != want.Secret || c.Secret2 != want.Secret2 ||
+	if c.API != want.API || c.Login != want.Login || c.Secret != want.Secret || c.Secret2 != want.Secret2 ||
 		c.Endpoint != want.Endpoint || c.Timeout != want.Timeout {
 		t.Errorf("got %+v\nwant %+v", c, want)
 	}
@@ -445,7 +447,7 @@ func TestCrystalPayCaddyfile(t *testing.T) {
 func TestCrystalPayProvision(t *testing.T) {
 	t.Setenv("KASSA_TEST_LOGIN", "envkassa")
 	t.Setenv("KASSA_TEST_SECRET", "envsecret")
-	c := &CrystalPay{Login: "{env.KASSA_TEST_LOGIN}", Secret: "{env.KASSA_TEST_SECRET}"}
+	c := &CrystalPay{API: crystalPayAPIv1, Login: "{env.KASSA_TEST_LOGIN}", Secret: "{env.KASSA_TEST_SECRET}"}
 	provisionModule(t, c)
 	if c.login != "envkassa" || c.secret != "envsecret" || c.api.base.String() != crystalPayEndpoint {
 		t.Errorf("resolved login %q secret %q endpoint %s", c.login, c.secret, c.api.base)
@@ -457,7 +459,7 @@ func TestCrystalPayProvision(t *testing.T) {
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	defer cancel()
 	for _, bad := range []*CrystalPay{
-		{Login: "{env.KASSA_TEST_UNSET}", Secret: "x"},
+		{API: crystalPayAPIv1, Login: "{env.KASSA_TEST_UNSET}", Secret: "x"},
 		{Login: "x", Secret: "{env.KASSA_TEST_UNSET}"},
 	} {
 		if err := bad.Provision(ctx); err != nil {
@@ -468,7 +470,7 @@ func TestCrystalPayProvision(t *testing.T) {
 		}
 	}
 	for _, endpoint := range []string{"ftp://x/api.php", "api.crystalpay.ru", "https://u:p@host/api.php", "https://host/api.php?s=x"} {
-		bad := &CrystalPay{Login: "x", Secret: "y", Endpoint: endpoint}
+		bad := &CrystalPay{API: crystalPayAPIv1, Login: "x", Secret: "y", Endpoint: endpoint}
 		if err := bad.Provision(ctx); err == nil {
 			t.Errorf("endpoint %q accepted", endpoint)
 		}

@@ -97,9 +97,16 @@ type PaymentRequest struct {
 	Phone string
 	// PayerAccount is the sender's wallet (Pegas-kassa qiwi_account). Optional.
 	PayerAccount string
-	// TTL is how long a wallet-type invoice lives (Pegas-kassa ttl, whole
-	// minutes). Optional.
+	// TTL is how long the invoice lives: the order's time to live
+	// (Pegas-kassa ttl for wallet-type invoices, CrystalPAY v3 lifetime;
+	// both in whole minutes, rounded up). Optional.
 	TTL time.Duration
+	// Email is the buyer's e-mail, when given (CrystalPAY v3
+	// payer_details). Optional.
+	Email string
+	// Description names the purchase on the provider's payment page
+	// (CrystalPAY v3 description). Optional.
+	Description string
 }
 
 // Payment is a created invoice and how the buyer pays it: by following URL,
@@ -138,6 +145,10 @@ type PaymentStatus struct {
 type Balance struct {
 	Total   decimal.Decimal            `json:"balance"`
 	Wallets map[string]decimal.Decimal `json:"wallets,omitempty"`
+	// Account names the provider's account the balance is of, where the
+	// provider tells it (CrystalPAY v3: the cash register's name), so that
+	// an operator sees whose money it is.
+	Account string `json:"account,omitempty"`
 }
 
 // PayoutRequest is money to send from a payment account to a payee.

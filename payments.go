@@ -2,13 +2,36 @@ package kassa
 
 import (
 	"context"
+	"strings"
 	"time"
 )
 
 // paymentRequest is the provider request for an order; the same for the
-// first try and for a recovery.
+// first try and for a recovery. The invoice lives as long as the order.
 func (a *App) paymentRequest(o *Order) PaymentRequest {
-	return PaymentRequest{OrderID: o.ID, Amount: o.Amount, ReturnURL: o.ReturnURL, TTL: time.Duration(a.OrderTTL)}
+	return PaymentRequest{OrderID: o.ID, Amount: o.Amount, ReturnURL: o.ReturnURL, TTL: time.Duration(a.OrderTTL),
+		Email: o.Email, Description: invoiceDescription(o)}
+}
+
+// maxInvoiceDescription bounds, in runes, what an invoice says it is for.
+const maxInvoiceDescription = 250
+
+// invoiceDescription names what an order's invoice is for: the order's
+// description, or else its items' names, cut to maxInvoiceDescription
+// runes.
+func invoiceDescription(o *Order) string {
+	text := o.Description
+	if text == "" {
+		names := make([]string, len(o.Items))
+		for i, it := range o.Items {
+			names[i] = it.Name
+		}
+		text = strings.Join(names, ", ")
+	}
+	if runes := []rune(text); len(runes) > maxInvoiceDescription {
+		text = string(runes[:maxInvoiceDescription-1]) + "…"
+	}
+	return text
 }
 
 // paymentStatus asks an order's provider whether it was paid, for a

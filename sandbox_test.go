@@ -103,11 +103,11 @@ func (s *sandboxServer) calls(api, op string) []sandboxCall {
 	return journal.Calls
 }
 
-func (s *sandboxServer) crystal(t *testing.T) *CrystalPay {
-	c := &CrystalPay{Login: sandbox.DefaultCrystalPayLogin, Secret: sandbox.DefaultCrystalPaySecret,
+func (s *sandboxServer) crystal(t *testing.T) *crystalPayV1 {
+	c := &CrystalPay{API: crystalPayAPIv1, Login: sandbox.DefaultCrystalPayLogin, Secret: sandbox.DefaultCrystalPaySecret,
 		Secret2: sandbox.DefaultCrystalPaySecret2, Endpoint: s.URL + "/crystalpay/api.php", Timeout: caddy.Duration(time.Second)}
 	provisionModule(t, c)
-	return c
+	return c.Provider().(*crystalPayV1)
 }
 
 func (s *sandboxServer) pegas(t *testing.T, depositType string) *Pegas {
@@ -193,15 +193,15 @@ func TestSandboxCrystalPay(t *testing.T) {
 		t.Errorf("per-wallet balance = %+v, %v", b, err)
 	}
 
-	wrong := &CrystalPay{Login: "sandbox", Secret: "wrong", Endpoint: sb.URL + "/crystalpay/api.php"}
+	wrong := &CrystalPay{API: crystalPayAPIv1, Login: "sandbox", Secret: "wrong", Endpoint: sb.URL + "/crystalpay/api.php"}
 	provisionModule(t, wrong)
-	if _, err := wrong.Balance(ctx); !errors.Is(err, ErrAuth) {
+	if _, err := wrong.Provider().Balance(ctx); !errors.Is(err, ErrAuth) {
 		t.Errorf("wrong secret: %v, want ErrAuth", err)
 	}
-	badSig := &CrystalPay{Login: "sandbox", Secret: sandbox.DefaultCrystalPaySecret, Secret2: "wrong",
+	badSig := &CrystalPay{API: crystalPayAPIv1, Login: "sandbox", Secret: sandbox.DefaultCrystalPaySecret, Secret2: "wrong",
 		Endpoint: sb.URL + "/crystalpay/api.php"}
 	provisionModule(t, badSig)
-	if _, err := badSig.Payout(ctx, PayoutRequest{Amount: decimal.NewFromInt(1), To: "7999", Method: "qw"}); !errors.Is(err, ErrRejected) {
+	if _, err := badSig.Provider().Payout(ctx, PayoutRequest{Amount: decimal.NewFromInt(1), To: "7999", Method: "qw"}); !errors.Is(err, ErrRejected) {
 		t.Errorf("payout signed with the wrong secret2: %v, want ErrRejected", err)
 	}
 }

@@ -1682,8 +1682,9 @@ func simPegasErrorReply(t *testing.T, body []byte) (shape string, e simPegasErro
 
 func TestSimWorldCrystalPay(t *testing.T) {
 	w, clock := newTestSimWorld(1)
-	c := &CrystalPay{Login: simCrystalLogin, Secret: simCrystalSecret, Secret2: simCrystalSecret2, Endpoint: simCrystalEndpoint}
-	provisionModule(t, c)
+	m := &CrystalPay{API: crystalPayAPIv1, Login: simCrystalLogin, Secret: simCrystalSecret, Secret2: simCrystalSecret2, Endpoint: simCrystalEndpoint}
+	provisionModule(t, m)
+	c := m.Provider().(*crystalPayV1)
 	c.api.http.Transport = w
 	ctx := context.Background()
 

@@ -303,7 +303,7 @@ func (in *simInstance) start() {
 	}
 	a.catalog = catalog
 	transport := simTransport{in}
-	crystal := &CrystalPay{Login: simCrystalLogin, Secret: simCrystalSecret, Secret2: simCrystalSecret2, Endpoint: simCrystalEndpoint}
+	crystal := &CrystalPay{API: crystalPayAPIv1, Login: simCrystalLogin, Secret: simCrystalSecret, Secret2: simCrystalSecret2, Endpoint: simCrystalEndpoint}
 	pegas := &Pegas{Token: simPegasToken, Endpoint: simPegasEndpoint}
 	retries := 1
 	cashier := &SmartCashier{Token: simCashierToken, Endpoint: simCashierEndpoint, Taxation: TaxationUSNIncome, Retries: &retries,
@@ -321,7 +321,7 @@ func (in *simInstance) start() {
 	crystal.api.http.Transport, pegas.api.http.Transport, cashier.api.http.Transport = transport, transport, transport
 	cashier.backoff, cashier.logger = 0, logger
 	a.accounts = map[string]*account{
-		"main": {name: "main", provider: "crystalpay", PaymentProvider: crystal},
+		"main": {name: "main", provider: "crystalpay", PaymentProvider: crystal.Provider()},
 		"card": {name: "card", provider: "pegas", PaymentProvider: pegas},
 	}
 	a.receipts = cashier

@@ -161,7 +161,7 @@ var readmeFence = regexp.MustCompile("(?ms)^```([a-z]*)\n(.*?)^```$")
 
 // secretKeys are the option names whose values in a README JSON example
 // must be {env.*} placeholders, never literal secrets.
-var secretKeys = map[string]bool{"login": true, "secret": true, "secret2": true, "token": true}
+var secretKeys = map[string]bool{"login": true, "secret": true, "secret2": true, "salt": true, "token": true}
 
 // envPlaceholder is a secret's only allowed value in a README example.
 var envPlaceholder = regexp.MustCompile(`^\{env\.[A-Z][A-Z0-9_]*\}$`)

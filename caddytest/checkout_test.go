@@ -22,6 +22,7 @@ const shopConfig = `{
 	skip_install_trust
 	kassa {
 		payment main crystalpay {
+			api v1
 			login sandbox
 			secret sandbox-secret
 			secret2 sandbox-secret2

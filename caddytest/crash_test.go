@@ -357,6 +357,7 @@ func procShopOn(t *testing.T, dir, storageConfig, name string, sb *procSandbox, 
 			timeout 1s
 		}
 		payment main crystalpay {
+			api v1
 			login sandbox
 			secret sandbox-secret
 			endpoint %[2]s/crystalpay/api.php

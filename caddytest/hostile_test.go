@@ -127,6 +127,7 @@ func hostileStart(t *testing.T) *hostileShop {
 			timeout 2s
 		}
 		payment main crystalpay {
+			api v1
 			login sandbox
 			secret sandbox-secret
 			secret2 sandbox-secret2

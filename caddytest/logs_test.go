@@ -44,6 +44,7 @@ const logsConfig = `{
 	}
 	kassa {
 		payment main crystalpay {
+			api v1
 			login {env.KASSA_LOGTEST_CP_LOGIN}
 			secret {env.KASSA_LOGTEST_CP_SECRET}
 			secret2 {env.KASSA_LOGTEST_CP_SECRET2}
@@ -56,6 +57,7 @@ const logsConfig = `{
 			timeout 1s
 		}
 		payment deadcp crystalpay {
+			api v1
 			login {env.KASSA_LOGTEST_CP_LOGIN}
 			secret {env.KASSA_LOGTEST_CP_SECRET}
 			secret2 {env.KASSA_LOGTEST_CP_SECRET2}

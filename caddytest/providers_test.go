@@ -76,8 +76,8 @@ func TestProvidersAgainstSandboxInCaddy(t *testing.T) {
 	tester.InitServer(sandboxConfig, "caddyfile")
 	ctx := context.Background()
 
-	crystal := provision(t, &kassa.CrystalPay{Login: "sandbox", Secret: "sandbox-secret", Secret2: "sandbox-secret2",
-		Endpoint: sandboxURL + "/crystalpay/api.php"})
+	crystal := provision(t, &kassa.CrystalPay{API: "v1", Login: "sandbox", Secret: "sandbox-secret", Secret2: "sandbox-secret2",
+		Endpoint: sandboxURL + "/crystalpay/api.php"}).Provider()
 	p, err := crystal.CreatePayment(ctx, kassa.PaymentRequest{Amount: decimal.NewFromInt(700),
 		ReturnURL: "http://shop.example/thanks"})
 	if err != nil {

@@ -45,6 +45,7 @@ func shopCaddyfile(adminPort, port, providerPort int, storageDir string, pollInt
 	persist_config off
 	kassa {
 		payment main crystalpay {
+			api v1
 			login sandbox
 			secret sandbox-secret
 			secret2 sandbox-secret2
