@@ -94,11 +94,6 @@ func (p *callbackProvider) fail(err error) {
 	p.mu.Unlock()
 }
 
-// sha1Hex is the lowercase hex SHA-1 of s.
-func sha1Hex(s string) string {
-	sum := sha1.Sum([]byte(s))
-	return hex.EncodeToString(sum[:])
-}
 
 // callbackBody is an invoice callback as CrystalPAY posts it, for payment
 // id and order id extra, with signature.
