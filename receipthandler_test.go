@@ -5,6 +5,7 @@ package kassa
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -220,12 +221,68 @@ func TestReceiptHandlerAnswers(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			req := httptest.NewRequest(tc.method, tc.target, strings.NewReader(tc.body))
 			req.Header.Set("Accept", tc.accept)
+			req.Header.Set("Content-Type", "application/json")
 			w := httptest.NewRecorder()
 			if err := h.ServeHTTP(w, req, nil); err != nil {
 				t.Fatalf("ServeHTTP: %v", err)
 			}
 			if w.Code != tc.status || !strings.Contains(w.Body.String(), tc.want) {
 				t.Errorf("%d %.300s; want %d, a body with %s", w.Code, w.Body, tc.status, tc.want)
+			}
+		})
+	}
+}
+
+// TestReceiptIssueRefusesCrossSite: a receipt is issued only from a JSON
+// body (415 otherwise, so that a browser must ask a CORS preflight first),
+// and never from a foreign Origin or a cross-site fetch (403). Before: a
+// hostile page's <form enctype="text/plain"> issued a real receipt.
+func TestReceiptIssueRefusesCrossSite(t *testing.T) {
+	s := newLifeShop(t, newLifeProvider("crystalpay"), nil, nil)
+	till := &instantReceipts{}
+	s.app.receipts = till
+	h := &ReceiptHandler{app: s.app, logger: zap.NewNop(), Issue: true}
+	n := 0
+	for _, tc := range []struct {
+		name    string
+		headers []string
+		status  int
+		code    string
+	}{
+		{"json", []string{"Content-Type", "application/json"}, http.StatusAccepted, ""},
+		{"json with charset", []string{"Content-Type", "Application/JSON; charset=utf-8"}, http.StatusAccepted, ""},
+		{"same origin", []string{"Content-Type", "application/json", "Origin", "http://till.example"}, http.StatusAccepted, ""},
+		{"same origin fetch", []string{"Content-Type", "application/json", "Sec-Fetch-Site", "same-origin"}, http.StatusAccepted, ""},
+		{"no content type", nil, http.StatusUnsupportedMediaType, "unsupported_media_type"},
+		{"text/plain form", []string{"Content-Type", "text/plain"}, http.StatusUnsupportedMediaType, "unsupported_media_type"},
+		{"urlencoded form", []string{"Content-Type", "application/x-www-form-urlencoded"}, http.StatusUnsupportedMediaType, "unsupported_media_type"},
+		{"json suffix", []string{"Content-Type", "application/json-seq"}, http.StatusUnsupportedMediaType, "unsupported_media_type"},
+		{"foreign origin", []string{"Content-Type", "application/json", "Origin", "https://evil.example"}, http.StatusForbidden, "cross_site"},
+		{"sibling host", []string{"Content-Type", "application/json", "Origin", "http://till.example.evil.example"}, http.StatusForbidden, "cross_site"},
+		{"other port", []string{"Content-Type", "application/json", "Origin", "http://till.example:8080"}, http.StatusForbidden, "cross_site"},
+		{"opaque origin", []string{"Content-Type", "application/json", "Origin", "null"}, http.StatusForbidden, "cross_site"},
+		{"cross-site fetch", []string{"Content-Type", "application/json", "Sec-Fetch-Site", "cross-site"}, http.StatusForbidden, "cross_site"},
+		{"cross-site text form", []string{"Content-Type", "text/plain", "Origin", "https://evil.example", "Sec-Fetch-Site", "cross-site"}, http.StatusForbidden, "cross_site"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n++
+			body := fmt.Sprintf(`{"operation_id":"till-x%d","type":"sale","items":[{"name":"Tea","qty":1,"price":"100.00","vat":"vat20"}],"cashless":"100.00"}`, n)
+			req := httptest.NewRequest(http.MethodPost, "http://till.example/receipt", strings.NewReader(body))
+			for i := 0; i+1 < len(tc.headers); i += 2 {
+				req.Header.Set(tc.headers[i], tc.headers[i+1])
+			}
+			w := httptest.NewRecorder()
+			if err := h.ServeHTTP(w, req, nil); err != nil {
+				t.Fatalf("ServeHTTP: %v", err)
+			}
+			if w.Code != tc.status || (tc.code != "" && !strings.Contains(w.Body.String(), `"code":"`+tc.code+`"`)) {
+				t.Errorf("%d %s; want %d %s", w.Code, w.Body, tc.status, tc.code)
+			}
+			till.mu.Lock()
+			issued := till.printed[fmt.Sprintf("till-x%d", n)]
+			till.mu.Unlock()
+			if want := map[bool]int{true: 1}[tc.status == http.StatusAccepted]; issued != want {
+				t.Errorf("receipt issued %d times, want %d", issued, want)
 			}
 		})
 	}

@@ -198,6 +198,7 @@ func sandboxControl(t *testing.T, method, path string, body any, out any) {
 		in = bytes.NewReader(b)
 	}
 	req, _ := http.NewRequest(method, sandboxCtl+path, in)
+	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
