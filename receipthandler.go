@@ -113,7 +113,7 @@ func (h *ReceiptHandler) showOrder(w http.ResponseWriter, r *http.Request, id, f
 	if strings.Contains(r.Header.Get("Accept"), "text/html") {
 		return h.writeReceiptPage(w, r, o)
 	}
-	view := newReceiptView(o)
+	view := newReceiptView(o).forBuyer()
 	view.OrderID = o.ID
 	return writeJSON(w, http.StatusOK, view)
 }

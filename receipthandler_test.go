@@ -4,6 +4,7 @@ package kassa
 // posted receipt's parser, and its answers through ServeHTTP.
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -285,5 +286,58 @@ func TestReceiptIssueRefusesCrossSite(t *testing.T) {
 				t.Errorf("receipt issued %d times, want %d", issued, want)
 			}
 		})
+	}
+}
+
+// failingTill takes every receipt and fails it with the till's message.
+type failingTill struct{ instantReceipts }
+
+func (*failingTill) ReceiptStatus(_ context.Context, id string) (Operation, error) {
+	return Operation{ID: id, Status: OperationFailed, Error: "ФН 9999078900004312: token tok-7f3a refused by ofd.example"}, nil
+}
+
+// TestBuyersSeeNoProviderError: a failed receipt tells the buyer (status
+// JSON, the receipt's JSON and its page) a generic sentence, while the
+// admin API keeps the till's message. Before: the buyer read the provider's
+// text.
+func TestBuyersSeeNoProviderError(t *testing.T) {
+	p := newLifeProvider("crystalpay")
+	s := newLifeShop(t, p, nil, nil)
+	s.app.receipts = &failingTill{}
+	o := s.created("key-failing-receipt-1")
+	p.pay(o.Payment.ID)
+	s.pass()
+	const detail = "tok-7f3a"
+	if rec := s.load(o.ID).Receipt; rec == nil || rec.State != ReceiptFailed || !strings.Contains(rec.Error, detail) {
+		t.Fatalf("setup: want a failed receipt with the till's message, have %+v", rec)
+	}
+	h := &ReceiptHandler{app: s.app, logger: zap.NewNop()}
+	for _, tc := range []struct {
+		name, accept, want string
+		serve              func(*http.Request) *httptest.ResponseRecorder
+		target             string
+	}{
+		{"status JSON", "application/json", `"error":"the receipt could not be issued yet; the shop has been told"`, s.serve, "/pay?order=" + o.ID},
+		{"receipt JSON", "application/json", `"error":"the receipt could not be issued yet; the shop has been told"`, nil, "/receipt?order=" + o.ID},
+		{"receipt page", "text/html", "Чек пока не сформирован; магазин уже знает об этом.", nil, "/receipt?order=" + o.ID},
+	} {
+		req := httptest.NewRequest(http.MethodGet, tc.target, nil)
+		req.Header.Set("Accept", tc.accept)
+		var w *httptest.ResponseRecorder
+		if tc.serve != nil {
+			w = tc.serve(req)
+		} else {
+			w = httptest.NewRecorder()
+			if err := h.ServeHTTP(w, req, nil); err != nil {
+				t.Fatalf("ServeHTTP: %v", err)
+			}
+		}
+		if body := w.Body.String(); w.Code != http.StatusOK || strings.Contains(body, detail) || strings.Contains(body, "9999078900004312") ||
+			!strings.Contains(body, tc.want) {
+			t.Errorf("%s: %d %.600s; want the generic message", tc.name, w.Code, body)
+		}
+	}
+	if w := adminGet(t, s.app, "/kassa/orders/"+o.ID); w.Code != http.StatusOK || !strings.Contains(w.Body.String(), detail) {
+		t.Errorf("admin API: %d %s; want the till's message", w.Code, w.Body)
 	}
 }
