@@ -55,11 +55,11 @@ type receiptLine struct {
 // receiptPageData is what the receipt page shows.
 type receiptPageData struct {
 	Shop, OrderID, Type, Total, Time, State string
-	Lines                                          []receiptLine
-	VATs                                           []receiptLine
-	Fiscal                                         *FiscalParams
-	Email, Phone                                   string
-	QR                                             template.HTML
+	Lines                                   []receiptLine
+	VATs                                    []receiptLine
+	Fiscal                                  *FiscalParams
+	Email, Phone                            string
+	QR                                      template.HTML
 }
 
 // writeReceiptPage shows an order's sale receipt as a printable page.
