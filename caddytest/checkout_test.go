@@ -369,8 +369,8 @@ func mustQuery(s string) url.Values {
 // invoice.
 func TestCheckoutIdempotencyKey(t *testing.T) {
 	startShop(t)
-	first := postJSON(t, "/pay", `{"items":[{"sku":"tea"}],"email":"buyer@example.com"}`, "Idempotency-Key", "cart-7f3a")
-	second := postJSON(t, "/pay", `{"items":[{"sku":"tea"}],"email":"buyer@example.com"}`, "Idempotency-Key", "cart-7f3a")
+	first := postJSON(t, "/pay", `{"items":[{"sku":"tea"}],"email":"buyer@example.com"}`, "Idempotency-Key", "cart-7f3a-00000001")
+	second := postJSON(t, "/pay", `{"items":[{"sku":"tea"}],"email":"buyer@example.com"}`, "Idempotency-Key", "cart-7f3a-00000001")
 	if first.status != 201 || second.status != 201 || first.json(t)["order_id"] != second.json(t)["order_id"] {
 		t.Fatalf("first %d %s, second %d %s", first.status, first.body, second.status, second.body)
 	}
