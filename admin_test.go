@@ -206,9 +206,9 @@ func TestAdminShopOrder(t *testing.T) {
 	}
 	for i := range 100 {
 		checkout(fmt.Sprintf("BACKEND-%d", 1000+i), "")
-		s.created(fmt.Sprintf("buyer-key-%04d", i))
+		s.created(fmt.Sprintf("buyer-key-0000%04d", i))
 	}
-	target := checkout("BACKEND-42", "buyer-key-0042")
+	target := checkout("BACKEND-42", "buyer-key-00000042")
 	if again := checkout("BACKEND-42", ""); again != target {
 		t.Fatalf("BACKEND-42 posted again made order %s, want %s", again, target)
 	}
@@ -251,7 +251,7 @@ func TestAdminShopOrder(t *testing.T) {
 		code        string
 	}{
 		{"unknown", "shop_order_id=BACKEND-43", http.StatusNotFound, "unknown_order"},
-		{"a buyer's key", "shop_order_id=buyer-key-0007", http.StatusNotFound, "unknown_order"},
+		{"a buyer's key", "shop_order_id=buyer-key-00000007", http.StatusNotFound, "unknown_order"},
 		{"empty", "shop_order_id=", http.StatusBadRequest, "bad_shop_order_id"},
 		{"a space", "shop_order_id=BACKEND+42", http.StatusBadRequest, "bad_shop_order_id"},
 		{"a slash", "shop_order_id=BACKEND%2F42", http.StatusBadRequest, "bad_shop_order_id"},

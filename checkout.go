@@ -104,6 +104,11 @@ func (h *Checkout) Validate() error {
 			return fmt.Errorf("kassa_checkout: amount_range %s %s: want 0 < min ≤ max", FormatAmount(r.Min), FormatAmount(r.Max))
 		}
 	}
+	if h.Redirect != "" {
+		if _, err := redirectOrigin(h.Redirect); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -251,10 +256,8 @@ func (h *Checkout) openNew(w http.ResponseWriter, r *http.Request, repl *caddy.R
 	}
 	repl.Set("kassa.order_id", o.ID)
 	if h.Redirect != "" {
+		// newOrder checked it; the order id cannot move it.
 		o.ReturnURL = repl.ReplaceKnown(h.Redirect, "")
-		if !isHTTPURL(o.ReturnURL) {
-			return fmt.Errorf("kassa_checkout: redirect %q is not an absolute http(s) URL", o.ReturnURL)
-		}
 	}
 	return h.app.openOrder(ctx, o)
 }
@@ -389,15 +392,30 @@ func (h *Checkout) newOrder(r *http.Request, repl *caddy.Replacer) (*Order, erro
 		if err := ValidIdempotencyKey(key); err != nil {
 			return nil, err
 		}
+		if len(key) < minCheckoutKey {
+			return nil, badRequest("idempotency_key_too_short", "Idempotency-Key",
+				"Idempotency-Key must be at least %d characters: make it random, such as a UUID", minCheckoutKey)
+		}
 		// Scoped to the account, and apart from the upstream's "shop:"
 		// keys, so that a buyer's key can never name another flow's order.
 		o.IdempotencyKey = "key:" + h.acc.name + ":" + key
 	}
+	var returnURL string
+	if h.Redirect != "" {
+		if returnURL, err = h.returnURL(repl); err != nil {
+			return nil, err
+		}
+	}
 	if o.IdempotencyKey != "" {
-		o.Fingerprint = o.requestFingerprint()
+		o.Fingerprint = o.requestFingerprint(returnURL)
 	}
 	return o, nil
 }
+
+// minCheckoutKey is the shortest Idempotency-Key a checkout takes: a
+// shorter one another buyer could guess, and claim first with their own
+// cart and contacts.
+const minCheckoutKey = 16
 
 // proxiedValue is a handler field with its placeholders replaced. A field
 // that is one placeholder the request does not know, such as the header of

@@ -4,15 +4,21 @@ package kassa
 // Caddyfile, and its answers through ServeHTTP.
 
 import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 )
@@ -326,6 +332,196 @@ func TestOneClientCannotFillTheShop(t *testing.T) {
 	for i := range 60 {
 		if w := from("10.0.0.5"); w.Code != http.StatusCreated {
 			t.Fatalf("order %d from a private address: %d %s", i+1, w.Code, w.Body)
+		}
+	}
+}
+
+// serveWithPlaceholders is s.serve with the request's http.* placeholders,
+// as Caddy's server gives them to a handler.
+func serveWithPlaceholders(t *testing.T, s *lifeShop, req *http.Request) *httptest.ResponseRecorder {
+	t.Helper()
+	req = req.WithContext(context.WithValue(req.Context(), caddy.ReplacerCtxKey, caddyhttp.NewTestReplacer(req)))
+	w := httptest.NewRecorder()
+	if err := s.checkout.ServeHTTP(w, req, nil); err != nil {
+		t.Fatalf("ServeHTTP: %v", err)
+	}
+	return w
+}
+
+// keyedPost is a JSON checkout of one green tea to target under key.
+func keyedPost(target, key string) *http.Request {
+	req := httptest.NewRequest(http.MethodPost, target, strings.NewReader(`{"items":[{"sku":"tea-green"}],"email":"buyer@example.com"}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Idempotency-Key", key)
+	return req
+}
+
+// TestIdempotencyKeyLength: an Idempotency-Key is 16 to 255 printable
+// ASCII characters; a shorter one, which another buyer could guess, is 400
+// idempotency_key_too_short and makes no order. Before: one character was
+// a key.
+func TestIdempotencyKeyLength(t *testing.T) {
+	p := newLifeProvider("crystalpay")
+	s := newLifeShop(t, p, nil, nil)
+	for _, tc := range []struct {
+		key    string
+		status int
+		code   string
+	}{
+		{"k", http.StatusBadRequest, "idempotency_key_too_short"},
+		{"cart-7f3a", http.StatusBadRequest, "idempotency_key_too_short"},
+		{"0123456789abcde", http.StatusBadRequest, "idempotency_key_too_short"},
+		{"0123456789abcdef", http.StatusCreated, ""},
+		{"cart 7f3a-Zz~!@#$%", http.StatusCreated, ""},
+		{strings.Repeat("k", 255), http.StatusCreated, ""},
+		{strings.Repeat("k", 256), http.StatusBadRequest, "bad_idempotency_key"},
+		{"0123456789abcdef\x7f", http.StatusBadRequest, "bad_idempotency_key"},
+		{"0123456789abcdefЖ", http.StatusBadRequest, "bad_idempotency_key"},
+	} {
+		before := p.count()
+		w := s.serve(keyedPost("/pay", tc.key))
+		if w.Code != tc.status || (tc.code != "" && !strings.Contains(w.Body.String(), `"code":"`+tc.code+`"`)) {
+			t.Errorf("key %q: %d %s; want %d %s", tc.key, w.Code, w.Body, tc.status, tc.code)
+		}
+		if made := p.count() - before; made != map[bool]int{true: 1}[tc.status == http.StatusCreated] {
+			t.Errorf("key %q: %d invoices made", tc.key, made)
+		}
+	}
+}
+
+// TestIdempotencyKeyForAnotherReturn: the return URL a buyer's placeholders
+// fill is part of what a key promises: the same cart under the same key
+// but with another return page is 422 idempotency_key_reused. Before: it
+// got the first order, with the first request's return page.
+func TestIdempotencyKeyForAnotherReturn(t *testing.T) {
+	s := newLifeShop(t, newLifeProvider("crystalpay"), nil, nil)
+	s.checkout.Redirect = "https://shop.example.com/thanks?order={kassa.order_id}&back={http.request.uri.query.back}"
+	const key = "return-bound-0000001"
+	first := serveWithPlaceholders(t, s, keyedPost("/pay?back=tea", key))
+	if first.Code != http.StatusCreated {
+		t.Fatalf("first checkout: %d %s", first.Code, first.Body)
+	}
+	var v struct {
+		OrderID string `json:"order_id"`
+	}
+	_ = json.Unmarshal(first.Body.Bytes(), &v)
+	if w := serveWithPlaceholders(t, s, keyedPost("/pay?back=cups", key)); w.Code != http.StatusUnprocessableEntity ||
+		!strings.Contains(w.Body.String(), `"code":"idempotency_key_reused"`) || strings.Contains(w.Body.String(), v.OrderID) {
+		t.Errorf("another return page under the key: %d %s", w.Code, w.Body)
+	}
+	if w := serveWithPlaceholders(t, s, keyedPost("/pay?back=tea", key)); w.Code != http.StatusCreated || !strings.Contains(w.Body.String(), v.OrderID) {
+		t.Errorf("the same request again: %d %s", w.Code, w.Body)
+	}
+}
+
+// TestReplayOfAnOrderStoredBefore: an order stored before fingerprints
+// (none) is answered to a repeat of its key, as it was when it was made;
+// and without a redirect the fingerprint is the earlier releases' hash,
+// computed here over its canonical lines, so their orders replay too.
+func TestReplayOfAnOrderStoredBefore(t *testing.T) {
+	s := newLifeShop(t, newLifeProvider("crystalpay"), nil, nil)
+	o := s.created("stored-before-fingerprints")
+	if _, err := s.app.update(context.Background(), o.ID, func(o *Order) bool { o.Fingerprint = ""; return true }); err != nil {
+		t.Fatal(err)
+	}
+	if w := s.post("stored-before-fingerprints", false); w.Code != http.StatusCreated || !strings.Contains(w.Body.String(), o.ID) ||
+		w.Header().Get("Idempotent-Replayed") != "true" {
+		t.Errorf("no fingerprint: %d %s", w.Code, w.Body)
+	}
+
+	s.checkout.Redirect = ""
+	o = s.created("stored-by-an-earlier-release")
+	earlier := sha256.Sum256([]byte(`["main","350.00","","","buyer@example.com",""]` + "\n" +
+		`["tea-green","Green tea 100 g",1,"350.00","vat20"]` + "\n"))
+	if got := s.load(o.ID).Fingerprint; got != hex.EncodeToString(earlier[:]) {
+		t.Errorf("fingerprint %s, want the earlier form %x", got, earlier)
+	}
+}
+
+// TestRedirectKeepsItsHost: a redirect whose placeholders a buyer fills
+// keeps the template's scheme, host and port, and has no userinfo and no
+// control character; anything else is 400 bad_redirect before an order is
+// made, with nothing logged as an error. Before: ?back=.evil.example/ sent
+// the paid buyer to another site, and a CR/LF was a 500 with an error
+// line.
+func TestRedirectKeepsItsHost(t *testing.T) {
+	p := newLifeProvider("crystalpay")
+	s := newLifeShop(t, p, nil, nil)
+	core, logs := observer.New(zap.WarnLevel)
+	s.checkout.logger = zap.New(core)
+	s.checkout.Redirect = "https://shop.example.com{http.request.uri.query.back}"
+	for i, tc := range []struct {
+		back string // the query's value, before encoding
+		want string // the order's return URL; "" for a 400
+	}{
+		{"/thanks", "https://shop.example.com/thanks"},
+		{"", "https://shop.example.com"},
+		{"//evil.example/x", "https://shop.example.com//evil.example/x"},
+		{"/a?next=https://evil.example", "https://shop.example.com/a?next=https://evil.example"},
+		{"/#@evil.example", "https://shop.example.com/#@evil.example"},
+		{".evil.example/", ""},
+		{"@evil.example/", ""},
+		{":x@evil.example/", ""},
+		{"@", ""},
+		{":8443/", ""},
+		{".", ""},
+		{`\evil.example`, ""},
+		{"%2F@evil.example", ""},
+		{"/\r\nSet-Cookie: a=b", ""},
+		{"/\x00", ""},
+		{"/\t", ""},
+	} {
+		before := p.count()
+		w := serveWithPlaceholders(t, s, keyedPost("/pay?back="+url.QueryEscape(tc.back), fmt.Sprintf("redirect-case-%04d", i)))
+		if tc.want == "" {
+			if w.Code != http.StatusBadRequest || !strings.Contains(w.Body.String(), `"code":"bad_redirect"`) || p.count() != before {
+				t.Errorf("back %q: %d %s, %d invoices; want 400 bad_redirect and none", tc.back, w.Code, w.Body, p.count()-before)
+			}
+			continue
+		}
+		var v struct {
+			OrderID string `json:"order_id"`
+		}
+		if w.Code != http.StatusCreated || json.Unmarshal(w.Body.Bytes(), &v) != nil {
+			t.Errorf("back %q: %d %s", tc.back, w.Code, w.Body)
+			continue
+		}
+		if got := s.load(v.OrderID).ReturnURL; got != tc.want {
+			t.Errorf("back %q: return URL %q, want %q", tc.back, got, tc.want)
+		}
+	}
+	if n := logs.Len(); n != 0 {
+		t.Errorf("%d warnings or errors logged: %v", n, logs.All())
+	}
+	if ids := mustOpenIDs(t, s); len(ids) != 5 {
+		t.Errorf("%d open orders, want the 5 accepted", len(ids))
+	}
+}
+
+// TestRedirectTemplateFixesItsHost: a redirect whose scheme, host or port
+// a placeholder could fill, or that has userinfo, is refused at start.
+func TestRedirectTemplateFixesItsHost(t *testing.T) {
+	s := newLifeShop(t, newLifeProvider("crystalpay"), nil, nil)
+	for _, tc := range []struct {
+		redirect string
+		ok       bool
+	}{
+		{"https://shop.example.com/thanks?order={kassa.order_id}", true},
+		{"https://shop.example.com:8443{http.request.uri.query.back}", true},
+		{"http://localhost:8080/orders/{rp.header.X-Kassa-Order}", true},
+		{"https://{http.request.host}/thanks", false},
+		{"{http.request.uri.query.to}", false},
+		{"https://sho{http.request.uri.query.d}.example.com/", false},
+		{"{http.request.scheme}://shop.example.com/", false},
+		{"https://{http.request.uri.query.u}@shop.example.com/", false},
+		{"https://user@shop.example.com/", false},
+		{"ftp://shop.example.com/", false},
+		{"/thanks", false},
+	} {
+		s.checkout.Redirect = tc.redirect
+		err := s.checkout.Validate()
+		if (err == nil) != tc.ok || (err != nil && !strings.Contains(err.Error(), "redirect")) {
+			t.Errorf("redirect %s: %v", tc.redirect, err)
 		}
 	}
 }

@@ -293,14 +293,19 @@ func ValidIdempotencyKey(key string) error {
 }
 
 // requestFingerprint is a hash of what an order's request asked for: its
-// account, amount, items, description, upstream order id and the buyer's
-// contacts.
-func (o *Order) requestFingerprint() string {
+// account, amount, items, description, upstream order id, the buyer's
+// contacts, and the return URL its placeholders made ({kassa.order_id}
+// left as it is). Without a return URL it is the hash of earlier
+// releases, so that their orders' keys still replay.
+func (o *Order) requestFingerprint(returnURL string) string {
 	h := sha256.New()
 	enc := json.NewEncoder(h)
 	_ = enc.Encode([]any{o.Account, FormatAmount(o.Amount), o.Description, o.ShopOrderID, o.Email, o.Phone})
 	for _, it := range o.Items {
 		_ = enc.Encode([]any{it.SKU, it.Name, it.Qty, FormatAmount(it.Price), it.VAT})
+	}
+	if returnURL != "" {
+		_ = enc.Encode([]any{"return_url", returnURL})
 	}
 	return hex.EncodeToString(h.Sum(nil))
 }

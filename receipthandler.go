@@ -113,7 +113,7 @@ func (h *ReceiptHandler) showOrder(w http.ResponseWriter, r *http.Request, id, f
 	if strings.Contains(r.Header.Get("Accept"), "text/html") {
 		return h.writeReceiptPage(w, r, o)
 	}
-	view := newReceiptView(o)
+	view := newReceiptView(o).forBuyer()
 	view.OrderID = o.ID
 	return writeJSON(w, http.StatusOK, view)
 }
@@ -170,8 +170,13 @@ func (h *ReceiptHandler) showOperation(w http.ResponseWriter, r *http.Request, i
 	return writeJSON(w, http.StatusOK, newOperationView(id, op))
 }
 
-// issue validates a trusted caller's receipt and sends it.
+// issue validates a trusted caller's receipt and sends it. Only a JSON
+// body from no other site's page is read: a till's network is trusted, and
+// so are the browsers on it.
 func (h *ReceiptHandler) issue(w http.ResponseWriter, r *http.Request) error {
+	if err := sameSiteJSON(r); err != nil {
+		return err
+	}
 	body, err := readBody(r, maxReceiptBody)
 	if err != nil {
 		return err

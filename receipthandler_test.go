@@ -4,7 +4,9 @@ package kassa
 // posted receipt's parser, and its answers through ServeHTTP.
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -220,6 +222,7 @@ func TestReceiptHandlerAnswers(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			req := httptest.NewRequest(tc.method, tc.target, strings.NewReader(tc.body))
 			req.Header.Set("Accept", tc.accept)
+			req.Header.Set("Content-Type", "application/json")
 			w := httptest.NewRecorder()
 			if err := h.ServeHTTP(w, req, nil); err != nil {
 				t.Fatalf("ServeHTTP: %v", err)
@@ -228,5 +231,113 @@ func TestReceiptHandlerAnswers(t *testing.T) {
 				t.Errorf("%d %.300s; want %d, a body with %s", w.Code, w.Body, tc.status, tc.want)
 			}
 		})
+	}
+}
+
+// TestReceiptIssueRefusesCrossSite: a receipt is issued only from a JSON
+// body (415 otherwise, so that a browser must ask a CORS preflight first),
+// and never from a foreign Origin or a cross-site fetch (403). Before: a
+// hostile page's <form enctype="text/plain"> issued a real receipt.
+func TestReceiptIssueRefusesCrossSite(t *testing.T) {
+	s := newLifeShop(t, newLifeProvider("crystalpay"), nil, nil)
+	till := &instantReceipts{}
+	s.app.receipts = till
+	h := &ReceiptHandler{app: s.app, logger: zap.NewNop(), Issue: true}
+	n := 0
+	for _, tc := range []struct {
+		name    string
+		headers []string
+		status  int
+		code    string
+	}{
+		{"json", []string{"Content-Type", "application/json"}, http.StatusAccepted, ""},
+		{"json with charset", []string{"Content-Type", "Application/JSON; charset=utf-8"}, http.StatusAccepted, ""},
+		{"same origin", []string{"Content-Type", "application/json", "Origin", "http://till.example"}, http.StatusAccepted, ""},
+		{"same origin fetch", []string{"Content-Type", "application/json", "Sec-Fetch-Site", "same-origin"}, http.StatusAccepted, ""},
+		{"no content type", nil, http.StatusUnsupportedMediaType, "unsupported_media_type"},
+		{"text/plain form", []string{"Content-Type", "text/plain"}, http.StatusUnsupportedMediaType, "unsupported_media_type"},
+		{"urlencoded form", []string{"Content-Type", "application/x-www-form-urlencoded"}, http.StatusUnsupportedMediaType, "unsupported_media_type"},
+		{"json suffix", []string{"Content-Type", "application/json-seq"}, http.StatusUnsupportedMediaType, "unsupported_media_type"},
+		{"foreign origin", []string{"Content-Type", "application/json", "Origin", "https://evil.example"}, http.StatusForbidden, "cross_site"},
+		{"sibling host", []string{"Content-Type", "application/json", "Origin", "http://till.example.evil.example"}, http.StatusForbidden, "cross_site"},
+		{"other port", []string{"Content-Type", "application/json", "Origin", "http://till.example:8080"}, http.StatusForbidden, "cross_site"},
+		{"opaque origin", []string{"Content-Type", "application/json", "Origin", "null"}, http.StatusForbidden, "cross_site"},
+		{"cross-site fetch", []string{"Content-Type", "application/json", "Sec-Fetch-Site", "cross-site"}, http.StatusForbidden, "cross_site"},
+		{"cross-site text form", []string{"Content-Type", "text/plain", "Origin", "https://evil.example", "Sec-Fetch-Site", "cross-site"}, http.StatusForbidden, "cross_site"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n++
+			body := fmt.Sprintf(`{"operation_id":"till-x%d","type":"sale","items":[{"name":"Tea","qty":1,"price":"100.00","vat":"vat20"}],"cashless":"100.00"}`, n)
+			req := httptest.NewRequest(http.MethodPost, "http://till.example/receipt", strings.NewReader(body))
+			for i := 0; i+1 < len(tc.headers); i += 2 {
+				req.Header.Set(tc.headers[i], tc.headers[i+1])
+			}
+			w := httptest.NewRecorder()
+			if err := h.ServeHTTP(w, req, nil); err != nil {
+				t.Fatalf("ServeHTTP: %v", err)
+			}
+			if w.Code != tc.status || (tc.code != "" && !strings.Contains(w.Body.String(), `"code":"`+tc.code+`"`)) {
+				t.Errorf("%d %s; want %d %s", w.Code, w.Body, tc.status, tc.code)
+			}
+			till.mu.Lock()
+			issued := till.printed[fmt.Sprintf("till-x%d", n)]
+			till.mu.Unlock()
+			if want := map[bool]int{true: 1}[tc.status == http.StatusAccepted]; issued != want {
+				t.Errorf("receipt issued %d times, want %d", issued, want)
+			}
+		})
+	}
+}
+
+// failingTill takes every receipt and fails it with the till's message.
+type failingTill struct{ instantReceipts }
+
+func (*failingTill) ReceiptStatus(_ context.Context, id string) (Operation, error) {
+	return Operation{ID: id, Status: OperationFailed, Error: "ФН 9999078900004312: token tok-7f3a refused by ofd.example"}, nil
+}
+
+// TestBuyersSeeNoProviderError: a failed receipt tells the buyer (status
+// JSON, the receipt's JSON and its page) a generic sentence, while the
+// admin API keeps the till's message. Before: the buyer read the provider's
+// text.
+func TestBuyersSeeNoProviderError(t *testing.T) {
+	p := newLifeProvider("crystalpay")
+	s := newLifeShop(t, p, nil, nil)
+	s.app.receipts = &failingTill{}
+	o := s.created("key-failing-receipt-1")
+	p.pay(o.Payment.ID)
+	s.pass()
+	const detail = "tok-7f3a"
+	if rec := s.load(o.ID).Receipt; rec == nil || rec.State != ReceiptFailed || !strings.Contains(rec.Error, detail) {
+		t.Fatalf("setup: want a failed receipt with the till's message, have %+v", rec)
+	}
+	h := &ReceiptHandler{app: s.app, logger: zap.NewNop()}
+	for _, tc := range []struct {
+		name, accept, want string
+		serve              func(*http.Request) *httptest.ResponseRecorder
+		target             string
+	}{
+		{"status JSON", "application/json", `"error":"the receipt could not be issued yet; the shop has been told"`, s.serve, "/pay?order=" + o.ID},
+		{"receipt JSON", "application/json", `"error":"the receipt could not be issued yet; the shop has been told"`, nil, "/receipt?order=" + o.ID},
+		{"receipt page", "text/html", "Чек пока не сформирован; магазин уже знает об этом.", nil, "/receipt?order=" + o.ID},
+	} {
+		req := httptest.NewRequest(http.MethodGet, tc.target, nil)
+		req.Header.Set("Accept", tc.accept)
+		var w *httptest.ResponseRecorder
+		if tc.serve != nil {
+			w = tc.serve(req)
+		} else {
+			w = httptest.NewRecorder()
+			if err := h.ServeHTTP(w, req, nil); err != nil {
+				t.Fatalf("ServeHTTP: %v", err)
+			}
+		}
+		if body := w.Body.String(); w.Code != http.StatusOK || strings.Contains(body, detail) || strings.Contains(body, "9999078900004312") ||
+			!strings.Contains(body, tc.want) {
+			t.Errorf("%s: %d %.600s; want the generic message", tc.name, w.Code, body)
+		}
+	}
+	if w := adminGet(t, s.app, "/kassa/orders/"+o.ID); w.Code != http.StatusOK || !strings.Contains(w.Body.String(), detail) {
+		t.Errorf("admin API: %d %s; want the till's message", w.Code, w.Body)
 	}
 }

@@ -54,12 +54,12 @@ type receiptLine struct {
 
 // receiptPageData is what the receipt page shows.
 type receiptPageData struct {
-	Shop, OrderID, Type, Total, Time, State, Error string
-	Lines                                          []receiptLine
-	VATs                                           []receiptLine
-	Fiscal                                         *FiscalParams
-	Email, Phone                                   string
-	QR                                             template.HTML
+	Shop, OrderID, Type, Total, Time, State string
+	Lines                                   []receiptLine
+	VATs                                    []receiptLine
+	Fiscal                                  *FiscalParams
+	Email, Phone                            string
+	QR                                      template.HTML
 }
 
 // writeReceiptPage shows an order's sale receipt as a printable page.
@@ -70,7 +70,7 @@ func (h *ReceiptHandler) writeReceiptPage(w http.ResponseWriter, r *http.Request
 	if rec == nil {
 		rec = &OrderReceipt{OperationID: receiptOperationID(o.ID, ReceiptSale, 1), Type: ReceiptSale}
 	} else {
-		d.State, d.Error = string(rec.State.Public()), rec.Error
+		d.State = string(rec.State.Public())
 	}
 	defaultVAT, zone := VATNone, moscow
 	if dv, ok := h.app.receipts.(DefaultVATReporter); ok {
@@ -146,7 +146,7 @@ table{width:100%;border-collapse:collapse}td{padding:.15rem 0;vertical-align:top
 <tr><td>РН ККТ</td><td class="num">{{.RegistrationNumber}}</td></tr>
 <tr><td>Сайт ФНС</td><td class="num">{{.FNSURL}}</td></tr>
 </table>
-{{else}}{{if eq .State "failed"}}<p class="failed">Чек не сформирован: {{.Error}}</p>{{else if eq .State "none"}}<p class="muted">Чек будет сформирован после оплаты.</p>{{else}}<p class="muted">Чек формируется…</p>{{end}}{{end}}
+{{else}}{{if eq .State "failed"}}<p class="failed">Чек пока не сформирован; магазин уже знает об этом.</p>{{else if eq .State "none"}}<p class="muted">Чек будет сформирован после оплаты.</p>{{else}}<p class="muted">Чек формируется…</p>{{end}}{{end}}
 {{if .Email}}<p class="muted">Чек отправлен на {{.Email}}</p>{{else if .Phone}}<p class="muted">Чек отправлен на {{.Phone}}</p>{{end}}
 <p class="muted">Заказ {{.OrderID}}</p>
 {{.QR}}

@@ -44,9 +44,9 @@ import (
 // Endpoints and credentials the harness configures the real client modules
 // with. The hosts exist only inside the world.
 const (
-	simCrystalEndpoint = "http://crystalpay.sim/api.php"
-	simPegasEndpoint   = "http://pegas.sim/api/v1"
-	simCashierEndpoint = "http://smartcashier.sim/v1.0"
+	simCrystalEndpoint = "https://crystalpay.sim/api.php"
+	simPegasEndpoint   = "https://pegas.sim/api/v1"
+	simCashierEndpoint = "https://smartcashier.sim/v1.0"
 
 	simCrystalLogin, simCrystalSecret, simCrystalSecret2 = "simkassa", "sim-crystal-s1-0f5601d7150d", "sim-crystal-s2-9b2e714c8d05"
 

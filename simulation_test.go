@@ -597,7 +597,7 @@ func (h *simHistory) checkout(in *simInstance) {
 
 func (h *simHistory) newKey() string {
 	h.idNum++
-	return fmt.Sprintf("key-%d-%d", h.seed, h.idNum)
+	return fmt.Sprintf("sim-key-%d-%08d", h.seed, h.idNum)
 }
 
 // replay sends a checkout made before once more: a retry, a double click,

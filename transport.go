@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"sync"
@@ -98,7 +99,21 @@ func parseEndpoint(endpoint string) (*url.URL, error) {
 	if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
 		return nil, fmt.Errorf("endpoint of %s: credentials, query or fragment are not allowed; use the module's secret options", u.Host)
 	}
+	if u.Scheme == "http" && !isLoopback(u.Hostname()) {
+		return nil, fmt.Errorf("endpoint of %s: use https://; plain http:// is allowed only to a loopback address (localhost, 127.0.0.0/8, ::1), "+
+			"because every request carries the account's secret or token (CrystalPAY's API v1 even puts it in the URL)", u.Host)
+	}
 	return u, nil
+}
+
+// isLoopback reports whether host is localhost or a loopback IP address:
+// a plain-HTTP request to it never leaves the machine.
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Unmap().IsLoopback()
 }
 
 // SendOnce marks the operations (by the op names given to Do, Call,

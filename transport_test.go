@@ -366,3 +366,29 @@ func TestJSONCalls(t *testing.T) {
 		}
 	})
 }
+
+// TestPlainHTTPOnlyToLoopback: an http:// endpoint is refused unless its
+// host is a loopback address (the sandbox, tests), with an error that says
+// why and carries no secret; https:// goes anywhere. Before: every http://
+// endpoint was taken, and CrystalPAY v1 sent its secret in the URL.
+func TestPlainHTTPOnlyToLoopback(t *testing.T) {
+	const secret = "s3cret-Auth-0123"
+	for _, endpoint := range []string{
+		"http://127.0.0.1:9080/api.php", "http://127.8.9.10/", "http://localhost:9080/x", "http://LOCALHOST/",
+		"http://[::1]:9080/", "https://api.crystalpay.io/v3/", "https://192.0.2.7/", "https://pay.example",
+	} {
+		if _, err := NewProviderClient("crystalpay", endpoint, 0, secret); err != nil {
+			t.Errorf("%s: %v", endpoint, err)
+		}
+	}
+	for _, endpoint := range []string{
+		"http://api.crystalpay.io/v3/", "http://192.0.2.7/", "http://10.0.0.1:9080/", "http://[::ffff:192.0.2.7]/",
+		"http://localhost.evil.example/", "http://127.0.0.1.nip.io/", "http://0.0.0.0/", "http://[::]/",
+	} {
+		_, err := NewProviderClient("crystalpay", endpoint, 0, secret)
+		if err == nil || !strings.Contains(err.Error(), "https") || !strings.Contains(err.Error(), "loopback") ||
+			strings.Contains(err.Error(), secret) {
+			t.Errorf("%s: %v, want a refusal that says why", endpoint, err)
+		}
+	}
+}

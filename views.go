@@ -28,7 +28,8 @@ type createdView struct {
 	PayTo      *payToView `json:"pay_to"`
 }
 
-// statusView answers a status poll; the buyer's contacts are masked.
+// statusView answers a status poll; the buyer's contacts are masked, and
+// a failed receipt's provider text is not shown.
 type statusView struct {
 	createdView
 	Items     []itemView  `json:"items"`
@@ -59,6 +60,19 @@ func newReceiptView(o *Order) receiptView {
 	return receiptView{OperationID: o.Receipt.OperationID, State: o.Receipt.State.Public(), Fiscal: o.Receipt.Fiscal, Error: o.Receipt.Error}
 }
 
+// buyerReceiptError is all a buyer reads of a receipt that failed: the
+// provider's text may name the shop's till, account or token, so it stays
+// on the admin API and in the shop's events.
+const buyerReceiptError = "the receipt could not be issued yet; the shop has been told"
+
+// forBuyer is v as a buyer sees it: without the provider's error text.
+func (v receiptView) forBuyer() receiptView {
+	if v.Error != "" {
+		v.Error = buyerReceiptError
+	}
+	return v
+}
+
 // newCreatedView reports an order; where to pay only while it is pending,
 // so that nobody is sent to pay an order that has closed.
 func newCreatedView(o *Order) createdView {
@@ -76,7 +90,7 @@ func newCreatedView(o *Order) createdView {
 func newStatusView(o *Order) statusView {
 	v := statusView{createdView: newCreatedView(o), Items: make([]itemView, len(o.Items)),
 		CreatedAt: o.CreatedAt, ExpiresAt: o.ExpiresAt, PaidLate: o.PaidLate, Email: MaskEmail(o.Email), Phone: MaskPhone(o.Phone),
-		Receipt: newReceiptView(o)}
+		Receipt: newReceiptView(o).forBuyer()}
 	for i, it := range o.Items {
 		v.Items[i] = itemView{SKU: it.SKU, Name: it.Name, Qty: it.Qty, Price: FormatAmount(it.Price), VAT: it.VAT}
 	}

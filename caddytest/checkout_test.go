@@ -199,6 +199,7 @@ func sandboxControl(t *testing.T, method, path string, body any, out any) {
 		in = bytes.NewReader(b)
 	}
 	req, _ := http.NewRequest(method, sandboxCtl+path, in)
+	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -369,8 +370,8 @@ func mustQuery(s string) url.Values {
 // invoice.
 func TestCheckoutIdempotencyKey(t *testing.T) {
 	startShop(t)
-	first := postJSON(t, "/pay", `{"items":[{"sku":"tea"}],"email":"buyer@example.com"}`, "Idempotency-Key", "cart-7f3a")
-	second := postJSON(t, "/pay", `{"items":[{"sku":"tea"}],"email":"buyer@example.com"}`, "Idempotency-Key", "cart-7f3a")
+	first := postJSON(t, "/pay", `{"items":[{"sku":"tea"}],"email":"buyer@example.com"}`, "Idempotency-Key", "cart-7f3a-00000001")
+	second := postJSON(t, "/pay", `{"items":[{"sku":"tea"}],"email":"buyer@example.com"}`, "Idempotency-Key", "cart-7f3a-00000001")
 	if first.status != 201 || second.status != 201 || first.json(t)["order_id"] != second.json(t)["order_id"] {
 		t.Fatalf("first %d %s, second %d %s", first.status, first.body, second.status, second.body)
 	}

@@ -295,7 +295,7 @@ type matrixBalance struct {
 // then gets that order. A refusal fails the order; the buyer's retry with
 // its key is told to start a new order (409 order_closed).
 func (e *matrixEnv) checkout(t *testing.T, f matrixFault, api, op, path string) matrixCell {
-	key := fmt.Sprintf("matrix-key-%d", e.next())
+	key := fmt.Sprintf("matrix-key-%06d", e.next())
 	before := map[string]bool{}
 	for _, id := range e.shop.orderIDs(t) {
 		before[id] = true

@@ -558,7 +558,8 @@ func TestHostileInput(t *testing.T) {
 		{name: "json amount", long: tooLarge, send: func(t *testing.T, _, v string) hostileSent {
 			return s.postJSON(t, s.url+"/donate", hostileBody(`{"amount":%s,"email":"buyer@example.com"}`, v))
 		}},
-		{name: "idempotency key", long: tooLong, skip: hostileHeaderUnsendable, accept: hostileAcceptAll(created, append(token, "sql", "sql-drop")...),
+		// The shorter values are below the 16 characters a key needs.
+		{name: "idempotency key", long: tooLong, skip: hostileHeaderUnsendable, accept: hostileAcceptAll(created, "html", "traversal", "sql-drop"),
 			send: func(t *testing.T, _, v string) hostileSent {
 				return s.postJSON(t, s.url+"/pay", []byte(`{"items":[{"sku":"tea"}],"email":"buyer@example.com"}`), "Idempotency-Key", v)
 			}},

@@ -185,7 +185,7 @@ func storageDir(t *testing.T) string {
 func TestOrdersPerClientBound(t *testing.T) {
 	shopWith(t, storageDir(t), "poll_interval 100ms", "poll_interval 100ms\n\t\tmax_orders_per_client 2")
 	sandboxControl(t, http.MethodPost, "reset", nil, nil)
-	first := postJSON(t, "/pay", `{"items":[{"sku":"tea"}],"email":"buyer@example.com"}`, "Idempotency-Key", "cart-bound-1")
+	first := postJSON(t, "/pay", `{"items":[{"sku":"tea"}],"email":"buyer@example.com"}`, "Idempotency-Key", "cart-bound-000001")
 	second := postJSON(t, "/pay", `{"items":[{"sku":"tea"}],"email":"buyer@example.com"}`)
 	if first.status != 201 || second.status != 201 {
 		t.Fatalf("first %d, second %d", first.status, second.status)
@@ -194,7 +194,7 @@ func TestOrdersPerClientBound(t *testing.T) {
 	if third.status != http.StatusTooManyRequests || third.errorCode(t) != "too_many_orders" || third.header.Get("Retry-After") == "" {
 		t.Errorf("third: %d %v %s", third.status, third.header, third.body)
 	}
-	replay := postJSON(t, "/pay", `{"items":[{"sku":"tea"}],"email":"buyer@example.com"}`, "Idempotency-Key", "cart-bound-1")
+	replay := postJSON(t, "/pay", `{"items":[{"sku":"tea"}],"email":"buyer@example.com"}`, "Idempotency-Key", "cart-bound-000001")
 	if replay.status != 201 || replay.json(t)["order_id"] != first.json(t)["order_id"] {
 		t.Errorf("replay: %d %s", replay.status, replay.body)
 	}

@@ -16,14 +16,14 @@ func TestMaxOpenOrders(t *testing.T) {
 	sandboxControl(t, http.MethodPost, "reset", nil, nil)
 	const cart = `{"items":[{"sku":"tea"}],"email":"buyer@example.com"}`
 	var ids []string
-	for _, key := range []string{"busy-1", "busy-2", "busy-3"} {
+	for _, key := range []string{"busy-key-00000001", "busy-key-00000002", "busy-key-00000003"} {
 		r := postJSON(t, "/card", cart, "Idempotency-Key", key)
 		if r.status != http.StatusCreated {
 			t.Fatalf("checkout %s: %d %s", key, r.status, r.body)
 		}
 		ids = append(ids, r.json(t)["order_id"].(string))
 	}
-	busy := postJSON(t, "/card", cart, "Idempotency-Key", "busy-4")
+	busy := postJSON(t, "/card", cart, "Idempotency-Key", "busy-key-00000004")
 	if busy.status != http.StatusServiceUnavailable || busy.errorCode(t) != "shop_busy" || busy.header.Get("Retry-After") != "60" {
 		t.Errorf("the fourth checkout: %d, Retry-After %q, %s", busy.status, busy.header.Get("Retry-After"), busy.body)
 	}
@@ -32,7 +32,7 @@ func TestMaxOpenOrders(t *testing.T) {
 		!strings.Contains(form.body, "try again in a minute") {
 		t.Errorf("a form past the cap: %d %s %s", form.status, form.header.Get("Content-Type"), form.body)
 	}
-	if r := postJSON(t, "/card", cart, "Idempotency-Key", "busy-1"); r.status != http.StatusCreated || r.json(t)["order_id"] != ids[0] {
+	if r := postJSON(t, "/card", cart, "Idempotency-Key", "busy-key-00000001"); r.status != http.StatusCreated || r.json(t)["order_id"] != ids[0] {
 		t.Errorf("a replay past the cap: %d %s", r.status, r.body)
 	}
 	if n := len(providerCalls(t, "pegas", "deposit")); n != 3 {
@@ -43,14 +43,14 @@ func TestMaxOpenOrders(t *testing.T) {
 		t.Fatalf("cancel: %d %s", r.status, r.body)
 	}
 	waitFor(t, "a checkout once an order is cancelled", func() bool {
-		return postJSON(t, "/card", cart, "Idempotency-Key", "busy-4").status == http.StatusCreated
+		return postJSON(t, "/card", cart, "Idempotency-Key", "busy-key-00000004").status == http.StatusCreated
 	})
 	if r := postJSON(t, "/card", cart); r.status != http.StatusServiceUnavailable {
 		t.Fatalf("at the cap again: %d %s", r.status, r.body)
 	}
 	sandboxControl(t, http.MethodPost, "pay", map[string]string{"api": "pegas", "order_id": ids[1]}, nil)
 	waitFor(t, "a checkout once an order is paid", func() bool {
-		return postJSON(t, "/card", cart, "Idempotency-Key", "busy-5").status == http.StatusCreated
+		return postJSON(t, "/card", cart, "Idempotency-Key", "busy-key-00000005").status == http.StatusCreated
 	})
 }
 

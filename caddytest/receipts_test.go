@@ -168,16 +168,19 @@ func TestReceiptSurvivesFailures(t *testing.T) {
 	}
 }
 
-// TestReceiptNotProcessed: the till fails the receipt; the order shows the
-// error.
+// TestReceiptNotProcessed: the till fails the receipt; the buyer reads a
+// generic sentence, the admin API the till's error.
 func TestReceiptNotProcessed(t *testing.T) {
 	receiptsShop(t, "")
 	sandboxControl(t, http.MethodPost, "faults", map[string]any{"api": "smartcashier", "op": "formReceipt",
 		"mode": "notprocessed", "count": 1, "message": "Открыта крышка."}, nil)
 	id := buyAndPay(t, "/card", `{"items":[{"sku":"tea"}],"email":"buyer@example.com"}`)
 	waitFor(t, "the receipt to fail", func() bool { return receiptOf(t, id)["state"] == "failed" })
-	if r := receiptOf(t, id); r["error"] != "Открыта крышка." {
+	if r := receiptOf(t, id); r["error"] != "the receipt could not be issued yet; the shop has been told" {
 		t.Errorf("receipt = %v", r)
+	}
+	if r := adminCall(t, http.MethodGet, "orders/"+id, ""); r.status != http.StatusOK || !strings.Contains(r.body, "Открыта крышка.") {
+		t.Errorf("admin API: %d %s", r.status, r.body)
 	}
 }
 

@@ -55,7 +55,7 @@ var reloadClient = &http.Client{Timeout: 10 * time.Second}
 // buyer runs one buyer until ctx ends.
 func (l *reloadLoad) buyer(ctx context.Context, w int) {
 	for i := 0; ctx.Err() == nil; i++ {
-		id, ok := l.checkout(fmt.Sprintf("reload-%d-%d-%d", l.round, w, i))
+		id, ok := l.checkout(fmt.Sprintf("reload-key-%d-%d-%04d", l.round, w, i))
 		if !ok {
 			continue
 		}

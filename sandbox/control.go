@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -43,6 +45,9 @@ func (h *Handler) serveControl(w http.ResponseWriter, r *http.Request, route str
 	if !slices.Contains(methods, r.Method) {
 		w.Header().Set("Allow", strings.Join(methods, ", "))
 		controlError(w, http.StatusMethodNotAllowed, "method %s not allowed on /control/%s", r.Method, route)
+		return
+	}
+	if r.Method != http.MethodGet && refuseCrossSite(w, r) {
 		return
 	}
 	switch route + " " + r.Method {
@@ -84,6 +89,25 @@ func (h *Handler) serveControl(w http.ResponseWriter, r *http.Request, route str
 		h.st.reset()
 		writeJSON(w, http.StatusOK, map[string]bool{"reset": true})
 	}
+}
+
+// refuseCrossSite answers 403 a control request that changes state from
+// another site's page (a foreign Origin, or Sec-Fetch-Site: cross-site),
+// and 415 a POST that is not application/json: only a JSON content type
+// makes a browser ask a CORS preflight before it sends anything. It
+// reports whether it answered.
+func refuseCrossSite(w http.ResponseWriter, r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if u, err := url.Parse(origin); r.Header.Get("Sec-Fetch-Site") == "cross-site" ||
+		origin != "" && (err != nil || !strings.EqualFold(u.Host, r.Host)) {
+		controlError(w, http.StatusForbidden, "control requests from another site's pages are refused")
+		return true
+	}
+	if mediaType, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); r.Method == http.MethodPost && mediaType != "application/json" {
+		controlError(w, http.StatusUnsupportedMediaType, "send control requests as application/json (an empty body is fine for reset)")
+		return true
+	}
+	return false
 }
 
 func (h *Handler) controlCalls(w http.ResponseWriter, r *http.Request) {

@@ -213,3 +213,43 @@ func TestControlRoutes(t *testing.T) {
 		t.Errorf("GET reset: %d", r.status)
 	}
 }
+
+// TestControlRefusesCrossSite: the control endpoint changes state only for
+// a JSON body (415 otherwise, so that a browser must ask a CORS preflight
+// first) from no other site's page (403). Before: a hostile page's form
+// paid invoices and reset the sandbox.
+func TestControlRefusesCrossSite(t *testing.T) {
+	s := newTestSandbox(t, nil)
+	s.addFault(`{"api":"crystalpay","op":"balance","mode":"error500","count":5}`)
+	for _, tc := range []struct {
+		name, method, route, body string
+		headers                   []string
+		status                    int
+	}{
+		{"reset as a text form", http.MethodPost, "reset", "", []string{"Content-Type", "text/plain"}, http.StatusUnsupportedMediaType},
+		{"reset without a type", http.MethodPost, "reset", "", nil, http.StatusUnsupportedMediaType},
+		{"settings as a urlencoded form", http.MethodPost, "settings", `{"latency":"5s"}`, []string{"Content-Type", "application/x-www-form-urlencoded"}, http.StatusUnsupportedMediaType},
+		{"reset from a foreign origin", http.MethodPost, "reset", "", []string{"Content-Type", "application/json", "Origin", "https://evil.example"}, http.StatusForbidden},
+		{"reset from an opaque origin", http.MethodPost, "reset", "", []string{"Content-Type", "application/json", "Origin", "null"}, http.StatusForbidden},
+		{"reset by a cross-site fetch", http.MethodPost, "reset", "", []string{"Content-Type", "application/json", "Sec-Fetch-Site", "cross-site"}, http.StatusForbidden},
+		{"faults cleared from a foreign origin", http.MethodDelete, "faults", "", []string{"Origin", "https://evil.example"}, http.StatusForbidden},
+	} {
+		r := s.do(tc.method, "/control/"+tc.route, tc.body, tc.headers...)
+		if r.status != tc.status || !strings.Contains(string(r.body), `"error"`) {
+			t.Errorf("%s: %d %s, want %d", tc.name, r.status, r.body, tc.status)
+		}
+	}
+	var faults struct{ Faults []faultView }
+	s.control(http.MethodGet, "faults", "", http.StatusOK, &faults)
+	var settings settingsView
+	s.control(http.MethodGet, "settings", "", http.StatusOK, &settings)
+	if len(faults.Faults) != 1 || settings.Latency != "0s" {
+		t.Fatalf("refused requests changed the sandbox: faults %+v, settings %+v", faults.Faults, settings)
+	}
+	// Its own page, or a tool that sends JSON, is served.
+	s.control(http.MethodPost, "reset", "", http.StatusOK, nil)
+	r := s.do(http.MethodPost, "/control/settings", `{"latency":"0s"}`, "Content-Type", "application/json; charset=utf-8", "Origin", s.srv.URL)
+	if r.status != http.StatusOK {
+		t.Errorf("same-origin JSON: %d %s", r.status, r.body)
+	}
+}
