@@ -43,6 +43,7 @@ type ReceiptHandler struct {
 
 	app    *App
 	logger *zap.Logger
+	qr     *qrCache
 }
 
 // CaddyModule returns the Caddy module information.
@@ -61,6 +62,7 @@ func (h *ReceiptHandler) Provision(ctx caddy.Context) error {
 		return err
 	}
 	h.app = app
+	h.qr = new(qrCache)
 	if h.Issue && app.receipts == nil {
 		return errors.New("kassa_receipt: issue needs a receipt service: add `receipts smartcashier { ... }` to the kassa option")
 	}

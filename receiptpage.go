@@ -99,7 +99,7 @@ func (h *ReceiptHandler) writeReceiptPage(w http.ResponseWriter, r *http.Request
 	if rec.State == ReceiptDone && rec.Fiscal != nil {
 		d.Fiscal = rec.Fiscal
 		d.Time = rec.Fiscal.DocumentTime.In(zone).Format("02.01.2006 15:04")
-		qr, err := qrSVG(receiptQR(rec.Fiscal, o.Amount, rec.Type, zone))
+		qr, err := h.qr.get(receiptQR(rec.Fiscal, o.Amount, rec.Type, zone))
 		if err != nil {
 			return err
 		}
