@@ -354,14 +354,15 @@ func TestMetricLabelsStayInFixedSets(t *testing.T) {
 	}
 	states := []string{"creating", "pending", "paid", "expired", "cancelled", "failed", "unknown"}
 	allowed := map[string][]string{
-		"provider":  {"crystalpay", "pegas", "smartcashier", "unknown"},
-		"operation": {"generate", "checkpay", "balance", "withdraw", "deposit", "deposit/cancel", "withdrawal", "transaction/receipt/file", "formReceipt", "depositCash", "withdrawCash", "checkStatus"},
-		"outcome":   {"ok", "auth", "rejected", "duplicate", "not_found", "unavailable", "malformed"},
-		"from":      states,
-		"to":        states,
-		"type":      {"sale", "sale_return", "purchase", "purchase_return", "unknown"},
-		"account":   {"card", "main", "metrics-card", "unknown"},
-		"reason":    {refusedShopBusy, refusedTooMany},
+		"provider": {"crystalpay", "pegas", "smartcashier", "unknown"},
+		"operation": {"generate", "checkpay", "balance", "withdraw", "deposit", "deposit/cancel", "withdrawal", "transaction/receipt/file", "formReceipt", "depositCash", "withdrawCash", "checkStatus",
+			"me/info", "balance/list", "invoice/create", "invoice/info", "payoff/create", "payoff/submit", "payoff/cancel", "payoff/info"},
+		"outcome": {"ok", "auth", "rejected", "duplicate", "not_found", "unavailable", "malformed"},
+		"from":    states,
+		"to":      states,
+		"type":    {"sale", "sale_return", "purchase", "purchase_return", "unknown"},
+		"account": {"card", "main", "metrics-card", "unknown"},
+		"reason":  {refusedShopBusy, refusedTooMany},
 		"result": {callbackPaid, callbackNotPaid, callbackProblem, callbackPayout, callbackBadSignature, callbackInvalid,
 			callbackUnknownPayment, callbackFailed},
 	}
