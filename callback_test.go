@@ -1,12 +1,14 @@
 package kassa
 
 import (
+	"bufio"
 	"context"
 	"crypto/sha1"
 	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -591,5 +593,47 @@ http://127.0.0.1:0 {
 	t.Cleanup(func() { caddy.Stop() })
 	if err == nil || !strings.Contains(err.Error(), "sends no callbacks") {
 		t.Fatalf("load: %v, want the account refused", err)
+	}
+}
+
+// TestCallbackSlowBodyCutOff: a callback whose body trickles in is cut off
+// at the handler's read deadline and answered 400, so that a slowloris on
+// the public callback route holds no connection open. (Caddy sets no
+// body read timeout by default.)
+func TestCallbackSlowBodyCutOff(t *testing.T) {
+	s := newCallbackShop(t, nil)
+	o := s.created("")
+	s.handler.readTimeout = 50 * time.Millisecond
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := s.handler.ServeHTTP(w, r, nil); err != nil {
+			t.Errorf("ServeHTTP: %v", err)
+		}
+	}))
+	defer srv.Close()
+	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// Half of the body, then nothing more.
+	body := signedCallback(o.Payment.ID, o.ID)
+	fmt.Fprintf(conn, "POST /kassa/callback/main HTTP/1.1\r\nHost: shop\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
+		len(body), body[:len(body)/2])
+	// Only a guard against hanging forever: the answer must come at the
+	// handler's deadline, long before this one.
+	if err := conn.SetReadDeadline(time.Now().Add(20 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("no answer to a trickling callback (the connection is held open): %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("answer %d, want 400", resp.StatusCode)
+	}
+	s.unchanged(o)
+	if n := s.provider.asked.Load(); n != 0 {
+		t.Errorf("the provider was asked %d times", n)
 	}
 }
