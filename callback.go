@@ -63,8 +63,8 @@ const (
 // whose order is not this account's, or whose order does not hold that
 // payment, is 404 unknown_payment. Otherwise the provider is asked: paid
 // records the order paid (or paid late, if it had closed unpaid) with its
-// receipt, durably, before the 200; a problem the provider reports is
-// noted on the order; not paid changes nothing. The provider or the order
+// receipt, durably, before the 200; paid short of the order, or a problem
+// the provider reports, is noted on the order; not paid changes nothing. The provider or the order
 // storage failing is 503, so that the provider sends the callback again;
 // the reconciler's polling stays the fallback. Success is 200 with the
 // text OK, which is what CrystalPAY expects.
@@ -209,8 +209,14 @@ func (h *CallbackHandler) receive(r *http.Request) (string, error) {
 	ctx := context.WithoutCancel(r.Context())
 	switch {
 	case st.Paid:
-		if _, err := h.app.paid(ctx, o.ID, st, ""); err != nil {
+		stored, err := h.app.paid(ctx, o.ID, st, "")
+		if err != nil {
 			return callbackFailed, err
+		}
+		if stored.State != OrderPaid {
+			// Paid short of the order: the shortfall is noted on it, for
+			// an operator, and it is not paid.
+			return callbackProblem, nil
 		}
 		h.app.reconciler.nudge(o.ID)
 		return callbackPaid, nil

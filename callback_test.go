@@ -42,17 +42,19 @@ type callbackProvider struct {
 
 	mu        sync.Mutex
 	problems  map[string]string // payment id -> PaymentStatus.Problem
+	amounts   map[string]string // payment id -> the amount a paid status reports
 	statusErr error
 }
 
 func newCallbackProvider() *callbackProvider {
-	return &callbackProvider{lifeProvider: newLifeProvider("crystalpay"), salt: callbackSalt, problems: map[string]string{}}
+	return &callbackProvider{lifeProvider: newLifeProvider("crystalpay"), salt: callbackSalt, problems: map[string]string{},
+		amounts: map[string]string{}}
 }
 
 func (p *callbackProvider) PaymentStatus(ctx context.Context, ref PaymentRef) (PaymentStatus, error) {
 	p.asked.Add(1)
 	p.mu.Lock()
-	err, problem := p.statusErr, p.problems[ref.ID]
+	err, problem, amount := p.statusErr, p.problems[ref.ID], p.amounts[ref.ID]
 	p.mu.Unlock()
 	if err != nil {
 		return PaymentStatus{}, err
@@ -60,6 +62,9 @@ func (p *callbackProvider) PaymentStatus(ctx context.Context, ref PaymentRef) (P
 	st, err := p.lifeProvider.PaymentStatus(ctx, ref)
 	if !st.Paid {
 		st.Problem = problem
+	}
+	if st.Paid && amount != "" {
+		st.Amount = decimal.NewNullDecimal(decimal.RequireFromString(amount))
 	}
 	return st, err
 }
@@ -634,5 +639,34 @@ func TestCallbackSlowBodyCutOff(t *testing.T) {
 	s.unchanged(o)
 	if n := s.provider.asked.Load(); n != 0 {
 		t.Errorf("the provider was asked %d times", n)
+	}
+}
+
+// TestCallbackUnderpaidNotCountedPaid: a callback whose payment the
+// provider reports paid for less than the order leaves the order unpaid
+// with the shortfall noted, and is counted as a problem, never as paid.
+func TestCallbackUnderpaidNotCountedPaid(t *testing.T) {
+	s := newCallbackShop(t, nil)
+	o := s.created("")
+	s.provider.pay(o.Payment.ID)
+	s.provider.mu.Lock()
+	s.provider.amounts[o.Payment.ID] = o.Amount.Sub(decimal.NewFromInt(1)).String()
+	s.provider.mu.Unlock()
+	paid, problem := counted(metrics.callbacks, nameLabel("main"), callbackPaid), counted(metrics.callbacks, nameLabel("main"), callbackProblem)
+	expectAnswer(t, s.post(signedCallback(o.Payment.ID, o.ID)), http.StatusOK, "")
+	got := s.load(o.ID)
+	if got.State != OrderPending || got.Receipt != nil || !strings.Contains(got.Error, "paid of") {
+		t.Fatalf("the order is %s (%q, receipt %+v); want pending with the shortfall noted", got.State, got.Error, got.Receipt)
+	}
+	if n := counted(metrics.callbacks, nameLabel("main"), callbackPaid) - paid; n != 0 {
+		t.Errorf("an underpaid callback was counted paid (%v)", n)
+	}
+	if n := counted(metrics.callbacks, nameLabel("main"), callbackProblem) - problem; n != 1 {
+		t.Errorf("counted %v problems, want 1", n)
+	}
+	select {
+	case id := <-s.app.reconciler.nudges:
+		t.Errorf("the reconciler was nudged (%s) to send a receipt for an unpaid order", id)
+	default:
 	}
 }
