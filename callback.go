@@ -64,10 +64,10 @@ const (
 // payment, is 404 unknown_payment. Otherwise the provider is asked: paid
 // records the order paid (or paid late, if it had closed unpaid) with its
 // receipt, durably, before the 200; paid short of the order, or a problem
-// the provider reports, is noted on the order; not paid changes nothing. The provider or the order
-// storage failing is 503, so that the provider sends the callback again;
-// the reconciler's polling stays the fallback. Success is 200 with the
-// text OK, which is what CrystalPAY expects.
+// the provider reports, is noted on the order; not paid changes nothing.
+// The provider or the order storage failing is 503, so that the provider
+// sends the callback again; the reconciler's polling stays the fallback.
+// Success is 200 with the text OK, which is what CrystalPAY expects.
 type CallbackHandler struct {
 	// Payment names the payment account whose callbacks this route
 	// receives.
