@@ -26,6 +26,12 @@ func init() {
 // invoice of about a kilobyte.
 const maxCallbackBody = 64 << 10
 
+// callbackReadTimeout bounds the reading of a callback's body: CrystalPAY
+// sends it at once, and the route is public, so one that trickles in
+// (slowloris) is cut off rather than holding a connection open. Caddy
+// sets no body read timeout by default.
+const callbackReadTimeout = 10 * time.Second
+
 // forgeryLogEvery is how often, at most, a handler logs the callbacks it
 // refused for their signature.
 const forgeryLogEvery = time.Minute
@@ -50,18 +56,18 @@ const (
 // anything, so a replayed or stale callback can do no harm.
 //
 // It answers a POST only (405 otherwise), with a body of at most 64 KiB
-// (413). A body that is not a callback is 400; one whose signature does not
+// (413) read within 10 s (400). A body that is not a callback is 400; one whose signature does not
 // hold is 403, changes nothing, and is logged at most once a minute with
 // the count since the last line. A payout's callback is logged and
 // answered 200: the admin API asks for a payout's fate itself. A payment
 // whose order is not this account's, or whose order does not hold that
 // payment, is 404 unknown_payment. Otherwise the provider is asked: paid
 // records the order paid (or paid late, if it had closed unpaid) with its
-// receipt, durably, before the 200; a problem the provider reports is
-// noted on the order; not paid changes nothing. The provider or the order
-// storage failing is 503, so that the provider sends the callback again;
-// the reconciler's polling stays the fallback. Success is 200 with the
-// text OK, which is what CrystalPAY expects.
+// receipt, durably, before the 200; paid short of the order, or a problem
+// the provider reports, is noted on the order; not paid changes nothing.
+// The provider or the order storage failing is 503, so that the provider
+// sends the callback again; the reconciler's polling stays the fallback.
+// Success is 200 with the text OK, which is what CrystalPAY expects.
 type CallbackHandler struct {
 	// Payment names the payment account whose callbacks this route
 	// receives.
@@ -72,6 +78,8 @@ type CallbackHandler struct {
 	receiver CallbackReceiver
 	logger   *zap.Logger
 	forged   *forgeries
+	// readTimeout bounds the reading of a callback's body.
+	readTimeout time.Duration
 }
 
 // CaddyModule returns the Caddy module information.
@@ -107,6 +115,7 @@ func (h *CallbackHandler) use(app *App, logger *zap.Logger) error {
 			acc.name, acc.provider, callbackAccounts(app))
 	}
 	h.app, h.acc, h.receiver, h.logger, h.forged = app, acc, receiver, logger, new(forgeries)
+	h.readTimeout = callbackReadTimeout
 	return nil
 }
 
@@ -132,6 +141,9 @@ func (h *CallbackHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ ca
 		return answerError(w, r, h.logger, "callback refused", &RequestError{Status: http.StatusMethodNotAllowed,
 			Code: "method_not_allowed", Message: "a payment callback is a POST"}, false)
 	}
+	// Where the connection cannot take a deadline (HTTP/3, a test's
+	// recorder), the server's own timeouts are all there is.
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(h.readTimeout))
 	result, err := h.receive(r)
 	countCallback(h.acc.name, result)
 	if err != nil {
@@ -197,8 +209,14 @@ func (h *CallbackHandler) receive(r *http.Request) (string, error) {
 	ctx := context.WithoutCancel(r.Context())
 	switch {
 	case st.Paid:
-		if _, err := h.app.paid(ctx, o.ID, st, ""); err != nil {
+		stored, err := h.app.paid(ctx, o.ID, st, "")
+		if err != nil {
 			return callbackFailed, err
+		}
+		if stored.State != OrderPaid {
+			// Paid short of the order: the shortfall is noted on it, for
+			// an operator, and it is not paid.
+			return callbackProblem, nil
 		}
 		h.app.reconciler.nudge(o.ID)
 		return callbackPaid, nil

@@ -1,12 +1,14 @@
 package kassa
 
 import (
+	"bufio"
 	"context"
 	"crypto/sha1"
 	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -40,17 +42,19 @@ type callbackProvider struct {
 
 	mu        sync.Mutex
 	problems  map[string]string // payment id -> PaymentStatus.Problem
+	amounts   map[string]string // payment id -> the amount a paid status reports
 	statusErr error
 }
 
 func newCallbackProvider() *callbackProvider {
-	return &callbackProvider{lifeProvider: newLifeProvider("crystalpay"), salt: callbackSalt, problems: map[string]string{}}
+	return &callbackProvider{lifeProvider: newLifeProvider("crystalpay"), salt: callbackSalt, problems: map[string]string{},
+		amounts: map[string]string{}}
 }
 
 func (p *callbackProvider) PaymentStatus(ctx context.Context, ref PaymentRef) (PaymentStatus, error) {
 	p.asked.Add(1)
 	p.mu.Lock()
-	err, problem := p.statusErr, p.problems[ref.ID]
+	err, problem, amount := p.statusErr, p.problems[ref.ID], p.amounts[ref.ID]
 	p.mu.Unlock()
 	if err != nil {
 		return PaymentStatus{}, err
@@ -58,6 +62,9 @@ func (p *callbackProvider) PaymentStatus(ctx context.Context, ref PaymentRef) (P
 	st, err := p.lifeProvider.PaymentStatus(ctx, ref)
 	if !st.Paid {
 		st.Problem = problem
+	}
+	if st.Paid && amount != "" {
+		st.Amount = decimal.NewNullDecimal(decimal.RequireFromString(amount))
 	}
 	return st, err
 }
@@ -590,5 +597,76 @@ http://127.0.0.1:0 {
 	t.Cleanup(func() { caddy.Stop() })
 	if err == nil || !strings.Contains(err.Error(), "sends no callbacks") {
 		t.Fatalf("load: %v, want the account refused", err)
+	}
+}
+
+// TestCallbackSlowBodyCutOff: a callback whose body trickles in is cut off
+// at the handler's read deadline and answered 400, so that a slowloris on
+// the public callback route holds no connection open. (Caddy sets no
+// body read timeout by default.)
+func TestCallbackSlowBodyCutOff(t *testing.T) {
+	s := newCallbackShop(t, nil)
+	o := s.created("")
+	s.handler.readTimeout = 50 * time.Millisecond
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := s.handler.ServeHTTP(w, r, nil); err != nil {
+			t.Errorf("ServeHTTP: %v", err)
+		}
+	}))
+	defer srv.Close()
+	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// Half of the body, then nothing more.
+	body := signedCallback(o.Payment.ID, o.ID)
+	fmt.Fprintf(conn, "POST /kassa/callback/main HTTP/1.1\r\nHost: shop\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
+		len(body), body[:len(body)/2])
+	// Only a guard against hanging forever: the answer must come at the
+	// handler's deadline, long before this one.
+	if err := conn.SetReadDeadline(time.Now().Add(20 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("no answer to a trickling callback (the connection is held open): %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("answer %d, want 400", resp.StatusCode)
+	}
+	s.unchanged(o)
+	if n := s.provider.asked.Load(); n != 0 {
+		t.Errorf("the provider was asked %d times", n)
+	}
+}
+
+// TestCallbackUnderpaidNotCountedPaid: a callback whose payment the
+// provider reports paid for less than the order leaves the order unpaid
+// with the shortfall noted, and is counted as a problem, never as paid.
+func TestCallbackUnderpaidNotCountedPaid(t *testing.T) {
+	s := newCallbackShop(t, nil)
+	o := s.created("")
+	s.provider.pay(o.Payment.ID)
+	s.provider.mu.Lock()
+	s.provider.amounts[o.Payment.ID] = o.Amount.Sub(decimal.NewFromInt(1)).String()
+	s.provider.mu.Unlock()
+	paid, problem := counted(metrics.callbacks, nameLabel("main"), callbackPaid), counted(metrics.callbacks, nameLabel("main"), callbackProblem)
+	expectAnswer(t, s.post(signedCallback(o.Payment.ID, o.ID)), http.StatusOK, "")
+	got := s.load(o.ID)
+	if got.State != OrderPending || got.Receipt != nil || !strings.Contains(got.Error, "paid of") {
+		t.Fatalf("the order is %s (%q, receipt %+v); want pending with the shortfall noted", got.State, got.Error, got.Receipt)
+	}
+	if n := counted(metrics.callbacks, nameLabel("main"), callbackPaid) - paid; n != 0 {
+		t.Errorf("an underpaid callback was counted paid (%v)", n)
+	}
+	if n := counted(metrics.callbacks, nameLabel("main"), callbackProblem) - problem; n != 1 {
+		t.Errorf("counted %v problems, want 1", n)
+	}
+	select {
+	case id := <-s.app.reconciler.nudges:
+		t.Errorf("the reconciler was nudged (%s) to send a receipt for an unpaid order", id)
+	default:
 	}
 }

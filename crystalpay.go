@@ -113,7 +113,7 @@ func (c *CrystalPay) provisionV1() error {
 func (c *CrystalPay) Provider() PaymentProvider { return c.provider }
 
 // Validate checks the options against the configured API and that the
-// credentials are set.
+// credentials are set, the salt too when invoices name a callback URL.
 func (c *CrystalPay) Validate() error {
 	if err := c.checkOptions(); err != nil {
 		return err
@@ -123,6 +123,10 @@ func (c *CrystalPay) Validate() error {
 	}
 	if c.secret == "" {
 		return errors.New("crystalpay: secret is empty (is its environment variable set?)")
+	}
+	if v3, ok := c.provider.(*crystalPayV3); ok && c.Callback != "" && v3.salt == "" {
+		return errors.New("crystalpay: callback is set but salt is empty (is its environment variable set?): " +
+			"without it every callback would be refused as forged")
 	}
 	return nil
 }

@@ -736,3 +736,25 @@ func implements[T any](v any) bool {
 	_, ok := v.(T)
 	return ok
 }
+
+// TestCrystalPayV3CallbackNeedsSalt: an account whose invoices name a
+// callback URL but that has no salt would refuse every callback CrystalPAY
+// sends it (403, logged as forgeries): that is a config error, also when
+// the salt's environment variable is unset.
+func TestCrystalPayV3CallbackNeedsSalt(t *testing.T) {
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	for _, salt := range []string{"", "{env.KASSA_TEST_UNSET_SALT}"} {
+		c := &CrystalPay{Login: "a", Secret: "b", Salt: salt, Callback: "https://shop.example/kassa/callback/main"}
+		if err := c.Provision(ctx); err != nil {
+			t.Fatal(err)
+		}
+		err := c.Validate()
+		if err == nil || !strings.Contains(err.Error(), "salt") {
+			t.Errorf("salt %q: Validate() = %v, want an error naming salt", salt, err)
+		}
+		c.Cleanup()
+	}
+	c := &CrystalPay{Login: "a", Secret: "b", Salt: "s", Callback: "https://shop.example/kassa/callback/main"}
+	provisionModule(t, c)
+}

@@ -62,10 +62,10 @@ func TestControlCalls(t *testing.T) {
 		c.Query["o"] != "balance" || string(c.Body) != "null" || c.Status != 200 || !c.Time.Equal(s.clock.Now()) {
 		t.Errorf("crystalpay call %+v", c)
 	}
-	if c := calls[1]; c.API != "pegas" || c.Op != "balance" || string(c.Body) != `{"token":"sandbox-token"}` || c.Status != 200 {
+	if c := calls[1]; c.API != "pegas" || c.Op != "balance" || string(c.Body) != `{"token":"***"}` || c.Status != 200 {
 		t.Errorf("pegas call %+v", c)
 	}
-	if c := calls[2]; string(c.Body) != `"token=x"` || c.Status != http.StatusBadRequest {
+	if c := calls[2]; string(c.Body) != `"token=%2A%2A%2A"` || c.Status != http.StatusBadRequest {
 		t.Errorf("non-JSON body %s, status %d", c.Body, c.Status)
 	}
 	if n := len(s.calls("?api=pegas")); n != 2 {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/url"
+	"slices"
 	"time"
 )
 
@@ -25,7 +27,8 @@ type Call struct {
 	Path   string            `json:"path"`
 	Query  map[string]string `json:"query"`
 	// Body is the request body: the JSON as received, a JSON string if the
-	// body was not JSON, null if there was none.
+	// body was not JSON, null if there was none; in it, as in Query, the
+	// values of maskedFields show as "***".
 	Body json.RawMessage `json:"body"`
 	// Status is the HTTP status answered; 0 if none was (timeout, drop).
 	Status int `json:"status"`
@@ -87,20 +90,45 @@ func (c *call) finish() {
 	}
 	for k, v := range c.r.URL.Query() {
 		entry.Query[k] = v[0]
+		if slices.Contains(maskedFields, k) {
+			entry.Query[k] = "***"
+		}
 	}
 	switch {
 	case len(c.body) == 0:
 	case json.Valid(c.body):
 		entry.Body = maskSecrets(c.body)
 	default:
-		entry.Body, _ = json.Marshal(string(c.body))
+		entry.Body, _ = json.Marshal(maskForm(string(c.body)))
 	}
 	c.h.st.record(entry)
 }
 
-// maskedFields are the fields of a JSON object body that the journal
-// hides: the CrystalPAY v3 secret and signatures.
-var maskedFields = []string{"auth_secret", "signature"}
+// maskedFields are the query parameters and body fields (of a JSON object
+// or a form) that the journal hides: CrystalPAY v3's auth_secret and
+// signatures, v1's secret (s) and withdraw signature (secret), and
+// Pegas-kassa's token.
+var maskedFields = []string{"auth_secret", "signature", "s", "secret", "token"}
+
+// maskForm returns a form-encoded body with the values of maskedFields
+// replaced by "***"; any other body is returned as it is.
+func maskForm(body string) string {
+	form, err := url.ParseQuery(body)
+	if err != nil {
+		return body
+	}
+	masked := false
+	for _, k := range maskedFields {
+		if _, ok := form[k]; ok {
+			form[k] = []string{"***"}
+			masked = true
+		}
+	}
+	if !masked {
+		return body
+	}
+	return form.Encode()
+}
 
 // maskSecrets returns a JSON body with the values of maskedFields replaced
 // by "***"; a body without them is returned as it is.
