@@ -6,12 +6,15 @@ package caddytest
 
 import (
 	"bytes"
+	"crypto/sha1"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -31,13 +34,22 @@ type matrixEnv struct {
 	// shop is the shop of every row; short's orders expire after
 	// matrixTTL, for the reconciler's expiry.
 	shop, short *procShop
+	// shops are their processes, whose logs must hold no secret.
+	shops []*procCaddy
 	// paidPegas is a paid Pegas order with its receipt done.
 	paidPegas string
 	// knownOperation is a processed Smart Cashier operation.
 	knownOperation string
+	// knownPayout is the id of a CrystalPAY v3 payout the operator made.
+	knownPayout string
 	// seq numbers the keys and ids the cells make.
 	seq int
 }
+
+// matrixV3 names the forwarder of CrystalPAY's API v3, a host of its own
+// (api.crystalpay.io, v1's being api.crystalpay.ru); in the sandbox it is
+// the crystalpay API, whose v3 operations are named group/action.
+const matrixV3 = "crystalpay v3"
 
 // matrixStart runs the sandbox, a forwarder per API and the two shops, and
 // funds the accounts for payouts and the till for cash withdrawals.
@@ -46,16 +58,15 @@ func matrixStart(t *testing.T) *matrixEnv {
 	dir := t.TempDir()
 	e := &matrixEnv{sb: procStartSandbox(t, dir), fwd: map[string]*faultForwarder{}}
 	target := strings.TrimPrefix(e.sb.url, "http://")
-	for _, api := range []string{"crystalpay", "pegas", "smartcashier"} {
+	for _, api := range []string{"crystalpay", matrixV3, "pegas", "smartcashier"} {
 		e.fwd[api] = faultNewForwarder(t, target)
 	}
 	e.shop = e.newShop(t, dir, "matrix", "")
 	e.short = e.newShop(t, dir, "matrix-short", "\t\torder_ttl "+matrixTTL)
-	e.shop.start(t)
-	e.short.start(t)
+	e.shops = []*procCaddy{e.shop.start(t), e.short.start(t)}
 
 	e.begin(t)
-	for _, acc := range []struct{ api, path string }{{"crystalpay", "/pay/main"}, {"pegas", "/pay"}} {
+	for _, acc := range []struct{ api, path string }{{"crystalpay", "/pay/main"}, {"crystalpay", "/pay/v3"}, {"pegas", "/pay"}} {
 		id := e.buy(t, e.shop, acc.path)
 		e.pay(t, e.shop, acc.api, id)
 		e.waitDone(t, e.shop, id)
@@ -66,15 +77,24 @@ func matrixStart(t *testing.T) *matrixEnv {
 	e.knownOperation = "matrix-setup-cash"
 	procCall(t, http.MethodPost, "http://"+e.shop.admin+"/kassa/cash/deposit", map[string]any{
 		"amount": "5000.00", "cashbox_id": matrixCashbox, "operation_id": e.knownOperation}, http.StatusAccepted, nil)
+	var payout struct {
+		ID string `json:"id"`
+	}
+	if status, body := e.postPayout(t, matrixV3Payout, "matrix-setup-payout"); status != http.StatusOK || json.Unmarshal(body, &payout) != nil || payout.ID == "" {
+		t.Fatalf("a CrystalPAY v3 payout: %d %s", status, body)
+	}
+	e.knownPayout = payout.ID
 	e.settle(t)
 	return e
 }
 
-// newShop prepares a shop named name whose CrystalPAY account "main" (at
-// /pay/main, with secret2 for payouts), Pegas account "card" (at /pay) and
-// Smart Cashier receipts (one retry) reach the sandbox through the
-// forwarders, with kassa_receipt (with issue) at /receipt, a provider
-// timeout of matrixTimeout and extra in its kassa block.
+// newShop prepares a shop named name whose CrystalPAY accounts "main" (api
+// v1, at /pay/main, with secret2 for payouts) and "v3" (api v3, at
+// /pay/v3, with its salt, and its callbacks to kassa_callback at
+// /kassa/callback/v3), Pegas account "card" (at /pay) and Smart Cashier
+// receipts (one retry) reach the sandbox through the forwarders, with
+// kassa_receipt (with issue) at /receipt, a provider timeout of
+// matrixTimeout and extra in its kassa block.
 func (e *matrixEnv) newShop(t *testing.T, dir, name, extra string) *procShop {
 	t.Helper()
 	front := &procSandbox{procCaddy: e.sb.procCaddy, url: e.fwd["pegas"].url()}
@@ -84,7 +104,18 @@ func (e *matrixEnv) newShop(t *testing.T, dir, name, extra string) *procShop {
 	s.config = matrixEdit(t, s.config, front.url+"/crystalpay/", e.fwd["crystalpay"].url()+"/crystalpay/", 1)
 	s.config = matrixEdit(t, s.config, "timeout 1s", "timeout "+matrixTimeout, 3)
 	s.config = matrixEdit(t, s.config, "\t\t\tsecret sandbox-secret\n", "\t\t\tsecret sandbox-secret\n\t\t\tsecret2 sandbox-secret2\n", 1)
-	s.config = matrixEdit(t, s.config, "\troute /pay {\n", "\troute /receipt {\n\t\tkassa_receipt {\n\t\t\tissue\n\t\t}\n\t}\n\troute /pay {\n", 1)
+	s.config = matrixEdit(t, s.config, "\troute /pay {\n", "\troute /receipt {\n\t\tkassa_receipt {\n\t\t\tissue\n\t\t}\n\t}\n"+
+		"\troute /pay/v3 {\n\t\tkassa_checkout v3\n\t}\n\troute /kassa/callback/v3 {\n\t\tkassa_callback v3\n\t}\n\troute /pay {\n", 1)
+	v3 := fmt.Sprintf(`		payment v3 crystalpay {
+			login sandbox
+			secret sandbox-secret
+			salt %s
+			endpoint %s/crystalpay/v3/
+			callback %s/kassa/callback/v3
+			timeout %s
+		}
+`, matrixSalt, e.fwd[matrixV3].url(), s.url, matrixTimeout)
+	s.config = matrixEdit(t, s.config, "\t\tproduct tea ", v3+"\t\tproduct tea ", 1)
 	return s
 }
 
@@ -113,17 +144,49 @@ func (e *matrixEnv) begin(t *testing.T) {
 }
 
 // inject makes op of api fail as f says from now until clear: every call,
-// not just the next.
+// not just the next. Refused connections refuse every call of the API.
 func (e *matrixEnv) inject(t *testing.T, api, op string, f matrixFault) {
 	t.Helper()
 	switch {
 	case f.mode == "":
-		e.fwd[api].refuse()
+		e.forwarder(api, op).refuse()
 	case f.slow():
 		e.sb.fault(t, map[string]any{"api": api, "op": op, "mode": f.mode, "latency": matrixSlow})
 	default:
 		e.sb.fault(t, map[string]any{"api": api, "op": op, "mode": f.mode})
 	}
+}
+
+// checkNoSecretLogged checks that the shops logged no CrystalPAY secret:
+// neither an auth secret nor the salt, nor a signature of the v3 payouts
+// (computed here, as sha1 over the literal string).
+func (e *matrixEnv) checkNoSecretLogged(t *testing.T) {
+	t.Helper()
+	secrets := []string{"sandbox-secret", matrixSalt}
+	for _, signed := range []string{"10:LZTMARKET:matrix-payee:" + matrixSalt, e.knownPayout + ":" + matrixSalt} {
+		sum := sha1.Sum([]byte(signed))
+		secrets = append(secrets, hex.EncodeToString(sum[:]))
+	}
+	for _, p := range e.shops {
+		b, err := os.ReadFile(p.log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, secret := range secrets {
+			if i := bytes.Index(b, []byte(secret)); i >= 0 {
+				t.Errorf("%s logged a secret: %.200q", p.name, b[max(0, i-100):])
+			}
+		}
+	}
+}
+
+// forwarder is the forwarder that op of api goes through: CrystalPAY's
+// group/action operations are API v3's.
+func (e *matrixEnv) forwarder(api, op string) *faultForwarder {
+	if api == "crystalpay" && strings.Contains(op, "/") {
+		return e.fwd[matrixV3]
+	}
+	return e.fwd[api]
 }
 
 // clear ends every fault: the provider is back.
@@ -147,6 +210,17 @@ func (e *matrixEnv) settle(t *testing.T) {
 			return len(open) == 0, fmt.Sprintf("open: %v", open)
 		})
 	}
+}
+
+// postPayout asks the shop's admin API for a payout under an
+// Idempotency-Key.
+func (e *matrixEnv) postPayout(t *testing.T, req map[string]any, key string) (int, []byte) {
+	t.Helper()
+	status, b, err := procDo(http.MethodPost, "http://"+e.shop.admin+"/kassa/payouts", req, "Idempotency-Key", key)
+	if err != nil {
+		t.Fatalf("payout: %v", err)
+	}
+	return status, b
 }
 
 // admin calls the shop's admin API.
@@ -233,6 +307,12 @@ type matrixState struct {
 		Withdrawals []struct {
 			Wallet string `json:"wallet"`
 		} `json:"withdrawals"`
+		V3Invoices []struct {
+			ID        string `json:"id"`
+			CreatedAt string `json:"created_at"`
+			ExpiredAt string `json:"expired_at"`
+		} `json:"v3_invoices"`
+		Payoffs []matrixPayoff `json:"payoffs"`
 	} `json:"crystalpay"`
 	Pegas struct {
 		Invoices []struct {
@@ -248,11 +328,46 @@ type matrixState struct {
 	} `json:"smartcashier"`
 }
 
+// matrixPayoff is a CrystalPAY v3 payout in the sandbox's state.
+type matrixPayoff struct {
+	ID    string `json:"id"`
+	State string `json:"state"`
+}
+
 func (e *matrixEnv) state(t *testing.T) matrixState {
 	t.Helper()
 	var st matrixState
 	procCall(t, http.MethodGet, e.sb.url+"/control/state", nil, http.StatusOK, &st)
 	return st
+}
+
+// crystalPayInvoices counts the sandbox's CrystalPAY invoices, of both
+// APIs.
+func (e *matrixEnv) crystalPayInvoices(t *testing.T) int {
+	t.Helper()
+	st := e.state(t).CrystalPay
+	return len(st.Invoices) + len(st.V3Invoices)
+}
+
+// checkLifetime checks that an order's CrystalPAY v3 invoice lives as long
+// as the order: an invoice whose reply was lost, and whose order failed,
+// stays payable no longer than the order would have.
+func (e *matrixEnv) checkLifetime(t *testing.T, s *procShop, id string) {
+	t.Helper()
+	o := s.record(t, id)
+	for _, inv := range e.state(t).CrystalPay.V3Invoices {
+		if inv.ID != o.Payment.ID {
+			continue
+		}
+		// v3 writes times without a zone, all in the same one.
+		created, err1 := time.Parse(time.DateTime, inv.CreatedAt)
+		expires, err2 := time.Parse(time.DateTime, inv.ExpiredAt)
+		if ttl := o.ExpiresAt.Sub(o.CreatedAt); err1 != nil || err2 != nil || expires.Sub(created) != ttl.Round(time.Minute) {
+			t.Errorf("invoice %s lives from %s to %s, want the order's %v", inv.ID, inv.CreatedAt, inv.ExpiredAt, ttl)
+		}
+		return
+	}
+	t.Errorf("order %s: no CrystalPAY v3 invoice %s", id, o.Payment.ID)
 }
 
 // invoices returns the states of the Pegas invoices of an order.
@@ -304,6 +419,27 @@ func (e *matrixEnv) accepted(t *testing.T, api, op, want string) int {
 		}
 	}
 	return n
+}
+
+// deliveries returns how the shop answered each of the sandbox's
+// deliveries, in this cell, of the callback of a CrystalPAY v3 invoice: its
+// HTTP statuses, oldest first (0 when none came back).
+func (e *matrixEnv) deliveries(t *testing.T, invoice string) []int {
+	t.Helper()
+	var out struct {
+		Calls []struct {
+			Body   json.RawMessage `json:"body"`
+			Status int             `json:"status"`
+		} `json:"calls"`
+	}
+	procCall(t, http.MethodGet, e.sb.url+"/control/calls?api=crystalpay&op=callback", nil, http.StatusOK, &out)
+	var statuses []int
+	for _, c := range out.Calls {
+		if bytes.Contains(c.Body, []byte(`"`+invoice+`"`)) {
+			statuses = append(statuses, c.Status)
+		}
+	}
+	return statuses
 }
 
 // checkOneReceipt checks the 54-FZ guarantee for an order: its receipt is

@@ -25,11 +25,12 @@ go test -race -count=1 -run TestFaultMatrix ./caddytest -update
 ` + "```" + `
 
 How it runs: the shop and the sandbox are separate Caddy processes (the development build). The
-shop's provider endpoints point at TCP forwarders in front of the sandbox, one per API, with a
-provider ` + "`timeout`" + ` of ` + matrixTimeout + `, one Smart Cashier retry and a 200ms
-` + "`poll_interval`" + `. For each cell the fault is injected (every call of the operation fails,
-not only the next), the surface is used as a buyer or operator uses it, the fault is cleared,
-and the flow is finished. The faults:
+shop's provider endpoints point at TCP forwarders in front of the sandbox, one per API (CrystalPAY's
+v3 apart from its v1, as their hosts are), with a provider ` + "`timeout`" + ` of ` + matrixTimeout + `, one Smart
+Cashier retry and a 200ms ` + "`poll_interval`" + `. CrystalPAY v3's callbacks come straight from the
+sandbox to the shop's kassa_callback route. For each cell the fault is injected (every call of
+the operation fails, not only the next), the surface is used as a buyer or operator uses it, the
+fault is cleared, and the flow is finished. The faults:
 
 | fault | what the shop gets |
 |---|---|
@@ -46,14 +47,21 @@ A cell passes (✓) when:
 - **the answer is the documented one** ([README, Errors](../README.md#errors)): 503
   ` + "`provider_unavailable`" + ` when the provider could not be reached, timed out, or answered 5xx or
   an HTML page; 502 ` + "`provider_error`" + ` when it refused or answered nonsense; success when it
-  was only slow. A payout answers the same statuses with ` + "`payout_outcome_unknown`" + ` unless
-  the provider refused it: only a refusal proves that nothing was paid. Surfaces that do not
-  report provider failures (a buyer's status poll, the reconciler) show the order as it stands;
+  was only slow. A payout made in one step (CrystalPAY v1, Pegas-kassa) answers the same statuses
+  with ` + "`payout_outcome_unknown`" + ` unless the provider refused it: only a refusal proves that
+  nothing was paid. A CrystalPAY v3 payout, made in two steps, answers 502 ` + "`payout_not_made`" + `
+  when it was never submitted, and 503 ` + "`payout_outcome_pending`" + ` when it was created and its
+  fate is learnt by its id on the operator's retry. A provider's callback that cannot be checked
+  against the provider is answered 503 ` + "`provider_unavailable`" + `, whatever the fault, so that
+  the provider sends it again. Surfaces that do not report provider failures (a buyer's status
+  poll, the reconciler) show the order as it stands;
 - **no order is lost**: every checkout leaves an order record, and every order reaches the
   right final state once the fault clears;
-- **nothing is done twice**: one invoice per order, one Smart Cashier operation per operation id
-  (accepted once), at most one payout per ` + "`Idempotency-Key`" + `, and ` + "`generate`" + `, ` + "`withdraw`" + `
-  and ` + "`withdrawal`" + ` never retried by the shop on its own;
+- **nothing is done twice**: one invoice per order, paid once; one Smart Cashier operation per
+  operation id (accepted once); at most one payout per ` + "`Idempotency-Key`" + ` (for CrystalPAY v3, at
+  most one ` + "`payoff/create`" + ` and one ` + "`payoff/submit`" + ` taken per key); and ` + "`generate`" + `,
+  ` + "`invoice/create`" + `, ` + "`payoff/create`" + `, ` + "`withdraw`" + ` and ` + "`withdrawal`" + ` never retried by the shop on
+  its own;
 - **it recovers**: once the provider is back, the same flow succeeds; the reconciler finishes
   what it can by itself, and the operator's retry (which the README asks for) the rest.
 

@@ -13,11 +13,14 @@ package caddytest
 
 import (
 	"bytes"
+	"crypto/sha1"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -37,7 +40,14 @@ const (
 	matrixCashbox = "c0264f46-4bfd-4953-bfbe-2e3cd1e0a4ad"
 	// matrixDoc is the matrix's document, relative to this package.
 	matrixDoc = "../docs/RELIABILITY.md"
+	// matrixSalt is the CrystalPAY v3 salt (Secret 2) of the sandbox and
+	// the shop: it signs payouts and callbacks.
+	matrixSalt = "sandbox-salt"
 )
+
+// matrixV3Payout is the payout the operator makes from the CrystalPAY v3
+// account: 10 rubles, to a wallet of the sandbox's ruble method.
+var matrixV3Payout = map[string]any{"payment": "v3", "amount": "10", "to": "matrix-payee", "method": "LZTMARKET"}
 
 // matrixFault is a column of the matrix: one way a provider fails.
 type matrixFault struct {
@@ -105,24 +115,74 @@ type matrixCell struct {
 // matrixRows lists the rows, provider by provider.
 func matrixRows() []matrixRow {
 	return []matrixRow{
-		{"crystalpay_balance", "CrystalPAY", "balance", "operator: `GET /kassa/balance`",
-			"The admin API reads the balance of both accounts, CrystalPAY `main` and Pegas-kassa `card`.",
+		{"crystalpayv3_me", "CrystalPAY (api v3)", "me/info", "operator: `GET /kassa/balance`",
+			"The admin API reads the balance of every account; CrystalPAY `v3`'s is `me/info` (whose cash " +
+				"register it is), then `balance/list`.",
 			func(e *matrixEnv, t *testing.T, f matrixFault) matrixCell {
-				return e.balance(t, f, "crystalpay", "main", "card")
+				return e.balance(t, f, "crystalpay", "me/info", "v3", "card")
 			}},
-		{"crystalpay_generate", "CrystalPAY", "generate", "buyer: checkout `POST /pay/main`",
+		{"crystalpayv3_balance", "CrystalPAY (api v3)", "balance/list", "operator: `GET /kassa/balance`",
+			"The admin API reads the balance of every account; CrystalPAY `v3`'s is `me/info`, then " +
+				"`balance/list`, which fails here.",
+			func(e *matrixEnv, t *testing.T, f matrixFault) matrixCell {
+				return e.balance(t, f, "crystalpay", "balance/list", "v3", "card")
+			}},
+		{"crystalpayv3_create", "CrystalPAY (api v3)", "invoice/create", "buyer: checkout `POST /pay/v3`",
+			"A JSON checkout with an `Idempotency-Key`. CrystalPAY has no idempotency key, so the shop never " +
+				"sends `invoice/create` twice: after a failure the buyer retries with the same key, then starts a " +
+				"new order; the new order is paid. An invoice whose reply was lost stays unpaid at CrystalPAY " +
+				"until its `lifetime` (the shop's `order_ttl`) ends.",
+			func(e *matrixEnv, t *testing.T, f matrixFault) matrixCell {
+				return e.checkout(t, f, "crystalpay", "invoice/create", "/pay/v3")
+			}},
+		{"crystalpayv3_info", "CrystalPAY (api v3)", "invoice/info", "buyer: status poll `GET /pay/v3?order=`; the reconciler",
+			"A pending order is paid at the sandbox while `invoice/info` fails. The buyer polls its status; the " +
+				"reconciler asks every pass (and the sandbox's callback cannot be checked: see the next row).",
+			func(e *matrixEnv, t *testing.T, f matrixFault) matrixCell {
+				return e.statusPoll(t, f, "crystalpay", "invoice/info", "/pay/v3")
+			}},
+		{"crystalpayv3_callback", "CrystalPAY (api v3)", "invoice/info", "CrystalPAY: callback `POST /kassa/callback/v3`",
+			"A pending order is paid at the sandbox while `invoice/info` fails: the sandbox posts the invoice's " +
+				"signed callback to kassa_callback, which reads the invoice back before it believes it. The " +
+				"sandbox sends a callback not answered 200 again after 1s, 5s and 30s; the same callback, " +
+				"signed by the test, is posted once more during the fault to read the answer.",
+			(*matrixEnv).callback},
+		{"crystalpayv3_payoff_create", "CrystalPAY (api v3)", "payoff/create", "operator: `POST /kassa/payouts`",
+			"A payout of 10 rubles under an `Idempotency-Key`, made in two signed steps, `payoff/create` then " +
+				"`payoff/submit`; only the submit pays. After a failure the operator sends it again under the " +
+				"same key, which never creates it again, and then, if nothing was paid, under a new key.",
+			func(e *matrixEnv, t *testing.T, f matrixFault) matrixCell {
+				return e.twoStepPayout(t, f, "payoff/create")
+			}},
+		{"crystalpayv3_payoff_submit", "CrystalPAY (api v3)", "payoff/submit", "operator: `POST /kassa/payouts`",
+			"The same payout, whose `payoff/create` succeeds (except when connections are refused: the API is " +
+				"down) and whose `payoff/submit` fails. A created payout's outcome is learnt by its id: the " +
+				"operator's retry under the same key asks `payoff/info`, and submits it only if it is still " +
+				"created. A refused submit cancels the payout, so that nobody submits it later.",
+			func(e *matrixEnv, t *testing.T, f matrixFault) matrixCell {
+				return e.twoStepPayout(t, f, "payoff/submit")
+			}},
+		{"crystalpayv3_payoff_info", "CrystalPAY (api v3)", "payoff/info", "operator: `GET /kassa/payouts/{id}`",
+			"The operator asks where a payout made earlier stands.",
+			(*matrixEnv).payoutStatus},
+		{"crystalpay_balance", "CrystalPAY (api v1)", "balance", "operator: `GET /kassa/balance`",
+			"The admin API reads the balance of every account; CrystalPAY `main` answers `balance`.",
+			func(e *matrixEnv, t *testing.T, f matrixFault) matrixCell {
+				return e.balance(t, f, "crystalpay", "balance", "main", "card")
+			}},
+		{"crystalpay_generate", "CrystalPAY (api v1)", "generate", "buyer: checkout `POST /pay/main`",
 			"A JSON checkout with an `Idempotency-Key`. After a failure the buyer retries with the same key, " +
 				"then starts a new order; the new order is paid.",
 			func(e *matrixEnv, t *testing.T, f matrixFault) matrixCell {
 				return e.checkout(t, f, "crystalpay", "generate", "/pay/main")
 			}},
-		{"crystalpay_checkpay", "CrystalPAY", "checkpay", "buyer: status poll `GET /pay/main?order=`; the reconciler",
+		{"crystalpay_checkpay", "CrystalPAY (api v1)", "checkpay", "buyer: status poll `GET /pay/main?order=`; the reconciler",
 			"A pending order is paid at the sandbox while `checkpay` fails. The buyer polls its status; the " +
 				"reconciler asks every pass.",
 			func(e *matrixEnv, t *testing.T, f matrixFault) matrixCell {
 				return e.statusPoll(t, f, "crystalpay", "checkpay", "/pay/main")
 			}},
-		{"crystalpay_withdraw", "CrystalPAY", "withdraw", "operator: `POST /kassa/payouts`",
+		{"crystalpay_withdraw", "CrystalPAY (api v1)", "withdraw", "operator: `POST /kassa/payouts`",
 			"A payout of 10 rubles under an `Idempotency-Key`. After a failure the operator sends it again " +
 				"under the same key; a refused payout is refused again, and one whose outcome is unknown is " +
 				"never sent again (CrystalPAY cannot be asked), so the operator checks the provider (here, the " +
@@ -165,9 +225,9 @@ func matrixRows() []matrixRow {
 				return e.statusPoll(t, f, "pegas", "transaction/receipt/file", "/pay")
 			}},
 		{"pegas_balance", "Pegas-kassa", "balance", "operator: `GET /kassa/balance`",
-			"The admin API reads the balance of both accounts, CrystalPAY `main` and Pegas-kassa `card`.",
+			"The admin API reads the balance of every account; Pegas-kassa `card` answers `balance`.",
 			func(e *matrixEnv, t *testing.T, f matrixFault) matrixCell {
-				return e.balance(t, f, "pegas", "card", "main")
+				return e.balance(t, f, "pegas", "balance", "card", "main")
 			}},
 		{"smartcashier_receipt", "Smart Cashier", "formReceipt", "the reconciler; buyer: `GET /receipt?order=`",
 			"An order is paid while `formReceipt` fails: the reconciler sends its sale receipt, and the buyer " +
@@ -207,8 +267,8 @@ func matrixRows() []matrixRow {
 
 // TestFaultMatrix runs every row of the matrix under every fault, one cell
 // after another on one sandbox and two shops (one whose orders expire
-// quickly), and compares what it saw with docs/RELIABILITY.md (or, with
-// -update, writes it there).
+// quickly), checks that the shops logged no secret, and compares what it
+// saw with docs/RELIABILITY.md (or, with -update, writes it there).
 func TestFaultMatrix(t *testing.T) {
 	start := time.Now()
 	e := matrixStart(t)
@@ -229,6 +289,7 @@ func TestFaultMatrix(t *testing.T) {
 			}
 		})
 	}
+	e.checkNoSecretLogged(t)
 	doc := matrixDocument(rows, cells)
 	if *update {
 		if err := os.WriteFile(matrixDoc, []byte(doc), 0o644); err != nil {
@@ -241,11 +302,11 @@ func TestFaultMatrix(t *testing.T) {
 	t.Logf("%d cells in %v", len(rows)*len(matrixFaults), time.Since(start).Round(time.Second))
 }
 
-// balance reads the balances while api fails: the other account still
-// answers, so the operator gets 200, with the error in place of the
+// balance reads the balances while op of api fails: the other account
+// still answers, so the operator gets 200, with the error in place of the
 // failing account's balance.
-func (e *matrixEnv) balance(t *testing.T, f matrixFault, api, account, other string) matrixCell {
-	e.inject(t, api, "balance", f)
+func (e *matrixEnv) balance(t *testing.T, f matrixFault, api, op, account, other string) matrixCell {
+	e.inject(t, api, op, f)
 	read := func() (int, map[string]matrixBalance) {
 		status, body := e.admin(t, http.MethodGet, "/kassa/balance", nil)
 		var out struct {
@@ -300,7 +361,7 @@ func (e *matrixEnv) checkout(t *testing.T, f matrixFault, api, op, path string) 
 	for _, id := range e.shop.orderIDs(t) {
 		before[id] = true
 	}
-	invoicesBefore := len(e.state(t).CrystalPay.Invoices)
+	invoicesBefore := e.crystalPayInvoices(t)
 	e.inject(t, api, op, f)
 	status, body := matrixCheckout(t, e.shop, path, key)
 	var made []string
@@ -367,13 +428,17 @@ func (e *matrixEnv) checkout(t *testing.T, f matrixFault, api, op, path string) 
 		}
 		cell.once = "1 invoice per `order_id`"
 	} else {
-		if n := len(e.state(t).CrystalPay.Invoices) - invoicesBefore; n != 1 {
+		if n := e.crystalPayInvoices(t) - invoicesBefore; n != 1 {
 			t.Errorf("%d CrystalPAY invoices made in the cell, want 1 (the paid order's)", n)
 		}
-		if n := len(e.sb.calls(t, "crystalpay", "generate")); n > 2 {
-			t.Errorf("%d generate calls for two checkouts: generate is never retried", n)
+		if n := len(e.sb.calls(t, "crystalpay", op)); n > 2 {
+			t.Errorf("%d %s calls for two checkouts: %s is never retried", n, op, op)
 		}
-		cell.once = "`generate` never retried; 1 invoice, the paid one"
+		cell.once = "`" + op + "` never retried; 1 invoice, the paid one"
+		if op == "invoice/create" {
+			e.checkLifetime(t, e.shop, paid)
+			cell.once += ", living as long as its order"
+		}
 	}
 	cell.recovered = "✓"
 	return cell
@@ -405,6 +470,7 @@ func matrixCheckout(t *testing.T, s *procShop, path, key string) (int, []byte) {
 // fails: the buyer's poll answers 200 with the order still pending, and
 // the reconciler cannot learn it either, until the provider is back.
 func (e *matrixEnv) statusPoll(t *testing.T, f matrixFault, api, op, path string) matrixCell {
+	invoicesBefore := e.crystalPayInvoices(t)
 	id := e.buy(t, e.shop, path)
 	e.inject(t, api, op, f)
 	e.pay(t, e.shop, api, id)
@@ -434,7 +500,7 @@ func (e *matrixEnv) statusPoll(t *testing.T, f matrixFault, api, op, path string
 		if got := e.invoices(t, id); len(got) != 1 || got[0] != "paid" {
 			t.Errorf("the order's Pegas invoices: %v, want one, paid", got)
 		}
-	} else if n := e.accepted(t, "crystalpay", "generate", ""); n != 1 {
+	} else if n := e.crystalPayInvoices(t) - invoicesBefore; n != 1 {
 		t.Errorf("%d CrystalPAY invoices made in the cell, want 1 (the order's)", n)
 	}
 	cell.once = "1 invoice; " + e.checkOneReceipt(t, id)
@@ -459,11 +525,7 @@ func (e *matrixEnv) payout(t *testing.T, f matrixFault, api, op string, req map[
 	}
 	post := func(key string) (int, []byte) {
 		t.Helper()
-		status, b, err := procDo(http.MethodPost, "http://"+e.shop.admin+"/kassa/payouts", req, "Idempotency-Key", key)
-		if err != nil {
-			t.Fatalf("payout: %v", err)
-		}
-		return status, b
+		return e.postPayout(t, req, key)
 	}
 	before := count()
 	key := fmt.Sprintf("matrix-payout-%d", e.next())
@@ -529,6 +591,203 @@ func (e *matrixEnv) payout(t *testing.T, f matrixFault, api, op string, req map[
 	}
 	cell.recovered = "✓"
 	return cell
+}
+
+// twoStepPayout sends a CrystalPAY v3 payout under an Idempotency-Key
+// while op, one of its two steps, fails; the operator then sends it again
+// under the same key and, when nothing was paid, under a new one. Under
+// one key the payout is created at most once and submitted at most once.
+// Not created, or created without a usable reply (its id unknown), it is
+// 502 payout_not_made: nothing was paid, and the key never creates it
+// again. Created and not known to be submitted, it is 503
+// payout_outcome_pending: the retry asks payoff/info by its id and
+// submits it only if it is still created. Refused, it is 502
+// provider_error, and a refused submit cancels the created payout.
+func (e *matrixEnv) twoStepPayout(t *testing.T, f matrixFault, op string) matrixCell {
+	key := fmt.Sprintf("matrix-payout-%d", e.next())
+	before := len(e.state(t).CrystalPay.Payoffs)
+	// sent counts the calls of each step in the cell, and those the API
+	// took (no fault answered them).
+	sent := func() (creates, submits, acceptedCreates, acceptedSubmits int) {
+		return len(e.sb.calls(t, "crystalpay", "payoff/create")), len(e.sb.calls(t, "crystalpay", "payoff/submit")),
+			e.accepted(t, "crystalpay", "payoff/create", ""), e.accepted(t, "crystalpay", "payoff/submit", "")
+	}
+	e.inject(t, "crystalpay", op, f)
+	status, body := e.postPayout(t, matrixV3Payout, key)
+	wantStatus, wantCode := http.StatusOK, ""
+	switch {
+	case f.slow():
+	case f.mode == "auth":
+		wantStatus, wantCode = http.StatusBadGateway, "provider_error"
+	case op == "payoff/create" || f.mode == "":
+		// Connections refused: payoff/create cannot be sent either.
+		wantStatus, wantCode = http.StatusBadGateway, "payout_not_made"
+	default:
+		wantStatus, wantCode = http.StatusServiceUnavailable, "payout_outcome_pending"
+	}
+	code := matrixCode(body)
+	if status != wantStatus || code != wantCode {
+		t.Errorf("status %d %q, want %d %q: %s", status, code, wantStatus, wantCode, body)
+	}
+	matrixNoSecret(t, body)
+	cell := matrixCell{seen: fmt.Sprintf("%d `%s`", status, code), short: fmt.Sprint(status)}
+	if f.slow() {
+		cell.seen = "200, `sent`"
+	}
+	creates, submits, _, _ := sent()
+	if creates > 1 || submits > 1 {
+		t.Errorf("the payout sent payoff/create %d times and payoff/submit %d times, want each at most once", creates, submits)
+	}
+	e.clear(t)
+
+	// The operator sends it again under the same key.
+	status, body = e.postPayout(t, matrixV3Payout, key)
+	matrixNoSecret(t, body)
+	againCreates, againSubmits, acceptedCreates, acceptedSubmits := sent()
+	if againCreates != creates {
+		t.Errorf("the payout sent again under its key sent payoff/create again")
+	}
+	if acceptedCreates > 1 || acceptedSubmits > 1 {
+		t.Errorf("under one key CrystalPAY took payoff/create %d times and payoff/submit %d times, want at most once each", acceptedCreates, acceptedSubmits)
+	}
+	switch wantCode {
+	case "payout_outcome_pending":
+		if status != http.StatusOK || len(e.sb.calls(t, "crystalpay", "payoff/info")) == 0 {
+			t.Errorf("a pending payout sent again under its key: %d %s, want it asked about and paid out", status, body)
+		}
+		cell.outcome = "`created`; the same key asks `payoff/info` (still `created`) and submits it → paid out"
+	default:
+		if code := matrixCode(body); status != wantStatus || code != wantCode || againSubmits != submits {
+			t.Errorf("the payout sent again under its key: %d %s (payoff/submit sent %d more times), want the first answer again, nothing sent",
+				status, body, againSubmits-submits)
+		}
+		switch {
+		case f.slow():
+			cell.outcome = "paid out; the same key answers it again"
+		case wantCode == "payout_not_made":
+			cell.outcome = "nothing created; the same key answers `payout_not_made` again, never creating it; a new key → paid out"
+		case op == "payoff/create":
+			cell.outcome = "refused; the same key answers the refusal again; a new key → paid out"
+		default:
+			cell.outcome = "refused, the created payout cancelled; the same key answers the refusal again; a new key → paid out"
+		}
+		if !f.slow() {
+			if status, body := e.postPayout(t, matrixV3Payout, key+"-new"); status != http.StatusOK {
+				t.Errorf("the payout under a new key: %d %s", status, body)
+			}
+		}
+	}
+
+	// One payout paid; every other one cancelled, none left created.
+	paid := 0
+	var states []string
+	for _, p := range e.state(t).CrystalPay.Payoffs[before:] {
+		states = append(states, p.State)
+		switch p.State {
+		case "processing", "payed":
+			paid++
+		case "canceled":
+		default:
+			t.Errorf("payout %s is %s, want it paid or cancelled", p.ID, p.State)
+		}
+	}
+	if paid != 1 {
+		t.Errorf("the sandbox's payouts of the cell are %v, want one paid", states)
+	}
+	cell.once = "1 payout paid; per key at most 1 `payoff/create` and 1 `payoff/submit` taken, `payoff/create` sent at most once"
+	cell.recovered = "✓"
+	return cell
+}
+
+// payoutStatus asks where a CrystalPAY v3 payout stands while payoff/info
+// fails.
+func (e *matrixEnv) payoutStatus(t *testing.T, f matrixFault) matrixCell {
+	path := "/kassa/payouts/" + e.knownPayout
+	e.inject(t, "crystalpay", "payoff/info", f)
+	status, body := e.admin(t, http.MethodGet, path, nil)
+	var cell matrixCell
+	cell.seen, cell.short = matrixExpect(t, f, status, body, http.StatusOK)
+	e.clear(t)
+	var v struct {
+		State string `json:"state"`
+	}
+	procCall(t, http.MethodGet, "http://"+e.shop.admin+path, nil, http.StatusOK, &v)
+	if v.State != string(kassa.PayoutProcessing) && v.State != string(kassa.PayoutPaid) {
+		t.Errorf("after the fault: payout %s is %q, want processing or paid", e.knownPayout, v.State)
+	}
+	cell.outcome, cell.once, cell.recovered = "—", "— (a read)", "✓"
+	return cell
+}
+
+// callback pays a CrystalPAY v3 order while invoice/info fails. A
+// callback only says where to look, and CrystalPAY cannot be asked:
+// kassa_callback answers 503, the order stays pending and the sandbox
+// sends the callback again. Once CrystalPAY is back, its next delivery or
+// the reconciler records the order paid, once, and a delivery is answered
+// 200.
+func (e *matrixEnv) callback(t *testing.T, f matrixFault) matrixCell {
+	invoicesBefore := e.crystalPayInvoices(t)
+	id := e.buy(t, e.shop, "/pay/v3")
+	invoice := e.shop.record(t, id).Payment.ID
+	e.inject(t, "crystalpay", "invoice/info", f)
+	e.pay(t, e.shop, "crystalpay", id)
+	first := http.StatusServiceUnavailable
+	if f.slow() {
+		first = http.StatusOK
+	}
+	procEventually(t, procShortWait, "the sandbox's callback answered", func() (bool, string) {
+		got := e.deliveries(t, invoice)
+		return slices.Contains(got, first), fmt.Sprintf("deliveries answered %v", got)
+	})
+
+	// The callback once more, as the provider signs it: sha1(id:salt).
+	sum := sha1.Sum([]byte(invoice + ":" + matrixSalt))
+	signature := hex.EncodeToString(sum[:])
+	status, body := matrixDo(t, http.MethodPost, e.shop.url+"/kassa/callback/v3",
+		map[string]any{"id": invoice, "state": "payed", "extra": id, "signature": signature})
+	matrixNoSecret(t, body, signature)
+	var cell matrixCell
+	if f.slow() {
+		if status != http.StatusOK || string(body) != "OK" {
+			t.Errorf("a slow provider: the callback answered %d %q, want 200 OK", status, body)
+		}
+		cell.seen, cell.short = "200 `OK`", "200"
+		cell.outcome = "`paid`"
+	} else {
+		if code := matrixCode(body); status != http.StatusServiceUnavailable || code != "provider_unavailable" {
+			t.Errorf("the callback answered %d %q, want 503 provider_unavailable: %s", status, code, body)
+		}
+		if o := e.shop.record(t, id); o.State != kassa.OrderPending {
+			t.Errorf("the order is stored %s while CrystalPAY cannot be asked, want pending", o.State)
+		}
+		cell.seen, cell.short = "503 `provider_unavailable`; the sandbox sends it again", "503"
+		cell.outcome = "`pending`; once CrystalPAY answers, the sandbox's next delivery or the reconciler → `paid`, " +
+			"and the delivery is answered 200"
+	}
+	e.clear(t)
+	e.waitDone(t, e.shop, id)
+	procEventually(t, procRecoverWait, "a delivery of the callback answered 200", func() (bool, string) {
+		got := e.deliveries(t, invoice)
+		return slices.Contains(got, http.StatusOK), fmt.Sprintf("deliveries answered %v", got)
+	})
+	if n := e.crystalPayInvoices(t) - invoicesBefore; n != 1 {
+		t.Errorf("%d CrystalPAY invoices made in the cell, want 1 (the order's)", n)
+	}
+	cell.once = "1 invoice, paid once; " + e.checkOneReceipt(t, id)
+	cell.recovered = "✓"
+	return cell
+}
+
+// matrixNoSecret checks that an answer of the shop holds none of the
+// CrystalPAY v3 secrets (the auth secret, the salt) nor any of the
+// signatures given.
+func matrixNoSecret(t *testing.T, body []byte, signatures ...string) {
+	t.Helper()
+	for _, secret := range append([]string{"sandbox-secret", matrixSalt}, signatures...) {
+		if bytes.Contains(body, []byte(secret)) {
+			t.Errorf("the answer holds a secret: %s", body)
+		}
+	}
 }
 
 // cancel has the operator cancel a pending Pegas order while
