@@ -163,6 +163,10 @@ func (c *CrystalPay) checkOptions() error {
 	if c.Callback != "" && (!isHTTPURL(c.Callback) || len(c.Callback) > maxURL) {
 		return fmt.Errorf("crystalpay: callback %q: want an absolute http:// or https:// URL", c.Callback)
 	}
+	if u, err := url.Parse(c.Callback); c.Callback != "" && err == nil && u.Scheme == "http" && !isLoopback(u.Hostname()) {
+		return fmt.Errorf("crystalpay: callback %q: use https://: a callback's signature covers only the invoice id "+
+			"and never expires, so one read on the way could be replayed; plain http:// is allowed only to a loopback address", c.Callback)
+	}
 	if c.Method != "" {
 		if err := validateToken("method", c.Method, 32); err != nil {
 			return fmt.Errorf("crystalpay: %v", err)

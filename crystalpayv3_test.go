@@ -660,6 +660,7 @@ func TestCrystalPayV3Caddyfile(t *testing.T) {
 		"crystalpay {\n subtract_from commission\n}":          `subtract_from "commission": want amount or balance`,
 		"crystalpay {\n callback /kassa/callback\n}":          "want an absolute http:// or https:// URL",
 		"crystalpay {\n callback ftp://shop.example/cb\n}":    "want an absolute http:// or https:// URL",
+		"crystalpay {\n callback http://shop.example/cb\n}":   "use https://",
 		"crystalpay {\n method \"BIT COIN\"\n}":               "must not contain spaces",
 		"crystalpay {\n salt a\n salt b\n}":                   "salt given twice",
 		"crystalpay {\n subtract_from a\n subtract_from b\n}": "given twice",
