@@ -94,7 +94,6 @@ func (p *callbackProvider) fail(err error) {
 	p.mu.Unlock()
 }
 
-
 // callbackBody is an invoice callback as CrystalPAY posts it, for payment
 // id and order id extra, with signature.
 func callbackBody(id, extra, signature string) string {
