@@ -154,6 +154,18 @@ func TestProxiedDemo(t *testing.T) {
 		procCall(t, "GET", "http://"+backendAddr+"/orders/BACKEND-1", nil, http.StatusOK, &o)
 		return o.Paid, fmt.Sprintf("%+v", o)
 	})
+	// CrystalPAY called Caddy back about the paid invoice, and Caddy, not
+	// the backend behind it, took the callback.
+	var callbacks struct {
+		Calls []struct {
+			URL    string `json:"url"`
+			Status int    `json:"status"`
+		} `json:"calls"`
+	}
+	procCall(t, "GET", fmt.Sprintf("http://127.0.0.1:%d/control/calls?api=crystalpay&op=callback", sandbox), nil, http.StatusOK, &callbacks)
+	if c := callbacks.Calls; len(c) != 1 || c[0].Status != http.StatusOK || c[0].URL != "http://"+shopAddr+"/kassa/callback/main" {
+		t.Errorf("callback deliveries: %+v, want one to http://%s/kassa/callback/main answered 200", c, shopAddr)
+	}
 	var after proxiedDemoOrder
 	procCall(t, "GET", "http://"+backendAddr+"/orders/BACKEND-1", nil, http.StatusOK, &after)
 	if after.KassaOrder != created.OrderID {

@@ -131,7 +131,7 @@ func buyWithCart(t *testing.T, browser context.Context, s *shop, shots string) {
 	b.do("back to the desktop screen", chromedp.EmulateViewport(desktopWidth, desktopHeight))
 
 	// The provider is down: the buyer is told, and nothing is paid.
-	s.fault(t, `{"api":"crystalpay","op":"generate","mode":"drop","count":1}`)
+	s.fault(t, `{"api":"crystalpay","op":"invoice/create","mode":"drop","count":1}`)
 	b.do("check out while CrystalPAY is down", chromedp.Click(chromedp.CSS("#checkout-submit")))
 	b.waitJS("the message that the payment service is down", `(() => {
 		const box = document.getElementById("checkout-error");
@@ -185,6 +185,7 @@ func buyWithCart(t *testing.T, browser context.Context, s *shop, shots string) {
 	if n, all := s.receiptsSent(t, id); n != 1 || all != 1 {
 		t.Errorf("the sandbox got %d formReceipt calls, %d for order %s; want exactly 1, for it", all, n, id)
 	}
+	s.checkCallback(t, id)
 
 	b.do("open the printable receipt",
 		chromedp.Navigate(s.url+"/receipt?order="+url.QueryEscape(id)),
@@ -240,8 +241,9 @@ func buyWithoutJavaScript(t *testing.T, browser context.Context, s *shop, shots 
 	}
 	b.shot("06-nojs.png")
 
-	// Without JavaScript nothing polls the order: Caddy's reconciler sees
-	// the payment, and the receipt page shows the receipt once printed. The
+	// Without JavaScript nothing polls the order: CrystalPAY's callback
+	// tells Caddy of the payment (the reconciler's polling is the
+	// fallback), and the receipt page shows the receipt once printed. The
 	// buyer reloads it.
 	b.do("follow the receipt link", chromedp.Click(chromedp.CSS("#receipt-link-nojs")), chromedp.WaitVisible(chromedp.CSS(".receipt")))
 	deadline := time.Now().Add(receiptWait)
@@ -265,6 +267,7 @@ func buyWithoutJavaScript(t *testing.T, browser context.Context, s *shop, shots 
 	if n, _ := s.receiptsSent(t, id); n != 1 {
 		t.Errorf("the sandbox got %d formReceipt calls for order %s, want exactly 1", n, id)
 	}
+	s.checkCallback(t, id)
 	b.checkWatch()
 }
 
@@ -730,6 +733,29 @@ func (s *shop) receiptsSent(t *testing.T, id string) (forOrder, all int) {
 		}
 	}
 	return forOrder, len(journal.Calls)
+}
+
+// checkCallback checks that CrystalPAY (the sandbox) called the shop back
+// once about the order's invoice, and that the shop's kassa_callback route
+// took it (200).
+func (s *shop) checkCallback(t *testing.T, id string) {
+	t.Helper()
+	var journal struct {
+		Calls []struct {
+			Body   json.RawMessage `json:"body"`
+			Status int             `json:"status"`
+		} `json:"calls"`
+	}
+	s.getJSON(t, s.sandbox+"/control/calls?api=crystalpay&op=callback", &journal)
+	var statuses []int
+	for _, c := range journal.Calls {
+		if bytes.Contains(c.Body, []byte(`"extra":"`+id+`"`)) {
+			statuses = append(statuses, c.Status)
+		}
+	}
+	if len(statuses) != 1 || statuses[0] != http.StatusOK {
+		t.Errorf("the callbacks of order %s were answered %v, want one 200", id, statuses)
+	}
 }
 
 // fault adds a fault to the sandbox.
