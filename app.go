@@ -131,6 +131,9 @@ type account struct {
 	// buyers is the part of it that buyers' requests may spend
 	// (ratelimit.go).
 	buyers *rate.Limiter
+	// where is the provider module, when it says where it points
+	// (sandboxmix.go).
+	where EndpointReporter
 }
 
 // CaddyModule returns the Caddy module information.
@@ -179,6 +182,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 			return fmt.Errorf("loading payment accounts: %v", err)
 		}
 		for name, mod := range mods.(map[string]any) {
+			where, _ := mod.(EndpointReporter)
 			if s, ok := mod.(ProviderSwitch); ok {
 				mod = s.Provider()
 			}
@@ -186,7 +190,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 			if !ok {
 				return fmt.Errorf("payment account %q: module %T is not a payment provider", name, mod)
 			}
-			a.accounts[name] = &account{name: name, provider: caddy.GetModuleName(mods.(map[string]any)[name]), PaymentProvider: provider}
+			a.accounts[name] = &account{name: name, provider: caddy.GetModuleName(mods.(map[string]any)[name]), PaymentProvider: provider, where: where}
 		}
 	}
 	if err := a.useRateLimits(); err != nil {
@@ -202,6 +206,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 			return fmt.Errorf("receipts: module %T is not a receipt provider", mod)
 		}
 		a.receipts = receipts
+		a.warnMixedSandbox()
 	}
 
 	products := slices.Clone(a.Products)
