@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"testing/iotest"
 
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
@@ -22,6 +24,7 @@ import (
 type docProvider struct {
 	*lifeProvider
 	doc                   []byte
+	broken                bool // the document's body breaks off halfway
 	statusCalls, docCalls atomic.Int32
 }
 
@@ -32,7 +35,11 @@ func (p *docProvider) PaymentStatus(ctx context.Context, ref PaymentRef) (Paymen
 
 func (p *docProvider) PaymentDocument(_ context.Context, _ PaymentRef, format string) (*Document, error) {
 	p.docCalls.Add(1)
-	return &Document{ContentType: "application/" + format, Length: int64(len(p.doc)), Body: io.NopCloser(bytes.NewReader(p.doc))}, nil
+	var body io.Reader = bytes.NewReader(p.doc)
+	if p.broken {
+		body = io.MultiReader(bytes.NewReader(p.doc[:len(p.doc)/2]), iotest.ErrReader(errors.New("connection reset")))
+	}
+	return &Document{ContentType: "application/" + format, Length: int64(len(p.doc)), Body: io.NopCloser(body)}, nil
 }
 
 // newDocShop is a shop whose account has payment documents of doc, and a
@@ -119,6 +126,23 @@ func TestDocumentIsCached(t *testing.T) {
 	}
 	if n := p2.docCalls.Load(); n != 3 {
 		t.Errorf("a document over the cap was fetched %d times for 3 views; want 3 (not kept)", n)
+	}
+}
+
+// TestDocumentBrokenOff: a document whose body breaks off is 503
+// provider_unavailable, not a truncated 200, and is not kept: the next
+// view asks the provider again.
+func TestDocumentBrokenOff(t *testing.T) {
+	s, p, h := newDocShop(t, []byte("%PDF-1.4 a document that breaks off"))
+	o := paidLifeOrder(s, "key-doc-broken-00001")
+	p.broken = true
+	w := getDocument(t, h, http.MethodGet, o.ID, "pdf")
+	if w.Code != http.StatusServiceUnavailable || !strings.Contains(w.Body.String(), `"code":"provider_unavailable"`) {
+		t.Fatalf("a broken-off document: %d %s; want 503 provider_unavailable", w.Code, w.Body)
+	}
+	p.broken = false
+	if w := getDocument(t, h, http.MethodGet, o.ID, "pdf"); w.Code != http.StatusOK || w.Body.String() != string(p.doc) || p.docCalls.Load() != 2 {
+		t.Errorf("the next view: %d %q after %d calls; want the whole document from a second call", w.Code, w.Body, p.docCalls.Load())
 	}
 }
 

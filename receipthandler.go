@@ -160,7 +160,10 @@ func (h *ReceiptHandler) streamDocument(w http.ResponseWriter, r *http.Request, 
 	// A document within the cache's cap is read whole and kept; a larger
 	// one is streamed on.
 	head, err := io.ReadAll(io.LimitReader(doc.Body, maxCachedDocument+1))
-	if err == nil && len(head) <= maxCachedDocument {
+	if err != nil {
+		return fmt.Errorf("reading order %s's payment document: %w", o.ID, ErrUnavailable)
+	}
+	if len(head) <= maxCachedDocument {
 		h.docs.put(key, doc.ContentType, head)
 		return h.writeDocument(w, r, o.ID, format, doc.ContentType, int64(len(head)), bytes.NewReader(head))
 	}
