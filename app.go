@@ -54,6 +54,14 @@ type App struct {
 	// provider's published limit (RateLimitReporter), if any. Buyers'
 	// calls are never delayed by it, but take from it (ratelimit.go).
 	RateLimit map[string]float64 `json:"rate_limit,omitempty"`
+	// BuyerRateLimit bounds, in requests a second by account name, the
+	// provider calls buyers' requests make (status polls, payment
+	// documents), so that no client can spend the account's quota: past it
+	// a poll answers from the stored order and a document is 429. An
+	// account not named gets half its rate limit, or 5 a second without
+	// one; it must stay below the rate limit, whose rest the reconciler
+	// keeps.
+	BuyerRateLimit map[string]float64 `json:"buyer_rate_limit,omitempty"`
 	// OrderTTL is how long an order waits for its payment before it
 	// expires; default 30m.
 	OrderTTL caddy.Duration `json:"order_ttl,omitempty"`
@@ -120,6 +128,12 @@ type account struct {
 	PaymentProvider
 	// limiter is the account's rate limit (ratelimit.go); nil for none.
 	limiter *rate.Limiter
+	// buyers is the part of it that buyers' requests may spend
+	// (ratelimit.go).
+	buyers *rate.Limiter
+	// where is the provider module, when it says where it points
+	// (sandboxmix.go).
+	where EndpointReporter
 }
 
 // CaddyModule returns the Caddy module information.
@@ -168,6 +182,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 			return fmt.Errorf("loading payment accounts: %v", err)
 		}
 		for name, mod := range mods.(map[string]any) {
+			where, _ := mod.(EndpointReporter)
 			if s, ok := mod.(ProviderSwitch); ok {
 				mod = s.Provider()
 			}
@@ -175,7 +190,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 			if !ok {
 				return fmt.Errorf("payment account %q: module %T is not a payment provider", name, mod)
 			}
-			a.accounts[name] = &account{name: name, provider: caddy.GetModuleName(mods.(map[string]any)[name]), PaymentProvider: provider}
+			a.accounts[name] = &account{name: name, provider: caddy.GetModuleName(mods.(map[string]any)[name]), PaymentProvider: provider, where: where}
 		}
 	}
 	if err := a.useRateLimits(); err != nil {
@@ -191,6 +206,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 			return fmt.Errorf("receipts: module %T is not a receipt provider", mod)
 		}
 		a.receipts = receipts
+		a.warnMixedSandbox()
 	}
 
 	products := slices.Clone(a.Products)

@@ -67,6 +67,7 @@ func init() {
 //		poll_interval <duration>        # default 10s
 //		poll_concurrency <n>            # orders the reconciler checks at once; default 16
 //		rate_limit <account> <n>/s      # repeatable: the reconciler's calls to an account, per second
+//		buyer_rate_limit <account> <n>/s # repeatable: buyers' share of it; default half, or 5/s
 //		order_ttl     <duration>        # default 30m
 //		keep_unpaid   <duration>        # orders closed unpaid are deleted after; default 168h
 //		max_orders_per_client <n>|off   # per client (IPv4 address, IPv6 /64) per order_ttl, per instance; default: 50, public addresses only
@@ -107,7 +108,9 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 		case "poll_concurrency":
 			err = parsePositiveInt(d, &app.PollConcurrency)
 		case "rate_limit":
-			err = parseRateLimit(d, app)
+			err = parseRateLimit(d, &app.RateLimit)
+		case "buyer_rate_limit":
+			err = parseRateLimit(d, &app.BuyerRateLimit)
 		case "order_ttl":
 			err = parseDuration(d, &app.OrderTTL)
 		case "keep_unpaid":
@@ -159,26 +162,28 @@ func parseNumberOrOff(d *caddyfile.Dispenser, dst *int) error {
 	return parsePositiveInt(d, dst)
 }
 
-// parseRateLimit reads `rate_limit <account> <n>/s`. Whether the account
-// exists is checked when the app is provisioned.
-func parseRateLimit(d *caddyfile.Dispenser, app *App) error {
+// parseRateLimit reads `rate_limit <account> <n>/s` (or buyer_rate_limit)
+// into limits. Whether the account exists is checked when the app is
+// provisioned.
+func parseRateLimit(d *caddyfile.Dispenser, limits *map[string]float64) error {
+	option := d.Val()
 	args := d.RemainingArgs()
 	if len(args) != 2 {
-		return d.Errf("rate_limit: want <account> <n>/s, got %d arguments", len(args))
+		return d.Errf("%s: want <account> <n>/s, got %d arguments", option, len(args))
 	}
 	name, spec := args[0], args[1]
-	if _, dup := app.RateLimit[name]; dup {
-		return d.Errf("rate_limit %s given twice", name)
+	if _, dup := (*limits)[name]; dup {
+		return d.Errf("%s %s given twice", option, name)
 	}
 	n, ok := strings.CutSuffix(spec, "/s")
 	perSecond, err := strconv.ParseFloat(n, 64)
 	if !ok || err != nil || !(perSecond > 0) || math.IsInf(perSecond, 0) {
-		return d.Errf("rate_limit %s: want a positive number of requests a second such as 5/s, got %q", name, spec)
+		return d.Errf("%s %s: want a positive number of requests a second such as 5/s, got %q", option, name, spec)
 	}
-	if app.RateLimit == nil {
-		app.RateLimit = map[string]float64{}
+	if *limits == nil {
+		*limits = map[string]float64{}
 	}
-	app.RateLimit[name] = perSecond
+	(*limits)[name] = perSecond
 	return nil
 }
 

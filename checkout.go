@@ -51,6 +51,11 @@ type Checkout struct {
 	Redirect string `json:"redirect,omitempty"`
 	// MaxBody caps the request body in bytes; default 64 KiB.
 	MaxBody int64 `json:"max_body,omitempty"`
+	// AllowedOrigins, when set, are the sites (scheme://host[:port]) whose
+	// pages may check out, besides the shop's own: a checkout whose Origin
+	// (or Referer) names another site is 403 cross_site, so that no other
+	// page can make its visitors' browsers flood the shop with orders.
+	AllowedOrigins []string `json:"allowed_origins,omitempty"`
 
 	app    *App
 	acc    *account
@@ -109,6 +114,11 @@ func (h *Checkout) Validate() error {
 			return err
 		}
 	}
+	for _, origin := range h.AllowedOrigins {
+		if err := checkOrigin(origin); err != nil {
+			return fmt.Errorf("kassa_checkout: allowed_origins: %v", err)
+		}
+	}
 	return nil
 }
 
@@ -137,6 +147,10 @@ func (h *Checkout) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp
 // answers with where to pay. A payment page goes to the buyer only once its
 // order is stored pending with the provider's invoice.
 func (h *Checkout) create(w http.ResponseWriter, r *http.Request) error {
+	if len(h.AllowedOrigins) > 0 && !fromAllowedOrigin(r, h.AllowedOrigins) {
+		return &RequestError{Status: http.StatusForbidden, Code: "cross_site",
+			Message: "this shop takes no checkouts from another site's pages"}
+	}
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	o, err := h.newOrder(r, repl)
 	if err != nil {
@@ -600,6 +614,7 @@ func parseCheckout(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) 
 //		amount_range <min> <max>       # buyer-chosen amount
 //		redirect     <url>             # {kassa.order_id} is the order's id
 //		max_body     <bytes>           # default 65536
+//		allowed_origins <origin>...    # other sites' pages may check out; others: 403
 //	}
 func (h *Checkout) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next()
@@ -632,6 +647,8 @@ func (h *Checkout) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = h.parseAmountRange(d)
 		case "max_body":
 			err = parseSize(d, &h.MaxBody)
+		case "allowed_origins":
+			err = parseOrigins(d, &h.AllowedOrigins)
 		default:
 			err = d.Errf("unrecognized subdirective %q", d.Val())
 		}

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -45,6 +46,7 @@ func FuzzCheckoutCaddyfile(f *testing.F) {
 		"kassa_checkout {\n\tpayment a\n\tpayment b\n}",
 		"kassa_checkout {\n\tamount \"\"\n}",
 		"kassa_checkout {\n\tnope\n}",
+		"kassa_checkout {\n\tallowed_origins https://shop.example.com http://localhost:8080\n}",
 	} {
 		f.Add(s)
 	}
@@ -72,7 +74,7 @@ func FuzzCheckoutCaddyfile(f *testing.F) {
 		}
 		if back.Payment != h.Payment || back.Amount != h.Amount || back.OrderID != h.OrderID || back.Items != h.Items ||
 			back.Description != h.Description || back.Email != h.Email || back.Phone != h.Phone ||
-			back.Redirect != h.Redirect || back.MaxBody != h.MaxBody || (back.AmountRange == nil) != (h.AmountRange == nil) {
+			back.Redirect != h.Redirect || back.MaxBody != h.MaxBody || !slices.Equal(back.AllowedOrigins, h.AllowedOrigins) || (back.AmountRange == nil) != (h.AmountRange == nil) {
 			t.Fatalf("the handler's JSON reads back differently:\n%+v\n%+v", h, back)
 		}
 		if r := h.AmountRange; r != nil && (!back.AmountRange.Min.Equal(r.Min) || !back.AmountRange.Max.Equal(r.Max)) {

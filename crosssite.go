@@ -1,10 +1,14 @@
 package kassa
 
 import (
+	"fmt"
 	"mime"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
+
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 )
 
 // sameSiteJSON refuses a request that a hostile page could make a browser
@@ -30,12 +34,62 @@ func sameSiteJSON(r *http.Request) error {
 // HTTP. An opaque origin ("null") is foreign.
 func sameOrigin(r *http.Request) bool {
 	origin := r.Header.Get("Origin")
-	if origin == "" {
-		return true
-	}
+	return origin == "" || isRequestHost(r, origin)
+}
+
+// isRequestHost reports whether origin is r's own host, as sameOrigin
+// judges it.
+func isRequestHost(r *http.Request, origin string) bool {
 	u, err := url.Parse(origin)
 	if err != nil || u.Host == "" || (r.TLS != nil && u.Scheme != "https") {
 		return false
 	}
 	return strings.EqualFold(u.Host, r.Host)
+}
+
+// fromAllowedOrigin reports whether r comes from a page of the shop itself
+// or of one of the allowed origins. Its Origin decides; without one, its
+// Referer's origin. A request that names neither (a backend, curl, a
+// browser told to send no referrer) is let through: the check keeps other
+// sites' pages from using their visitors' browsers, and such a page cannot
+// make a browser's POST drop its Origin.
+func fromAllowedOrigin(r *http.Request, allowed []string) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		if r.Referer() == "" {
+			return true
+		}
+		ref, err := url.Parse(r.Referer())
+		if err != nil || ref.Host == "" {
+			return false
+		}
+		origin = ref.Scheme + "://" + ref.Host
+	}
+	return isRequestHost(r, origin) || slices.ContainsFunc(allowed, func(a string) bool { return strings.EqualFold(a, origin) })
+}
+
+// checkOrigin refuses an allowed origin that is not scheme://host[:port]
+// with an http or https scheme, as browsers send it in Origin.
+func checkOrigin(origin string) error {
+	u, err := url.Parse(origin)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil ||
+		u.Path != "" || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
+		return fmt.Errorf("%q is not an origin: want scheme://host[:port], like https://shop.example.com", origin)
+	}
+	return nil
+}
+
+// parseOrigins reads `allowed_origins <origin>...`, checking each.
+func parseOrigins(d *caddyfile.Dispenser, origins *[]string) error {
+	args := d.RemainingArgs()
+	if len(args) == 0 {
+		return d.ArgErr()
+	}
+	for _, origin := range args {
+		if err := checkOrigin(origin); err != nil {
+			return d.Errf("allowed_origins: %v", err)
+		}
+	}
+	*origins = append(*origins, args...)
+	return nil
 }

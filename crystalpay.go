@@ -583,8 +583,12 @@ func validateToken(field, value string, max int) error {
 // than a checkout can take before it recovers one.
 func (c *crystalPayV1) CallTimeout() time.Duration { return c.api.CallTimeout() }
 
+// APIEndpoint reports where the CrystalPay calls go (EndpointReporter).
+func (c *CrystalPay) APIEndpoint() (host string, sandbox bool) { return c.api.APIEndpoint() }
+
 // Interface guards
 var (
+	_ EndpointReporter      = (*CrystalPay)(nil)
 	_ caddy.Provisioner     = (*CrystalPay)(nil)
 	_ caddy.Validator       = (*CrystalPay)(nil)
 	_ caddy.CleanerUpper    = (*CrystalPay)(nil)

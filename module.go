@@ -8,7 +8,8 @@
 // ReceiptProvider) is used like the built-in ones, and tells the app more
 // through the optional interfaces below (OrderIDIdempotent,
 // CallTimeoutReporter, AmountChecker, DocumentProvider; VATChecker,
-// DefaultVATReporter, LocationReporter, SendWindowReporter). The app asks
+// DefaultVATReporter, LocationReporter, SendWindowReporter; for both,
+// EndpointReporter). The app asks
 // these interfaces, never a provider's name. ProviderClient is the HTTP
 // client every provider needs, so that a new one writes only its wire
 // format; docs/EXTENDING.md walks through one.
@@ -325,4 +326,14 @@ type RateLimitReporter interface {
 	// RateLimit is the provider's limit in requests a second; zero or less
 	// is none.
 	RateLimit() float64
+}
+
+// EndpointReporter is a payment or receipt provider that says where its
+// calls go: its API's host, and whether that is a sandbox (a test double,
+// whose payments and receipts are not real). At start the app logs an
+// error for each payment account that is a sandbox while receipts are
+// real, or the reverse. ProviderClient implements it; a module passes its
+// client's answer on.
+type EndpointReporter interface {
+	APIEndpoint() (host string, sandbox bool)
 }

@@ -2,6 +2,7 @@ package kassa
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"time"
 )
@@ -36,12 +37,19 @@ func invoiceDescription(o *Order) string {
 
 // paymentStatus asks an order's provider whether it was paid, for a
 // buyer's poll, through the gate that coalesces polls. The call takes a
-// token of the account's rate limit if one is there, and never waits for
-// one: the reconciler yields to buyers.
+// token of the buyers' budget and of the account's rate limit, and never
+// waits for one: when the buyers' budget is spent it is errBuyerBudget, and
+// the poll answers from the stored order.
 func (a *App) paymentStatus(ctx context.Context, acc *account, o *Order) (PaymentStatus, error) {
 	ref := PaymentRef{ID: o.Payment.ID, OrderID: o.ID}
 	return a.statuses.check(ctx, o.ID, func(ctx context.Context) (PaymentStatus, error) {
-		acc.spend()
+		if !acc.buyerCall() {
+			return PaymentStatus{}, errBuyerBudget
+		}
 		return acc.PaymentStatus(ctx, ref)
 	})
 }
+
+// errBuyerBudget is a buyer's call not made: the account's budget for
+// buyers' calls is spent for now.
+var errBuyerBudget = errors.New("the account's budget for buyers' provider calls is spent")

@@ -876,8 +876,12 @@ func (p *Pegas) RefusesRepeatedOrderID() {}
 // than a checkout can take before it recovers one.
 func (p *Pegas) CallTimeout() time.Duration { return p.api.CallTimeout() }
 
+// APIEndpoint reports where the Pegas calls go (EndpointReporter).
+func (p *Pegas) APIEndpoint() (host string, sandbox bool) { return p.api.APIEndpoint() }
+
 // Interface guards
 var (
+	_ EndpointReporter      = (*Pegas)(nil)
 	_ caddy.Provisioner     = (*Pegas)(nil)
 	_ caddy.Validator       = (*Pegas)(nil)
 	_ caddy.CleanerUpper    = (*Pegas)(nil)

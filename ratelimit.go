@@ -6,6 +6,7 @@ import (
 	"maps"
 	"math"
 	"slices"
+	"strconv"
 
 	"golang.org/x/time/rate"
 )
@@ -23,15 +24,39 @@ func (a *App) useRateLimits() error {
 			return fmt.Errorf("rate_limit %s: want a positive number of requests a second, got %v", name, perSecond)
 		}
 	}
+	for _, name := range slices.Sorted(maps.Keys(a.BuyerRateLimit)) {
+		perSecond := a.BuyerRateLimit[name]
+		if _, ok := a.accounts[name]; !ok {
+			return fmt.Errorf("buyer_rate_limit: no payment account %q in the kassa app (it has: %s)", name, a.accountNames())
+		}
+		if !(perSecond > 0) || math.IsInf(perSecond, 0) {
+			return fmt.Errorf("buyer_rate_limit %s: want a positive number of requests a second, got %v", name, perSecond)
+		}
+	}
 	for _, acc := range a.sortedAccounts() {
 		perSecond, ok := a.RateLimit[acc.name]
 		if r, reports := acc.PaymentProvider.(RateLimitReporter); !ok && reports {
 			perSecond = r.RateLimit()
 		}
 		acc.limiter = newLimiter(perSecond)
+		buyers, ok := a.BuyerRateLimit[acc.name]
+		switch {
+		case !ok && acc.limiter != nil:
+			buyers = perSecond / 2
+		case !ok:
+			buyers = defaultBuyerRate
+		case acc.limiter != nil && buyers >= perSecond:
+			return fmt.Errorf("buyer_rate_limit %s: %v/s would leave the reconciler nothing of the account's rate limit of %v/s: set it lower",
+				acc.name, buyers, perSecond)
+		}
+		acc.buyers = newLimiter(buyers)
 	}
 	return nil
 }
+
+// defaultBuyerRate is the buyers' calls a second to an account that has no
+// rate limit, unless buyer_rate_limit says otherwise.
+const defaultBuyerRate = 5
 
 // newLimiter is a limiter of perSecond requests a second, whose bucket
 // holds a second's worth (at least one); nil for no limit.
@@ -71,4 +96,27 @@ func (acc *account) spend() {
 	if acc.limiter != nil {
 		acc.limiter.Allow()
 	}
+}
+
+// buyerCall takes a token of the buyers' budget for a provider call a
+// buyer's request makes, and spends it from the account's limit; false,
+// and no call, when the budget is spent. The budget is a part of the
+// account's limit, so the reconciler keeps the rest however many requests
+// buyers send.
+func (acc *account) buyerCall() bool {
+	if acc.buyers != nil && !acc.buyers.Allow() {
+		return false
+	}
+	acc.spend()
+	return true
+}
+
+// buyerRetryAfter is the Retry-After, in seconds, for a buyer refused a
+// call: the time the budget takes to earn a token, at least 1.
+func (acc *account) buyerRetryAfter() string {
+	wait := 1.0
+	if acc.buyers != nil {
+		wait = max(math.Ceil(1/float64(acc.buyers.Limit())), 1)
+	}
+	return strconv.FormatFloat(wait, 'f', 0, 64)
 }

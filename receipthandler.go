@@ -44,6 +44,7 @@ type ReceiptHandler struct {
 	app    *App
 	logger *zap.Logger
 	qr     *qrCache
+	docs   *docCache
 }
 
 // CaddyModule returns the Caddy module information.
@@ -63,6 +64,7 @@ func (h *ReceiptHandler) Provision(ctx caddy.Context) error {
 	}
 	h.app = app
 	h.qr = new(qrCache)
+	h.docs = newDocCache(maxCachedDocument, maxCachedDocuments)
 	if h.Issue && app.receipts == nil {
 		return errors.New("kassa_receipt: issue needs a receipt service: add `receipts smartcashier { ... }` to the kassa option")
 	}
@@ -120,39 +122,67 @@ func (h *ReceiptHandler) showOrder(w http.ResponseWriter, r *http.Request, id, f
 	return writeJSON(w, http.StatusOK, view)
 }
 
-// streamDocument streams the Pegas-kassa payment document of a paid order.
+// streamDocument answers the Pegas-kassa payment document of a paid order:
+// from the handler's cache, or else from the provider, within the buyers'
+// budget of the account's calls.
 func (h *ReceiptHandler) streamDocument(w http.ResponseWriter, r *http.Request, o *Order, format string) error {
 	if format != "pdf" && format != "jpeg" {
 		return badRequest("bad_format", "format", "format is pdf or jpeg")
 	}
+	if o.State != OrderPaid {
+		return &RequestError{Status: http.StatusConflict, Code: "order_not_paid", Message: "the order is not paid: its payment document comes once it is"}
+	}
+	key := o.ID + "." + format
+	if doc, ok := h.docs.get(key); ok {
+		return h.writeDocument(w, r, o.ID, format, doc.contentType, int64(len(doc.body)), bytes.NewReader(doc.body))
+	}
+	acc := h.app.accounts[o.Account]
 	var docs DocumentProvider
-	if acc, ok := h.app.accounts[o.Account]; ok {
+	if acc != nil {
 		docs, _ = acc.PaymentProvider.(DocumentProvider)
 	}
 	if docs == nil {
 		return &RequestError{Status: http.StatusNotFound, Code: "no_document", Message: "this order's payment provider has no documents"}
 	}
-	// The provider has the document once the payment is made, which may be
-	// before the reconciler has stored it.
+	if !acc.buyerCall() {
+		w.Header().Set("Retry-After", acc.buyerRetryAfter())
+		return &RequestError{Status: http.StatusTooManyRequests, Code: "rate_limited",
+			Message: "too many documents are being asked of the payment provider just now; try again in a moment"}
+	}
 	doc, err := docs.PaymentDocument(r.Context(), PaymentRef{ID: o.Payment.ID, OrderID: o.ID}, format)
 	if errors.Is(err, ErrNotFound) {
-		return &RequestError{Status: http.StatusNotFound, Code: "no_document", Message: "the order has no payment document (yet): is it paid?"}
+		return &RequestError{Status: http.StatusNotFound, Code: "no_document", Message: "the order has no payment document (yet)"}
 	}
 	if err != nil {
 		return err
 	}
 	defer doc.Body.Close()
-	w.Header().Set("Content-Type", doc.ContentType)
-	w.Header().Set("Content-Disposition", fmt.Sprintf(`inline; filename="receipt-%s.%s"`, o.ID, format))
-	if doc.Length >= 0 {
-		w.Header().Set("Content-Length", fmt.Sprint(doc.Length))
+	// A document within the cache's cap is read whole and kept; a larger
+	// one is streamed on.
+	head, err := io.ReadAll(io.LimitReader(doc.Body, maxCachedDocument+1))
+	if err != nil {
+		return fmt.Errorf("reading order %s's payment document: %w", o.ID, ErrUnavailable)
+	}
+	if len(head) <= maxCachedDocument {
+		h.docs.put(key, doc.ContentType, head)
+		return h.writeDocument(w, r, o.ID, format, doc.ContentType, int64(len(head)), bytes.NewReader(head))
+	}
+	return h.writeDocument(w, r, o.ID, format, doc.ContentType, doc.Length, io.MultiReader(bytes.NewReader(head), doc.Body))
+}
+
+// writeDocument writes a payment document of length bytes (-1: unknown).
+func (h *ReceiptHandler) writeDocument(w http.ResponseWriter, r *http.Request, id, format, contentType string, length int64, body io.Reader) error {
+	w.Header().Set("Content-Type", contentType)
+	w.Header().Set("Content-Disposition", fmt.Sprintf(`inline; filename="receipt-%s.%s"`, id, format))
+	if length >= 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(length))
 	}
 	w.WriteHeader(http.StatusOK)
 	if r.Method == http.MethodHead {
 		return nil
 	}
-	if _, err := io.Copy(w, doc.Body); err != nil {
-		h.logger.Warn("streaming a payment document", zap.String("order_id", o.ID), zap.Error(err))
+	if _, err := io.Copy(w, body); err != nil {
+		h.logger.Warn("streaming a payment document", zap.String("order_id", id), zap.Error(err))
 	}
 	return nil
 }

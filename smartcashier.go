@@ -854,8 +854,12 @@ func validateSmartCashierGUID(field, value string) error {
 	return nil
 }
 
+// APIEndpoint reports where the SmartCashier calls go (EndpointReporter).
+func (s *SmartCashier) APIEndpoint() (host string, sandbox bool) { return s.api.APIEndpoint() }
+
 // Interface guards
 var (
+	_ EndpointReporter      = (*SmartCashier)(nil)
 	_ caddy.Provisioner     = (*SmartCashier)(nil)
 	_ caddy.Validator       = (*SmartCashier)(nil)
 	_ caddy.CleanerUpper    = (*SmartCashier)(nil)

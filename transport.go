@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -114,6 +115,19 @@ func isLoopback(host string) bool {
 	}
 	ip, err := netip.ParseAddr(host)
 	return err == nil && ip.Unmap().IsLoopback()
+}
+
+// sandboxPaths are the API paths of kassa's sandbox (sandbox/handler.go):
+// an endpoint below one is the sandbox wherever it runs.
+var sandboxPaths = []string{"/crystalpay/", "/pegas/", "/smartcashier/"}
+
+// APIEndpoint reports the endpoint's host, and whether it is a sandbox: a
+// loopback endpoint (the demo's sandbox, a test's server) or one below a
+// path of kassa's sandbox.
+func (c *ProviderClient) APIEndpoint() (host string, sandbox bool) {
+	path := strings.TrimSuffix(c.base.Path, "/") + "/"
+	return c.base.Host, isLoopback(c.base.Hostname()) ||
+		slices.ContainsFunc(sandboxPaths, func(p string) bool { return strings.HasPrefix(path, p) })
 }
 
 // SendOnce marks the operations (by the op names given to Do, Call,

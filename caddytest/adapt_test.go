@@ -54,8 +54,9 @@ func TestCaddyfileAdapt(t *testing.T) {
 // golden files in step: each golden file must hold its example verbatim.
 func TestExampleCaddyfileIsGolden(t *testing.T) {
 	for example, golden := range map[string]string{
-		"../example/Caddyfile":         "testdata/adapt/example.caddyfiletest",
-		"../example/proxied.Caddyfile": "testdata/adapt/proxied.caddyfiletest",
+		"../example/Caddyfile":            "testdata/adapt/example.caddyfiletest",
+		"../example/proxied.Caddyfile":    "testdata/adapt/proxied.caddyfiletest",
+		"../example/Caddyfile.production": "testdata/adapt/production.caddyfiletest",
 	} {
 		want, err := os.ReadFile(example)
 		if err != nil {

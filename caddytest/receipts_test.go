@@ -228,7 +228,7 @@ func TestTill(t *testing.T) {
 }
 
 // TestReceiptOfUnpaidOrder: an unpaid order has no receipt yet, and no
-// payment document.
+// payment document (409 order_not_paid).
 func TestReceiptOfUnpaidOrder(t *testing.T) {
 	receiptsShop(t, "")
 	v := postJSON(t, "/card", `{"items":[{"sku":"tea"}],"email":"buyer@example.com"}`).json(t)
@@ -236,8 +236,8 @@ func TestReceiptOfUnpaidOrder(t *testing.T) {
 	if r := receiptOf(t, id); r["state"] != "none" {
 		t.Errorf("receipt = %v", r)
 	}
-	if r := send(t, http.MethodGet, shopURL+"/receipt?order="+id+"&format=pdf", "", ""); r.status != 404 {
-		t.Errorf("document of an unpaid order: %d", r.status)
+	if r := send(t, http.MethodGet, shopURL+"/receipt?order="+id+"&format=pdf", "", ""); r.status != http.StatusConflict || r.errorCode(t) != "order_not_paid" {
+		t.Errorf("document of an unpaid order: %d %s; want 409 order_not_paid", r.status, r.body)
 	}
 	sandboxControl(t, http.MethodPost, "pay", map[string]string{"api": "pegas", "order_id": id}, nil)
 	waitFor(t, "the order to be paid", func() bool { return orderStatus(t, id)["state"] == "paid" })

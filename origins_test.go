@@ -1,0 +1,106 @@
+package kassa
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+// TestCheckoutAllowedOrigins: with allowed_origins, a checkout whose Origin
+// (or, without one, Referer) is another site's is 403 cross_site and makes
+// no order, form or JSON; the listed origins, the shop's own, and a request
+// that names no origin at all (a backend, curl) check out. Without the
+// option nothing changes. Before: any page anywhere could post the shop's
+// checkout form and fill it with orders.
+func TestCheckoutAllowedOrigins(t *testing.T) {
+	form := func(headers ...string) *http.Request {
+		req := httptest.NewRequest(http.MethodPost, "https://shop.example.com/pay", strings.NewReader("item=tea-green&email=buyer@example.com"))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		for i := 0; i < len(headers); i += 2 {
+			req.Header.Set(headers[i], headers[i+1])
+		}
+		return req
+	}
+	jsonPost := func(headers ...string) *http.Request {
+		req := httptest.NewRequest(http.MethodPost, "https://shop.example.com/pay", strings.NewReader(`{"items":[{"sku":"tea-green"}],"email":"buyer@example.com"}`))
+		req.Header.Set("Content-Type", "application/json")
+		for i := 0; i < len(headers); i += 2 {
+			req.Header.Set(headers[i], headers[i+1])
+		}
+		return req
+	}
+	for _, tc := range []struct {
+		name string
+		req  *http.Request
+		want int
+	}{
+		{"listed origin", form("Origin", "https://www.example.com"), http.StatusSeeOther},
+		{"listed origin, other case", form("Origin", "HTTPS://WWW.EXAMPLE.COM"), http.StatusSeeOther},
+		{"the shop's own origin", form("Origin", "https://shop.example.com"), http.StatusSeeOther},
+		{"listed referer", form("Referer", "https://www.example.com/cart?x=1"), http.StatusSeeOther},
+		{"no origin, no referer", form(), http.StatusSeeOther},
+		{"foreign origin", form("Origin", "https://evil.example"), http.StatusForbidden},
+		{"foreign origin, listed referer", form("Origin", "https://evil.example", "Referer", "https://www.example.com/"), http.StatusForbidden},
+		{"listed host, other scheme", form("Origin", "http://www.example.com"), http.StatusForbidden},
+		{"listed host, other port", form("Origin", "https://www.example.com:8443"), http.StatusForbidden},
+		{"opaque origin", form("Origin", "null"), http.StatusForbidden},
+		{"foreign referer", form("Referer", "https://evil.example/flood.html"), http.StatusForbidden},
+		{"json, foreign origin", jsonPost("Origin", "https://evil.example"), http.StatusForbidden},
+		{"json, listed origin", jsonPost("Origin", "https://www.example.com"), http.StatusCreated},
+		{"json from a backend", jsonPost(), http.StatusCreated},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := newLifeProvider("crystalpay")
+			s := newLifeShop(t, p, nil, nil)
+			s.checkout.AllowedOrigins = []string{"https://www.example.com"}
+			if err := s.checkout.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			w := s.serve(tc.req)
+			if w.Code != tc.want {
+				t.Fatalf("%d %s; want %d", w.Code, w.Body, tc.want)
+			}
+			if tc.want == http.StatusForbidden {
+				if !strings.Contains(w.Body.String(), "cross_site") && !strings.Contains(w.Body.String(), "another site") {
+					t.Errorf("refusal %q does not say why", w.Body)
+				}
+				if p.created != 0 {
+					t.Errorf("a refused checkout created %d payments", p.created)
+				}
+			}
+		})
+	}
+	t.Run("without allowed_origins", func(t *testing.T) {
+		s := newLifeShop(t, newLifeProvider("crystalpay"), nil, nil)
+		if w := s.serve(form("Origin", "https://evil.example")); w.Code != http.StatusSeeOther {
+			t.Errorf("a foreign form without allowed_origins: %d %s; want 303 as before", w.Code, w.Body)
+		}
+	})
+}
+
+// TestCheckoutAllowedOriginsCaddyfile: allowed_origins takes one or more
+// origins (scheme://host[:port], nothing more); anything else is refused
+// when the config is read.
+func TestCheckoutAllowedOriginsCaddyfile(t *testing.T) {
+	var h Checkout
+	if err := h.UnmarshalCaddyfile(fuzzDispenser(t, "kassa_checkout main {\n\tallowed_origins https://shop.example.com https://www.shop.example.com:8443\n}")); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(h.AllowedOrigins, " "); got != "https://shop.example.com https://www.shop.example.com:8443" {
+		t.Errorf("allowed_origins = %q", got)
+	}
+	for _, bad := range []string{
+		"kassa_checkout {\n\tallowed_origins\n}",
+		"kassa_checkout {\n\tallowed_origins https://shop.example.com/pay\n}",
+		"kassa_checkout {\n\tallowed_origins shop.example.com\n}",
+		"kassa_checkout {\n\tallowed_origins ftp://shop.example.com\n}",
+		"kassa_checkout {\n\tallowed_origins https://shop.example.com?x\n}",
+		"kassa_checkout {\n\tallowed_origins *\n}",
+	} {
+		var h Checkout
+		if err := h.UnmarshalCaddyfile(fuzzDispenser(t, bad)); err == nil {
+			t.Errorf("%q was accepted: %v", bad, h.AllowedOrigins)
+		}
+	}
+}
