@@ -100,7 +100,9 @@ func (e *matrixEnv) newShop(t *testing.T, dir, name, extra string) *procShop {
 	front := &procSandbox{procCaddy: e.sb.procCaddy, url: e.fwd["pegas"].url()}
 	receipts := matrixEdit(t, clusterReceipts(&procSandbox{url: e.fwd["smartcashier"].url()}),
 		"taxation usn_income", "taxation usn_income\n\t\t\tretries 1", 1)
-	s := procShopWith(t, dir, filepath.Join(dir, name+"-storage"), name, front, receipts+"\n"+extra)
+	// The matrix meets the providers' faults, not the buyers' budget of
+	// calls (buyer_rate_limit), which its quick cells would spend.
+	s := procShopWith(t, dir, filepath.Join(dir, name+"-storage"), name, front, receipts+"\n\t\tbuyer_rate_limit card 1000/s\n"+extra)
 	s.config = matrixEdit(t, s.config, front.url+"/crystalpay/", e.fwd["crystalpay"].url()+"/crystalpay/", 1)
 	s.config = matrixEdit(t, s.config, "timeout 1s", "timeout "+matrixTimeout, 3)
 	s.config = matrixEdit(t, s.config, "\t\t\tsecret sandbox-secret\n", "\t\t\tsecret sandbox-secret\n\t\t\tsecret2 sandbox-secret2\n", 1)

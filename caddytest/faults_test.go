@@ -865,7 +865,12 @@ func (e *matrixEnv) expiry(t *testing.T, f matrixFault) matrixCell {
 // document streams a paid Pegas order's payment document while the call
 // fails.
 func (e *matrixEnv) document(t *testing.T, f matrixFault) matrixCell {
-	url := e.shop.url + "/receipt?order=" + e.paidPegas + "&format=pdf"
+	// kassa_receipt keeps a document once it has fetched it: each cell
+	// asks for a new paid order's, which meets the fault.
+	id := e.buy(t, e.shop, "/pay")
+	e.pay(t, e.shop, "pegas", id)
+	e.waitDone(t, e.shop, id)
+	url := e.shop.url + "/receipt?order=" + id + "&format=pdf"
 	e.inject(t, "pegas", "transaction/receipt/file", f)
 	status, body := matrixDo(t, http.MethodGet, url, nil)
 	var cell matrixCell
@@ -877,7 +882,7 @@ func (e *matrixEnv) document(t *testing.T, f matrixFault) matrixCell {
 	if status, body := matrixDo(t, http.MethodGet, url, nil); status != http.StatusOK || !bytes.HasPrefix(body, []byte("%PDF")) {
 		t.Errorf("after the fault: %d %.40q, want the PDF", status, body)
 	}
-	if o := e.shop.record(t, e.paidPegas); o.State != kassa.OrderPaid {
+	if o := e.shop.record(t, id); o.State != kassa.OrderPaid {
 		t.Errorf("the order is %s, want paid", o.State)
 	}
 	cell.outcome, cell.once, cell.recovered = "`paid`, unchanged", "— (a read)", "✓"
