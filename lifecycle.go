@@ -392,6 +392,7 @@ func (a *App) paid(ctx context.Context, id string, st PaymentStatus, by string) 
 					return false
 				}
 				o.Error = msg
+				metrics.paymentProblems.WithLabelValues(problemUnderpaid).Inc()
 				a.logger.Warn("order underpaid", zap.String("order_id", o.ID), zap.String("provider", o.Provider))
 				return true
 			}
@@ -425,6 +426,9 @@ func (a *App) paymentProblem(ctx context.Context, id string, st PaymentStatus) (
 		amountChanged := st.Amount.Valid && !(o.PaidAmount.Valid && o.PaidAmount.Decimal.Equal(st.Amount.Decimal))
 		if o.Error == note && !amountChanged {
 			return false
+		}
+		if o.Error != note {
+			metrics.paymentProblems.WithLabelValues(problemReported).Inc()
 		}
 		o.Error = note
 		if st.Amount.Valid {
