@@ -362,6 +362,7 @@ func TestMetricLabelsStayInFixedSets(t *testing.T) {
 		"type":      {"sale", "sale_return", "purchase", "purchase_return", "unknown"},
 		"account":   {"card", "main", "metrics-card", "unknown"},
 		"reason":    {refusedShopBusy, refusedTooMany},
+		"kind":      {problemUnderpaid, problemReported},
 		"result": {callbackPaid, callbackNotPaid, callbackProblem, callbackPayout, callbackBadSignature, callbackInvalid,
 			callbackUnknownPayment, callbackFailed},
 	}

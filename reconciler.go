@@ -55,6 +55,10 @@ type reconciler struct {
 	sched  *schedule
 	lease  *lease
 
+	// passedAt is when the last pass completed, in Unix nanoseconds by
+	// the app's clock; the lease carries it to the morning check.
+	passedAt atomic.Int64
+
 	// mu guards failing.
 	mu sync.Mutex
 	// failing holds the last provider error (a status check's, or an
@@ -205,6 +209,7 @@ func (r *reconciler) pass(ctx context.Context) {
 		return
 	}
 	observePass(time.Since(start), r.sched.tally(open), r.app.now())
+	r.passedAt.Store(r.app.now().UnixNano())
 	r.observeBacklog()
 	r.app.logger.Debug("reconciler pass", zap.Int("open_orders", len(open)), zap.Duration("duration", time.Since(start)))
 }
