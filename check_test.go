@@ -100,7 +100,7 @@ func TestMorningCheckFindsWhatNeedsAction(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.clock.Add(31 * time.Minute)
-	s.pass() // late, under and wrong expire unpaid
+	s.pass()                                                    // late, under and wrong expire unpaid
 	if _, err := s.app.confirmOrder(ctx, late.ID); err != nil { // the operator saw the money arrive
 		t.Fatal(err)
 	}
