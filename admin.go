@@ -84,6 +84,8 @@ func (a *App) serveAdmin(w http.ResponseWriter, r *http.Request) error {
 		return a.adminOrders(w, r)
 	case get && len(parts) == 2 && parts[0] == "orders" && parts[1] == "export":
 		return a.adminExport(w, r)
+	case get && len(parts) == 2 && parts[0] == "orders" && parts[1] == "totals":
+		return a.adminTotals(w, r)
 	case get && len(parts) == 2 && parts[0] == "orders":
 		o, err := a.adminOrder(r.Context(), parts[1])
 		if err != nil {
