@@ -88,8 +88,8 @@ type checkReport struct {
 	Reconciler reconcilerView `json:"reconciler"`
 	// NeedsAction lists the kinds with findings, in a fixed order.
 	NeedsAction []checkKind `json:"needs_action"`
-	// Truncated: the window held more than maxCheckScan orders; those
-	// created before Scanned were not read.
+	// Truncated: the window held more than maxCheckScan orders; the
+	// oldest were not read.
 	Truncated bool `json:"truncated,omitempty"`
 }
 
