@@ -66,7 +66,7 @@ func (s *lifeShop) leadAndPass() {
 func TestMorningCheckFindsWhatNeedsAction(t *testing.T) {
 	ctx := context.Background()
 	rcv := newTestReceiver(t, always(http.StatusInternalServerError))
-	s := notifyShop(t, nil, nil, rcv.srv.URL, "order.paid")
+	s := notifyShop(t, nil, nil, rcv.srv.URL+"/hook?token=check-url-secret-9f3", "order.paid")
 
 	if rep := s.runCheck(""); rep.OK || !slices.Equal(rep.found(checkReconcilerStalled), []string{""}) {
 		t.Fatalf("with no reconciler running: ok %v, stalled %v; want the stall found", rep.OK, rep.found(checkReconcilerStalled))
@@ -142,6 +142,15 @@ func TestMorningCheckFindsWhatNeedsAction(t *testing.T) {
 	if rep.OK {
 		t.Errorf("ok with findings")
 	}
+	w := httptest.NewRecorder()
+	if err := s.app.serveAdmin(w, httptest.NewRequest(http.MethodGet, "/kassa/check", nil)); err != nil {
+		t.Fatal(err)
+	}
+	for _, secret := range []string{"check-url-secret-9f3", testNotifySecret, "buyer@example.com"} {
+		if strings.Contains(w.Body.String(), secret) {
+			t.Errorf("the check's answer carries %q: %s", secret, w.Body)
+		}
+	}
 
 	// Given up after a day, the events stay found until redelivered.
 	s.clock.Add(25 * time.Hour)
@@ -199,5 +208,38 @@ func TestMorningCheckBadSince(t *testing.T) {
 	err := s.app.serveAdmin(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/kassa/check?since=yesterday", nil))
 	if StatusCode(err) != http.StatusBadRequest || !strings.Contains(err.Error(), "since") {
 		t.Errorf("since=yesterday: %v", err)
+	}
+}
+
+// TestUndeliveredEventsIndexed: an event given up is indexed as
+// undelivered, and the index entry goes with its order when compaction
+// deletes the order.
+func TestUndeliveredEventsIndexed(t *testing.T) {
+	ctx := context.Background()
+	rcv := newTestReceiver(t, always(http.StatusBadGateway))
+	s := notifyShop(t, nil, nil, rcv.srv.URL, "order.expired")
+	o := s.created("")
+	s.clock.Add(31 * time.Minute)
+	s.pass()
+	refs := s.load(o.ID).Events
+	if len(refs) != 1 || refs[0].Type != eventExpired {
+		t.Fatalf("events of the expired order: %+v", refs)
+	}
+	s.deliver()
+	s.clock.Add(25 * time.Hour)
+	s.deliver()
+	if _, err := s.storage.Load(ctx, undeliveredKey(refs[0].ID)); err != nil {
+		t.Fatalf("the given-up event is not indexed as undelivered: %v", err)
+	}
+	if _, err := s.storage.Load(ctx, outboxKey(refs[0].ID)); err == nil {
+		t.Errorf("the given-up event is still in the outbox")
+	}
+	s.clock.Add(7 * 24 * time.Hour)
+	s.compact()
+	if _, err := s.app.orders.Load(ctx, o.ID); err == nil {
+		t.Fatalf("the expired order was not compacted")
+	}
+	if _, err := s.storage.Load(ctx, undeliveredKey(refs[0].ID)); err == nil {
+		t.Errorf("the undelivered entry outlived its compacted order")
 	}
 }
