@@ -27,7 +27,7 @@ func init() {
 const maxAdminBody = 64 << 10
 
 // Admin is the operator API on Caddy's admin endpoint (local-only by
-// default, as Caddy's admin is): balances, orders, cancel and confirm,
+// default, as Caddy's admin is): the morning check, balances, orders, cancel and confirm,
 // receipts and refunds, payouts and their status, and cash in and out of
 // the till. It finds
 // the running kassa app at request time.
@@ -78,10 +78,14 @@ func (a *App) serveAdmin(w http.ResponseWriter, r *http.Request) error {
 	switch {
 	case get && len(parts) == 1 && parts[0] == "balance":
 		return a.adminBalance(w, r)
+	case get && len(parts) == 1 && parts[0] == "check":
+		return a.adminCheck(w, r)
 	case get && len(parts) == 1 && parts[0] == "orders":
 		return a.adminOrders(w, r)
 	case get && len(parts) == 2 && parts[0] == "orders" && parts[1] == "export":
 		return a.adminExport(w, r)
+	case get && len(parts) == 2 && parts[0] == "orders" && parts[1] == "totals":
+		return a.adminTotals(w, r)
 	case get && len(parts) == 2 && parts[0] == "orders":
 		o, err := a.adminOrder(r.Context(), parts[1])
 		if err != nil {
@@ -114,7 +118,7 @@ func (a *App) serveAdmin(w http.ResponseWriter, r *http.Request) error {
 func adminRouteExists(parts []string) bool {
 	switch {
 	case len(parts) == 1:
-		return slices.Contains([]string{"balance", "orders", "payouts", "events"}, parts[0])
+		return slices.Contains([]string{"balance", "check", "orders", "payouts", "events"}, parts[0])
 	case len(parts) == 2:
 		return slices.Contains([]string{"orders", "operations", "cash", "events", "payouts"}, parts[0])
 	case len(parts) == 3:

@@ -143,7 +143,10 @@ func (a *App) redeliver(r *http.Request, id string) (*eventFile, error) {
 		if err := a.storeEvent(ctx, f); err != nil {
 			return err
 		}
-		return a.orders.storeKey(ctx, outboxKey(id), []byte(id))
+		if err := a.orders.storeKey(ctx, outboxKey(id), []byte(id)); err != nil {
+			return err
+		}
+		return a.orders.deleteKey(ctx, undeliveredKey(id))
 	})
 	if err == nil {
 		a.deliverer.forget(id)

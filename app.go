@@ -69,6 +69,12 @@ type App struct {
 	// cancelled, failed) is kept before the reconciler deletes it; default
 	// 168h (7 days). Paid orders are never deleted.
 	KeepUnpaid caddy.Duration `json:"keep_unpaid,omitempty"`
+	// EraseContactsAfter, when set, erases the buyer's e-mail and phone
+	// from an order this long after its receipt was done (or, without a
+	// receipt service, after it was paid), for the personal-data law
+	// (152-FZ): the receipt has reached the buyer and the fiscal data
+	// operator keeps it. Off by default; at least 24h (erasecontacts.go).
+	EraseContactsAfter caddy.Duration `json:"erase_contacts_after,omitempty"`
 	// MaxOrdersPerClient bounds the orders one client (an IPv4 address, an
 	// IPv6 /64) may create per OrderTTL on this instance, so that one
 	// client cannot fill MaxOpenOrders. 0 is the default, 50 from a public
@@ -335,6 +341,10 @@ func (a *App) Validate() error {
 	if a.MaxOpenOrders < -1 {
 		return fmt.Errorf("max_open_orders %d: want a positive number, or -1 for no cap", a.MaxOpenOrders)
 	}
+	if a.EraseContactsAfter != 0 && time.Duration(a.EraseContactsAfter) < minEraseContactsAfter {
+		return fmt.Errorf("erase_contacts_after %v: want at least %v, so that a receipt can still be sent again to the buyer for a day",
+			time.Duration(a.EraseContactsAfter), minEraseContactsAfter)
+	}
 	if a.MaxOrdersPerClient < -1 {
 		return fmt.Errorf("max_orders_per_client %d: want a positive number, or -1 for no bound", a.MaxOrdersPerClient)
 	}
@@ -356,7 +366,8 @@ func (a *App) Start() error {
 		zap.Bool("receipts", a.receipts != nil), zap.Int("products", a.catalog.Len()),
 		zap.Duration("poll_interval", time.Duration(a.PollInterval)), zap.Int("poll_concurrency", a.PollConcurrency),
 		zap.Duration("order_ttl", time.Duration(a.OrderTTL)),
-		zap.Duration("keep_unpaid", time.Duration(a.KeepUnpaid)), zap.Int("max_open_orders", a.MaxOpenOrders),
+		zap.Duration("keep_unpaid", time.Duration(a.KeepUnpaid)), zap.Duration("erase_contacts_after", time.Duration(a.EraseContactsAfter)),
+		zap.Int("max_open_orders", a.MaxOpenOrders),
 		zap.String("max_orders_per_client", a.perClient.describe()))
 	return nil
 }

@@ -70,6 +70,7 @@ func init() {
 //		buyer_rate_limit <account> <n>/s # repeatable: buyers' share of it; default half, or 5/s
 //		order_ttl     <duration>        # default 30m
 //		keep_unpaid   <duration>        # orders closed unpaid are deleted after; default 168h
+//		erase_contacts_after <duration> # buyers' e-mail and phone erased this long after the receipt; default: kept
 //		max_orders_per_client <n>|off   # per client (IPv4 address, IPv6 /64) per order_ttl, per instance; default: 50, public addresses only
 //		max_open_orders <n>|off         # open orders across the cluster; default 10000
 //		storage <module> [<args>] { ... } # default: Caddy's storage
@@ -115,6 +116,8 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 			err = parseDuration(d, &app.OrderTTL)
 		case "keep_unpaid":
 			err = parseDuration(d, &app.KeepUnpaid)
+		case "erase_contacts_after":
+			err = parseDuration(d, &app.EraseContactsAfter)
 		case "max_orders_per_client":
 			err = parseNumberOrOff(d, &app.MaxOrdersPerClient)
 		case "max_open_orders":

@@ -41,6 +41,7 @@ func TestGlobalOption(t *testing.T) {
 		rate_limit card 0.5/s
 		order_ttl 1h
 		keep_unpaid 72h
+		erase_contacts_after 1095d
 		time_zone Europe/Moscow
 		storage file_system /var/lib/kassa
 	}`)
@@ -70,7 +71,7 @@ func TestGlobalOption(t *testing.T) {
 		t.Errorf("products = %v", products)
 	}
 	if app["catalog"] != "/srv/shop/catalog.json" || app["poll_interval"] != 5e9 || app["order_ttl"] != 3600e9 || app["keep_unpaid"] != 72*3600e9 ||
-		app["time_zone"] != "Europe/Moscow" {
+		app["time_zone"] != "Europe/Moscow" || app["erase_contacts_after"] != 1095*24*3600e9 {
 		t.Errorf("app = %v", app)
 	}
 	if limits, _ := app["rate_limit"].(map[string]any); app["poll_concurrency"] != 8.0 || limits["main"] != 5.0 || limits["card"] != 0.5 {
@@ -116,6 +117,8 @@ func TestGlobalOptionErrors(t *testing.T) {
 		"kassa {\n rate_limit main 5/s\n rate_limit main 6/s\n}":                    "rate_limit main given twice",
 		"kassa {\n order_ttl\n}":                                                    "wrong argument count",
 		"kassa {\n keep_unpaid forever\n}":                                          "forever",
+		"kassa {\n erase_contacts_after 0s\n}":                                      "erase_contacts_after must be more than zero",
+		"kassa {\n erase_contacts_after 30d\n erase_contacts_after 30d\n}":          "erase_contacts_after given twice",
 		"kassa {\n catalog a.json\n catalog b.json\n}":                              "catalog given twice",
 		"kassa {\n webhook /x\n}":                                                   `unrecognized kassa option "webhook"`,
 		"kassa {\n max_orders_per_client 0\n}":                                      "whole number from 1",

@@ -28,7 +28,7 @@ func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "kassa",
 		Usage: "<command> [--address <admin>] [--json] [<args>]",
-		Short: "Operates caddy-kassa through the admin API: balances, orders, receipts, payouts, cash, events",
+		Short: "Operates caddy-kassa through the admin API: the morning check, balances, orders, receipts, payouts, cash, events, the month's totals",
 		Long: `
 Operates caddy-kassa in a running Caddy through its admin API: reads the
 payment accounts' balances and the orders (one also by the shop's own order
@@ -48,7 +48,8 @@ scripts (an error's JSON too). Each call waits at most --timeout (10s).
 Exit status: 0 on success; 1 when the API answers with an error or cannot
 be reached (the error's code and message are printed to stderr as
 "kassa: <code>: <message>"); 2 on a usage error (a missing argument or flag,
-an unknown command or flag, a malformed amount).
+an unknown command or flag, a malformed amount); 3 when caddy kassa check
+found something that needs action.
 `,
 		CobraFunc: kassaCommand,
 	})
@@ -82,6 +83,7 @@ func kassaCommand(cmd *cobra.Command) {
 			Args:  cobra.ArbitraryArgs,
 			RunE:  kassaRunE(0, cliBalance),
 		},
+		checkCommand(),
 		ordersCommand(),
 		&cobra.Command{
 			Use:   "order <id>",
@@ -90,7 +92,7 @@ func kassaCommand(cmd *cobra.Command) {
 			RunE:  kassaRunE(1, cliOrder),
 		},
 		orderActionCommand("cancel", "Cancels a pending order at its provider"),
-		orderActionCommand("confirm", "Marks a pending order paid on the operator's word (providers that cannot report payment)"),
+		orderActionCommand("confirm", "Marks an order paid on the operator's word: a pending one paid, one that closed unpaid (expired, cancelled) paid late; its receipt follows"),
 		orderActionCommand("receipt", "Issues the paid order's fiscal receipt, or sends a failed one again"),
 		orderActionCommand("refund", "Issues the refund (return) receipt of a paid order whose sale receipt is done"),
 		payoutCommand(),
@@ -321,6 +323,11 @@ func finish(cmd *cobra.Command, err error) error {
 	}
 	cmd.SilenceErrors = true
 	fmt.Fprintf(cmd.ErrOrStderr(), "kassa: %v\n", err)
+	if errors.As(err, new(needsAction)) {
+		return caddycmd.WrapCommandFuncForCobra(func(caddycmd.Flags) (int, error) {
+			return exitNeedsAction, nil
+		})(cmd, nil)
+	}
 	var ue usageError
 	if !errors.As(err, &ue) {
 		return err
@@ -333,8 +340,12 @@ func finish(cmd *cobra.Command, err error) error {
 	})(cmd, nil)
 }
 
-// exitUsage is the exit status of a usage error.
-const exitUsage = 2
+// The exit statuses other than 0 and 1: a usage error, and a morning
+// check that found something needing action.
+const (
+	exitUsage       = 2
+	exitNeedsAction = 3
+)
 
 // apiError is an error reply of the kassa admin API, as the CLI got it.
 type apiError struct {

@@ -17,7 +17,7 @@ import (
 
 func exportCommand() *cobra.Command {
 	c := &cobra.Command{
-		Use:   "export [--from <date>] [--to <date>] [--format csv|jsonl] > orders.csv",
+		Use:   "export [--month <YYYY-MM> | --from <date> --to <date>] [--format csv|jsonl] [--totals] > orders.csv",
 		Short: "Writes every order created in a range to stdout, oldest first, as CSV or JSON Lines: the accountant's export",
 		Long: `
 Writes every order created in [--from, --to) to stdout, oldest first, as
@@ -27,9 +27,20 @@ fiscal data; never the buyer's contacts. --from and --to are dates
 (2026-11-01: midnight in the kassa app's time_zone) or RFC 3339 times;
 without them the range is open.
 
+--month 2026-11 is the month from its first midnight to the next month's,
+in the kassa app's time_zone.
+
 The orders stream through as they are read, so any history fits in memory.
 A progress line on stderr counts them. An export that fails midway exits 1
 with the reason; what reached stdout until then is incomplete.
+
+--totals prints the period's totals instead, for the month end: per payment
+account the orders paid, their amount, what the provider reported paid, its
+commission, the late payments and the refunds; per VAT rate the sales and
+their VAT (computed as each receipt computes it: once per rate, from the
+receipt's sum at that rate), and the refunds and theirs. An order counts in
+the period it was paid in, also one paid late; a refund in the period its
+return receipt was done. Exact to the kopeck.
 `,
 		Args: cobra.ArbitraryArgs,
 		RunE: kassaRunE(0, cliExport),
@@ -37,22 +48,52 @@ with the reason; what reached stdout until then is incomplete.
 	c.Flags().String("from", "", "Only orders created at or after this date (2026-11-01) or RFC 3339 time")
 	c.Flags().String("to", "", "Only orders created before this date (2026-12-01) or RFC 3339 time")
 	c.Flags().String("format", "csv", "csv (RFC 4180, with a header row) or jsonl (one JSON object a line)")
+	c.Flags().String("month", "", "The month 2026-11, in the kassa app's time_zone, instead of --from and --to")
+	c.Flags().Bool("totals", false, "Print the period's totals per account and per VAT rate instead of its orders")
 	return c
+}
+
+// exportQuery reads --month, or --from and --to, into the query's
+// parameters.
+func exportQuery(k *kassaCLI, q url.Values) error {
+	flags := k.cmd.Flags()
+	if month, _ := flags.GetString("month"); flags.Changed("month") {
+		if flags.Changed("from") || flags.Changed("to") {
+			return usageErrorf("--month names the period: it takes no --from or --to")
+		}
+		t, err := time.Parse("2006-01", month)
+		if err != nil {
+			return usageErrorf("--month %q: want YYYY-MM, such as 2026-11", month)
+		}
+		q.Set("from", t.Format(time.DateOnly))
+		q.Set("to", t.AddDate(0, 1, 0).Format(time.DateOnly))
+		return nil
+	}
+	for _, name := range []string{"from", "to"} {
+		if v, _ := flags.GetString(name); v != "" {
+			q.Set(name, v)
+		}
+	}
+	return nil
 }
 
 // cliExport: caddy kassa export. It copies the API's stream to stdout a
 // line at a time, counting the orders for the progress line, and turns
 // the stream's error line into the command's error.
 func cliExport(k *kassaCLI, _ []string) error {
+	if totals, _ := k.cmd.Flags().GetBool("totals"); totals {
+		if k.cmd.Flags().Changed("format") {
+			return usageErrorf("--totals prints a table (or --json): it takes no --format")
+		}
+		return cliTotals(k)
+	}
 	format, _ := k.cmd.Flags().GetString("format")
 	if format != "csv" && format != "jsonl" {
 		return usageErrorf("--format %q: want csv or jsonl", format)
 	}
 	q := url.Values{"format": {format}}
-	for _, name := range []string{"from", "to"} {
-		if v, _ := k.cmd.Flags().GetString(name); v != "" {
-			q.Set(name, v)
-		}
+	if err := exportQuery(k, q); err != nil {
+		return err
 	}
 	resp, err := k.admin.stream("/kassa/orders/export?" + q.Encode())
 	if err != nil {

@@ -369,6 +369,12 @@ func (d *deliverer) settle(ctx context.Context, f *eventFile) time.Time {
 			next = due
 		}
 	}
+	if f.state() == deliveryFailed {
+		if err := d.app.orders.storeKey(ctx, undeliveredKey(f.ID), []byte(f.ID)); err != nil {
+			d.app.logger.Error("notify: indexing an undelivered event", zap.String("event_id", f.ID), zap.Error(err))
+			return next // the outbox entry stays, and the next look indexes it
+		}
+	}
 	if f.state() != deliveryPending {
 		d.dropOutbox(ctx, f.ID)
 	}

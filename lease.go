@@ -32,9 +32,20 @@ func leaseTerm(poll time.Duration) time.Duration {
 // leaseRecord is the lease as stored: its holder, and how often it was
 // taken or renewed. A standby watches the count change; it never compares
 // times written by another server, so the servers' clocks need not agree.
+//
+// Since and PassedAt are for the operator's morning check (check.go):
+// when the holder took the lease, and when it last completed a pass, by
+// the holder's clock.
 type leaseRecord struct {
-	Holder   string `json:"holder"`
-	Renewals uint64 `json:"renewals"`
+	Holder   string    `json:"holder"`
+	Renewals uint64    `json:"renewals"`
+	Since    time.Time `json:"since,omitzero"`
+	PassedAt time.Time `json:"passed_at,omitzero"`
+}
+
+// same reports whether two reads of the lease saw the same renewal.
+func (r leaseRecord) same(o leaseRecord) bool {
+	return r.Holder == o.Holder && r.Renewals == o.Renewals
 }
 
 // lease is one app's side of the reconciler's lease. The holder renews it
@@ -83,7 +94,7 @@ func (l *lease) hold(ctx context.Context) bool {
 			l.app.logger.Error("reconciler: reading the lease", zap.Error(err))
 			return false
 		}
-		if rec != l.seen || l.seenAt.IsZero() {
+		if !rec.same(l.seen) || l.seenAt.IsZero() {
 			l.seen, l.seenAt = rec, now
 		}
 		if rec.Holder != "" && rec.Holder != l.id && now.Sub(l.seenAt) < l.term {
@@ -104,7 +115,7 @@ func (l *lease) renew(ctx context.Context) bool {
 		if err != nil {
 			return err
 		}
-		if rec.Holder != l.id && rec != l.seen && rec.Holder != "" {
+		if rec.Holder != l.id && !rec.same(l.seen) && rec.Holder != "" {
 			// Another took it meanwhile, or took it from us.
 			if l.leading {
 				l.app.logger.Warn("reconciler: another instance took the lease over; standing by", zap.String("holder", rec.Holder))
@@ -112,7 +123,13 @@ func (l *lease) renew(ctx context.Context) bool {
 			l.seen, l.seenAt = rec, l.app.now()
 			return nil
 		}
-		next := leaseRecord{Holder: l.id, Renewals: rec.Renewals + 1}
+		next := leaseRecord{Holder: l.id, Renewals: rec.Renewals + 1, Since: l.app.now().UTC(), PassedAt: l.passedAt()}
+		if rec.Holder == l.id {
+			next.Since = rec.Since
+			if next.PassedAt.IsZero() {
+				next.PassedAt = rec.PassedAt // this process's previous config passed last
+			}
+		}
 		if err := l.write(ctx, next); err != nil {
 			return err
 		}
@@ -142,7 +159,7 @@ func (l *lease) release(ctx context.Context) {
 	l.leading = false
 	err := l.app.withStorageLock(ctx, reconcilerLock, func() error {
 		rec, err := l.read(ctx)
-		if err != nil || rec != l.seen {
+		if err != nil || !rec.same(l.seen) {
 			return err
 		}
 		return l.write(ctx, leaseRecord{Renewals: rec.Renewals + 1})
@@ -150,6 +167,17 @@ func (l *lease) release(ctx context.Context) {
 	if err != nil {
 		l.app.logger.Error("reconciler: releasing the lease", zap.Error(err))
 	}
+}
+
+// passedAt is when this app's reconciler last completed a pass, in UTC;
+// zero before its first.
+func (l *lease) passedAt() time.Time {
+	if r := l.app.reconciler; r != nil {
+		if ns := r.passedAt.Load(); ns != 0 {
+			return time.Unix(0, ns).UTC()
+		}
+	}
+	return time.Time{}
 }
 
 // read loads the lease; a missing or unreadable one is free.

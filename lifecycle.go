@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -392,6 +393,7 @@ func (a *App) paid(ctx context.Context, id string, st PaymentStatus, by string) 
 					return false
 				}
 				o.Error = msg
+				metrics.paymentProblems.WithLabelValues(problemUnderpaid).Inc()
 				a.logger.Warn("order underpaid", zap.String("order_id", o.ID), zap.String("provider", o.Provider))
 				return true
 			}
@@ -410,6 +412,9 @@ func (a *App) paid(ctx context.Context, id string, st PaymentStatus, by string) 
 	})
 }
 
+// problemNotePrefix starts the note paymentProblem leaves on an order.
+const problemNotePrefix = "provider reports a problem: "
+
 // paymentProblem notes on an unpaid order what its provider says is wrong
 // with its payment (PaymentStatus.Problem, such as CrystalPAY's
 // wrongamount), for an operator, without moving it: an open order still
@@ -421,10 +426,13 @@ func (a *App) paymentProblem(ctx context.Context, id string, st PaymentStatus) (
 		if o.State == OrderPaid || o.State == OrderCreating || st.Problem == "" {
 			return false
 		}
-		note := "provider reports a problem: " + st.Problem
+		note := problemNotePrefix + st.Problem
 		amountChanged := st.Amount.Valid && !(o.PaidAmount.Valid && o.PaidAmount.Decimal.Equal(st.Amount.Decimal))
 		if o.Error == note && !amountChanged {
 			return false
+		}
+		if o.Error != note {
+			metrics.paymentProblems.WithLabelValues(problemReported).Inc()
 		}
 		o.Error = note
 		if st.Amount.Valid {
@@ -437,7 +445,7 @@ func (a *App) paymentProblem(ctx context.Context, id string, st PaymentStatus) (
 }
 
 // expired closes a pending order whose time is up and which the provider
-// reported unpaid. invoiceClosed says the provider took the cancel of its
+// reported unpaid; a problem the provider reported stays noted. invoiceClosed says the provider took the cancel of its
 // invoice; otherwise the invoice may still be paid, and the order is
 // watched until it is compacted.
 func (a *App) expired(ctx context.Context, id, note string, invoiceClosed bool) (*Order, error) {
@@ -445,7 +453,10 @@ func (a *App) expired(ctx context.Context, id, note string, invoiceClosed bool) 
 		if !o.moveTo(OrderExpired, a.now()) {
 			return false
 		}
-		o.Error, o.InvoiceClosed = note, invoiceClosed
+		o.InvoiceClosed = invoiceClosed
+		if !strings.HasPrefix(o.Error, problemNotePrefix) {
+			o.Error = note // a problem's note stays, for the operator to settle
+		}
 		return true
 	})
 }

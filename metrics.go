@@ -27,6 +27,12 @@ const (
 	refusedTooMany  = "too_many_orders"
 )
 
+// The kinds of payment problems an operator settles (payment_problems_total).
+const (
+	problemUnderpaid = "underpaid"
+	problemReported  = "problem"
+)
+
 // receiptUnavailable is the receipt outcome of a send whose outcome is
 // unknown (the network failed, or the reply was unreadable): it is sent
 // again. The others are the receipt's states queued, done and failed.
@@ -60,6 +66,8 @@ var metrics = struct {
 	reconcilerLateness   prometheus.Gauge
 	ordersCompacted      prometheus.Counter
 	ordersPaidLate       prometheus.Counter
+	contactsErased       prometheus.Counter
+	paymentProblems      *prometheus.CounterVec
 	eventsRaised         *prometheus.CounterVec
 	eventsDelivered      prometheus.Counter
 	eventsRetried        prometheus.Counter
@@ -137,6 +145,17 @@ var metrics = struct {
 		Name:      "orders_paid_late_total",
 		Help:      "Orders paid after they had closed unpaid (expired, cancelled or failed): each needs a look from the shop.",
 	}),
+	contactsErased: prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "kassa",
+		Name:      "contacts_erased_total",
+		Help:      "Orders whose buyer's e-mail and phone the reconciler erased, erase_contacts_after their receipt was done.",
+	}),
+	paymentProblems: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "kassa",
+		Name:      "payment_problems_total",
+		Help: "Payments an operator must settle, by kind: underpaid (the provider reports less than the order's amount), " +
+			"problem (the provider reports a problem with the payment, such as CrystalPAY's wrongamount).",
+	}, []string{"kind"}),
 	eventsRaised: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "kassa",
 		Name:      "events_raised_total",
@@ -191,10 +210,14 @@ func registerMetrics(registry *prometheus.Registry) error {
 		// sees the first one.
 		metrics.checkoutsRefused.WithLabelValues(reason)
 	}
+	for _, kind := range []string{problemUnderpaid, problemReported} {
+		metrics.paymentProblems.WithLabelValues(kind)
+	}
 	for _, c := range []prometheus.Collector{
 		metrics.providerCalls, metrics.providerCallDuration, metrics.orderTransitions, metrics.receipts,
 		metrics.openOrders, metrics.oldestOpenOrderAge, metrics.reconcilerPasses, metrics.reconcilerPassTime,
-		metrics.reconcilerLeader, metrics.reconcilerBacklog, metrics.reconcilerLateness, metrics.ordersCompacted, metrics.ordersPaidLate, metrics.eventsRaised, metrics.eventsDelivered,
+		metrics.reconcilerLeader, metrics.reconcilerBacklog, metrics.reconcilerLateness, metrics.ordersCompacted, metrics.ordersPaidLate,
+		metrics.contactsErased, metrics.paymentProblems, metrics.eventsRaised, metrics.eventsDelivered,
 		metrics.eventsRetried, metrics.eventsFailed, metrics.eventLatency, metrics.checkoutsRefused, metrics.callbacks,
 	} {
 		var already prometheus.AlreadyRegisteredError

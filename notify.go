@@ -31,10 +31,14 @@ import (
 const (
 	eventsPrefix = "kassa/events"
 	outboxPrefix = "kassa/outbox"
+	// undeliveredPrefix indexes the events a receiver never got (given
+	// up), for the morning check (check.go) until they are redelivered.
+	undeliveredPrefix = "kassa/undelivered"
 )
 
-func eventKey(id string) string  { return eventsPrefix + "/" + id + ".json" }
-func outboxKey(id string) string { return outboxPrefix + "/" + id }
+func eventKey(id string) string       { return eventsPrefix + "/" + id + ".json" }
+func outboxKey(id string) string      { return outboxPrefix + "/" + id }
+func undeliveredKey(id string) string { return undeliveredPrefix + "/" + id }
 
 // defaultNotifyTimeout is how long a receiver has to answer a delivery.
 const defaultNotifyTimeout = 10 * time.Second

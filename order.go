@@ -83,6 +83,9 @@ type Order struct {
 	// Email and Phone are the buyer's contacts for the receipt.
 	Email string `json:"email,omitempty"`
 	Phone string `json:"phone,omitempty"`
+	// ContactsErasedAt is when erase_contacts_after erased Email and Phone
+	// (erasecontacts.go), long after the receipt went out.
+	ContactsErasedAt time.Time `json:"contacts_erased_at,omitzero"`
 	// IdempotencyKey is the buyer's Idempotency-Key, if any: a repeat with
 	// the same key gets this order again.
 	IdempotencyKey string `json:"idempotency_key,omitempty"`

@@ -700,6 +700,9 @@ func (s *OrderStore) deleteOrder(ctx context.Context, o *Order) error {
 		if err := s.deleteKey(ctx, outboxKey(ref.ID)); err != nil {
 			return err
 		}
+		if err := s.deleteKey(ctx, undeliveredKey(ref.ID)); err != nil {
+			return err
+		}
 		if err := s.deleteKey(ctx, eventKey(ref.ID)); err != nil {
 			return err
 		}

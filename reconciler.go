@@ -55,6 +55,10 @@ type reconciler struct {
 	sched  *schedule
 	lease  *lease
 
+	// passedAt is when the last pass completed, in Unix nanoseconds by
+	// the app's clock; the lease carries it to the morning check.
+	passedAt atomic.Int64
+
 	// mu guards failing.
 	mu sync.Mutex
 	// failing holds the last provider error (a status check's, or an
@@ -205,6 +209,7 @@ func (r *reconciler) pass(ctx context.Context) {
 		return
 	}
 	observePass(time.Since(start), r.sched.tally(open), r.app.now())
+	r.passedAt.Store(r.app.now().UnixNano())
 	r.observeBacklog()
 	r.app.logger.Debug("reconciler pass", zap.Int("open_orders", len(open)), zap.Duration("duration", time.Since(start)))
 }
@@ -277,8 +282,10 @@ func compactEvery(keep, poll time.Duration) time.Duration {
 	return max(min(keep/2, time.Hour), poll)
 }
 
-// compact deletes the orders that closed unpaid more than keep_unpaid ago.
+// compact deletes the orders that closed unpaid more than keep_unpaid ago,
+// and erases the contacts due (erase_contacts_after).
 func (r *reconciler) compact(ctx context.Context) {
+	defer r.eraseContacts(ctx)
 	start := time.Now()
 	n, err := r.app.orders.Compact(ctx, time.Duration(r.app.KeepUnpaid), r.lastLook)
 	metrics.ordersCompacted.Add(float64(n))
@@ -288,6 +295,20 @@ func (r *reconciler) compact(ctx context.Context) {
 	if n > 0 {
 		r.app.logger.Info("compacted unpaid orders", zap.Int("deleted", n),
 			zap.Duration("kept", time.Duration(r.app.KeepUnpaid)), zap.Duration("duration", time.Since(start)))
+	}
+}
+
+// eraseContacts erases the buyers' contacts that erase_contacts_after
+// makes due, a bounded part of them per pass.
+func (r *reconciler) eraseContacts(ctx context.Context) {
+	n, err := r.app.eraseContacts(ctx)
+	metrics.contactsErased.Add(float64(n))
+	if err != nil && ctx.Err() == nil {
+		r.app.logger.Error("reconciler: erasing buyers' contacts", zap.Int("erased", n), zap.Error(err))
+	}
+	if n > 0 {
+		r.app.logger.Info("erased buyers' contacts", zap.Int("orders", n),
+			zap.Duration("after", time.Duration(r.app.EraseContactsAfter)))
 	}
 }
 

@@ -1,0 +1,172 @@
+package kassa
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io/fs"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// Erasing buyers' contacts (erase_contacts_after): the personal-data law
+// (152-FZ) keeps personal data no longer than its purpose needs, and a
+// buyer's e-mail or phone serves the receipt, which the receipt service
+// sent to them and the fiscal data operator keeps. The reconciler's
+// compaction walks the time index from where its last walk stopped (the
+// cursor) up to the orders created erase_contacts_after ago, and erases
+// the contacts of each order whose receipt was done that long ago, through
+// App.update, leaving ContactsErasedAt. An order not yet settled (open, a
+// receipt under way or done too recently, an unpaid invoice still watched)
+// stops the walk there, to be taken up again by a later pass; an order
+// whose receipt failed keeps its contacts, for the receipt to be sent again.
+const (
+	// contactsCursorKey holds the entry name of the last order the walk
+	// went past: every order created up to it is erased or keeps its
+	// contacts for good.
+	contactsCursorKey = "kassa/contacts-erased-until"
+	// maxErasePerPass bounds the records one compaction reads for it.
+	maxErasePerPass = 1000
+	// minEraseContactsAfter is the shortest erase_contacts_after: a
+	// receipt can be sent again to its buyer for a day at least.
+	minEraseContactsAfter = 24 * time.Hour
+)
+
+// contactsVerdict is what the walk does with an order.
+type contactsVerdict int
+
+const (
+	contactsPass  contactsVerdict = iota // nothing to erase, ever: go past it
+	contactsErase                        // erase its contacts, and go past it
+	contactsWait                         // not settled yet: stop the walk before it
+)
+
+// contactsVerdictOf judges order o for erasure at now: the contacts of an
+// order settled before cutoff are erasable; one closed unpaid is watched
+// for a late payment for keepUnpaid.
+func contactsVerdictOf(o *Order, now, cutoff time.Time, keepUnpaid time.Duration) contactsVerdict {
+	switch {
+	case o.Email == "" && o.Phone == "":
+		return contactsPass
+	case o.Open():
+		return contactsWait
+	case o.State.closedUnpaid():
+		// Paid late, it gets a receipt, which needs the contacts: wait while
+		// its invoice may still be paid and the order is not compacted.
+		if o.watched() && now.Sub(o.ClosedAt) < keepUnpaid {
+			return contactsWait
+		}
+		return contactsPass
+	case o.State != OrderPaid:
+		return contactsPass
+	}
+	settled := o.PaidAt
+	if rec := o.Receipt; rec != nil {
+		if rec.State != ReceiptDone {
+			return contactsPass // failed: kept to be sent again
+		}
+		settled = rec.DoneAt
+	}
+	if settled.After(cutoff) {
+		return contactsWait
+	}
+	return contactsErase
+}
+
+// eraseContacts erases the contacts of the orders due, at most
+// maxErasePerPass records read, and returns how many it erased.
+func (a *App) eraseContacts(ctx context.Context) (int, error) {
+	after := time.Duration(a.EraseContactsAfter)
+	if after <= 0 {
+		return 0, nil
+	}
+	now := a.now()
+	cutoff := now.Add(-after)
+	cursor, err := a.storage.Load(ctx, contactsCursorKey)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return 0, storageFailure{err}
+	}
+	lo := ""
+	if _, _, ok := parseEntry(string(cursor)); ok {
+		lo = string(cursor) + "\x00" // just past it
+	}
+	erased, read, last := 0, 0, ""
+	err = a.orders.walkIndex(ctx, lo, timeBound(cutoff), false, func(name string) error {
+		if read == maxErasePerPass {
+			return errStopWalk
+		}
+		read++
+		o, err := a.orders.entryOrder(ctx, name)
+		if err != nil {
+			return err
+		}
+		if o != nil {
+			switch contactsVerdictOf(o, now, cutoff, time.Duration(a.KeepUnpaid)) {
+			case contactsWait:
+				return errStopWalk
+			case contactsErase:
+				if err := a.eraseOrderContacts(ctx, o.ID, cutoff); err != nil {
+					return err
+				}
+				erased++
+			}
+		}
+		last = name
+		return nil
+	})
+	if last != "" {
+		if serr := a.orders.storeKey(ctx, contactsCursorKey, []byte(last)); err == nil {
+			err = serr
+		}
+	}
+	return erased, err
+}
+
+// eraseOrderContacts erases order id's e-mail and phone, if it is still
+// erasable, and then from the bodies of its events.
+func (a *App) eraseOrderContacts(ctx context.Context, id string, cutoff time.Time) error {
+	o, err := a.update(ctx, id, func(o *Order) bool {
+		if contactsVerdictOf(o, a.now(), cutoff, time.Duration(a.KeepUnpaid)) != contactsErase {
+			return false
+		}
+		o.Email, o.Phone, o.ContactsErasedAt = "", "", a.now()
+		return true
+	})
+	if err != nil || o.ContactsErasedAt.IsZero() {
+		return err
+	}
+	for _, ref := range o.Events {
+		if err := a.eraseEventContacts(ctx, ref.ID); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// eraseEventContacts erases the buyer's contacts from an event's body, as
+// a later redelivery then posts it.
+func (a *App) eraseEventContacts(ctx context.Context, id string) error {
+	return a.withStorageLock(ctx, "kassa/event/"+id, func() error {
+		f, err := a.loadEvent(ctx, id)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		var body eventBody
+		if err := json.Unmarshal(f.Body, &body); err != nil {
+			a.logger.Warn("erasing contacts: an event's body does not decode; left as it is", zap.String("event_id", id), zap.Error(err))
+			return nil
+		}
+		if body.Order.Email == "" && body.Order.Phone == "" {
+			return nil
+		}
+		body.Order.Email, body.Order.Phone = "", ""
+		if f.Body, err = json.Marshal(body); err != nil {
+			return err
+		}
+		return a.storeEvent(ctx, f)
+	})
+}
