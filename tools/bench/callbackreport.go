@@ -43,8 +43,8 @@ func (f *figures) callbackRows() [][3]string {
 			add(fmt.Sprintf("payment → order paid, %s, %s", how, q.name), secondsCell(percentile(run.noticed, q.q)), notes)
 		}
 		add(fmt.Sprintf("invoice/info calls per paid order, %s", how), fmt.Sprintf("%.1f", run.perPaidOrder(run.statusCalls)),
-			fmt.Sprintf("%.0f calls in the %s from the first payment to the last order seen paid (%.0f a second); all CrystalPAY calls: %.0f",
-				run.statusCalls, roundDuration(run.window), ratio(run.statusCalls, run.window.Seconds()), run.calls))
+			fmt.Sprintf("%.0f calls in the %s from the first payment to the last order seen paid (%.1f a second); all CrystalPAY calls: %.0f",
+				run.statusCalls, secondsCell(run.window), ratio(run.statusCalls, run.window.Seconds()), run.calls))
 		add(fmt.Sprintf("callback posts (answers), %s", how), fmt.Sprintf("%d", run.deliveries.posts),
 			fmt.Sprintf("answered %s; %d retries; the shop's results: %s", statusCounts(run.deliveries.byStatus),
 				run.deliveries.retries, resultCounts(run.results)))
@@ -110,9 +110,10 @@ func (f *figures) callbackMarkdown(alone bool) string {
 	fmt.Fprintf(&b, `
 - Two shops, one after the other, alike but for the callback: each has one CrystalPAY account
   on API v3 (login, secret and salt the sandbox's public ones), poll_interval %[1]s, order_ttl
-  24h, max_open_orders off and rate_limit unset, so the account keeps the %[9]d calls a second
-  CrystalPAY v3 asks for, which bounds the reconciler's sweep; the first also has the account's callback URL and its route
-  (kassa_callback main), the second has neither, so its reconciler alone finds the payments.
+  24h, max_open_orders off and no rate_limit, so the account keeps the %[9]d calls a second
+  CrystalPAY v3 asks for, which bounds the reconciler's sweep. The first also has the
+  account's callback URL and its route (kassa_callback main); the second has neither, so its
+  reconciler alone finds the payments.
 - The shop reaches the sandbox through a proxy the harness serves, which holds every provider
   call for a time drawn uniformly from %[2]s to %[3]s (the sandbox's own latency is one fixed
   duration); the sandbox's callbacks go to the shop straight.
@@ -129,7 +130,9 @@ func (f *figures) callbackMarkdown(alone bool) string {
   least %[8]s); the rate it reads at does not change the figure. Percentiles are nearest-rank.
 - Provider calls are the shop's kassa_provider_calls_total between the first payment and the
   read that found the last order paid, so they include the reconciler's sweeps over the open
-  orders, which callbacks do not spare: polling stays the fallback. Callback posts are the
+  orders, which callbacks do not spare: polling stays the fallback. A callback's own
+  invoice/info call takes a token of the rate limit but never waits for one, so with
+  callbacks the calls run above the limit by about one per paid order. Callback posts are the
   sandbox's journal (GET /control/calls?op=callback) with the status the shop answered each;
   the shop's results are its kassa_callbacks_total.
 `, scalePollInterval, callbackLatencyMin, callbackLatencyMax, c.callback.paid, callbackPayEvery, maxAdminPage,

@@ -77,8 +77,8 @@ func main() {
 	flag.IntVar(&opts.youngNew, "young-new", 50, "new orders paid in the young-first figure")
 	opts.pageOrders = intList{10_000, 200_000}
 	flag.Var(&opts.pageOrders, "page-orders", "`counts` of stored orders of the operator page figures, comma-separated (none: no operator or export figure)")
-	flag.IntVar(&opts.callbackOpen, "callback-open", 300, "open orders in the background of the callback figures")
-	flag.IntVar(&opts.callbackOrders, "callback-orders", 200, "orders paid in each run of the callback figures (0: no such figures; at most 1000)")
+	flag.IntVar(&opts.callbackOpen, "callback-open", 250, "open orders in the background of the callback figures")
+	flag.IntVar(&opts.callbackOrders, "callback-orders", 150, "orders paid in each run of the callback figures (0: no such figures; at most 1000)")
 	flag.Parse()
 	if flag.NArg() > 0 || (opts.only != "" && opts.only != onlyNotify && opts.only != onlyScale && opts.only != onlyCallback) ||
 		opts.concurrency < 1 || opts.duration <= 0 || opts.orders < 0 || opts.latency < 0 || opts.youngOld < 0 || opts.youngNew < 0 ||
