@@ -25,7 +25,14 @@
 //     /kassa/orders?limit=20 (and page 2 by its cursor) with each of
 //     -page-orders orders stored (with kassa.OrderStore, over a year);
 //     and caddy kassa export of the first half of that year. -only scale
-//     measures these alone and replaces their section of -out.
+//     measures these alone and replaces their section of -out;
+//  9. callbacks, against the sandbox behind a proxy that holds every
+//     provider call 100 to 500 ms, on shops with a CrystalPAY v3 account
+//     and poll_interval 2s: with -callback-open open orders beside them,
+//     -callback-orders orders paid five a second, and for each the time
+//     from its payment to the shop recording it paid, on a shop told by
+//     the provider's callbacks and on one polling alone. -only callback
+//     measures this alone and replaces its section of -out.
 //
 // The figures 1 to 6 of the run are shown beside those of the report -out
 // held before, so that a regression shows.
@@ -62,7 +69,7 @@ func main() {
 	flag.StringVar(&opts.out, "out", "", "write the report (Markdown) to this `file`, such as docs/PERFORMANCE.md")
 	flag.StringVar(&opts.benchtime, "benchtime", "1s", "-benchtime of the Go benchmarks")
 	flag.StringVar(&opts.pprof, "pprof", "", "write CPU profiles of the shop and sandbox Caddies during the status and checkout figures to this `directory`")
-	flag.StringVar(&opts.only, "only", "", "measure only this `part`: notify (the checkout with and without notifications, and their delivery) or scale (the scale figures); with -out, only its section of the report is replaced")
+	flag.StringVar(&opts.only, "only", "", "measure only this `part`: notify (the checkout with and without notifications, and their delivery), scale (the scale figures) or callback (how fast a paid order is seen, with callbacks and by polling alone); with -out, only its section of the report is replaced")
 	flag.DurationVar(&opts.latency, "latency", 200*time.Millisecond, "the sandbox's latency, added to every provider call, in the scale figures")
 	opts.noticeOrders = intList{500, 5000}
 	flag.Var(&opts.noticeOrders, "notice-orders", "`counts` of open orders of the notice figures, comma-separated")
@@ -70,9 +77,13 @@ func main() {
 	flag.IntVar(&opts.youngNew, "young-new", 50, "new orders paid in the young-first figure")
 	opts.pageOrders = intList{10_000, 200_000}
 	flag.Var(&opts.pageOrders, "page-orders", "`counts` of stored orders of the operator page figures, comma-separated (none: no operator or export figure)")
+	flag.IntVar(&opts.callbackOpen, "callback-open", 250, "open orders in the background of the callback figures")
+	flag.IntVar(&opts.callbackOrders, "callback-orders", 150, "orders paid in each run of the callback figures (0: no such figures; at most 1000)")
 	flag.Parse()
-	if flag.NArg() > 0 || (opts.only != "" && opts.only != onlyNotify && opts.only != onlyScale) || opts.concurrency < 1 ||
-		opts.duration <= 0 || opts.orders < 0 || opts.latency < 0 || opts.youngOld < 0 || opts.youngNew < 0 {
+	if flag.NArg() > 0 || (opts.only != "" && opts.only != onlyNotify && opts.only != onlyScale && opts.only != onlyCallback) ||
+		opts.concurrency < 1 || opts.duration <= 0 || opts.orders < 0 || opts.latency < 0 || opts.youngOld < 0 || opts.youngNew < 0 ||
+		opts.callbackOpen < 0 || opts.callbackOrders < 0 || opts.callbackOrders > maxAdminPage ||
+		(opts.only == onlyCallback && opts.callbackOrders == 0) {
 		flag.Usage()
 		os.Exit(2)
 	}
@@ -91,6 +102,8 @@ func main() {
 		fmt.Print(f.notifySummary())
 	case onlyScale:
 		fmt.Print(f.scaleSummary())
+	case onlyCallback:
+		fmt.Print(f.callbackSummary())
 	default:
 		fmt.Print(f.summary())
 	}

@@ -147,6 +147,8 @@ func (f *figures) write(file string) error {
 		heading, section = notifyHeading, f.notifyMarkdown(true)
 	case onlyScale:
 		heading, section = scaleHeading, f.scaleMarkdown(true)
+	case onlyCallback:
+		heading, section = callbackHeading, f.callbackMarkdown(true)
 	default:
 		return os.WriteFile(file, []byte(f.markdown()), 0o644)
 	}

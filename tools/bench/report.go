@@ -171,6 +171,9 @@ func (f *figures) summary() string {
 	}
 	b.WriteString(f.notifySummary())
 	b.WriteString(f.scaleSummary())
+	if f.opts.callbackOrders > 0 {
+		b.WriteString(f.callbackSummary())
+	}
 	return b.String()
 }
 
@@ -277,7 +280,11 @@ func (f *figures) markdown() string {
   kassa_reconciler_pass_duration_seconds.
 `, strings.TrimSuffix(loadPollInterval.String(), "0m0s"), memoryPollInterval)
 
-	fmt.Fprintf(&b, "\n%s\n%s\n## Go benchmarks\n\n    %s\n\n", f.notifyMarkdown(false), f.scaleMarkdown(false), f.bench.command)
+	fmt.Fprintf(&b, "\n%s\n%s\n", f.notifyMarkdown(false), f.scaleMarkdown(false))
+	if f.opts.callbackOrders > 0 {
+		fmt.Fprintf(&b, "%s\n", f.callbackMarkdown(false))
+	}
+	fmt.Fprintf(&b, "## Go benchmarks\n\n    %s\n\n", f.bench.command)
 	b.WriteString("| benchmark | ns/op | B/op | allocs/op | other |\n|---|---:|---:|---:|---|\n")
 	for _, r := range f.bench.results {
 		var other []string

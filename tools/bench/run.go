@@ -23,8 +23,8 @@ type options struct {
 	out         string
 	benchtime   string
 	pprof       string
-	// only, if not empty, names the one part to measure: "notify" or
-	// "scale".
+	// only, if not empty, names the one part to measure: "notify",
+	// "scale" or "callback".
 	only string
 	// The scale figures' (scale.go): the latency the sandbox adds to
 	// every provider call; the open orders of each notice figure; the old
@@ -35,6 +35,9 @@ type options struct {
 	noticeOrders       intList
 	youngOld, youngNew int
 	pageOrders         intList
+	// The callback figures' (callback.go): the open orders in the
+	// background, and the orders paid in each run (0: no such figures).
+	callbackOpen, callbackOrders int
 }
 
 // command is the command line that runs the harness with these options,
@@ -42,9 +45,12 @@ type options struct {
 func (o options) command() string {
 	cmd := fmt.Sprintf("cd tools && go run ./bench -concurrency %d -duration %s -orders %d -benchtime %s",
 		o.concurrency, o.duration, o.orders, o.benchtime)
-	if o.only != onlyNotify {
+	if o.only == "" || o.only == onlyScale {
 		cmd += fmt.Sprintf(" -latency %s -notice-orders=%s -young-orders %d -young-new %d -page-orders=%s",
 			o.latency, o.noticeOrders, o.youngOld, o.youngNew, o.pageOrders)
+	}
+	if o.only == "" || o.only == onlyCallback {
+		cmd += fmt.Sprintf(" -callback-open %d -callback-orders %d", o.callbackOpen, o.callbackOrders)
 	}
 	if o.only != "" {
 		cmd += " -only " + o.only
@@ -98,10 +104,11 @@ type figures struct {
 	statusPolls  float64
 	statusWindow time.Duration
 
-	memory memoryFigures
-	bench  benchRun
-	notify notifyFigures
-	scale  scaleFigures
+	memory   memoryFigures
+	bench    benchRun
+	notify   notifyFigures
+	scale    scaleFigures
+	callback callbackFigures
 	// previous is the report -out held before this run.
 	previous previousRun
 }
@@ -182,6 +189,12 @@ func run(ctx context.Context, opts options, w io.Writer) (*figures, error) {
 		}
 		f.machine.loadAfter = loadAverage()
 		return f, nil
+	case onlyCallback:
+		if err := f.measureCallback(ctx, bin, dir, provider, providerPort, w); err != nil {
+			return nil, err
+		}
+		f.machine.loadAfter = loadAverage()
+		return f, nil
 	}
 
 	s, err := startShop("shop-load", "orders-load", loadPollInterval)
@@ -202,6 +215,11 @@ func run(ctx context.Context, opts options, w io.Writer) (*figures, error) {
 	}
 	if err := f.measureScale(ctx, bin, dir, provider, providerPort, w); err != nil {
 		return nil, err
+	}
+	if opts.callbackOrders > 0 {
+		if err := f.measureCallback(ctx, bin, dir, provider, providerPort, w); err != nil {
+			return nil, err
+		}
 	}
 	provider.stop()
 
