@@ -129,13 +129,10 @@ func adminRouteExists(parts []string) bool {
 
 // balanceView is an account's balance, or why it could not be read.
 type balanceView struct {
-	Provider string `json:"provider"`
-	// ProviderAccount is the name the provider knows the account by
-	// (CrystalPAY v3's cash register), when it tells: a wrong login shows.
-	ProviderAccount string            `json:"provider_account,omitempty"`
-	Balance         string            `json:"balance,omitempty"`
-	Wallets         map[string]string `json:"wallets,omitempty"`
-	Error           *adminErrorBody   `json:"error,omitempty"`
+	Provider string            `json:"provider"`
+	Balance  string            `json:"balance,omitempty"`
+	Wallets  map[string]string `json:"wallets,omitempty"`
+	Error    *adminErrorBody   `json:"error,omitempty"`
 }
 
 // adminBalance reports every account's balance. It answers 200 when at
@@ -152,7 +149,7 @@ func (a *App) adminBalance(w http.ResponseWriter, r *http.Request) error {
 			out[acc.name] = balanceView{Provider: acc.provider, Error: &body}
 			continue
 		}
-		v := balanceView{Provider: acc.provider, ProviderAccount: b.Account, Balance: FormatAmount(b.Total)}
+		v := balanceView{Provider: acc.provider, Balance: FormatAmount(b.Total)}
 		if len(b.Wallets) > 0 {
 			v.Wallets = make(map[string]string, len(b.Wallets))
 			for name, amount := range b.Wallets {

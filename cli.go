@@ -645,11 +645,10 @@ func sortedKeys[V any](m map[string]V) []string {
 // balanceReply is GET /kassa/balance.
 type balanceReply struct {
 	Accounts map[string]struct {
-		Provider        string            `json:"provider"`
-		ProviderAccount string            `json:"provider_account"`
-		Balance         string            `json:"balance"`
-		Wallets         map[string]string `json:"wallets"`
-		Error           *apiError         `json:"error"`
+		Provider string            `json:"provider"`
+		Balance  string            `json:"balance"`
+		Wallets  map[string]string `json:"wallets"`
+		Error    *apiError         `json:"error"`
 	} `json:"accounts"`
 }
 
@@ -689,11 +688,7 @@ func cliBalance(k *kassaCLI, _ []string) error {
 		for _, w := range sortedKeys(a.Wallets) {
 			wallets = append(wallets, w+" "+a.Wallets[w])
 		}
-		provider := a.Provider
-		if a.ProviderAccount != "" {
-			provider += " (" + a.ProviderAccount + ")"
-		}
-		row(tw, name, provider, a.Balance, strings.Join(wallets, ", "))
+		row(tw, name, a.Provider, a.Balance, strings.Join(wallets, ", "))
 	}
 	tw.Flush()
 	if err != nil {

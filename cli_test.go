@@ -126,19 +126,17 @@ func TestCLIBalance(t *testing.T) {
 	admin := newFakeAdmin(t, map[string]cliReply{
 		"GET /kassa/balance": {200, `{"accounts":{"main":{"provider":"crystalpay","balance":"203.00","wallets":{"QIWI":"100.00","LZTMARKET":"103.00"}},` +
 			`"card":{"provider":"pegas","error":{"code":"provider_unavailable","message":"pegas balance: provider unavailable (HTTP 500)"}},` +
-			`"wallet":{"provider":"pegas","balance":"0.00"},` +
-			`"v3":{"provider":"crystalpay","provider_account":"teashop","balance":"5.00"}}}`},
+			`"wallet":{"provider":"pegas","balance":"0.00"}}}`},
 	})
 	stdout, stderr, err := runCLI(t, "balance", "--address", admin.addr())
 	if err != nil {
 		t.Fatalf("err = %v, stderr %s", err, stderr)
 	}
 	want := "" +
-		"ACCOUNT  PROVIDER              BALANCE  WALLETS\n" +
-		"card     pegas                 error    -\n" +
-		"main     crystalpay            203.00   LZTMARKET 103.00, QIWI 100.00\n" +
-		"v3       crystalpay (teashop)  5.00     -\n" +
-		"wallet   pegas                 0.00     -\n"
+		"ACCOUNT  PROVIDER    BALANCE  WALLETS\n" +
+		"card     pegas       error    -\n" +
+		"main     crystalpay  203.00   LZTMARKET 103.00, QIWI 100.00\n" +
+		"wallet   pegas       0.00     -\n"
 	if stdout != want {
 		t.Errorf("stdout:\n%s\nwant:\n%s", stdout, want)
 	}
