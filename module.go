@@ -147,8 +147,8 @@ type Balance struct {
 	Total   decimal.Decimal            `json:"balance"`
 	Wallets map[string]decimal.Decimal `json:"wallets,omitempty"`
 	// Account names the provider's account the balance is of, where the
-	// provider tells it (CrystalPAY v3: the cash register's name), so that
-	// an operator sees whose money it is.
+	// provider tells it (CrystalPAY v3: the cash register's name), for Go
+	// callers. The admin API leaves it out: CrystalPAY's is the login.
 	Account string `json:"account,omitempty"`
 }
 
