@@ -646,6 +646,9 @@ func (s *OrderStore) compactOne(ctx context.Context, id string) (bool, error) {
 	case errors.Is(err, ErrOrderNotFound):
 		// Its record is gone already: only the entry is left.
 		return false, s.deleteKey(ctx, unpaidKey(id))
+	case errors.As(err, new(*RecordTooNewError)):
+		// A newer release's record: left to it, and the others compacted.
+		return false, nil
 	case err != nil:
 		return false, err
 	case !o.State.closedUnpaid():

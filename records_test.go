@@ -235,3 +235,29 @@ func TestRecordTooNewPayoutAndEvent(t *testing.T) {
 		t.Errorf("loadEvent: %v, want a *RecordTooNewError naming %s", err, eventKey(eventID))
 	}
 }
+
+// TestCompactSkipsTooNewRecord: Compact leaves a record of a newer version
+// (and its unpaid entry) to the release that wrote it, and compacts the
+// other orders past it.
+func TestCompactSkipsTooNewRecord(t *testing.T) {
+	ctx := context.Background()
+	f := newCompactFixture(t)
+	b, err := f.storage.Load(ctx, orderKey(f.expired.ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	newer := withVersion(t, b, 2)
+	if err := f.storage.Store(ctx, orderKey(f.expired.ID), newer); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Add(48 * time.Hour)
+	if n, err := f.store.Compact(ctx, 24*time.Hour, nil); err != nil || n != 2 {
+		t.Fatalf("Compact = %d, %v; want 2 (the failed and the cancelled order)", n, err)
+	}
+	if after, err := f.storage.Load(ctx, orderKey(f.expired.ID)); err != nil || !bytes.Equal(after, newer) || !f.storage.has(unpaidKey(f.expired.ID)) {
+		t.Errorf("the newer record or its unpaid entry changed: %s, %v", after, err)
+	}
+	if f.exists(f.failed) || f.exists(f.cancelled) {
+		t.Error("the orders past the newer record were not compacted")
+	}
+}
