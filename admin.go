@@ -552,9 +552,14 @@ func adminError(err error) adminErrorBody {
 	var re *RequestError
 	var ve *ValidationError
 	var pe *ProviderError
+	var tooNew *RecordTooNewError
 	switch {
 	case errors.As(err, &re):
 		return adminErrorBody{Code: re.Code, Message: re.Message, Field: re.Field}
+	case errors.As(err, &tooNew):
+		// The message names the record and the versions: the operator
+		// runs a newer release, never edits the record.
+		return adminErrorBody{Code: "record_too_new", Message: err.Error()}
 	case errors.As(err, &ve):
 		return adminErrorBody{Code: "invalid", Message: ve.Error(), Field: ve.Field}
 	case errors.As(err, &pe):

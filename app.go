@@ -252,6 +252,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 		}
 	}
 	a.useStorage(storage)
+	if err := a.checkStranded(ctx); err != nil {
+		return err
+	}
 	if a.MaxOpenOrders > 0 {
 		a.openLimit = newOpenLimit(a, a.MaxOpenOrders)
 	}

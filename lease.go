@@ -190,15 +190,16 @@ func (l *lease) read(ctx context.Context) (leaseRecord, error) {
 	if err != nil {
 		return rec, err
 	}
-	if err := json.Unmarshal(b, &rec); err != nil {
+	if err := json.Unmarshal(b, &storedLease{leaseRecord: &rec}); err != nil {
 		l.app.logger.Warn("reconciler: the stored lease does not decode; taking it as free", zap.Error(err))
 		return leaseRecord{}, nil
 	}
 	return rec, nil
 }
 
+// write stores the lease, with "v" (records.go).
 func (l *lease) write(ctx context.Context, rec leaseRecord) error {
-	b, err := json.Marshal(rec)
+	b, err := json.Marshal(storedLease{V: recordVersion, leaseRecord: &rec})
 	if err != nil {
 		return err
 	}

@@ -344,7 +344,7 @@ func (a *App) ensureEvents(ctx context.Context, o *Order) error {
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
 			missing = append(missing, ref)
-		case errors.Is(err, ErrStorage):
+		case errors.Is(err, ErrStorage), errors.As(err, new(*RecordTooNewError)):
 			return err
 		case err != nil:
 			// A file that does not decode is written again, so that it
@@ -368,9 +368,9 @@ func (a *App) ensureEvents(ctx context.Context, o *Order) error {
 	return a.writeEvents(ctx, o, missing)
 }
 
-// storeEvent writes an event's file.
+// storeEvent writes an event's file, with "v" (records.go).
 func (a *App) storeEvent(ctx context.Context, f *eventFile) error {
-	b, err := json.Marshal(f)
+	b, err := json.Marshal(storedEvent{V: recordVersion, eventFile: f})
 	if err != nil {
 		return fmt.Errorf("kassa: encoding event %s: %v", f.ID, err)
 	}
@@ -390,11 +390,14 @@ func (a *App) loadEvent(ctx context.Context, id string) (*eventFile, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kassa: loading %s: %w", eventKey(id), storageFailure{err})
 	}
-	var f eventFile
-	if err := json.Unmarshal(b, &f); err != nil || f.ID != id {
+	stored := storedEvent{eventFile: new(eventFile)}
+	if err := json.Unmarshal(b, &stored); err != nil || stored.ID != id {
 		return nil, fmt.Errorf("kassa: decoding %s: not event %s", eventKey(id), id)
 	}
-	return &f, nil
+	if err := checkRecordVersion(stored.V); err != nil {
+		return nil, fmt.Errorf("kassa: event %s: %w", eventKey(id), err)
+	}
+	return stored.eventFile, nil
 }
 
 // maxWrittenEvents bounds the ids writtenEvents remembers.

@@ -646,6 +646,9 @@ func (s *OrderStore) compactOne(ctx context.Context, id string) (bool, error) {
 	case errors.Is(err, ErrOrderNotFound):
 		// Its record is gone already: only the entry is left.
 		return false, s.deleteKey(ctx, unpaidKey(id))
+	case errors.As(err, new(*RecordTooNewError)):
+		// A newer release's record: left to it, and the others compacted.
+		return false, nil
 	case err != nil:
 		return false, err
 	case !o.State.closedUnpaid():
@@ -750,9 +753,10 @@ func (s *OrderStore) storeKey(ctx context.Context, key string, value []byte) err
 	return nil
 }
 
-// encodeOrder is the record format: the Order as JSON.
+// encodeOrder is the record format: the Order as JSON, with "v" (the
+// record version, records.go).
 func encodeOrder(o *Order) ([]byte, error) {
-	b, err := json.Marshal(o)
+	b, err := json.Marshal(storedOrder{V: recordVersion, Order: o})
 	if err != nil {
 		return nil, fmt.Errorf("kassa: encoding order %s: %w", o.ID, err)
 	}
@@ -760,11 +764,15 @@ func encodeOrder(o *Order) ([]byte, error) {
 }
 
 // decodeOrder reads a record. Unknown fields are ignored, so that an older
-// instance in a cluster reads what a newer one wrote.
+// instance in a cluster reads what a newer one wrote in the same record
+// version; a record of a newer version is a *RecordTooNewError.
 func decodeOrder(b []byte) (*Order, error) {
-	var o Order
-	if err := json.Unmarshal(b, &o); err != nil {
+	rec := storedOrder{Order: new(Order)}
+	if err := json.Unmarshal(b, &rec); err != nil {
 		return nil, err
 	}
-	return &o, nil
+	if err := checkRecordVersion(rec.V); err != nil {
+		return nil, err
+	}
+	return rec.Order, nil
 }

@@ -393,16 +393,19 @@ func (a *App) loadPayout(ctx context.Context, key string) (*payoutRecord, error)
 	if err != nil {
 		return nil, fmt.Errorf("kassa: loading %s: %w", key, storageFailure{err})
 	}
-	rec := new(payoutRecord)
-	if err := json.Unmarshal(b, rec); err != nil {
+	stored := storedPayout{payoutRecord: new(payoutRecord)}
+	if err := json.Unmarshal(b, &stored); err != nil {
 		return nil, fmt.Errorf("kassa: %s does not hold a payout record: %v", key, err)
 	}
-	return rec, nil
+	if err := checkRecordVersion(stored.V); err != nil {
+		return nil, fmt.Errorf("kassa: payout record %s: %w", key, err)
+	}
+	return stored.payoutRecord, nil
 }
 
-// storePayout writes a payout's record.
+// storePayout writes a payout's record, with "v" (records.go).
 func (a *App) storePayout(ctx context.Context, key string, rec *payoutRecord) error {
-	b, err := json.Marshal(rec)
+	b, err := json.Marshal(storedPayout{V: recordVersion, payoutRecord: rec})
 	if err != nil {
 		return err
 	}
