@@ -270,7 +270,7 @@ func (c *crystalPayV1) CreatePayment(ctx context.Context, req PaymentRequest) (P
 	if err != nil {
 		return Payment{}, err
 	}
-	p, err := parseCrystalPayGenerate(reply)
+	p, err := parseCrystalPayLink(reply)
 	if err != nil {
 		return Payment{}, c.api.Malformed("generate", http.StatusOK, reply, "%v", err)
 	}
@@ -447,8 +447,10 @@ func parseCrystalPayEnvelope(reply []byte) (crystalPayEnvelope, error) {
 	return env, nil
 }
 
-// parseCrystalPayGenerate reads a generate reply: the payment id and URL.
-func parseCrystalPayGenerate(reply []byte) (Payment, error) {
+// parseCrystalPayLink reads a reply that made a payment link: v1's
+// generate and v3's invoice/create, both an "id" and a "url" (v3's
+// rub_amount, a string or a number, is not needed).
+func parseCrystalPayLink(reply []byte) (Payment, error) {
 	var r struct {
 		ID  flexString `json:"id"`
 		URL string     `json:"url"`

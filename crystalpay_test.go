@@ -491,7 +491,7 @@ func FuzzCrystalPayReply(f *testing.F) {
 		if err == nil && env.Auth != "ok" && env.Auth != "error" {
 			t.Errorf("envelope accepted auth %q", env.Auth)
 		}
-		if p, err := parseCrystalPayGenerate(reply); err == nil && (p.ID == "" || !isHTTPURL(p.URL)) {
+		if p, err := parseCrystalPayLink(reply); err == nil && (p.ID == "" || !isHTTPURL(p.URL)) {
 			t.Errorf("generate accepted %+v", p)
 		}
 		if st, err := parseCrystalPayCheckpay(reply); err == nil && st.Amount.Valid && st.Amount.Decimal.IsNegative() {

@@ -88,7 +88,7 @@ func (c *crystalPayV3) CreatePayment(ctx context.Context, req PaymentRequest) (P
 	if err != nil {
 		return Payment{}, err
 	}
-	p, err := parseCrystalPayV3Invoice(reply)
+	p, err := parseCrystalPayLink(reply)
 	if err != nil {
 		return Payment{}, c.api.Malformed(op, http.StatusOK, reply, "%v", err)
 	}

@@ -119,25 +119,6 @@ func (a *crystalPayAmount) UnmarshalJSON(data []byte) error {
 	return a.NullDecimal.UnmarshalJSON(data)
 }
 
-// parseCrystalPayV3Invoice reads an invoice/create reply: the invoice's id
-// and payment page. Its rub_amount, a string or a number, is not needed.
-func parseCrystalPayV3Invoice(reply []byte) (Payment, error) {
-	var r struct {
-		ID  flexString `json:"id"`
-		URL string     `json:"url"`
-	}
-	if err := json.Unmarshal(reply, &r); err != nil {
-		return Payment{}, err
-	}
-	if r.ID == "" {
-		return Payment{}, errors.New(`no invoice "id"`)
-	}
-	if !isHTTPURL(r.URL) {
-		return Payment{}, errors.New(`invoice "url" is not an absolute http(s) URL`)
-	}
-	return Payment{ID: string(r.ID), URL: r.URL}, nil
-}
-
 // parseCrystalPayV3InvoiceState reads an invoice/info reply. Only payed is
 // paid; its amount, for a ruble invoice, is amount less remaining_amount
 // (what the buyer paid of it; balance_amount would be less CrystalPAY's
