@@ -18,7 +18,7 @@ import (
 // cannot fill max_open_orders and lock every buyer out. A buyer rarely
 // opens more than a few payment pages in half an hour, and of the many
 // people behind one carrier-grade NAT address few buy at one shop in the
-// same half hour. The README's "Limits on checkouts" has the reckoning.
+// same half hour. docs/reference.md, "Limits on checkouts", has the reckoning.
 const defaultMaxOrdersPerClient = 50
 
 // clientLimit bounds how many orders one client may create per window, so
@@ -158,7 +158,7 @@ func clientAddress(r *http.Request) string {
 	return host
 }
 
-// defaultMaxOpenOrders is max_open_orders when it is not set; the README's
+// defaultMaxOpenOrders is max_open_orders when it is not set; docs/reference.md's
 // "Limits on checkouts" has the reckoning. With the default
 // poll_concurrency of 16 and providers at 100–500 ms a call (160 to 32
 // calls a second), one look at each of 10 000 open orders takes 62–312 s:

@@ -93,94 +93,136 @@ func writeGolden(t *testing.T, file, caddyfile string) {
 // <placeholders> rather than giving a config.
 var syntaxReference = regexp.MustCompile(`<[a-z][a-z0-9 ._|-]*>`)
 
-// TestReadmeExamples adapts every Caddyfile example in README.md and
-// compares it with testdata/readme/NN.json (-update rewrites them). A
-// snippet of provider options is adapted inside the kassa global option,
-// a sandbox snippet inside a site.
-func TestReadmeExamples(t *testing.T) {
-	readme, err := os.ReadFile("../README.md")
+// docFiles are the Markdown files whose examples are tested: the README,
+// CONTRIBUTING.md and everything under docs/, as paths from the repository
+// root.
+func docFiles(t *testing.T) []string {
+	t.Helper()
+	files := []string{"README.md", "CONTRIBUTING.md", "xcaddy.md"}
+	err := filepath.WalkDir("../docs", func(path string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasSuffix(path, ".md") {
+			files = append(files, filepath.ToSlash(strings.TrimPrefix(path, "../")))
+		}
+		return err
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	blocks := regexp.MustCompile("(?s)```caddyfile\n(.*?)```").FindAllStringSubmatch(string(readme), -1)
+	return files
+}
+
+// goldenName is the golden adapt file of example i of the doc file.
+func goldenName(doc string, i int) string {
+	base := strings.TrimSuffix(strings.ReplaceAll(doc, "/", "-"), ".md")
+	return fmt.Sprintf("testdata/docs/%s-%02d.json", base, i)
+}
+
+// TestDocExamples adapts every Caddyfile example in the docs and compares
+// it with testdata/docs/<file>-NN.json (-update rewrites them). A snippet
+// of provider options is adapted inside the kassa global option, a sandbox
+// snippet inside a site.
+func TestDocExamples(t *testing.T) {
 	tested := 0
 	goldens := map[string]bool{}
-	for i, m := range blocks {
-		example := m[1]
-		if syntaxReference.MatchString(example) {
-			continue
-		}
-		wrapped := true
-		switch first := strings.Fields(example)[0]; first {
-		case "payment", "receipts":
-			example = "{\n\tkassa {\n" + example + "\t}\n}\n"
-		case "fault":
-			example = "http://localhost:9080 {\n\tkassa_sandbox {\n" + example + "\t}\n}\n"
-		default:
-			wrapped = false
-		}
-		tested++
-		name := fmt.Sprintf("testdata/readme/%02d.json", i)
-		goldens[name] = true
-		adapted, warnings, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(example), nil)
+	for _, doc := range docFiles(t) {
+		text, err := os.ReadFile("../" + doc)
 		if err != nil {
-			t.Errorf("README example %d does not adapt: %v\n%s", i, err, example)
-			continue
+			t.Fatal(err)
 		}
-		if len(warnings) > 0 && !wrapped {
-			t.Errorf("README example %d: warnings %v", i, warnings)
-		}
-		var pretty bytes.Buffer
-		json.Indent(&pretty, adapted, "", "\t")
-		if *update {
-			os.MkdirAll("testdata/readme", 0o755)
-			if err := os.WriteFile(name, pretty.Bytes(), 0o644); err != nil {
-				t.Fatal(err)
+		blocks := regexp.MustCompile("(?s)```caddyfile\n(.*?)```").FindAllStringSubmatch(string(text), -1)
+		for i, m := range blocks {
+			example, wrapped := wrapSnippet(m[1])
+			if syntaxReference.MatchString(example) {
+				continue
 			}
-			continue
-		}
-		want, err := os.ReadFile(name)
-		if err != nil || !bytes.Equal(bytes.TrimSpace(want), bytes.TrimSpace(pretty.Bytes())) {
-			t.Errorf("README example %d adapts differently from %s (run go test ./caddytest -run Readme -update to accept):\n%s",
-				i, name, pretty.String())
+			tested++
+			name := goldenName(doc, i)
+			goldens[name] = true
+			adapted, warnings, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(example), nil)
+			if err != nil {
+				t.Errorf("%s example %d does not adapt: %v\n%s", doc, i, err, example)
+				continue
+			}
+			if len(warnings) > 0 && !wrapped {
+				t.Errorf("%s example %d: warnings %v", doc, i, warnings)
+			}
+			var pretty bytes.Buffer
+			json.Indent(&pretty, adapted, "", "\t")
+			if *update {
+				os.MkdirAll("testdata/docs", 0o755)
+				if err := os.WriteFile(name, pretty.Bytes(), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				continue
+			}
+			want, err := os.ReadFile(name)
+			if err != nil || !bytes.Equal(bytes.TrimSpace(want), bytes.TrimSpace(pretty.Bytes())) {
+				t.Errorf("%s example %d adapts differently from %s (run go test ./caddytest -run DocExamples -update to accept):\n%s",
+					doc, i, name, pretty.String())
+			}
 		}
 	}
-	if tested < 5 {
-		t.Errorf("only %d README examples found", tested)
+	if tested < 13 {
+		t.Errorf("only %d Caddyfile examples found in the docs", tested)
 	}
-	files, _ := filepath.Glob("testdata/readme/*.json")
+	files, _ := filepath.Glob("testdata/docs/*.json")
 	for _, f := range files {
 		if !goldens[filepath.ToSlash(f)] {
-			t.Errorf("%s belongs to no README example: remove it", f)
+			t.Errorf("%s belongs to no doc example: remove it", f)
 		}
 	}
 }
 
-// readmeFence matches a fenced code block of README.md: its language and
-// its text.
-var readmeFence = regexp.MustCompile("(?ms)^```([a-z]*)\n(.*?)^```$")
+// wrapSnippet makes a whole Caddyfile of a doc example: a snippet of
+// provider options goes inside the kassa global option, a sandbox snippet
+// inside a site. wrapped says whether it did.
+func wrapSnippet(example string) (caddyfile string, wrapped bool) {
+	switch strings.Fields(example)[0] {
+	case "payment", "receipts":
+		return "{\n\tkassa {\n" + example + "\t}\n}\n", true
+	case "fault":
+		return "http://localhost:9080 {\n\tkassa_sandbox {\n" + example + "\t}\n}\n", true
+	}
+	return example, false
+}
 
-// secretKeys are the option names whose values in a README JSON example
+// docFence matches a fenced code block of a doc file: its language and
+// its text.
+var docFence = regexp.MustCompile("(?ms)^```([a-z]*)\n(.*?)^```$")
+
+// secretKeys are the option names whose values in a doc JSON example
 // must be {env.*} placeholders, never literal secrets.
 var secretKeys = map[string]bool{"login": true, "secret": true, "secret2": true, "salt": true, "token": true}
 
-// envPlaceholder is a secret's only allowed value in a README example.
+// envPlaceholder is a secret's only allowed value in a doc example.
 var envPlaceholder = regexp.MustCompile(`^\{env\.[A-Z][A-Z0-9_]*\}$`)
 
-// TestReadmeJSONExamples: every ```json block of README.md that is a Caddy
+// TestDocJSONExamples: every ```json block of the docs that is a Caddy
 // config (it has "apps") means exactly what the ```caddyfile block before
-// it adapts to. They are compared as JSON, so the README may indent as it
+// it adapts to. They are compared as JSON, so a doc may indent as it
 // likes, and a duration may be written as Caddy reads it ("10s") where the
 // adapter writes nanoseconds; anything else that differs fails, whichever
 // side drifted. Secrets in them are {env.*} placeholders.
-func TestReadmeJSONExamples(t *testing.T) {
-	readme, err := os.ReadFile("../README.md")
+func TestDocJSONExamples(t *testing.T) {
+	tested := 0
+	for _, doc := range docFiles(t) {
+		tested += testJSONExamples(t, doc)
+	}
+	if tested < 3 {
+		t.Errorf("only %d JSON config examples in the docs", tested)
+	}
+}
+
+// testJSONExamples checks the JSON config examples of one doc file and
+// returns how many it has.
+func testJSONExamples(t *testing.T, doc string) int {
+	src, err := os.ReadFile("../" + doc)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var caddyfile string
 	caddyfileIndex, tested := -1, 0
-	for _, m := range readmeFence.FindAllStringSubmatch(string(readme), -1) {
+	for _, m := range docFence.FindAllStringSubmatch(string(src), -1) {
 		lang, text := m[1], m[2]
 		if lang == "caddyfile" {
 			caddyfile = text
@@ -192,7 +234,7 @@ func TestReadmeJSONExamples(t *testing.T) {
 			continue
 		}
 		tested++
-		t.Run(fmt.Sprintf("caddyfile%02d", caddyfileIndex), func(t *testing.T) {
+		t.Run(fmt.Sprintf("%s/caddyfile%02d", doc, caddyfileIndex), func(t *testing.T) {
 			if caddyfile == "" || syntaxReference.MatchString(caddyfile) {
 				t.Fatalf("a JSON config follows no Caddyfile example:\n%s", text)
 			}
@@ -219,9 +261,7 @@ func TestReadmeJSONExamples(t *testing.T) {
 			}
 		})
 	}
-	if tested < 3 {
-		t.Errorf("only %d JSON config examples in README.md", tested)
-	}
+	return tested
 }
 
 // jsonDiff returns the path of the first place where got differs from
