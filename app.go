@@ -41,7 +41,7 @@ type App struct {
 	// CatalogFile is a JSON catalog: {"products":[{"sku","name","price","vat"}]}.
 	CatalogFile string `json:"catalog,omitempty"`
 	// Products are catalog products given inline; with CatalogFile, the two
-	// are merged and a SKU may appear once.
+	// are merged and a SKU may appear once across both (MergeCatalog).
 	Products []Product `json:"products,omitempty"`
 	// PollInterval is how often the reconciler looks at open orders;
 	// default 10s.
@@ -215,13 +215,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 		a.warnMixedSandbox()
 	}
 
-	products := slices.Clone(a.Products)
-	if a.CatalogFile != "" {
-		fromFile, err := LoadCatalogFile(a.CatalogFile)
-		if err != nil {
-			return err
-		}
-		products = append(fromFile, products...)
+	products, err := MergeCatalog(a.CatalogFile, a.Products)
+	if err != nil {
+		return err
 	}
 	catalog, err := NewCatalog(products)
 	if err != nil {

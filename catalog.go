@@ -204,6 +204,45 @@ func NewCatalog(products []Product) (*Catalog, error) {
 	return c, nil
 }
 
+// inlineProducts names the inline products in an error: they are written
+// one way in a Caddyfile and another in JSON.
+const inlineProducts = `inline products ("product" lines in the Caddyfile, "products" in JSON)`
+
+// MergeCatalog returns the products of the catalog file at path (none when
+// path is empty) followed by the inline products. A SKU may appear once
+// across the two: a SKU in both, or twice inline, is an error that names
+// it, and the file, and says to define it once. An invalid inline product
+// is an error naming its index among the inline products.
+func MergeCatalog(path string, inline []Product) ([]Product, error) {
+	var products []Product
+	if path != "" {
+		fromFile, err := LoadCatalogFile(path)
+		if err != nil {
+			return nil, err
+		}
+		products = fromFile
+	}
+	inFile := make(map[string]bool, len(products))
+	for _, p := range products {
+		inFile[p.SKU] = true
+	}
+	first := make(map[string]int, len(inline))
+	for i, p := range inline {
+		if err := p.Validate(); err != nil {
+			return nil, fmt.Errorf("catalog: inline product %d (sku %s): %v", i, quoteInput(p.SKU), err)
+		}
+		if inFile[p.SKU] {
+			return nil, fmt.Errorf("catalog: SKU %q is both in the catalog file %s and in the %s: a SKU may appear once, define it in one place",
+				p.SKU, path, inlineProducts)
+		}
+		if j, dup := first[p.SKU]; dup {
+			return nil, fmt.Errorf("catalog: SKU %q is twice in the %s (products %d and %d): define it once", p.SKU, inlineProducts, j, i)
+		}
+		first[p.SKU] = i
+	}
+	return append(products, inline...), nil
+}
+
 // LoadCatalogFile reads a catalog file:
 // {"products":[{"sku":"tea-green","name":"Green tea 100 g","price":"350.00","vat":"vat20"}]}.
 // The file must be valid UTF-8, at most 8 MiB, one JSON object with only a

@@ -259,6 +259,56 @@ func TestNewCatalog(t *testing.T) {
 	}
 }
 
+// TestMergeCatalog: a SKU may appear once across the catalog file and the
+// inline products; a SKU in both is refused with a message naming the
+// SKU and the file and saying to define it once.
+func TestMergeCatalog(t *testing.T) {
+	const file = "testdata/catalog/good.json"
+	fromFile, err := LoadCatalogFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gift := Product{SKU: "gift-box", Name: "Gift box", Price: rub("500")}
+	got, err := MergeCatalog(file, []Product{gift})
+	if err != nil || !reflect.DeepEqual(got, append(slices.Clone(fromFile), gift)) {
+		t.Errorf("file and a new inline SKU: %v, %v; want the file's products then the inline one", got, err)
+	}
+	if got, err := MergeCatalog("", []Product{gift}); err != nil || !reflect.DeepEqual(got, []Product{gift}) {
+		t.Errorf("inline only: %v, %v", got, err)
+	}
+	if got, err := MergeCatalog(file, nil); err != nil || !reflect.DeepEqual(got, fromFile) {
+		t.Errorf("file only: %v, %v", got, err)
+	}
+
+	for name, tc := range map[string]struct {
+		inline []Product
+		want   []string
+	}{
+		"in file and inline": {
+			[]Product{gift, {SKU: "tea-green", Name: "Green tea", Price: rub("350")}},
+			[]string{`SKU "tea-green"`, "catalog file " + file, `"product" lines`, `"products" in JSON`, "define it in one place"},
+		},
+		"twice inline": {
+			[]Product{gift, {SKU: "gift-box", Name: "Gift box 2", Price: rub("600")}},
+			[]string{`SKU "gift-box" is twice in the inline products`, "products 0 and 1", "define it once"},
+		},
+		"invalid inline": {
+			[]Product{gift, {SKU: "b", Name: "", Price: rub("1")}},
+			[]string{`inline product 1 (sku "b")`, "name"},
+		},
+	} {
+		_, err := MergeCatalog(file, tc.inline)
+		for _, want := range tc.want {
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("%s: %v, want an error saying %q", name, err, want)
+			}
+		}
+	}
+	if _, err := MergeCatalog("testdata/catalog/missing.json", []Product{gift}); err == nil || !strings.Contains(err.Error(), "missing.json") {
+		t.Errorf("a missing file: %v", err)
+	}
+}
+
 func TestProductJSON(t *testing.T) {
 	p := Product{SKU: "tea-green", Name: "Green tea <100 g>", Price: rub("350"), VAT: VAT20}
 	b, err := json.Marshal(p)
