@@ -18,7 +18,7 @@ import (
 // something, by where they are built (file:function) and their prefix. A
 // new such site fails TestDocsErrorCodes until it is listed here.
 var dynamicCodes = map[string][]string{
-	"admin.go:parseTimeParam bad_":   {"bad_from", "bad_to", "bad_since"},
+	"admin.go:parseTimeParam bad_":    {"bad_from", "bad_to", "bad_since"},
 	"payouts.go:checkPayoutText bad_": {"bad_to", "bad_method", "bad_order_id"},
 	// A ValidationError's field: the docs name the pattern.
 	"answer.go:publicError invalid_": {"invalid_<field>"},
