@@ -86,19 +86,19 @@ func cliMigrate(cmd *cobra.Command, args []string) error {
 	}
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	defer cancel()
-	src, err := configStorage(ctx, from, adapter)
+	src, srcName, err := configStorage(ctx, from, adapter)
 	if err != nil {
 		return finish(cmd, fmt.Errorf("--from %s: %v", from, err))
 	}
-	dst, err := configStorage(ctx, to, adapter)
+	dst, dstName, err := configStorage(ctx, to, adapter)
 	if err != nil {
 		return finish(cmd, fmt.Errorf("--to %s: %v", to, err))
 	}
 	if sameStorage(src, dst) {
-		return finish(cmd, fmt.Errorf("--from and --to keep the kassa records in the same storage (%s): nothing to copy", describeStorage(src)))
+		return finish(cmd, fmt.Errorf("--from and --to keep the kassa records in the same storage (%s): nothing to copy", srcName))
 	}
 	out := cmd.OutOrStdout()
-	fmt.Fprintf(out, "from: %s\nto:   %s\n", describeStorage(src), describeStorage(dst))
+	fmt.Fprintf(out, "from: %s\nto:   %s\n", srcName, dstName)
 	m := &migration{from: src, to: dst, force: force, out: out}
 	return finish(cmd, m.run(ctx))
 }
@@ -111,12 +111,13 @@ type storageSetting struct {
 
 // configStorage is the storage the kassa app of the config in file would
 // keep its orders in: the app's storage option, else the config's
-// top-level storage, else Caddy's default. Only the storage module is
-// loaded and provisioned, not the app.
-func configStorage(ctx caddy.Context, file, adapter string) (certmagic.Storage, error) {
+// top-level storage, else Caddy's default; and its name for the
+// operator. Only the storage module is loaded and provisioned, not the
+// app.
+func configStorage(ctx caddy.Context, file, adapter string) (certmagic.Storage, string, error) {
 	config, _, _, err := caddycmd.LoadConfig(file, adapter)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	var top storageSetting
 	var apps struct {
@@ -125,57 +126,71 @@ func configStorage(ctx caddy.Context, file, adapter string) (certmagic.Storage, 
 		} `json:"apps"`
 	}
 	if err := json.Unmarshal(config, &top); err != nil {
-		return nil, fmt.Errorf("reading the config: %v", err)
+		return nil, "", fmt.Errorf("reading the config: %v", err)
 	}
 	if err := json.Unmarshal(config, &apps); err != nil {
-		return nil, fmt.Errorf("reading the config: %v", err)
+		return nil, "", fmt.Errorf("reading the config: %v", err)
 	}
-	setting := apps.Apps.Kassa
+	setting, where := apps.Apps.Kassa, "the kassa app's storage"
 	if setting == nil {
-		return nil, errors.New("the config has no kassa app (no kassa global option), so it keeps no orders")
+		return nil, "", errors.New("the config has no kassa app (no kassa global option), so it keeps no orders")
 	}
 	if setting.StorageRaw == nil {
-		setting = &top
+		setting, where = &top, "the config's top-level storage"
 	}
 	if setting.StorageRaw == nil {
-		return caddy.DefaultStorage, nil
+		return caddy.DefaultStorage, describeStorage(caddy.DefaultStorage, nil, "Caddy's default storage"), nil
 	}
 	mod, err := ctx.LoadModule(setting, "StorageRaw")
 	if err != nil {
-		return nil, fmt.Errorf("loading storage: %v", err)
+		return nil, "", fmt.Errorf("loading storage: %v", err)
 	}
 	conv, ok := mod.(caddy.StorageConverter)
 	if !ok {
-		return nil, fmt.Errorf("storage module %T is not a caddy.StorageConverter", mod)
+		return nil, "", fmt.Errorf("storage module %T is not a caddy.StorageConverter", mod)
 	}
 	storage, err := conv.CertMagicStorage()
 	if err != nil {
-		return nil, fmt.Errorf("creating storage: %v", err)
+		return nil, "", fmt.Errorf("creating storage: %v", err)
 	}
-	return storage, nil
+	named, _ := mod.(caddy.Module)
+	return storage, describeStorage(storage, named, where), nil
 }
 
 // describeStorage names a storage for the operator: a file storage by its
-// folder, another by its own description (the Redis storage's leaves its
-// passwords out), else its type.
-func describeStorage(s certmagic.Storage) string {
+// folder, another by its module's name only (its settings may hold
+// passwords), and where the config sets it.
+func describeStorage(s certmagic.Storage, mod caddy.Module, where string) string {
 	if fs, ok := s.(*certmagic.FileStorage); ok {
-		if abs, err := filepath.Abs(fs.Path); err == nil {
-			return "file_system " + abs
+		path := fs.Path
+		if abs, err := filepath.Abs(path); err == nil {
+			path = abs
 		}
-		return "file_system " + fs.Path
+		return "file_system " + path + " (" + where + ")"
 	}
-	if str, ok := s.(fmt.Stringer); ok {
-		return fmt.Sprintf("%T %s", s, str.String())
+	if mod != nil {
+		return string(mod.CaddyModule().ID) + " (" + where + ")"
 	}
-	return fmt.Sprintf("%T", s)
+	return fmt.Sprintf("%T (%s)", s, where)
 }
 
 // sameStorage reports whether two storages are one: the same folder, or
-// the same description (of a storage that describes itself).
+// the same settings as the storage describes them.
 func sameStorage(a, b certmagic.Storage) bool {
-	_, described := a.(fmt.Stringer)
-	return described && describeStorage(a) == describeStorage(b)
+	x, described := a.(fmt.Stringer)
+	y, _ := b.(fmt.Stringer)
+	if fa, ok := a.(*certmagic.FileStorage); ok {
+		fb, ok := b.(*certmagic.FileStorage)
+		return ok && sameFolder(fa.Path, fb.Path)
+	}
+	return described && y != nil && x.String() == y.String()
+}
+
+// sameFolder reports whether two paths name one folder.
+func sameFolder(a, b string) bool {
+	a, errA := filepath.Abs(a)
+	b, errB := filepath.Abs(b)
+	return errA == nil && errB == nil && a == b
 }
 
 // migration copies the kassa records from one storage to another and

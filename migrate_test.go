@@ -205,7 +205,8 @@ func TestMigrateCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	stdout, stderr, err := runCLI(t, "migrate", "--from", from, "--to", to)
-	if err != nil || !strings.HasPrefix(stdout, "from: file_system "+src.Path+"\nto:   file_system "+dstPath+"\n") ||
+	if err != nil || !strings.HasPrefix(stdout, "from: file_system "+src.Path+" (the kassa app's storage)\n"+
+		"to:   file_system "+dstPath+" (the config's top-level storage)\n") ||
 		!strings.HasSuffix(stdout, "copied and verified 11 records\n") {
 		t.Fatalf("migrate: %v\n%s%s", err, stdout, stderr)
 	}
