@@ -37,6 +37,9 @@ XDG_DATA_HOME: run the command as the user Caddy runs as). It does not start
 Caddy nor call any provider. Certificates and the rest of Caddy's storage
 are not copied: see 'caddy storage export' and 'caddy storage import'.
 
+A source without kassa records is refused: the wrong config, or a default
+storage under another user's HOME.
+
 A config is a Caddyfile (a file named Caddyfile* or *.caddyfile) or JSON;
 --adapter names the adapter of both, as 'caddy run' takes it.
 
@@ -213,12 +216,16 @@ func (m *migration) run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("listing the source's records: %v", err)
 	}
+	if len(keys) == 0 {
+		return errors.New("the source holds no kassa records: is it the config Caddy runs, and is migrate run as the user " +
+			"Caddy runs as, with its environment (Caddy's default storage is under that user's HOME)?")
+	}
 	earlier, err := m.checkDestination(ctx, keys)
 	if err != nil {
 		return err
 	}
 	if earlier > 0 {
-		fmt.Fprintf(m.out, "the destination holds %d records of an earlier run of this copy: copying the rest\n", earlier)
+		fmt.Fprintf(m.out, "the destination holds %d records equal to the source's, from an earlier run of this copy: completing it\n", earlier)
 	}
 	for _, key := range keys {
 		b, err := m.from.Load(ctx, key)

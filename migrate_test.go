@@ -96,7 +96,7 @@ func TestMigrateCopiesAndVerifies(t *testing.T) {
 	}
 
 	// Run again: the destination is this copy, and the run completes it.
-	if out, err := migrateRun(src, dst, false); err != nil || !strings.Contains(out, "holds 11 records of an earlier run") {
+	if out, err := migrateRun(src, dst, false); err != nil || !strings.Contains(out, "holds 11 records equal to the source's, from an earlier run of this copy: completing it") {
 		t.Errorf("migrate again: %v\n%s", err, out)
 	}
 	migrateCheckCopy(t, dst)
@@ -119,6 +119,14 @@ func TestMigrateRefusesAHeldLease(t *testing.T) {
 	out, err = migrateRun(src, dst, true)
 	if err != nil || !strings.Contains(out, "copying anyway (--force)") {
 		t.Fatalf("migrate --force: %v\n%s", err, out)
+	}
+}
+
+func TestMigrateRefusesAnEmptySource(t *testing.T) {
+	src := &certmagic.FileStorage{Path: t.TempDir()}
+	out, err := migrateRun(src, &certmagic.FileStorage{Path: t.TempDir()}, false)
+	if err == nil || !strings.Contains(err.Error(), "the source holds no kassa records") || strings.Contains(out, "copied") {
+		t.Errorf("migrate from an empty storage: %v\n%s", err, out)
 	}
 }
 
