@@ -28,7 +28,7 @@ func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "kassa",
 		Usage: "<command> [--address <admin>] [--json] [<args>]",
-		Short: "Operates caddy-kassa through the admin API: the morning check, balances, orders, receipts, payouts, cash, events, the month's totals",
+		Short: "Operates caddy-kassa through the admin API: the morning check, balances, orders, receipts, payouts, cash, events, the month's totals; migrates its storage",
 		Long: `
 Operates caddy-kassa in a running Caddy through its admin API: reads the
 payment accounts' balances and the orders (one also by the shop's own order
@@ -36,6 +36,10 @@ id, --shop-order-id), cancels or confirms an order,
 issues its fiscal receipt or its refund (return) receipt, sends a payout
 and asks where one stands, records cash put into or taken out of the till, and lists the shop's
 notification events and delivers one again.
+
+One command works with Caddy stopped, without the admin API: caddy kassa
+migrate copies the kassa records from one config's storage to another's
+(see caddy kassa migrate --help).
 
 The admin endpoint is --address (host:port, http://host:port or
 unix//path/to/socket); without it, the admin address of the config named by
@@ -105,6 +109,7 @@ func kassaCommand(cmd *cobra.Command) {
 			RunE:  kassaRunE(1, cliOperation),
 		},
 		exportCommand(),
+		migrateCommand(),
 		eventsCommand(),
 		&cobra.Command{
 			Use:   "redeliver <event_id>",

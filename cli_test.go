@@ -618,7 +618,7 @@ func TestCLIUsageErrors(t *testing.T) {
 		args []string
 		msg  string
 	}{
-		{nil, "caddy kassa needs a command: balance, cancel, cash, check, confirm, events, export, operation, order, orders, payout, payout-status, receipt, redeliver, refund"},
+		{nil, "caddy kassa needs a command: balance, cancel, cash, check, confirm, events, export, migrate, operation, order, orders, payout, payout-status, receipt, redeliver, refund"},
 		{[]string{"frobnicate"}, `unknown command "frobnicate" for caddy kassa`},
 		{[]string{"order"}, "caddy kassa order needs the order id"},
 		{[]string{"order", ""}, "caddy kassa order: the order id is empty"},
