@@ -124,13 +124,15 @@ func (a *App) eraseContacts(ctx context.Context) (int, error) {
 }
 
 // eraseOrderContacts erases order id's e-mail and phone, if it is still
-// erasable, and then from the bodies of its events.
+// erasable, with the fingerprint of its request, which hashes them, and
+// then from the bodies of its events. A repeat of its key then answers
+// with the order, as for an order made before fingerprints.
 func (a *App) eraseOrderContacts(ctx context.Context, id string, cutoff time.Time) error {
 	o, err := a.update(ctx, id, func(o *Order) bool {
 		if contactsVerdictOf(o, a.now(), cutoff, time.Duration(a.KeepUnpaid)) != contactsErase {
 			return false
 		}
-		o.Email, o.Phone, o.ContactsErasedAt = "", "", a.now()
+		o.Email, o.Phone, o.Fingerprint, o.ContactsErasedAt = "", "", "", a.now()
 		return true
 	})
 	if err != nil || o.ContactsErasedAt.IsZero() {
