@@ -49,15 +49,16 @@ func isRequestHost(r *http.Request, origin string) bool {
 
 // fromAllowedOrigin reports whether r comes from a page of the shop itself
 // or of one of the allowed origins. Its Origin decides; without one, its
-// Referer's origin. A request that names neither (a backend, curl, a
-// browser told to send no referrer) is let through: the check keeps other
-// sites' pages from using their visitors' browsers, and such a page cannot
-// make a browser's POST drop its Origin.
+// Referer's origin. A request that names neither is let through (a
+// backend, curl, an address the buyer typed) unless the browser says it
+// came from another site's page (Sec-Fetch-Site): a page can make a GET
+// with no Origin and no Referer, such as <img referrerpolicy="no-referrer">.
 func fromAllowedOrigin(r *http.Request, allowed []string) bool {
 	origin := r.Header.Get("Origin")
 	if origin == "" {
 		if r.Referer() == "" {
-			return true
+			site := r.Header.Get("Sec-Fetch-Site")
+			return site != "cross-site" && site != "same-site"
 		}
 		ref, err := url.Parse(r.Referer())
 		if err != nil || ref.Host == "" {

@@ -104,3 +104,41 @@ func TestCheckoutAllowedOriginsCaddyfile(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckoutAllowedOriginsNoReferrer: a page can make a browser send a
+// request with neither Origin nor Referer (a GET, as a proxied storefront's
+// checkout takes, from <img referrerpolicy="no-referrer">), but the browser
+// still says Sec-Fetch-Site: cross-site. With allowed_origins such a request
+// is 403 cross_site; one a buyer typed (Sec-Fetch-Site: none) or made on
+// the shop's own page, and one from no browser at all, still check out.
+// Before: naming no origin passed whatever Sec-Fetch-Site said.
+func TestCheckoutAllowedOriginsNoReferrer(t *testing.T) {
+	for _, tc := range []struct {
+		site string
+		want int
+	}{
+		{"cross-site", http.StatusForbidden},
+		{"same-site", http.StatusForbidden},
+		{"same-origin", http.StatusSeeOther},
+		{"none", http.StatusSeeOther},
+		{"", http.StatusSeeOther},
+	} {
+		t.Run("Sec-Fetch-Site "+tc.site, func(t *testing.T) {
+			p := newLifeProvider("crystalpay")
+			s := newLifeShop(t, p, nil, nil)
+			s.checkout.AllowedOrigins = []string{"https://www.example.com"}
+			req := httptest.NewRequest(http.MethodPost, "https://shop.example.com/pay", strings.NewReader("item=tea-green&email=buyer@example.com"))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			if tc.site != "" {
+				req.Header.Set("Sec-Fetch-Site", tc.site)
+			}
+			w := s.serve(req)
+			if w.Code != tc.want {
+				t.Fatalf("%d %s; want %d", w.Code, w.Body, tc.want)
+			}
+			if tc.want == http.StatusForbidden && p.created != 0 {
+				t.Errorf("a refused checkout created %d payments", p.created)
+			}
+		})
+	}
+}
