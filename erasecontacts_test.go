@@ -167,3 +167,59 @@ func TestEraseContactsLeavesNoHashOfThem(t *testing.T) {
 		t.Errorf("a repeat of the key after the erasure: %d %s; want 200 with order %s", w.Code, w.Body, o.ID)
 	}
 }
+
+// TestEraseContactsWaitsForARefund: an order refunded a month after its
+// sale keeps its contacts while its return receipt is under way (a send
+// may be retried, and 54-FZ sends it to the buyer's contact too) and,
+// like a failed sale receipt, when the return receipt failed (to be sent
+// again); once it is done they go. Before: only the sale receipt's
+// failure kept them, so a failed refund was sent again to no one.
+func TestEraseContactsWaitsForARefund(t *testing.T) {
+	ctx := context.Background()
+	day := 24 * time.Hour
+	s := newLifeShop(t, newLifeProvider("pegas"), nil, nil)
+	s.app.EraseContactsAfter = caddy.Duration(30 * 24 * time.Hour)
+	refunding := s.created("")
+	s.provider.pay(refunding.Payment.ID)
+	s.pass()
+	s.clock.Add(time.Minute)
+	failing := s.created("")
+	s.provider.pay(failing.Payment.ID)
+	s.pass()
+	s.clock.Add(31 * day)
+	for _, o := range []*Order{refunding, failing} {
+		if _, err := s.app.receiptStarted(ctx, o.ID, ReceiptSaleReturn); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.app.update(ctx, failing.ID, func(o *Order) bool {
+		o.Refund.State, o.Refund.Error, o.Refund.DoneAt = ReceiptFailed, "Открыта крышка.", s.clock.Now()
+		return true
+	}); err != nil {
+		t.Fatal(err)
+	}
+	s.compact()
+	for _, o := range []*Order{refunding, failing} {
+		got := s.load(o.ID)
+		if got.Email == "" {
+			t.Fatalf("order %s: contacts erased while its refund is %s; want them kept", o.ID, got.Refund.State)
+		}
+		if rc := fiscalReceipt(got, got.Refund); rc.Email != "buyer@example.com" {
+			t.Errorf("order %s: the return receipt would go to %q", o.ID, rc.Email)
+		}
+	}
+	if _, err := s.app.advanceReceipt(ctx, s.load(refunding.ID), ReceiptSaleReturn); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.load(refunding.ID); got.Refund.State != ReceiptDone {
+		t.Fatalf("the refund is %s, want done", got.Refund.State)
+	}
+	s.clock.Add(31 * day)
+	s.compact()
+	if got := s.load(refunding.ID); got.Email != "" {
+		t.Errorf("the refund was done 31 days ago, but the order keeps e-mail %q", got.Email)
+	}
+	if got := s.load(failing.ID); got.Email == "" {
+		t.Errorf("an order whose refund failed lost its contacts; want them kept for sending it again")
+	}
+}
