@@ -142,3 +142,28 @@ func TestCheckoutAllowedOriginsNoReferrer(t *testing.T) {
 		})
 	}
 }
+
+// TestCheckoutAllowedOriginsAsBrowsersSendThem: an allowed origin that no
+// browser ever sends in Origin (an IDN host not in punycode, a scheme's
+// default port written out) would refuse every checkout from that site
+// without a word; it is refused when the config is read, saying what to
+// write. Before: accepted, and never matched.
+func TestCheckoutAllowedOriginsAsBrowsersSendThem(t *testing.T) {
+	for _, tc := range []struct{ origin, hint string }{
+		{"https://магазин.рф", "xn--"},
+		{"https://shop.example.com:443", "write https://shop.example.com"},
+		{"http://shop.example.com:80", "write http://shop.example.com"},
+		{"https://[::1]:443", "write https://[::1]"},
+	} {
+		h := Checkout{Amount: "100", AllowedOrigins: []string{tc.origin}}
+		err := h.Validate()
+		if err == nil || !strings.Contains(err.Error(), tc.hint) {
+			t.Errorf("allowed_origins %s: %v; want refused, naming %s", tc.origin, err, tc.hint)
+		}
+	}
+	for _, good := range []string{"https://xn--80aa0cbo65f.xn--p1ai", "https://shop.example.com:8443", "http://[::1]:8080", "http://localhost:8080"} {
+		if err := (&Checkout{Amount: "100", AllowedOrigins: []string{good}}).Validate(); err != nil {
+			t.Errorf("allowed_origins %s: %v", good, err)
+		}
+	}
+}
