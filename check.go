@@ -265,8 +265,8 @@ func paidNote(o *Order) string {
 
 // window checks the orders created from since back by the time an unpaid
 // order may still be paid, to now: failed receipts (of orders created
-// since), and orders paid late since. It reports whether it stopped at
-// maxCheckScan.
+// since, or that failed since: a late payment's, a refund's), and orders
+// paid late since. It reports whether it stopped at maxCheckScan.
 func (c *checker) window(ctx context.Context, since time.Time) (truncated bool, err error) {
 	a := c.app
 	from := since.Add(-time.Duration(a.KeepUnpaid) - time.Duration(a.OrderTTL))
@@ -284,11 +284,8 @@ func (c *checker) window(ctx context.Context, since time.Time) (truncated bool, 
 		if o.PaidLate && !o.PaidAt.Before(since) {
 			c.add(checkPaidLate, orderItem(o, o.PaidAt, "paid "+ago(c.now, o.PaidAt)+", after the order "+closedNote(o)))
 		}
-		if o.CreatedAt.Before(since) {
-			return nil
-		}
 		for _, rec := range []*OrderReceipt{o.Receipt, o.Refund} {
-			if rec != nil && rec.State == ReceiptFailed {
+			if rec != nil && rec.State == ReceiptFailed && (!o.CreatedAt.Before(since) || !rec.DoneAt.Before(since)) {
 				c.add(checkReceiptFailed, orderItem(o, rec.DoneAt, rec.Type.String()+" receipt "+rec.OperationID+" failed: "+rec.Error))
 			}
 		}

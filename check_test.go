@@ -243,3 +243,49 @@ func TestUndeliveredEventsIndexed(t *testing.T) {
 		t.Errorf("the undelivered entry outlived its compacted order")
 	}
 }
+
+// TestMorningCheckFindsALateFailure: a receipt that failed within the
+// check's window is a finding however long before it its order was made:
+// the refund of an order bought ten days ago that failed today, and the
+// sale receipt of an order paid late today. Before: only the receipts of
+// orders created in the window were looked at, so neither was found.
+func TestMorningCheckFindsALateFailure(t *testing.T) {
+	ctx := context.Background()
+	day := 24 * time.Hour
+	s := newLifeShop(t, newLifeProvider("crystalpay"), nil, nil)
+	refunded := s.created("")
+	s.provider.pay(refunded.Payment.ID)
+	s.pass()
+	s.clock.Add(5 * day)
+	late := s.created("")
+	s.clock.Add(time.Hour)
+	s.pass() // late expires unpaid
+	if got := s.load(late.ID); got.State.Open() {
+		t.Fatalf("order %s is %s; want closed unpaid", late.ID, got.State)
+	}
+	s.clock.Add(5 * day)
+	fail := func(id string, t ReceiptType) {
+		if _, err := s.app.update(ctx, id, func(o *Order) bool {
+			rec := newReceiptAttempt(o.ID, t, 1)
+			rec.State, rec.Error, rec.DoneAt = ReceiptFailed, "Открыта крышка.", s.clock.Now()
+			o.setReceipt(rec)
+			return true
+		}); err != nil {
+			s.t.Fatal(err)
+		}
+	}
+	fail(refunded.ID, ReceiptSaleReturn)
+	if _, err := s.app.paid(ctx, late.ID, PaymentStatus{Paid: true}, ""); err != nil {
+		t.Fatal(err)
+	}
+	fail(late.ID, ReceiptSale)
+	s.leadAndPass()
+	want := []string{late.ID, refunded.ID}
+	slices.Sort(want)
+	if got := s.runCheck("").found(checkReceiptFailed); !slices.Equal(got, want) {
+		t.Errorf("receipt_failed %v; want %v", got, want)
+	}
+	if got := s.runCheck("?since=24h").found(checkReceiptFailed); !slices.Contains(got, late.ID) {
+		t.Errorf("check?since=24h: receipt_failed %v; want the late payment's %s", got, late.ID)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"unicode"
 
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 )
@@ -49,15 +50,16 @@ func isRequestHost(r *http.Request, origin string) bool {
 
 // fromAllowedOrigin reports whether r comes from a page of the shop itself
 // or of one of the allowed origins. Its Origin decides; without one, its
-// Referer's origin. A request that names neither (a backend, curl, a
-// browser told to send no referrer) is let through: the check keeps other
-// sites' pages from using their visitors' browsers, and such a page cannot
-// make a browser's POST drop its Origin.
+// Referer's origin. A request that names neither is let through (a
+// backend, curl, an address the buyer typed) unless the browser says it
+// came from another site's page (Sec-Fetch-Site): a page can make a GET
+// with no Origin and no Referer, such as <img referrerpolicy="no-referrer">.
 func fromAllowedOrigin(r *http.Request, allowed []string) bool {
 	origin := r.Header.Get("Origin")
 	if origin == "" {
 		if r.Referer() == "" {
-			return true
+			site := r.Header.Get("Sec-Fetch-Site")
+			return site != "cross-site" && site != "same-site"
 		}
 		ref, err := url.Parse(r.Referer())
 		if err != nil || ref.Host == "" {
@@ -69,12 +71,20 @@ func fromAllowedOrigin(r *http.Request, allowed []string) bool {
 }
 
 // checkOrigin refuses an allowed origin that is not scheme://host[:port]
-// with an http or https scheme, as browsers send it in Origin.
+// with an http or https scheme, as browsers send it in Origin: one they
+// never send (an IDN host not in punycode, the scheme's default port
+// written out) would match nothing.
 func checkOrigin(origin string) error {
 	u, err := url.Parse(origin)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil ||
 		u.Path != "" || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
 		return fmt.Errorf("%q is not an origin: want scheme://host[:port], like https://shop.example.com", origin)
+	}
+	if strings.ContainsFunc(u.Host, func(r rune) bool { return r > unicode.MaxASCII }) {
+		return fmt.Errorf("%q: write the host in punycode (xn--…), as browsers send it in Origin", origin)
+	}
+	if port := u.Port(); (u.Scheme == "https" && port == "443") || (u.Scheme == "http" && port == "80") {
+		return fmt.Errorf("%q: browsers leave the default port out of Origin; write %s://%s", origin, u.Scheme, strings.TrimSuffix(u.Host, ":"+port))
 	}
 	return nil
 }

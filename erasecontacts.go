@@ -20,7 +20,8 @@ import (
 // App.update, leaving ContactsErasedAt. An order not yet settled (open, a
 // receipt under way or done too recently, an unpaid invoice still watched)
 // stops the walk there, to be taken up again by a later pass; an order
-// whose receipt failed keeps its contacts, for the receipt to be sent again.
+// whose receipt (or refund's receipt) failed keeps its contacts, for the
+// receipt to be sent again.
 const (
 	// contactsCursorKey holds the entry name of the last order the walk
 	// went past: every order created up to it is erased or keeps its
@@ -60,6 +61,9 @@ func contactsVerdictOf(o *Order, now, cutoff time.Time, keepUnpaid time.Duration
 		return contactsPass
 	case o.State != OrderPaid:
 		return contactsPass
+	}
+	if o.Refund != nil && o.Refund.State == ReceiptFailed {
+		return contactsPass // as a failed sale receipt: kept to be sent again
 	}
 	settled := o.PaidAt
 	if rec := o.Receipt; rec != nil {
@@ -124,13 +128,15 @@ func (a *App) eraseContacts(ctx context.Context) (int, error) {
 }
 
 // eraseOrderContacts erases order id's e-mail and phone, if it is still
-// erasable, and then from the bodies of its events.
+// erasable, with the fingerprint of its request, which hashes them, and
+// then from the bodies of its events. A repeat of its key then answers
+// with the order, as for an order made before fingerprints.
 func (a *App) eraseOrderContacts(ctx context.Context, id string, cutoff time.Time) error {
 	o, err := a.update(ctx, id, func(o *Order) bool {
 		if contactsVerdictOf(o, a.now(), cutoff, time.Duration(a.KeepUnpaid)) != contactsErase {
 			return false
 		}
-		o.Email, o.Phone, o.ContactsErasedAt = "", "", a.now()
+		o.Email, o.Phone, o.Fingerprint, o.ContactsErasedAt = "", "", "", a.now()
 		return true
 	})
 	if err != nil || o.ContactsErasedAt.IsZero() {

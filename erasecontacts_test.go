@@ -2,6 +2,7 @@ package kassa
 
 import (
 	"context"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -128,5 +129,97 @@ func TestEraseContactsAtLeastADay(t *testing.T) {
 		if err != nil && !strings.Contains(err.Error(), "erase_contacts_after") {
 			t.Errorf("the refusal does not name the option: %v", err)
 		}
+	}
+}
+
+// TestEraseContactsLeavesNoHashOfThem: a keyed checkout's order keeps a
+// fingerprint of its request, which hashes the buyer's e-mail and phone
+// with the cart; erasing the contacts must erase it too, or the record
+// still holds them: a phone number is ten digits, and the rest of the hash
+// input is in the record, so the hash gives the number back in hours.
+// Before: the fingerprint stayed after the erasure.
+func TestEraseContactsLeavesNoHashOfThem(t *testing.T) {
+	ctx := context.Background()
+	s := newLifeShop(t, newLifeProvider("pegas"), nil, nil)
+	s.app.EraseContactsAfter = caddy.Duration(30 * 24 * time.Hour)
+	o := s.created("review19-erase-0000000001")
+	s.provider.pay(o.Payment.ID)
+	s.pass()
+	if o = s.load(o.ID); o.State != OrderPaid || o.Receipt == nil || o.Receipt.State != ReceiptDone || o.Fingerprint == "" {
+		t.Fatalf("order %s: %s, receipt %+v, fingerprint %q; want paid, its receipt done, with a fingerprint", o.ID, o.State, o.Receipt, o.Fingerprint)
+	}
+	fingerprint := o.Fingerprint
+	s.clock.Add(31 * 24 * time.Hour)
+	s.compact()
+	got := s.load(o.ID)
+	if got.Email != "" || got.ContactsErasedAt.IsZero() {
+		t.Fatalf("the order keeps e-mail %q, erased at %v; want it erased", got.Email, got.ContactsErasedAt)
+	}
+	raw, err := s.storage.Load(ctx, orderKey(o.ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(raw), fingerprint) {
+		t.Errorf("after erasing the contacts the record still holds the hash of the request with them: %s", raw)
+	}
+	// The key is still the order's: a repeat of it answers with the order.
+	if w := s.post("review19-erase-0000000001", false); w.Code != http.StatusOK || !strings.Contains(w.Body.String(), o.ID) {
+		t.Errorf("a repeat of the key after the erasure: %d %s; want 200 with order %s", w.Code, w.Body, o.ID)
+	}
+}
+
+// TestEraseContactsWaitsForARefund: an order refunded a month after its
+// sale keeps its contacts while its return receipt is under way (a send
+// may be retried, and 54-FZ sends it to the buyer's contact too) and,
+// like a failed sale receipt, when the return receipt failed (to be sent
+// again); once it is done they go. Before: only the sale receipt's
+// failure kept them, so a failed refund was sent again to no one.
+func TestEraseContactsWaitsForARefund(t *testing.T) {
+	ctx := context.Background()
+	day := 24 * time.Hour
+	s := newLifeShop(t, newLifeProvider("pegas"), nil, nil)
+	s.app.EraseContactsAfter = caddy.Duration(30 * 24 * time.Hour)
+	refunding := s.created("")
+	s.provider.pay(refunding.Payment.ID)
+	s.pass()
+	s.clock.Add(time.Minute)
+	failing := s.created("")
+	s.provider.pay(failing.Payment.ID)
+	s.pass()
+	s.clock.Add(31 * day)
+	for _, o := range []*Order{refunding, failing} {
+		if _, err := s.app.receiptStarted(ctx, o.ID, ReceiptSaleReturn); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.app.update(ctx, failing.ID, func(o *Order) bool {
+		o.Refund.State, o.Refund.Error, o.Refund.DoneAt = ReceiptFailed, "Открыта крышка.", s.clock.Now()
+		return true
+	}); err != nil {
+		t.Fatal(err)
+	}
+	s.compact()
+	for _, o := range []*Order{refunding, failing} {
+		got := s.load(o.ID)
+		if got.Email == "" {
+			t.Fatalf("order %s: contacts erased while its refund is %s; want them kept", o.ID, got.Refund.State)
+		}
+		if rc := fiscalReceipt(got, got.Refund); rc.Email != "buyer@example.com" {
+			t.Errorf("order %s: the return receipt would go to %q", o.ID, rc.Email)
+		}
+	}
+	if _, err := s.app.advanceReceipt(ctx, s.load(refunding.ID), ReceiptSaleReturn); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.load(refunding.ID); got.Refund.State != ReceiptDone {
+		t.Fatalf("the refund is %s, want done", got.Refund.State)
+	}
+	s.clock.Add(31 * day)
+	s.compact()
+	if got := s.load(refunding.ID); got.Email != "" {
+		t.Errorf("the refund was done 31 days ago, but the order keeps e-mail %q", got.Email)
+	}
+	if got := s.load(failing.ID); got.Email == "" {
+		t.Errorf("an order whose refund failed lost its contacts; want them kept for sending it again")
 	}
 }

@@ -92,6 +92,7 @@ type Order struct {
 	// Fingerprint is a hash of what the keyed request asked for (the
 	// account, amount, items and contacts): a repeat of the key that asks
 	// for something else is refused, never answered with this order.
+	// Erasing the contacts erases it (it hashes them).
 	Fingerprint string `json:"fingerprint,omitempty"`
 	// ReturnURL is where the provider sends the buyer after paying.
 	ReturnURL string `json:"return_url,omitempty"`

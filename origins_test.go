@@ -104,3 +104,66 @@ func TestCheckoutAllowedOriginsCaddyfile(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckoutAllowedOriginsNoReferrer: a page can make a browser send a
+// request with neither Origin nor Referer (a GET, as a proxied storefront's
+// checkout takes, from <img referrerpolicy="no-referrer">), but the browser
+// still says Sec-Fetch-Site: cross-site. With allowed_origins such a request
+// is 403 cross_site; one a buyer typed (Sec-Fetch-Site: none) or made on
+// the shop's own page, and one from no browser at all, still check out.
+// Before: naming no origin passed whatever Sec-Fetch-Site said.
+func TestCheckoutAllowedOriginsNoReferrer(t *testing.T) {
+	for _, tc := range []struct {
+		site string
+		want int
+	}{
+		{"cross-site", http.StatusForbidden},
+		{"same-site", http.StatusForbidden},
+		{"same-origin", http.StatusSeeOther},
+		{"none", http.StatusSeeOther},
+		{"", http.StatusSeeOther},
+	} {
+		t.Run("Sec-Fetch-Site "+tc.site, func(t *testing.T) {
+			p := newLifeProvider("crystalpay")
+			s := newLifeShop(t, p, nil, nil)
+			s.checkout.AllowedOrigins = []string{"https://www.example.com"}
+			req := httptest.NewRequest(http.MethodPost, "https://shop.example.com/pay", strings.NewReader("item=tea-green&email=buyer@example.com"))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			if tc.site != "" {
+				req.Header.Set("Sec-Fetch-Site", tc.site)
+			}
+			w := s.serve(req)
+			if w.Code != tc.want {
+				t.Fatalf("%d %s; want %d", w.Code, w.Body, tc.want)
+			}
+			if tc.want == http.StatusForbidden && p.created != 0 {
+				t.Errorf("a refused checkout created %d payments", p.created)
+			}
+		})
+	}
+}
+
+// TestCheckoutAllowedOriginsAsBrowsersSendThem: an allowed origin that no
+// browser ever sends in Origin (an IDN host not in punycode, a scheme's
+// default port written out) would refuse every checkout from that site
+// without a word; it is refused when the config is read, saying what to
+// write. Before: accepted, and never matched.
+func TestCheckoutAllowedOriginsAsBrowsersSendThem(t *testing.T) {
+	for _, tc := range []struct{ origin, hint string }{
+		{"https://магазин.рф", "xn--"},
+		{"https://shop.example.com:443", "write https://shop.example.com"},
+		{"http://shop.example.com:80", "write http://shop.example.com"},
+		{"https://[::1]:443", "write https://[::1]"},
+	} {
+		h := Checkout{Amount: "100", AllowedOrigins: []string{tc.origin}}
+		err := h.Validate()
+		if err == nil || !strings.Contains(err.Error(), tc.hint) {
+			t.Errorf("allowed_origins %s: %v; want refused, naming %s", tc.origin, err, tc.hint)
+		}
+	}
+	for _, good := range []string{"https://xn--80aa0cbo65f.xn--p1ai", "https://shop.example.com:8443", "http://[::1]:8080", "http://localhost:8080"} {
+		if err := (&Checkout{Amount: "100", AllowedOrigins: []string{good}}).Validate(); err != nil {
+			t.Errorf("allowed_origins %s: %v", good, err)
+		}
+	}
+}
