@@ -4,6 +4,7 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -189,12 +190,7 @@ func answeredCodes(t *testing.T) []string {
 			t.Errorf("dynamicCodes lists %s, which the code no longer has", key)
 		}
 	}
-	codes := make([]string, 0, len(found))
-	for c := range found {
-		codes = append(codes, c)
-	}
-	slices.Sort(codes)
-	return codes
+	return slices.Sorted(maps.Keys(found))
 }
 
 // caddyfileNames is every directive, global option and subdirective the
@@ -261,12 +257,7 @@ func caddyfileNames(t *testing.T) []string {
 			t.Errorf("parser %s: found no subdirectives (renamed or rewritten? update caddyfileNames)", p)
 		}
 	}
-	names := make([]string, 0, len(found))
-	for s := range found {
-		names = append(names, s)
-	}
-	slices.Sort(names)
-	return names
+	return slices.Sorted(maps.Keys(found))
 }
 
 // jsonNames is the JSON field name of every option of the kassa app and
