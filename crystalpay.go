@@ -70,8 +70,11 @@ type CrystalPay struct {
 	Timeout caddy.Duration `json:"timeout,omitempty"`
 
 	login, secret string
-	api           *ProviderClient
-	provider      PaymentProvider
+	// endpoint and callback are Endpoint and Callback with their
+	// {env.*} placeholders resolved, as every provider's endpoint is.
+	endpoint, callback string
+	api                *ProviderClient
+	provider           PaymentProvider
 }
 
 // CaddyModule returns the Caddy module information.
@@ -87,6 +90,7 @@ func (CrystalPay) CaddyModule() caddy.ModuleInfo {
 // fail because CrystalPAY is down.
 func (c *CrystalPay) Provision(caddy.Context) error {
 	c.login, c.secret = resolvePlaceholders(c.Login), resolvePlaceholders(c.Secret)
+	c.endpoint, c.callback = resolvePlaceholders(c.Endpoint), resolvePlaceholders(c.Callback)
 	if c.API == crystalPayAPIv1 {
 		return c.provisionV1()
 	}
@@ -96,7 +100,7 @@ func (c *CrystalPay) Provision(caddy.Context) error {
 // provisionV1 builds the api.php implementation.
 func (c *CrystalPay) provisionV1() error {
 	secret2 := resolvePlaceholders(c.Secret2)
-	endpoint := c.Endpoint
+	endpoint := c.endpoint
 	if endpoint == "" {
 		endpoint = crystalPayEndpoint
 	}
@@ -124,7 +128,10 @@ func (c *CrystalPay) Validate() error {
 	if c.secret == "" {
 		return errors.New("crystalpay: secret is empty (is its environment variable set?)")
 	}
-	if v3, ok := c.provider.(*crystalPayV3); ok && c.Callback != "" && v3.salt == "" {
+	if err := checkCallbackURL(c.callback); err != nil {
+		return err
+	}
+	if v3, ok := c.provider.(*crystalPayV3); ok && c.callback != "" && v3.salt == "" {
 		return errors.New("crystalpay: callback is set but salt is empty (is its environment variable set?): " +
 			"without it every callback would be refused as forged")
 	}
@@ -160,17 +167,33 @@ func (c *CrystalPay) checkOptions() error {
 	default:
 		return fmt.Errorf("crystalpay: subtract_from %q: want amount or balance", c.SubtractFrom)
 	}
-	if c.Callback != "" && (!isHTTPURL(c.Callback) || len(c.Callback) > maxURL) {
-		return fmt.Errorf("crystalpay: callback %q: want an absolute http:// or https:// URL", c.Callback)
-	}
-	if u, err := url.Parse(c.Callback); c.Callback != "" && err == nil && u.Scheme == "http" && !isLoopback(u.Hostname()) {
-		return fmt.Errorf("crystalpay: callback %q: use https://: a callback's signature covers only the invoice id "+
-			"and never expires, so one read on the way could be replayed; plain http:// is allowed only to a loopback address", c.Callback)
+	if !strings.Contains(c.Callback, "{") {
+		// Without placeholders it is checked here, so the Caddyfile
+		// reports it with its line; with them, once resolved (Validate).
+		if err := checkCallbackURL(c.Callback); err != nil {
+			return err
+		}
 	}
 	if c.Method != "" {
 		if err := validateToken("method", c.Method, 32); err != nil {
 			return fmt.Errorf("crystalpay: %v", err)
 		}
+	}
+	return nil
+}
+
+// checkCallbackURL refuses a callback URL that is not an absolute http or
+// https URL, or is plain http:// to anything but a loopback address.
+func checkCallbackURL(callback string) error {
+	if callback == "" {
+		return nil
+	}
+	if !isHTTPURL(callback) || len(callback) > maxURL {
+		return fmt.Errorf("crystalpay: callback %q: want an absolute http:// or https:// URL", callback)
+	}
+	if u, err := url.Parse(callback); err == nil && u.Scheme == "http" && !isLoopback(u.Hostname()) {
+		return fmt.Errorf("crystalpay: callback %q: use https://: a callback's signature covers only the invoice id "+
+			"and never expires, so one read on the way could be replayed; plain http:// is allowed only to a loopback address", callback)
 	}
 	return nil
 }

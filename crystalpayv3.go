@@ -21,7 +21,7 @@ const crystalPayV3RateLimit = 5
 // provisionV3 builds the v3 implementation.
 func (c *CrystalPay) provisionV3() error {
 	salt := resolvePlaceholders(c.Salt)
-	endpoint := c.Endpoint
+	endpoint := c.endpoint
 	if endpoint == "" {
 		endpoint = crystalPayV3Endpoint
 	}
@@ -32,7 +32,7 @@ func (c *CrystalPay) provisionV3() error {
 	// payoff/submit pays: like the two creates, net/http must never send
 	// it twice.
 	c.api = api.SendOnce("invoice/create", "payoff/create", "payoff/submit")
-	c.provider = &crystalPayV3{login: c.login, secret: c.secret, salt: salt, callback: c.Callback,
+	c.provider = &crystalPayV3{login: c.login, secret: c.secret, salt: salt, callback: c.callback,
 		method: c.Method, subtractFrom: c.SubtractFrom, api: c.api}
 	return nil
 }

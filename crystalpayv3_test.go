@@ -732,6 +732,43 @@ func TestCrystalPayV3Provision(t *testing.T) {
 	}
 }
 
+// TestCrystalPayPlaceholders: endpoint and callback take {env.*} as the
+// other providers' endpoints do (a shop pointed at a test host by its
+// environment), in both APIs, and a callback resolved to plain http to a
+// host that is not loopback is refused once resolved.
+func TestCrystalPayPlaceholders(t *testing.T) {
+	t.Setenv("KASSA_TEST_ENDPOINT", "http://127.0.0.1:9080/crystalpay/v3/")
+	t.Setenv("KASSA_TEST_V1_ENDPOINT", "http://127.0.0.1:9080/crystalpay/api.php")
+	t.Setenv("KASSA_TEST_CALLBACK", "https://shop.example/kassa/callback/main")
+	t.Setenv("KASSA_TEST_PLAIN_CALLBACK", "http://shop.example/kassa/callback/main")
+	c := &CrystalPay{Login: "a", Secret: "b", Salt: "c", Endpoint: "{env.KASSA_TEST_ENDPOINT}", Callback: "{env.KASSA_TEST_CALLBACK}"}
+	if err := c.checkOptions(); err != nil {
+		t.Fatalf("placeholders refused before they are resolved: %v", err)
+	}
+	provisionModule(t, c)
+	if got := c.api.base.String(); got != "http://127.0.0.1:9080/crystalpay/v3/" {
+		t.Errorf("endpoint %s", got)
+	}
+	if v3 := c.Provider().(*crystalPayV3); v3.callback != "https://shop.example/kassa/callback/main" {
+		t.Errorf("callback %q", v3.callback)
+	}
+	v1 := &CrystalPay{API: "v1", Login: "a", Secret: "b", Endpoint: "{env.KASSA_TEST_V1_ENDPOINT}"}
+	provisionModule(t, v1)
+	if got := v1.api.base.String(); got != "http://127.0.0.1:9080/crystalpay/api.php" {
+		t.Errorf("v1 endpoint %s", got)
+	}
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	plain := &CrystalPay{Login: "a", Secret: "b", Salt: "c", Callback: "{env.KASSA_TEST_PLAIN_CALLBACK}"}
+	if err := plain.Provision(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Cleanup()
+	if err := plain.Validate(); err == nil || !strings.Contains(err.Error(), "use https://") {
+		t.Errorf("a callback resolved to plain http: %v", err)
+	}
+}
+
 // implements reports whether v implements T.
 func implements[T any](v any) bool {
 	_, ok := v.(T)

@@ -123,6 +123,9 @@ func (p *Pegas) Provision(caddy.Context) error {
 		return fmt.Errorf("pegas: %w", err)
 	}
 	endpoint := resolvePlaceholders(p.Endpoint)
+	if endpoint == "" && p.Endpoint != "" {
+		return fmt.Errorf("pegas: endpoint %s is empty (is its environment variable set?)", p.Endpoint)
+	}
 	if endpoint == "" {
 		return errors.New("pegas: endpoint is required: Pegas-kassa has no public default host (set the API's base URL, such as https://pegas.example/api/v1)")
 	}

@@ -1006,7 +1006,7 @@ func TestPegasProvision(t *testing.T) {
 		wantErr string
 	}{
 		"no endpoint":        {Pegas{Token: "t"}, "endpoint is required"},
-		"unset endpoint env": {Pegas{Token: "t", Endpoint: "{env.PEGAS_TEST_UNSET}"}, "endpoint is required"},
+		"unset endpoint env": {Pegas{Token: "t", Endpoint: "{env.PEGAS_TEST_UNSET}"}, "endpoint {env.PEGAS_TEST_UNSET} is empty (is its environment variable set?)"},
 		"bad type":           {Pegas{Token: "t", Endpoint: "https://pegas.example/api/v1", Type: "qiwi"}, "unknown deposit type"},
 		"ftp endpoint":       {Pegas{Token: "t", Endpoint: "ftp://pegas.example/api/v1"}, "endpoint"},
 		"no scheme":          {Pegas{Token: "t", Endpoint: "pegas.example/api/v1"}, "endpoint"},
