@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/caddyserver/certmagic"
+	"github.com/joho/godotenv"
 	"github.com/spf13/cobra"
 )
 
@@ -25,7 +27,7 @@ const migratePrefix = "kassa"
 
 func migrateCommand() *cobra.Command {
 	c := &cobra.Command{
-		Use:   "migrate --from <config> --to <config> [--force]",
+		Use:   "migrate --from <config> --to <config> [--envfile <file>] [--force]",
 		Short: "Copies the kassa records from the storage of one config to the storage of another, with Caddy stopped, and verifies the copy",
 		Long: `
 Copies every kassa record (orders, their indexes, idempotency keys,
@@ -41,7 +43,10 @@ A source without kassa records is refused: the wrong config, or a default
 storage under another user's HOME.
 
 A config is a Caddyfile (a file named Caddyfile* or *.caddyfile) or JSON;
---adapter names the adapter of both, as 'caddy run' takes it.
+--adapter names the adapter of both, as 'caddy run' takes it. --envfile
+loads an environment file first, as 'caddy run --envfile' does (a variable
+already set is kept): the storages' {env.*} settings, such as a Redis
+password, come from there.
 
 Caddy must be stopped on the source: a running kassa app holds the
 reconciler's lease, and a clean stop frees it. A held lease is refused
@@ -67,6 +72,7 @@ does not match (the message says which, and running it again is safe);
 	f := c.Flags()
 	f.String("from", "", "Config (Caddyfile or JSON) of the Caddy whose records to copy: the source")
 	f.String("to", "", "Config (Caddyfile or JSON) of the Caddy to run next: the destination")
+	f.StringSlice("envfile", nil, "Environment file(s) to load first, as 'caddy run --envfile' does (the storage's password, HOME); repeatable")
 	f.Bool("force", false, "Copy even though the source's reconciler lease is held (a killed Caddy that will not come back)")
 	return c
 }
@@ -81,11 +87,15 @@ func cliMigrate(cmd *cobra.Command, args []string) error {
 	to, _ := flags.GetString("to")
 	adapter, _ := flags.GetString("adapter")
 	force, _ := flags.GetBool("force")
+	envfiles, _ := flags.GetStringSlice("envfile")
 	switch {
 	case from == "" || to == "":
 		return finish(cmd, usageErrorf("migrate needs --from <config> and --to <config>"))
 	case flags.Changed("config") || flags.Changed("address"):
 		return finish(cmd, usageErrorf("migrate reads the configs of --from and --to, and takes neither --config nor --address"))
+	}
+	if err := loadEnvFiles(envfiles); err != nil {
+		return finish(cmd, err)
 	}
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	defer cancel()
@@ -104,6 +114,27 @@ func cliMigrate(cmd *cobra.Command, args []string) error {
 	fmt.Fprintf(out, "from: %s\nto:   %s\n", srcName, dstName)
 	m := &migration{from: src, to: dst, force: force, out: out}
 	return finish(cmd, m.run(ctx))
+}
+
+// loadEnvFiles sets the variables of each file that the environment does
+// not already have, as Caddy's --envfile does, and then finds Caddy's
+// default storage again, since the files may set HOME or XDG_DATA_HOME.
+func loadEnvFiles(files []string) error {
+	for _, file := range files {
+		vars, err := godotenv.Read(file)
+		if err != nil {
+			return fmt.Errorf("--envfile %s: %v", file, err)
+		}
+		for k, v := range vars {
+			if _, set := os.LookupEnv(k); !set {
+				os.Setenv(k, v)
+			}
+		}
+	}
+	if len(files) > 0 {
+		caddy.DefaultStorage = &certmagic.FileStorage{Path: caddy.AppDataDir()}
+	}
+	return nil
 }
 
 // storageSetting is a storage option as Caddy's JSON holds it, loaded

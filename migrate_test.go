@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/certmagic"
 )
 
@@ -241,5 +242,48 @@ func TestMigrateCommand(t *testing.T) {
 	}
 	if _, stderr, err := runCLI(t, "migrate", "--from", noKassa, "--to", to); exitStatus(err) != 1 || !strings.Contains(stderr, "no kassa app") {
 		t.Errorf("a config without kassa: %v %q", err, stderr)
+	}
+}
+
+// TestMigrateEnvFile: --envfile loads an environment file first, as caddy
+// run's does: here it names the data folder of Caddy's default storage,
+// which is then looked up again; a variable already set is kept.
+func TestMigrateEnvFile(t *testing.T) {
+	dir := t.TempDir()
+	xdg := filepath.Join(dir, "data")
+	src := &certmagic.FileStorage{Path: filepath.Join(xdg, "caddy")}
+	for key, value := range migrateRecords {
+		if err := src.Store(context.Background(), key, []byte(value)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Setenv("XDG_DATA_HOME", "")
+	os.Unsetenv("XDG_DATA_HOME")
+	t.Setenv("KASSA_TEST_KEPT", "from the environment")
+	defaultStorage := caddy.DefaultStorage
+	t.Cleanup(func() { caddy.DefaultStorage = defaultStorage })
+	envfile := filepath.Join(dir, "kassa.env")
+	if err := os.WriteFile(envfile, []byte("# test\nXDG_DATA_HOME="+xdg+"\nKASSA_TEST_KEPT=from the file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	from, to := filepath.Join(dir, "old.json"), filepath.Join(dir, "new.json")
+	dstPath := filepath.Join(dir, "new")
+	if err := os.WriteFile(from, []byte(`{"apps":{"kassa":{}}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, []byte(`{"storage":{"module":"file_system","root":"`+dstPath+`"},"apps":{"kassa":{}}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stdout, stderr, err := runCLI(t, "migrate", "--envfile", envfile, "--from", from, "--to", to)
+	if err != nil || !strings.HasPrefix(stdout, "from: file_system "+src.Path+" (Caddy's default storage)\n") {
+		t.Fatalf("migrate --envfile: %v\n%s%s", err, stdout, stderr)
+	}
+	migrateCheckCopy(t, &certmagic.FileStorage{Path: dstPath})
+	if got := os.Getenv("KASSA_TEST_KEPT"); got != "from the environment" {
+		t.Errorf("a variable already set became %q", got)
+	}
+	if _, stderr, err := runCLI(t, "migrate", "--envfile", filepath.Join(dir, "missing.env"), "--from", from, "--to", to); exitStatus(err) != 1 ||
+		!strings.Contains(stderr, "--envfile "+filepath.Join(dir, "missing.env")) {
+		t.Errorf("a missing envfile: %v %q", err, stderr)
 	}
 }
