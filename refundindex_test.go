@@ -41,7 +41,7 @@ func (s *lifeShop) paidAt(amount string) *Order {
 // refundNow refunds order id at the clock's time, its receipt done.
 func (s *lifeShop) refundNow(id string) {
 	s.t.Helper()
-	if o, err := s.app.reissueReceipt(context.Background(), id, ReceiptSaleReturn); err != nil || o.Refund.State != ReceiptDone {
+	if o, err := s.app.reissueReceipt(context.Background(), id, ReceiptSaleReturn, nil); err != nil || o.Refund.State != ReceiptDone {
 		s.t.Fatalf("refund of %s: %v, %+v", id, err, o)
 	}
 }
@@ -51,7 +51,7 @@ func (s *lifeShop) refundNow(id string) {
 func (s *lifeShop) failRefund(id string) {
 	s.t.Helper()
 	ctx := context.Background()
-	if _, err := s.app.receiptStarted(ctx, id, ReceiptSaleReturn); err != nil {
+	if _, err := s.app.receiptStarted(ctx, id, ReceiptSaleReturn, nil); err != nil {
 		s.t.Fatal(err)
 	}
 	if _, err := s.app.update(ctx, id, func(o *Order) bool {
