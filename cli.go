@@ -199,8 +199,12 @@ func cliRefund(k *kassaCLI, args []string) error {
 	email, _ := k.cmd.Flags().GetString("email")
 	phone, _ := k.cmd.Flags().GetString("phone")
 	email, phone, err := ValidateContacts(email, phone)
-	if re := (*RequestError)(nil); errors.As(err, &re) {
-		return usageErrorf("--%s: %s", re.Field, re.Message)
+	if err != nil {
+		var re *RequestError
+		if errors.As(err, &re) {
+			return usageErrorf("--%s: %s", re.Field, re.Message)
+		}
+		return usageErrorf("%v", err)
 	}
 	var body any
 	if email != "" || phone != "" {

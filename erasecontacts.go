@@ -34,8 +34,9 @@ const (
 	// went past: every order created up to it is erased or keeps its
 	// contacts for good.
 	contactsCursorKey = "kassa/contacts-erased-until"
-	// refundContactsCursorKey holds the last month of the refund index
-	// (YYYY/MM) whose orders the second walk erased or let pass for good.
+	// refundContactsCursorKey holds the last refund-index entry
+	// (YYYY/MM/<id>) the second walk went past: its order, and those of the
+	// entries before it, are erased or keep their contacts for good.
 	refundContactsCursorKey = "kassa/contacts-erased-refunds-until"
 	// maxErasePerPass bounds the records one compaction reads for each walk.
 	maxErasePerPass = 1000
@@ -145,75 +146,87 @@ func (a *App) eraseContacts(ctx context.Context) (int, error) {
 }
 
 // eraseRefundContacts is the second walk: through the refund index's
-// months after its cursor up to cutoff's (UTC), at most maxErasePerPass
-// records read. The cursor moves past a month once it ended before cutoff
-// (no refund can be started in it any more) and every order in it was
-// erased or let pass.
-func (a *App) eraseRefundContacts(ctx context.Context, now, cutoff time.Time) (int, error) {
+// entries after its cursor, month by month up to cutoff's (UTC), at most
+// maxErasePerPass records read. The cursor (YYYY/MM/<id>, the last entry
+// passed) moves only through months that ended before cutoff (no refund
+// can be started in them any more), past entries whose orders were erased
+// or let pass.
+func (a *App) eraseRefundContacts(ctx context.Context, now, cutoff time.Time) (erased int, err error) {
 	cursor, err := a.storage.Load(ctx, refundContactsCursorKey)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return 0, storageFailure{err}
 	}
-	months, err := a.refundMonths(ctx, string(cursor), cutoff)
+	after := string(cursor)
+	if len(after) < len(refundMonthLayout) {
+		after = "" // none yet: from the first month
+	}
+	months, err := a.refundMonths(ctx, after[:min(len(after), len(refundMonthLayout))], cutoff)
 	if err != nil {
 		return 0, err
 	}
-	erased, read, done := 0, 0, ""
+	read, passed := 0, ""
+	defer func() {
+		if passed != "" {
+			if serr := a.orders.storeKey(ctx, refundContactsCursorKey, []byte(passed)); err == nil {
+				err = serr
+			}
+		}
+	}()
 	for _, month := range months {
+		start, _ := time.Parse(refundMonthLayout, month)
+		closed := !start.AddDate(0, 1, 0).After(cutoff)
 		ids, err := a.orders.listNames(ctx, refundsPrefix+"/"+month)
 		if err != nil {
 			return erased, err
 		}
 		for _, id := range ids {
-			if !ValidOrderID(id) {
+			name := month + "/" + id
+			if !ValidOrderID(id) || name <= after {
 				continue
 			}
 			if read == maxErasePerPass {
-				return erased, a.refundCursor(ctx, done)
+				return erased, nil
 			}
 			read++
 			o, err := a.orders.Load(ctx, id)
-			if errors.Is(err, ErrOrderNotFound) {
-				continue
-			}
-			if err != nil {
+			switch {
+			case errors.Is(err, ErrOrderNotFound):
+			case err != nil:
 				return erased, err
-			}
-			switch contactsVerdictOf(o, now, cutoff, time.Duration(a.KeepUnpaid)) {
-			case contactsWait:
-				return erased, a.refundCursor(ctx, done)
-			case contactsErase:
-				if err := a.eraseOrderContacts(ctx, o.ID, cutoff); err != nil {
-					return erased, err
+			default:
+				switch contactsVerdictOf(o, now, cutoff, time.Duration(a.KeepUnpaid)) {
+				case contactsWait:
+					return erased, nil
+				case contactsErase:
+					if err := a.eraseOrderContacts(ctx, o.ID, cutoff); err != nil {
+						return erased, err
+					}
+					erased++
 				}
-				erased++
+			}
+			if closed {
+				passed = name
 			}
 		}
-		start, _ := time.Parse(refundMonthLayout, month)
-		if start.AddDate(0, 1, 0).After(cutoff) {
+		if !closed {
 			break // the cutoff's month: refunds may still start in it
 		}
-		done = month
 	}
-	return erased, a.refundCursor(ctx, done)
+	return erased, nil
 }
 
-// refundMonths lists the refund index's months (YYYY/MM) after cursor
-// up to cutoff's, oldest first.
-func (a *App) refundMonths(ctx context.Context, cursor string, cutoff time.Time) ([]string, error) {
+// refundMonths lists the refund index's months (YYYY/MM) from from (all,
+// when empty) up to cutoff's, oldest first.
+func (a *App) refundMonths(ctx context.Context, from string, cutoff time.Time) ([]string, error) {
 	last := cutoff.UTC().Format(refundMonthLayout)
-	if _, err := time.Parse(refundMonthLayout, cursor); err != nil {
-		cursor = "" // none yet, or not one this walk wrote: from the first month
-	}
 	years, err := a.orders.listNames(ctx, refundsPrefix)
 	if err != nil {
 		return nil, err
 	}
 	var months []string
 	for _, year := range years {
-		if len(year) != 4 || year > last[:4] || cursor != "" && year < cursor[:4] {
-			// not a year's directory, or one wholly after cutoff or before the cursor
-			continue
+		if len(year) != 4 || year > last[:4] || year < from[:min(len(from), 4)] {
+			continue // not a year's directory, or one wholly after cutoff or before from
 		}
 		names, err := a.orders.listNames(ctx, refundsPrefix+"/"+year)
 		if err != nil {
@@ -221,20 +234,12 @@ func (a *App) refundMonths(ctx context.Context, cursor string, cutoff time.Time)
 		}
 		for _, m := range names {
 			month := year + "/" + m
-			if _, err := time.Parse(refundMonthLayout, month); err == nil && month > cursor && month <= last {
+			if _, err := time.Parse(refundMonthLayout, month); err == nil && month >= from && month <= last {
 				months = append(months, month)
 			}
 		}
 	}
 	return months, nil
-}
-
-// refundCursor moves the second walk's cursor to month, if any.
-func (a *App) refundCursor(ctx context.Context, month string) error {
-	if month == "" {
-		return nil
-	}
-	return a.orders.storeKey(ctx, refundContactsCursorKey, []byte(month))
 }
 
 // eraseOrderContacts erases order id's e-mail and phone, if it is still

@@ -111,6 +111,15 @@ func TestRefundAfterErasureNeedsAContact(t *testing.T) {
 	if got := s.load(o.ID); got.Email != "" || got.Phone != "" || !got.ContactsErasedAt.Equal(s.clock.Now()) {
 		t.Errorf("31 days after the refund: e-mail %q, phone %q, erased at %v; want them erased now", got.Email, got.Phone, got.ContactsErasedAt)
 	}
+	ctx := context.Background()
+	if _, err := s.storage.Load(ctx, refundContactsCursorKey); err == nil {
+		t.Errorf("the walk's cursor moved into April while refunds may still be started in it")
+	}
+	s.clock.Add(30 * day) // the cutoff is past April
+	s.compact()
+	if got, err := s.storage.Load(ctx, refundContactsCursorKey); err != nil || string(got) != "2027/04/"+o.ID {
+		t.Errorf("the walk's cursor: %q, %v; want past April's entry", got, err)
+	}
 }
 
 // TestRefundContactOverrides: an order that keeps its contacts refunds to
