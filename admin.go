@@ -303,7 +303,7 @@ func (a *App) adminShopOrder(ctx context.Context, q url.Values) (*Order, error) 
 }
 
 // adminOrderAction cancels or confirms an order, or issues its receipt or
-// refund.
+// refund (whose optional body gives the buyer's contacts: refundcontacts.go).
 func (a *App) adminOrderAction(w http.ResponseWriter, r *http.Request, id, action string) error {
 	var o *Order
 	var err error
@@ -313,11 +313,15 @@ func (a *App) adminOrderAction(w http.ResponseWriter, r *http.Request, id, actio
 	case "confirm":
 		o, err = a.confirmOrder(r.Context(), id)
 	case "receipt":
-		if o, err = a.reissueReceipt(r.Context(), id, ReceiptSale); err == nil {
+		if o, err = a.reissueReceipt(r.Context(), id, ReceiptSale, nil); err == nil {
 			err = receiptOutcome(o.Receipt)
 		}
 	case "refund":
-		if o, err = a.reissueReceipt(r.Context(), id, ReceiptSaleReturn); err == nil {
+		var to *buyerContacts
+		if to, err = decodeRefundBody(r); err != nil {
+			return err
+		}
+		if o, err = a.reissueReceipt(r.Context(), id, ReceiptSaleReturn, to); err == nil {
 			err = receiptOutcome(o.Refund)
 		}
 	default:
@@ -521,6 +525,11 @@ func decodeAdminBody(r *http.Request, v any) error {
 	if err != nil {
 		return err
 	}
+	return decodeAdminJSON(body, v)
+}
+
+// decodeAdminJSON is decodeAdminBody of a body read.
+func decodeAdminJSON(body []byte, v any) error {
 	if !utf8.Valid(body) {
 		return badRequest("bad_request", "", "the body is not valid UTF-8")
 	}

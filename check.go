@@ -266,17 +266,21 @@ func paidNote(o *Order) string {
 // window checks the orders created from since back by the time an unpaid
 // order may still be paid, to now: failed receipts (of orders created
 // since, or that failed since: a late payment's, a refund's), and orders
-// paid late since. It reports whether it stopped at maxCheckScan.
+// paid late since; then the refunds of older orders that failed since,
+// from the refund index (a refund started before the release that brought
+// the index is found only among the orders of the window). It reports
+// whether it stopped at maxCheckScan.
 func (c *checker) window(ctx context.Context, since time.Time) (truncated bool, err error) {
 	a := c.app
 	from := since.Add(-time.Duration(a.KeepUnpaid) - time.Duration(a.OrderTTL))
-	read := 0
+	read, walked := 0, from
 	err = a.orders.walkIndex(ctx, timeBound(from), "", true, func(name string) error {
 		if read == maxCheckScan {
 			truncated = true
 			return errStopWalk
 		}
 		read++
+		walked, _, _ = parseEntry(name)
 		o, err := a.orders.entryOrder(ctx, name)
 		if err != nil || o == nil || o.State != OrderPaid {
 			return err
@@ -286,12 +290,31 @@ func (c *checker) window(ctx context.Context, since time.Time) (truncated bool, 
 		}
 		for _, rec := range []*OrderReceipt{o.Receipt, o.Refund} {
 			if rec != nil && rec.State == ReceiptFailed && (!o.CreatedAt.Before(since) || !rec.DoneAt.Before(since)) {
-				c.add(checkReceiptFailed, orderItem(o, rec.DoneAt, rec.Type.String()+" receipt "+rec.OperationID+" failed: "+rec.Error))
+				c.failed(o, rec)
 			}
 		}
 		return nil
 	})
-	return truncated, err
+	if err != nil {
+		return truncated, err
+	}
+	// The refunds of older orders that failed since, from the refund
+	// index: an order created in the window as far as it was read (to its
+	// oldest entry read, when it stopped at maxCheckScan) was read above.
+	return truncated, a.orders.refunds(ctx, since.Add(-refundUnderway), c.now, func(o *Order) error {
+		if !o.CreatedAt.Before(walked) || o.State != OrderPaid {
+			return nil
+		}
+		if rec := o.Refund; rec != nil && rec.State == ReceiptFailed && !rec.DoneAt.Before(since) {
+			c.failed(o, rec)
+		}
+		return nil
+	})
+}
+
+// failed finds order o's receipt rec failed.
+func (c *checker) failed(o *Order, rec *OrderReceipt) {
+	c.add(checkReceiptFailed, orderItem(o, rec.DoneAt, rec.Type.String()+" receipt "+rec.OperationID+" failed: "+rec.Error))
 }
 
 // closedNote says how a paid-late order had closed, as far as its record

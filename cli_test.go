@@ -810,3 +810,37 @@ func TestCLIRegistered(t *testing.T) {
 		t.Errorf("help: %v", err)
 	}
 }
+
+// TestCLIRefundContacts: caddy kassa refund --email --phone sends the
+// contacts, cleaned, as the refund's body; a malformed one is a usage
+// error, and nothing is sent.
+func TestCLIRefundContacts(t *testing.T) {
+	const id = "LBqAlBc-Oq4U1YQ0vl6RBw"
+	admin := newFakeAdmin(t, map[string]cliReply{"POST /kassa/orders/" + id + "/refund": {200, cliOrderRecord}})
+	stdout, stderr, err := runCLI(t, "refund", id, "--email", " buyer@example.com ", "--phone", "8 999 123-45-67", "--address", admin.addr())
+	if err != nil || stdout != "order "+id+": refund receipt queued (operation kassa-"+id+"-sale_return)\n" {
+		t.Errorf("err %v, stdout %q, stderr %q", err, stdout, stderr)
+	}
+	if got := admin.requests(); len(got) != 1 || got[0].ContentType != "application/json" ||
+		got[0].Body != `{"email":"buyer@example.com","phone":"+79991234567"}` {
+		t.Errorf("requests = %+v", got)
+	}
+	for flag, want := range map[string]string{"--email=no-at-sign": "--email: the email is not an email address",
+		"--phone=+7 999": "--phone: the phone is not a phone number"} {
+		stdout, stderr, err = runCLI(t, "refund", id, flag, "--address", admin.addr())
+		if exitStatus(err) != 2 || stdout != "" || !strings.Contains(stderr, want) {
+			t.Errorf("%s: err %v, stdout %q, stderr %q; want a usage error", flag, err, stdout, stderr)
+		}
+	}
+	if got := admin.requests(); len(got) != 1 {
+		t.Errorf("a malformed contact was sent, or none before: %+v", got)
+	}
+	admin.replies["POST /kassa/orders/"+id+"/refund"] = cliReply{409, `{"error":{"code":"contact_required","message":"the buyer's contacts were erased (erase_contacts_after): give the e-mail or phone the buyer wants the refund receipt at (email, phone)"}}`}
+	_, stderr, err = runCLI(t, "refund", id, "--address", admin.addr())
+	if exitStatus(err) != 1 || !strings.HasPrefix(stderr, "kassa: contact_required: the buyer's contacts were erased") {
+		t.Errorf("contact_required: err %v, stderr %q", err, stderr)
+	}
+	if got := admin.requests(); len(got) != 2 || got[1].Body != "" {
+		t.Errorf("a refund without flags sends no body: %+v", got)
+	}
+}

@@ -21,13 +21,24 @@ import (
 // receipt under way or done too recently, an unpaid invoice still watched)
 // stops the walk there, to be taken up again by a later pass; an order
 // whose receipt (or refund's receipt) failed keeps its contacts, for the
-// receipt to be sent again.
+// receipt to be sent again. A refund done counts from its done time.
+//
+// The walk never comes back to an order it went past; but a refund may
+// bring contacts back to one whose contacts it erased (refundcontacts.go).
+// So a second walk goes through the refund index (refundindex.go), month
+// by month from where it last stopped (its own cursor) up to the month of
+// the cutoff, and erases by the same rule the contacts of the orders
+// refunded there; an order not settled yet stops it there too.
 const (
 	// contactsCursorKey holds the entry name of the last order the walk
 	// went past: every order created up to it is erased or keeps its
 	// contacts for good.
 	contactsCursorKey = "kassa/contacts-erased-until"
-	// maxErasePerPass bounds the records one compaction reads for it.
+	// refundContactsCursorKey holds the last refund-index entry
+	// (YYYY/MM/<id>) the second walk went past: its order, and those of the
+	// entries before it, are erased or keep their contacts for good.
+	refundContactsCursorKey = "kassa/contacts-erased-refunds-until"
+	// maxErasePerPass bounds the records one compaction reads for each walk.
 	maxErasePerPass = 1000
 	// minEraseContactsAfter is the shortest erase_contacts_after: a
 	// receipt can be sent again to its buyer for a day at least.
@@ -71,6 +82,9 @@ func contactsVerdictOf(o *Order, now, cutoff time.Time, keepUnpaid time.Duration
 			return contactsPass // failed: kept to be sent again
 		}
 		settled = rec.DoneAt
+	}
+	if rec := o.Refund; rec != nil && rec.DoneAt.After(settled) {
+		settled = rec.DoneAt // done: its receipt went to them too
 	}
 	if settled.After(cutoff) {
 		return contactsWait
@@ -124,7 +138,108 @@ func (a *App) eraseContacts(ctx context.Context) (int, error) {
 			err = serr
 		}
 	}
-	return erased, err
+	if err != nil {
+		return erased, err
+	}
+	n, err := a.eraseRefundContacts(ctx, now, cutoff)
+	return erased + n, err
+}
+
+// eraseRefundContacts is the second walk: through the refund index's
+// entries after its cursor, month by month up to cutoff's (UTC), at most
+// maxErasePerPass records read. The cursor (YYYY/MM/<id>, the last entry
+// passed) moves only through months that ended before cutoff (no refund
+// can be started in them any more), past entries whose orders were erased
+// or let pass.
+func (a *App) eraseRefundContacts(ctx context.Context, now, cutoff time.Time) (erased int, err error) {
+	cursor, err := a.storage.Load(ctx, refundContactsCursorKey)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return 0, storageFailure{err}
+	}
+	after := string(cursor)
+	if len(after) < len(refundMonthLayout) {
+		after = "" // none yet: from the first month
+	}
+	months, err := a.refundMonths(ctx, after[:min(len(after), len(refundMonthLayout))], cutoff)
+	if err != nil {
+		return 0, err
+	}
+	read, passed := 0, ""
+	defer func() {
+		if passed != "" {
+			if serr := a.orders.storeKey(ctx, refundContactsCursorKey, []byte(passed)); err == nil {
+				err = serr
+			}
+		}
+	}()
+	for _, month := range months {
+		start, _ := time.Parse(refundMonthLayout, month)
+		closed := !start.AddDate(0, 1, 0).After(cutoff)
+		ids, err := a.orders.listNames(ctx, refundsPrefix+"/"+month)
+		if err != nil {
+			return erased, err
+		}
+		for _, id := range ids {
+			name := month + "/" + id
+			if !ValidOrderID(id) || name <= after {
+				continue
+			}
+			if read == maxErasePerPass {
+				return erased, nil
+			}
+			read++
+			o, err := a.orders.Load(ctx, id)
+			switch {
+			case errors.Is(err, ErrOrderNotFound):
+			case err != nil:
+				return erased, err
+			default:
+				switch contactsVerdictOf(o, now, cutoff, time.Duration(a.KeepUnpaid)) {
+				case contactsWait:
+					return erased, nil
+				case contactsErase:
+					if err := a.eraseOrderContacts(ctx, o.ID, cutoff); err != nil {
+						return erased, err
+					}
+					erased++
+				}
+			}
+			if closed {
+				passed = name
+			}
+		}
+		if !closed {
+			break // the cutoff's month: refunds may still start in it
+		}
+	}
+	return erased, nil
+}
+
+// refundMonths lists the refund index's months (YYYY/MM) from from (all,
+// when empty) up to cutoff's, oldest first.
+func (a *App) refundMonths(ctx context.Context, from string, cutoff time.Time) ([]string, error) {
+	last := cutoff.UTC().Format(refundMonthLayout)
+	years, err := a.orders.listNames(ctx, refundsPrefix)
+	if err != nil {
+		return nil, err
+	}
+	var months []string
+	for _, year := range years {
+		if len(year) != 4 || year > last[:4] || year < from[:min(len(from), 4)] {
+			continue // not a year's directory, or one wholly after cutoff or before from
+		}
+		names, err := a.orders.listNames(ctx, refundsPrefix+"/"+year)
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range names {
+			month := year + "/" + m
+			if _, err := time.Parse(refundMonthLayout, month); err == nil && month >= from && month <= last {
+				months = append(months, month)
+			}
+		}
+	}
+	return months, nil
 }
 
 // eraseOrderContacts erases order id's e-mail and phone, if it is still

@@ -42,7 +42,7 @@ func TestEraseContactsAfterTheReceipt(t *testing.T) {
 	}
 
 	s.clock.Add(20 * day)
-	if o, err := s.app.reissueReceipt(ctx, late.ID, ReceiptSale); err != nil || o.Receipt.State != ReceiptDone {
+	if o, err := s.app.reissueReceipt(ctx, late.ID, ReceiptSale, nil); err != nil || o.Receipt.State != ReceiptDone {
 		t.Fatalf("sending the failed receipt again: %v, %+v", err, o)
 	}
 	before := valueOf(metrics.contactsErased)
@@ -188,7 +188,7 @@ func TestEraseContactsWaitsForARefund(t *testing.T) {
 	s.pass()
 	s.clock.Add(31 * day)
 	for _, o := range []*Order{refunding, failing} {
-		if _, err := s.app.receiptStarted(ctx, o.ID, ReceiptSaleReturn); err != nil {
+		if _, err := s.app.receiptStarted(ctx, o.ID, ReceiptSaleReturn, nil); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -552,7 +552,10 @@ func (a *App) saveUnsaved(ctx context.Context, id string) (*Order, bool, error) 
 // first attempt, or, after an attempt that failed (which proves nothing was
 // printed), the next one under a new operation id. A receipt under way is
 // left as it is. It is the operator's issue or retry, and a refund's start.
-func (a *App) receiptStarted(ctx context.Context, id string, t ReceiptType) (*Order, error) {
+// A refund's attempt goes to the contacts given with it (to), which replace
+// the order's, or to the order's own; with neither (erased, or never
+// given) it is refused as contact_required (refundcontacts.go).
+func (a *App) receiptStarted(ctx context.Context, id string, t ReceiptType, to *buyerContacts) (*Order, error) {
 	var refused error
 	o, err := a.update(ctx, id, func(o *Order) bool {
 		if o.State != OrderPaid {
@@ -565,18 +568,23 @@ func (a *App) receiptStarted(ctx context.Context, id string, t ReceiptType) (*Or
 		}
 		rec := o.receipt(t)
 		switch {
-		case rec == nil:
-			o.setReceipt(newReceiptAttempt(o.ID, t, 1))
-		case rec.State == ReceiptFailed:
-			next := newReceiptAttempt(o.ID, t, rec.attempt()+1)
-			next.History = append(rec.History, ReceiptAttempt{OperationID: rec.OperationID, Error: rec.Error, FailedAt: rec.DoneAt})
-			o.setReceipt(next)
-		case rec.State == ReceiptDone:
+		case rec != nil && rec.State == ReceiptDone:
 			refused = &RequestError{Status: http.StatusConflict, Code: "receipt_done", Message: "the receipt is already done"}
 			return false
-		default:
-			return false // under way
+		case rec.underway():
+			return false
 		}
+		if t == ReceiptSaleReturn {
+			if refused = refundContacts(o, to); refused != nil {
+				return false
+			}
+		}
+		next := newReceiptAttempt(o.ID, t, 1)
+		if rec != nil { // failed
+			next = newReceiptAttempt(o.ID, t, rec.attempt()+1)
+			next.History = append(rec.History, ReceiptAttempt{OperationID: rec.OperationID, Error: rec.Error, FailedAt: rec.DoneAt})
+		}
+		o.setReceipt(next)
 		return true
 	})
 	if err == nil {

@@ -431,7 +431,7 @@ func TestReceiptRefusedOnResendIsNoProof(t *testing.T) {
 	p.pay(o.Payment.ID)
 	s.pass() // paid; its receipt is printed, the reply lost
 	s.pass() // sent again: 401
-	s.app.reissueReceipt(context.Background(), o.ID, ReceiptSale)
+	s.app.reissueReceipt(context.Background(), o.ID, ReceiptSale, nil)
 	s.pass()
 	if n := len(rc.printed); n != 1 {
 		t.Fatalf("%d sale receipts printed for one payment (%v); want 1", n, rc.printed)
@@ -701,7 +701,7 @@ func TestRefusalWhileAnotherSendIsOnItsWay(t *testing.T) {
 	}
 	viewA.before = func() {
 		// The operator on B, while A's send is on its way.
-		_, err := b.app.reissueReceipt(context.Background(), o.ID, ReceiptSale)
+		_, err := b.app.reissueReceipt(context.Background(), o.ID, ReceiptSale, nil)
 		t.Logf("B's operator retry: %v", err)
 	}
 	a.pass() // A sends kassa-<id>-sale; it lands after B recorded it failed
@@ -709,7 +709,7 @@ func TestRefusalWhileAnotherSendIsOnItsWay(t *testing.T) {
 		t.Logf("order's sale receipt is recorded failed although %s was printed: %v", got.Receipt.OperationID, till.printed)
 	}
 	viewB.refuse = false
-	a.app.reissueReceipt(context.Background(), o.ID, ReceiptSale) // the operator retries the failed receipt
+	a.app.reissueReceipt(context.Background(), o.ID, ReceiptSale, nil) // the operator retries the failed receipt
 	a.pass()
 	if n := len(till.printed); n != 1 {
 		t.Fatalf("%d sale receipts printed for one payment: %v", n, till.printed)
@@ -802,7 +802,7 @@ func TestReturnReceiptKeepsTheSalesDefaultRate(t *testing.T) {
 	}
 	// The new year's config.
 	s.app.receipts = provisionSC(t, stub.URL, func(sc *SmartCashier) { sc.VAT = VAT22; sc.TaxTypes = map[string]int{"vat22": 11} })
-	if _, err := s.app.reissueReceipt(context.Background(), o.ID, ReceiptSaleReturn); err != nil {
+	if _, err := s.app.reissueReceipt(context.Background(), o.ID, ReceiptSaleReturn, nil); err != nil {
 		t.Fatal(err)
 	}
 	var types []string
@@ -911,11 +911,11 @@ func TestRetryAfterARefusalWaitsOutTheSend(t *testing.T) {
 	}
 	rc.refuse = false
 	var re *RequestError
-	if _, err := s.app.reissueReceipt(context.Background(), o.ID, ReceiptSale); !errors.As(err, &re) || re.Code != "receipt_in_progress" {
+	if _, err := s.app.reissueReceipt(context.Background(), o.ID, ReceiptSale, nil); !errors.As(err, &re) || re.Code != "receipt_in_progress" {
 		t.Fatalf("a retry at once: %v, want 409 receipt_in_progress", err)
 	}
 	s.clock.Add(2 * time.Minute)
-	got, err := s.app.reissueReceipt(context.Background(), o.ID, ReceiptSale)
+	got, err := s.app.reissueReceipt(context.Background(), o.ID, ReceiptSale, nil)
 	if err != nil || got.Receipt.State != ReceiptDone || got.Receipt.OperationID != "kassa-"+o.ID+"-sale-2" {
 		t.Fatalf("a retry after the send's window: %+v, %v", got.Receipt, err)
 	}

@@ -282,7 +282,7 @@ func TestOrderAndReceiptMetrics(t *testing.T) {
 	// A receipt service that does not answer, then one that fails it.
 	sb.fault("smartcashier", "formReceipt", "error500", 1)
 	returns := func() float64 { return counted(metrics.receipts, "sale_return", "unavailable") }
-	if n := delta(returns, func() { a.reissueReceipt(ctx, id, ReceiptSaleReturn) }); n != 1 {
+	if n := delta(returns, func() { a.reissueReceipt(ctx, id, ReceiptSaleReturn, nil) }); n != 1 {
 		t.Errorf("a return receipt the service did not take moved unavailable by %v, want 1", n)
 	}
 	a.reconciler.pass(ctx) // sends the return receipt again, so that the next fault is the next order's

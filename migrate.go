@@ -412,6 +412,7 @@ var recordKinds = []struct{ kind, prefix string }{
 	{"open", openPrefix + "/"},
 	{"unpaid", unpaidPrefix + "/"},
 	{"created", createdPrefix + "/"},
+	{"refunds", refundsPrefix + "/"},
 	{"idempotency", idempotencyPrefix + "/"},
 	{"payouts", payoutsPrefix + "/"},
 	{"events", eventsPrefix + "/"},

@@ -22,6 +22,7 @@ var migrateRecords = map[string]string{
 	"kassa/unpaid/CCCCCCCCCCCCCCCCCCCCCC":                                           ``,
 	"kassa/created/2026/12/06/06/20261206T060000.000000000Z_AAAAAAAAAAAAAAAAAAAAAA": ``,
 	"kassa/created.indexed":                                                         ``,
+	"kassa/refunds/2026/12/AAAAAAAAAAAAAAAAAAAAAA":                                  `AAAAAAAAAAAAAAAAAAAAAA`,
 	"kassa/idempotency/0123abcd":                                                    `AAAAAAAAAAAAAAAAAAAAAA`,
 	"kassa/payouts/feed":                                                            `{"v":1}`,
 	"kassa/events/AAAAAAAAAAAAAAAAAAAAAA-1.json":                                    `{"v":1}`,
@@ -85,8 +86,8 @@ func TestMigrateCopiesAndVerifies(t *testing.T) {
 		t.Errorf("the source's storage lock was copied: %v", err)
 	}
 	want := "KIND         RECORDS\n" +
-		"orders       2\nopen         1\nunpaid       1\ncreated      1\nidempotency  1\npayouts      1\nevents       2\nother        2\n" +
-		"copied and verified 11 records\n"
+		"orders       2\nopen         1\nunpaid       1\ncreated      1\nrefunds      1\nidempotency  1\npayouts      1\nevents       2\nother        2\n" +
+		"copied and verified 12 records\n"
 	if out.String() != want {
 		t.Errorf("output:\n%s\nwant:\n%s", out.String(), want)
 	}
@@ -97,7 +98,7 @@ func TestMigrateCopiesAndVerifies(t *testing.T) {
 	}
 
 	// Run again: the destination is this copy, and the run completes it.
-	if out, err := migrateRun(src, dst, false); err != nil || !strings.Contains(out, "holds 11 records equal to the source's, from an earlier run of this copy: completing it") {
+	if out, err := migrateRun(src, dst, false); err != nil || !strings.Contains(out, "holds 12 records equal to the source's, from an earlier run of this copy: completing it") {
 		t.Errorf("migrate again: %v\n%s", err, out)
 	}
 	migrateCheckCopy(t, dst)
@@ -216,7 +217,7 @@ func TestMigrateCommand(t *testing.T) {
 	stdout, stderr, err := runCLI(t, "migrate", "--from", from, "--to", to)
 	if err != nil || !strings.HasPrefix(stdout, "from: file_system "+src.Path+" (the kassa app's storage)\n"+
 		"to:   file_system "+dstPath+" (the config's top-level storage)\n") ||
-		!strings.HasSuffix(stdout, "copied and verified 11 records\n") {
+		!strings.HasSuffix(stdout, "copied and verified 12 records\n") {
 		t.Fatalf("migrate: %v\n%s%s", err, stdout, stderr)
 	}
 	migrateCheckCopy(t, &certmagic.FileStorage{Path: dstPath})

@@ -185,9 +185,9 @@ var errReceiptNotStored = fmt.Errorf("kassa: the receipt's progress could not be
 
 // reissueReceipt issues an order's receipt of a type, or retries a failed
 // one under a new operation id, and sends it at once: the operator's
-// retry, and the return receipt of a refund. It returns the order as it
-// then stands.
-func (a *App) reissueReceipt(ctx context.Context, id string, t ReceiptType) (*Order, error) {
+// retry, and the return receipt of a refund (to the contacts to, when
+// given: receiptStarted). It returns the order as it then stands.
+func (a *App) reissueReceipt(ctx context.Context, id string, t ReceiptType, to *buyerContacts) (*Order, error) {
 	if a.receipts == nil {
 		return nil, &RequestError{Status: http.StatusConflict, Code: "no_receipt_service", Message: "no receipt service is configured"}
 	}
@@ -203,7 +203,7 @@ func (a *App) reissueReceipt(ctx context.Context, id string, t ReceiptType) (*Or
 			return o, err
 		}
 	}
-	o, err = a.receiptStarted(ctx, id, t)
+	o, err = a.receiptStarted(ctx, id, t, to)
 	if err != nil {
 		return o, err
 	}

@@ -48,7 +48,7 @@ func TestReceiptRetryAfterNotProcessed(t *testing.T) {
 	sb.control(http.MethodPost, "faults", map[string]any{"api": "smartcashier", "op": "formReceipt",
 		"mode": "notprocessed", "count": 1, "message": "Открыта крышка."}, nil)
 
-	a.reissueReceipt(ctx, o.ID, ReceiptSale)
+	a.reissueReceipt(ctx, o.ID, ReceiptSale, nil)
 	stored, err := a.orders.Load(ctx, o.ID)
 	if err != nil || stored.Receipt == nil || stored.Receipt.State != ReceiptFailed || stored.Receipt.Error != "Открыта крышка." {
 		t.Fatalf("after the failure: %+v, %v", stored.Receipt, err)
@@ -57,7 +57,7 @@ func TestReceiptRetryAfterNotProcessed(t *testing.T) {
 		t.Error("a failed receipt keeps the order open: the reconciler would retry it without an operator")
 	}
 
-	retried, err := a.reissueReceipt(ctx, o.ID, ReceiptSale)
+	retried, err := a.reissueReceipt(ctx, o.ID, ReceiptSale, nil)
 	if err != nil || retried.Receipt.State != ReceiptDone || retried.Receipt.Fiscal == nil ||
 		retried.Receipt.OperationID != "kassa-"+o.ID+"-sale-2" || len(retried.Receipt.History) != 1 ||
 		retried.Receipt.History[0].OperationID != "kassa-"+o.ID+"-sale" || retried.Receipt.History[0].Error != "Открыта крышка." {
@@ -73,7 +73,7 @@ func TestReceiptRetryAfterNotProcessed(t *testing.T) {
 		}
 	}
 	var re *RequestError
-	if _, err := a.reissueReceipt(ctx, o.ID, ReceiptSale); !errors.As(err, &re) || re.Code != "receipt_done" {
+	if _, err := a.reissueReceipt(ctx, o.ID, ReceiptSale, nil); !errors.As(err, &re) || re.Code != "receipt_done" {
 		t.Errorf("retrying a done receipt: %v", err)
 	}
 }
@@ -86,13 +86,13 @@ func TestRefundReceipt(t *testing.T) {
 	ctx := context.Background()
 	o := paidOrder(t, a)
 	var re *RequestError
-	if _, err := a.reissueReceipt(ctx, o.ID, ReceiptSaleReturn); !errors.As(err, &re) || re.Code != "no_sale_receipt" {
+	if _, err := a.reissueReceipt(ctx, o.ID, ReceiptSaleReturn, nil); !errors.As(err, &re) || re.Code != "no_sale_receipt" {
 		t.Errorf("refund before the sale receipt: %v", err)
 	}
-	if _, err := a.reissueReceipt(ctx, o.ID, ReceiptSale); err != nil {
+	if _, err := a.reissueReceipt(ctx, o.ID, ReceiptSale, nil); err != nil {
 		t.Fatal(err)
 	}
-	refunded, err := a.reissueReceipt(ctx, o.ID, ReceiptSaleReturn)
+	refunded, err := a.reissueReceipt(ctx, o.ID, ReceiptSaleReturn, nil)
 	if err != nil || refunded.Refund == nil || refunded.Refund.State != ReceiptDone || refunded.Refund.Type != ReceiptSaleReturn {
 		t.Fatalf("refund: %+v, %v", refunded.Refund, err)
 	}
@@ -100,17 +100,17 @@ func TestRefundReceipt(t *testing.T) {
 	if len(calls) != 2 || !bytes.Contains(calls[1].Body, []byte(`"receiptType":2`)) || !bytes.Contains(calls[1].Body, []byte(`-sale_return"`)) {
 		t.Errorf("calls = %+v", calls)
 	}
-	if _, err := a.reissueReceipt(ctx, o.ID, ReceiptSaleReturn); !errors.As(err, &re) || re.Code != "receipt_done" {
+	if _, err := a.reissueReceipt(ctx, o.ID, ReceiptSaleReturn, nil); !errors.As(err, &re) || re.Code != "receipt_done" {
 		t.Errorf("a second refund: %v", err)
 	}
 
 	unpaid := paidOrder(t, a)
 	unpaid.State = OrderPending
 	a.orders.Save(ctx, unpaid)
-	if _, err := a.reissueReceipt(ctx, unpaid.ID, ReceiptSale); !errors.As(err, &re) || re.Status != http.StatusConflict {
+	if _, err := a.reissueReceipt(ctx, unpaid.ID, ReceiptSale, nil); !errors.As(err, &re) || re.Status != http.StatusConflict {
 		t.Errorf("receipt of an unpaid order: %v", err)
 	}
-	if _, err := a.reissueReceipt(ctx, NewOrderID(), ReceiptSale); !errors.Is(err, ErrOrderNotFound) {
+	if _, err := a.reissueReceipt(ctx, NewOrderID(), ReceiptSale, nil); !errors.Is(err, ErrOrderNotFound) {
 		t.Errorf("unknown order: %v", err)
 	}
 }
@@ -179,7 +179,7 @@ func TestReceiptMalformedReplyIsSentAgain(t *testing.T) {
 	o := paidOrder(t, a)
 	sb.control(http.MethodPost, "faults", map[string]any{"api": "smartcashier", "op": "formReceipt", "mode": "malformed", "count": 1}, nil)
 
-	if _, err := a.reissueReceipt(ctx, o.ID, ReceiptSale); !errors.Is(err, ErrMalformedReply) {
+	if _, err := a.reissueReceipt(ctx, o.ID, ReceiptSale, nil); !errors.Is(err, ErrMalformedReply) {
 		t.Fatalf("reissueReceipt = %v, want the malformed reply", err)
 	}
 	stored, err := a.orders.Load(ctx, o.ID)
@@ -206,7 +206,7 @@ func TestReceiptNotStoredIsNotSent(t *testing.T) {
 	a.useStorage(lockableCrashStorage{storage})
 	o := paidOrder(t, a)
 	storage.crashAtWrite(1)
-	if _, err := a.reissueReceipt(context.Background(), o.ID, ReceiptSale); !errors.Is(err, ErrStorage) || StatusCode(err) != http.StatusServiceUnavailable {
+	if _, err := a.reissueReceipt(context.Background(), o.ID, ReceiptSale, nil); !errors.Is(err, ErrStorage) || StatusCode(err) != http.StatusServiceUnavailable {
 		t.Fatalf("reissueReceipt with the storage failing = %v (status %d), want a 503 storage error", err, StatusCode(err))
 	}
 	if n := len(sb.calls("smartcashier", "formReceipt")); n != 0 {

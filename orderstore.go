@@ -228,7 +228,8 @@ func (s *OrderStore) claimIdempotencyKey(ctx context.Context, key, id string) er
 	return s.storeKey(ctx, idempotencyStorageKey(key), []byte(id))
 }
 
-// Save writes the order's time-index entry, then its record, stamping
+// Save writes the order's time-index entry (and refund-index entry, if it
+// has a refund), then its record, stamping
 // o.UpdatedAt with the store's clock (every write carries a fresh
 // UpdatedAt, so no caller can forget it), then makes its other indexes
 // match it (reindex), so a crash in between leaves an entry the reconciler
@@ -241,6 +242,17 @@ func (s *OrderStore) Save(ctx context.Context, o *Order) error {
 	}
 	if err := s.indexCreated(ctx, o); err != nil {
 		return err
+	}
+	if rec := o.Refund; rec != nil {
+		// Its refund, in the month it ended (or now, under way), where
+		// the readers of a period it ended in look.
+		at := rec.DoneAt
+		if at.IsZero() {
+			at = s.now()
+		}
+		if err := s.indexRefund(ctx, o, at); err != nil {
+			return err
+		}
 	}
 	if err := s.storeRecord(ctx, o); err != nil {
 		return err
@@ -276,8 +288,9 @@ func (s *OrderStore) storeRecord(ctx context.Context, o *Order) error {
 
 // saveChange stores o, which was prev before a change (update, in
 // lifecycle.go), and keeps the indexes in step with as few writes as the
-// change needs: when the order opens again (a late payment's receipt, a
-// refund), its open-index entry first; then the record; when it closes
+// change needs: when a refund attempt starts, its refund-index entry
+// (refundindex.go); when the order opens again (a late payment's receipt,
+// a refund), its open-index entry; then the record; when it closes
 // unpaid, its unpaid-index entry; then the entries it no longer has are
 // removed. A failure or crash between the writes leaves an order in an
 // index it no longer belongs to (the reconciler settles it: settleIndexes),
@@ -285,6 +298,11 @@ func (s *OrderStore) storeRecord(ctx context.Context, o *Order) error {
 func (s *OrderStore) saveChange(ctx context.Context, prev, o *Order) error {
 	if err := checkOrder(o); err != nil {
 		return err
+	}
+	if refundStarted(prev, o) {
+		if err := s.indexRefund(ctx, o, s.now()); err != nil {
+			return err
+		}
 	}
 	if o.Open() && !prev.Open() {
 		if err := s.storeKey(ctx, openKey(o.ID), []byte(o.ID)); err != nil {

@@ -16,10 +16,17 @@ import (
 // the receipt service's fiscal reports. An order counts in the period it
 // was paid in (PaidAt, in the app's time zone), also one paid late; a
 // refund counts in the period its return receipt was done.
+//
+// The totals walk the time index over the orders created from
+// totalsLookback (and keep_unpaid) before the period to its end, and read
+// the refund index (refundindex.go) for the refunds of orders created
+// before that, each order counted once. A refund started before the
+// release that brought the refund index, of an order created before the
+// walked window, is not found.
 
-// totalsLookback is how long before a period the orders paid or refunded
-// in it may have been created: two months, and the time an unpaid order
-// may still be paid late. The walk reads the time index from there.
+// totalsLookback is how long before a period the orders paid in it may
+// have been created: two months, and the time an unpaid order may still be
+// paid late. The walk reads the time index from there.
 const totalsLookback = 62 * 24 * time.Hour
 
 // accountTotals are one payment account's figures.
@@ -97,7 +104,7 @@ func (a *App) totals(ctx context.Context, from, to time.Time) (*totalsReport, er
 		}
 		return rates[v]
 	}
-	err := a.orders.Range(ctx, from.Add(-totalsLookback-time.Duration(a.KeepUnpaid)), to, func(o *Order) error {
+	count := func(o *Order) error {
 		if o.State != OrderPaid {
 			return nil
 		}
@@ -144,6 +151,18 @@ func (a *App) totals(ctx context.Context, from, to time.Time) (*totalsReport, er
 			}
 		}
 		return nil
+	}
+	walked := from.Add(-totalsLookback - time.Duration(a.KeepUnpaid))
+	if err := a.orders.Range(ctx, walked, to, count); err != nil {
+		return nil, err
+	}
+	// The refunds of older orders, from the refund index: an order
+	// created in the walked window was counted above.
+	err := a.orders.refunds(ctx, from.Add(-refundUnderway), to, func(o *Order) error {
+		if !o.CreatedAt.Before(walked) && o.CreatedAt.Before(to) {
+			return nil
+		}
+		return count(o)
 	})
 	if err != nil {
 		return nil, err

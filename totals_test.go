@@ -72,7 +72,7 @@ func TestMonthTotals(t *testing.T) {
 	refunded := order("61.00", item("61.00", 1, VAT22))
 	pay(refunded, time.Date(2026, 11, 10, 12, 0, 0, 0, time.UTC))
 	s.clock.t = time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)
-	if o, err := s.app.reissueReceipt(ctx, refunded.ID, ReceiptSaleReturn); err != nil || o.Refund.State != ReceiptDone {
+	if o, err := s.app.reissueReceipt(ctx, refunded.ID, ReceiptSaleReturn, nil); err != nil || o.Refund.State != ReceiptDone {
 		t.Fatalf("refund: %v, %+v", err, o)
 	}
 	pay(order("50.00"), time.Date(2026, 11, 15, 12, 0, 0, 0, time.UTC)) // no items: the receipt's default rate
@@ -83,7 +83,7 @@ func TestMonthTotals(t *testing.T) {
 	october := order("244.00", item("244.00", 1, VAT22))
 	pay(october, time.Date(2026, 10, 20, 12, 5, 0, 0, time.UTC))
 	s.clock.t = time.Date(2026, 11, 2, 12, 0, 0, 0, time.UTC)
-	if _, err := s.app.reissueReceipt(ctx, october.ID, ReceiptSaleReturn); err != nil {
+	if _, err := s.app.reissueReceipt(ctx, october.ID, ReceiptSaleReturn, nil); err != nil {
 		t.Fatal(err)
 	}
 	// Unpaid: not counted.
