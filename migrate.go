@@ -121,9 +121,15 @@ func cliMigrate(cmd *cobra.Command, args []string) error {
 // default storage again, since the files may set HOME or XDG_DATA_HOME.
 func loadEnvFiles(files []string) error {
 	for _, file := range files {
-		vars, err := godotenv.Read(file)
+		text, err := os.ReadFile(file)
 		if err != nil {
 			return fmt.Errorf("--envfile %s: %v", file, err)
+		}
+		vars, err := godotenv.UnmarshalBytes(text)
+		if err != nil {
+			// The parser's message quotes the file's text: its secrets.
+			return fmt.Errorf("--envfile %s: not a valid environment file (its text is not shown: it holds secrets); "+
+				"check each line is NAME=value, with names of letters, digits and underscores, and every quote closed", file)
 		}
 		for k, v := range vars {
 			if _, set := os.LookupEnv(k); !set {
