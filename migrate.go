@@ -49,7 +49,9 @@ already set is kept): the storages' {env.*} settings, such as a Redis
 password, come from there.
 
 Caddy must be stopped on the source: a running kassa app holds the
-reconciler's lease, and a clean stop frees it. A held lease is refused
+reconciler's lease, and a clean stop frees it. In a cluster only one
+instance holds it: stop every instance, since a standby still running is
+not seen until it takes the freed lease over. A held lease is refused
 (exit 1) unless --force: a Caddy still running on the source keeps
 changing orders that the copy would then miss or hold half-way. Use
 --force only when the holder was killed and will not come back.
