@@ -91,6 +91,14 @@ func (CrystalPay) CaddyModule() caddy.ModuleInfo {
 func (c *CrystalPay) Provision(caddy.Context) error {
 	c.login, c.secret = resolvePlaceholders(c.Login), resolvePlaceholders(c.Secret)
 	c.endpoint, c.callback = resolvePlaceholders(c.Endpoint), resolvePlaceholders(c.Callback)
+	// Set but resolved empty: never the default host (real payments), nor
+	// silently no callback.
+	if c.endpoint == "" && c.Endpoint != "" {
+		return fmt.Errorf("crystalpay: endpoint %s is empty (is its environment variable set?)", c.Endpoint)
+	}
+	if c.callback == "" && c.Callback != "" {
+		return fmt.Errorf("crystalpay: callback %s is empty (is its environment variable set?)", c.Callback)
+	}
 	if c.API == crystalPayAPIv1 {
 		return c.provisionV1()
 	}

@@ -796,3 +796,27 @@ func TestCrystalPayV3CallbackNeedsSalt(t *testing.T) {
 	c := &CrystalPay{Login: "a", Secret: "b", Salt: "s", Callback: "https://shop.example/kassa/callback/main"}
 	provisionModule(t, c)
 }
+
+// TestCrystalPayPlaceholderUnset: an endpoint or callback whose {env.*}
+// variable is unset is refused at start, as Pegas's endpoint is: an unset
+// endpoint would silently send the shop's credentials (and its buyers'
+// payments) to CrystalPAY's real host, and an unset callback would
+// silently drop the callbacks the config asked for.
+func TestCrystalPayPlaceholderUnset(t *testing.T) {
+	for _, c := range []*CrystalPay{
+		{Login: "a", Secret: "b", Salt: "c", Endpoint: "{env.KASSA_TEST_UNSET_ENDPOINT}"},
+		{API: "v1", Login: "a", Secret: "b", Endpoint: "{env.KASSA_TEST_UNSET_ENDPOINT}"},
+		{Login: "a", Secret: "b", Salt: "c", Callback: "{env.KASSA_TEST_UNSET_CALLBACK}"},
+	} {
+		ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+		err := c.Provision(ctx)
+		if err == nil {
+			err = c.Validate()
+			_ = c.Cleanup()
+		}
+		cancel()
+		if err == nil || !strings.Contains(err.Error(), "is its environment variable set?") {
+			t.Errorf("endpoint %q callback %q with the variable unset: %v", c.Endpoint, c.Callback, err)
+		}
+	}
+}

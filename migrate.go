@@ -49,7 +49,9 @@ already set is kept): the storages' {env.*} settings, such as a Redis
 password, come from there.
 
 Caddy must be stopped on the source: a running kassa app holds the
-reconciler's lease, and a clean stop frees it. A held lease is refused
+reconciler's lease, and a clean stop frees it. In a cluster only one
+instance holds it: stop every instance, since a standby still running is
+not seen until it takes the freed lease over. A held lease is refused
 (exit 1) unless --force: a Caddy still running on the source keeps
 changing orders that the copy would then miss or hold half-way. Use
 --force only when the holder was killed and will not come back.
@@ -121,9 +123,15 @@ func cliMigrate(cmd *cobra.Command, args []string) error {
 // default storage again, since the files may set HOME or XDG_DATA_HOME.
 func loadEnvFiles(files []string) error {
 	for _, file := range files {
-		vars, err := godotenv.Read(file)
+		text, err := os.ReadFile(file)
 		if err != nil {
 			return fmt.Errorf("--envfile %s: %v", file, err)
+		}
+		vars, err := godotenv.UnmarshalBytes(text)
+		if err != nil {
+			// The parser's message quotes the file's text: its secrets.
+			return fmt.Errorf("--envfile %s: not a valid environment file (its text is not shown: it holds secrets); "+
+				"check each line is NAME=value, with names of letters, digits and underscores, and every quote closed", file)
 		}
 		for k, v := range vars {
 			if _, set := os.LookupEnv(k); !set {

@@ -288,3 +288,24 @@ func TestMigrateEnvFile(t *testing.T) {
 		t.Errorf("a missing envfile: %v %q", err, stderr)
 	}
 }
+
+// TestMigrateEnvFileErrorHidesValues: an environment file that does not
+// parse is named, but none of its text is printed: it holds the storage's
+// password and the shop's other secrets.
+func TestMigrateEnvFileErrorHidesValues(t *testing.T) {
+	dir := t.TempDir()
+	const secret = "s3cret-redis-password"
+	for name, text := range map[string]string{
+		"unterminated.env": "REDIS_PASSWORD=\"" + secret + "\nOTHER=1\n",
+		"badname.env":      "BAD-NAME=x\nREDIS_PASSWORD=" + secret + "\n",
+	} {
+		envfile := filepath.Join(dir, name)
+		if err := os.WriteFile(envfile, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		stdout, stderr, err := runCLI(t, "migrate", "--envfile", envfile, "--from", "a.json", "--to", "b.json")
+		if exitStatus(err) != 1 || !strings.Contains(stderr, "--envfile "+envfile) || strings.Contains(stdout+stderr, secret) {
+			t.Errorf("%s: %v\n%s%s", name, err, stdout, stderr)
+		}
+	}
+}

@@ -162,6 +162,9 @@ func (s *SmartCashier) Provision(ctx caddy.Context) error {
 	}
 	s.backoff = smartCashierBackoff
 	endpoint := resolvePlaceholders(s.Endpoint)
+	if endpoint == "" && s.Endpoint != "" {
+		return fmt.Errorf("smartcashier: endpoint %s is empty (is its environment variable set?)", s.Endpoint)
+	}
 	if endpoint == "" {
 		endpoint = smartCashierEndpoint
 	}

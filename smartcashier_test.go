@@ -1172,3 +1172,19 @@ func TestSmartCashierStatusErrorIsCleaned(t *testing.T) {
 		t.Errorf("operation error (%d bytes) not cleaned: %.80q", len(op.Error), op.Error)
 	}
 }
+
+// TestSmartCashierEndpointUnset: an endpoint whose {env.*} variable is
+// unset is refused at start, as Pegas's is, rather than sending real
+// fiscal receipts to Smart Cashier's default host.
+func TestSmartCashierEndpointUnset(t *testing.T) {
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	s := &SmartCashier{Token: "t", CashboxID: "1", Endpoint: "{env.SC_TEST_UNSET_ENDPOINT}", Taxation: TaxationOSN}
+	err := s.Provision(ctx)
+	if err == nil {
+		defer s.Cleanup()
+	}
+	if err == nil || !strings.Contains(err.Error(), "is its environment variable set?") {
+		t.Errorf("endpoint with the variable unset: %v", err)
+	}
+}
