@@ -110,7 +110,8 @@ func cliMigrate(cmd *cobra.Command, args []string) error {
 		return finish(cmd, fmt.Errorf("--to %s: %v", to, err))
 	}
 	if sameStorage(src, dst) {
-		return finish(cmd, fmt.Errorf("--from and --to keep the kassa records in the same storage (%s): nothing to copy", srcName))
+		return finish(cmd, fmt.Errorf("--from and --to keep the kassa records in the same storage, or one inside the other (%s): "+
+			"give the destination a folder or key_prefix of its own", srcName))
 	}
 	out := cmd.OutOrStdout()
 	fmt.Fprintf(out, "from: %s\nto:   %s\n", srcName, dstName)
@@ -216,23 +217,33 @@ func describeStorage(s certmagic.Storage, mod caddy.Module, where string) string
 	return fmt.Sprintf("%T (%s)", s, where)
 }
 
-// sameStorage reports whether two storages are one: the same folder, or
+// sameStorage reports whether two storages are one: the same folder or
+// one folder inside the other (a copy would then write into its own
+// source), or
 // the same settings as the storage describes them.
 func sameStorage(a, b certmagic.Storage) bool {
 	x, described := a.(fmt.Stringer)
 	y, _ := b.(fmt.Stringer)
 	if fa, ok := a.(*certmagic.FileStorage); ok {
 		fb, ok := b.(*certmagic.FileStorage)
-		return ok && sameFolder(fa.Path, fb.Path)
+		return ok && nestedFolders(fa.Path, fb.Path)
 	}
 	return described && y != nil && x.String() == y.String()
 }
 
-// sameFolder reports whether two paths name one folder.
-func sameFolder(a, b string) bool {
+// nestedFolders reports whether two paths name one folder, or one is
+// inside the other.
+func nestedFolders(a, b string) bool {
 	a, errA := filepath.Abs(a)
 	b, errB := filepath.Abs(b)
-	return errA == nil && errB == nil && a == b
+	if errA != nil || errB != nil {
+		return false
+	}
+	inside := func(x, y string) bool {
+		rel, err := filepath.Rel(y, x)
+		return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
+	}
+	return inside(a, b) || inside(b, a)
 }
 
 // migration copies the kassa records from one storage to another and

@@ -222,6 +222,12 @@ func TestMigrateCommand(t *testing.T) {
 	}
 	migrateCheckCopy(t, &certmagic.FileStorage{Path: dstPath})
 
+	// A destination inside the source: the copy would write into what it
+	// copies.
+	nested := filepath.Join(dir, "nested.json")
+	if err := os.WriteFile(nested, []byte(`{"apps":{"kassa":{"storage":{"module":"file_system","root":"`+filepath.Join(src.Path, "kassa")+`"}}}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	for _, c := range []struct {
 		args []string
 		exit int
@@ -229,6 +235,7 @@ func TestMigrateCommand(t *testing.T) {
 	}{
 		{[]string{"migrate", "--from", from}, 2, "migrate needs --from <config> and --to <config>"},
 		{[]string{"migrate", "--from", from, "--to", from}, 1, "keep the kassa records in the same storage"},
+		{[]string{"migrate", "--from", from, "--to", nested}, 1, "keep the kassa records in the same storage, or one inside the other"},
 		{[]string{"migrate", "--from", from, "--to", filepath.Join(dir, "missing.json")}, 1, "--to " + filepath.Join(dir, "missing.json") + ": reading config from file"},
 		{[]string{"migrate", "--from", from, "--to", to, "--address", "localhost:2019"}, 2, "takes neither --config nor --address"},
 	} {
