@@ -1,7 +1,7 @@
 package caddytest
 
 // Admin endpoint tests: the shop's admin API on a unix socket, as the
-// README recommends, driven by `caddy kassa`; and a shop with `admin off`,
+// docs/operations.md recommends, driven by `caddy kassa`; and a shop with `admin off`,
 // which keeps selling while the CLI has nothing to talk to. They run Caddy
 // as processes with the proc helpers of crash_test.go.
 

@@ -44,7 +44,7 @@ fault is cleared, and the flow is finished. The faults:
 
 A cell passes (✓) when:
 
-- **the answer is the documented one** ([README, Errors](../README.md#errors)): 503
+- **the answer is the documented one** ([Reference, Errors](reference.md#errors)): 503
   ` + "`provider_unavailable`" + ` when the provider could not be reached, timed out, or answered 5xx or
   an HTML page; 502 ` + "`provider_error`" + ` when it refused or answered nonsense; success when it
   was only slow. A payout made in one step (CrystalPAY v1, Pegas-kassa) answers the same statuses
@@ -63,7 +63,7 @@ A cell passes (✓) when:
   ` + "`invoice/create`" + `, ` + "`payoff/create`" + `, ` + "`withdraw`" + ` and ` + "`withdrawal`" + ` never retried by the shop on
   its own;
 - **it recovers**: once the provider is back, the same flow succeeds; the reconciler finishes
-  what it can by itself, and the operator's retry (which the README asks for) the rest.
+  what it can by itself, and the operator's retry (which docs/reference.md asks for) the rest.
 
 ## Summary
 

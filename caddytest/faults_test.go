@@ -73,7 +73,7 @@ var matrixFaults = []matrixFault{
 // work.
 func (f matrixFault) slow() bool { return f.mode == "latency" }
 
-// unavailable reports whether the fault is one the README's Errors section
+// unavailable reports whether the fault is one docs/reference.md's Errors section
 // calls unavailable (refused, timeout, 5xx, an HTML page from a proxy):
 // worth trying again.
 func (f matrixFault) unavailable() bool { return !f.slow() && !f.refusal() }

@@ -43,7 +43,7 @@ type reloadLoad struct {
 	orders   []string // every order made, once
 	paid     []string // those paid at the sandbox
 	requests int      // checkouts and polls answered
-	resent   int      // checkouts sent again after a network error, as the README tells clients to
+	resent   int      // checkouts sent again after a network error, as docs/reference.md tells clients to
 	repolled int      // status polls sent again after a network error, as the status page does
 	failures []string // any answer other than the documented one
 }
