@@ -240,7 +240,13 @@ func (s *OrderStore) scan(ctx context.Context, fn func(*Order) error) error {
 	}
 	ids = append(ids, open...)
 	slices.Sort(ids)
-	for _, id := range slices.Compact(ids) {
+	return s.each(ctx, slices.Compact(ids), fn)
+}
+
+// each calls fn with each of the orders ids names, in their order, leaving
+// out those whose record is gone (compacted meanwhile).
+func (s *OrderStore) each(ctx context.Context, ids []string, fn func(*Order) error) error {
+	for _, id := range ids {
 		o, err := s.Load(ctx, id)
 		if errors.Is(err, ErrOrderNotFound) {
 			continue

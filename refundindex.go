@@ -2,7 +2,6 @@ package kassa
 
 import (
 	"context"
-	"errors"
 	"time"
 )
 
@@ -65,21 +64,15 @@ func (s *OrderStore) refunds(ctx context.Context, from, to time.Time, fn func(*O
 		if err != nil {
 			return err
 		}
+		var ids []string
 		for _, id := range names {
-			if !ValidOrderID(id) || seen[id] {
-				continue // a storage's temporary file, or met already
+			if ValidOrderID(id) && !seen[id] { // not a storage's temporary file, nor met already
+				seen[id] = true
+				ids = append(ids, id)
 			}
-			seen[id] = true
-			o, err := s.Load(ctx, id)
-			if errors.Is(err, ErrOrderNotFound) {
-				continue
-			}
-			if err != nil {
-				return err
-			}
-			if err := fn(o); err != nil {
-				return err
-			}
+		}
+		if err := s.each(ctx, ids, fn); err != nil {
+			return err
 		}
 	}
 	return nil
