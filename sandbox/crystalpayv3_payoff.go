@@ -244,17 +244,7 @@ func (s *state) submitV3Payoff(id string) (v3PayoffInfo, error) {
 
 // cancelV3Payoff cancels a created payoff.
 func (s *state) cancelV3Payoff(id string) (v3PayoffInfo, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	p, ok := s.crystalPayV3.payoffs[id]
-	switch {
-	case !ok:
-		return v3PayoffInfo{}, errUnknownPayoff
-	case p.state != payoffCreated:
-		return p.info(), errPayoffState
-	}
-	s.finishPayoffLocked(p, payoffCanceled)
-	return p.info(), nil
+	return s.endV3Payoff(id, payoffCreated, payoffCanceled)
 }
 
 // v3PayoffInfo returns a payoff as payoff/info gives it.
@@ -271,16 +261,21 @@ func (s *state) v3PayoffInfo(id string) (v3PayoffInfo, bool) {
 // finishV3Payoff ends a processing payoff now as payed or failed, for
 // tests.
 func (s *state) finishV3Payoff(id, state string) (v3PayoffInfo, error) {
+	return s.endV3Payoff(id, payoffProcessing, state)
+}
+
+// endV3Payoff puts a payoff that is in state from into the final state to.
+func (s *state) endV3Payoff(id, from, to string) (v3PayoffInfo, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	p, ok := s.crystalPayV3.payoffs[id]
 	switch {
 	case !ok:
 		return v3PayoffInfo{}, errUnknownPayoff
-	case p.state != payoffProcessing:
+	case p.state != from:
 		return p.info(), errPayoffState
 	}
-	s.finishPayoffLocked(p, state)
+	s.finishPayoffLocked(p, to)
 	return p.info(), nil
 }
 

@@ -6,8 +6,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/shopspring/decimal"
 )
 
 // v3 calls a v3 operation with the default credentials and the JSON
@@ -102,9 +100,7 @@ func TestCrystalPayV3Routes(t *testing.T) {
 }
 
 func TestCrystalPayV3MeAndBalances(t *testing.T) {
-	s := newTestSandbox(t, func(h *Handler) {
-		h.Balances = map[string]decimal.Decimal{APICrystalPay: decimal.NewFromInt(1000)}
-	})
+	s := newTestSandbox(t, withCrystalPayBalance(1000))
 	me := s.v3("me/info", "")
 	wantV3OK(t, me)
 	if me["id"] != 123456789.0 || me["name"] != "sandbox" || me["status_level"] != 2.0 ||

@@ -114,17 +114,7 @@ var maskedFields = []string{"auth_secret", "signature", "s", "secret", "token"}
 // replaced by "***"; any other body is returned as it is.
 func maskForm(body string) string {
 	form, err := url.ParseQuery(body)
-	if err != nil {
-		return body
-	}
-	masked := false
-	for _, k := range maskedFields {
-		if _, ok := form[k]; ok {
-			form[k] = []string{"***"}
-			masked = true
-		}
-	}
-	if !masked {
+	if err != nil || !maskFields(form, []string{"***"}) {
 		return body
 	}
 	return form.Encode()
@@ -134,17 +124,7 @@ func maskForm(body string) string {
 // by "***"; a body without them is returned as it is.
 func maskSecrets(body []byte) json.RawMessage {
 	var fields map[string]json.RawMessage
-	if json.Unmarshal(body, &fields) != nil {
-		return body
-	}
-	masked := false
-	for _, k := range maskedFields {
-		if _, ok := fields[k]; ok {
-			fields[k] = json.RawMessage(`"***"`)
-			masked = true
-		}
-	}
-	if !masked {
+	if json.Unmarshal(body, &fields) != nil || !maskFields(fields, json.RawMessage(`"***"`)) {
 		return body
 	}
 	b, err := json.Marshal(fields)
@@ -152,6 +132,19 @@ func maskSecrets(body []byte) json.RawMessage {
 		return json.RawMessage(`"***"`)
 	}
 	return b
+}
+
+// maskFields sets the value of every key of maskedFields that m holds to
+// masked, and reports whether it held any.
+func maskFields[V any](m map[string]V, masked V) bool {
+	found := false
+	for _, k := range maskedFields {
+		if _, ok := m[k]; ok {
+			m[k] = masked
+			found = true
+		}
+	}
+	return found
 }
 
 // recorder remembers the status of a response.
