@@ -61,8 +61,8 @@
 // amounts are decimal strings, absent values null, times "2006-01-02
 // 15:04:05". The v3 balance is the CrystalPAY balance of v1: method
 // LZTMARKET (RUB) in balance/list, beside an empty BITCOIN. Payoffs are
-// signed with sha1 over "amount:method:wallet:salt", amount exactly as the
-// client wrote it (350.5 and 350.50 sign differently), submit and cancel
+// signed with sha1 over "amount:method:wallet:salt" (the amount as the
+// client wrote it: below), submit and cancel
 // with sha1 over "id:salt" (crystalpay_salt). A payoff is created, then
 // processing from submit (which debits the balance) for a second, then
 // payed; a created payoff may be canceled.
@@ -101,8 +101,13 @@
 //   - Only payed credits the balance (wrongamount credits nothing); a failed
 //     payoff gives its deduction back.
 //   - Callbacks are retried 1 s, 5 s and 30 s after a failed delivery, each
-//     delivery bounded by 10 s; a redirect is a failure. canceled payoffs are
-//     called back too.
+//     delivery bounded by 10 s; a redirect is a failure. Invoices are
+//     called back in every final state (payed, wrongamount, failed), not
+//     only payed, and canceled payoffs too: the spec does not say which
+//     states CrystalPAY calls back (its open question 5).
+//   - A payoff's signature is checked over the amount exactly as the
+//     client wrote it, so 350.5 and 350.50 sign differently: the spec does
+//     not say which canonical form CrystalPAY signs (its open question 11).
 //
 // # Control endpoint
 //
