@@ -218,17 +218,10 @@ func (c *checker) indexed(ctx context.Context, list func(context.Context) ([]str
 	if err != nil {
 		return err
 	}
-	for _, id := range ids {
-		o, err := c.app.orders.Load(ctx, id)
-		if errors.Is(err, ErrOrderNotFound) {
-			continue
-		}
-		if err != nil {
-			return err
-		}
+	return c.app.orders.each(ctx, ids, func(o *Order) error {
 		c.unpaid(o)
-	}
-	return nil
+		return nil
+	})
 }
 
 // unpaid finds what is wrong with an order not paid: stuck in creating,

@@ -16,13 +16,17 @@ import (
 // runCheck asks the admin API for the morning check, as an operator does.
 func (s *lifeShop) runCheck(query string) *checkReport {
 	s.t.Helper()
-	w := httptest.NewRecorder()
-	if err := s.app.serveAdmin(w, httptest.NewRequest(http.MethodGet, "/kassa/check"+query, nil)); err != nil {
-		s.t.Fatalf("GET /kassa/check%s: %v", query, err)
-	}
-	var rep checkReport
+	return adminReport[checkReport](s, "/kassa/check"+query)
+}
+
+// adminReport GETs target from the admin API and decodes its answer,
+// which must be 200, into a T.
+func adminReport[T any](s *lifeShop, target string) *T {
+	s.t.Helper()
+	w := adminGet(s.t, s.app, target)
+	var rep T
 	if w.Code != http.StatusOK || json.Unmarshal(w.Body.Bytes(), &rep) != nil {
-		s.t.Fatalf("GET /kassa/check%s: %d %s", query, w.Code, w.Body)
+		s.t.Fatalf("GET %s: %d %s", target, w.Code, w.Body)
 	}
 	return &rep
 }

@@ -2,9 +2,6 @@ package kassa
 
 import (
 	"context"
-	"encoding/json"
-	"net/http"
-	"net/http/httptest"
 	"slices"
 	"testing"
 	"time"
@@ -65,15 +62,7 @@ func (s *lifeShop) failRefund(id string) {
 // monthTotals asks the admin API for a month's totals.
 func (s *lifeShop) monthTotals(month string) *totalsReport {
 	s.t.Helper()
-	w := httptest.NewRecorder()
-	if err := s.app.serveAdmin(w, httptest.NewRequest(http.MethodGet, "/kassa/orders/totals?month="+month, nil)); err != nil {
-		s.t.Fatal(err)
-	}
-	var rep totalsReport
-	if w.Code != http.StatusOK || json.Unmarshal(w.Body.Bytes(), &rep) != nil {
-		s.t.Fatalf("totals: %d %s", w.Code, w.Body)
-	}
-	return &rep
+	return adminReport[totalsReport](s, "/kassa/orders/totals?month="+month)
 }
 
 // refundsOf is a report's refunds: their count and amount.

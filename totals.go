@@ -2,6 +2,7 @@ package kassa
 
 import (
 	"context"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -92,18 +93,6 @@ func (a *App) totals(ctx context.Context, from, to time.Time) (*totalsReport, er
 		defaultVAT = dv.DefaultVAT()
 	}
 	in := func(t time.Time) bool { return !t.IsZero() && !t.Before(from) && t.Before(to) }
-	get := func(m map[string]*sums, k string) *sums {
-		if m[k] == nil {
-			m[k] = &sums{}
-		}
-		return m[k]
-	}
-	rate := func(v VAT) *sums {
-		if rates[v] == nil {
-			rates[v] = &sums{}
-		}
-		return rates[v]
-	}
 	count := func(o *Order) error {
 		if o.State != OrderPaid {
 			return nil
@@ -114,7 +103,7 @@ func (a *App) totals(ctx context.Context, from, to time.Time) (*totalsReport, er
 			return nil
 		}
 		providers[o.Account] = o.Provider
-		acc := get(accounts, o.Account)
+		acc := sumsOf(accounts, o.Account)
 		byRate := receiptRates(o, defaultVAT)
 		if paidIn {
 			paid := o.Amount
@@ -131,7 +120,7 @@ func (a *App) totals(ctx context.Context, from, to time.Time) (*totalsReport, er
 				}
 			}
 			for v, sum := range byRate {
-				r := rate(v)
+				r := sumsOf(rates, v)
 				r.sales = r.sales.Add(sum)
 				r.salesVAT = r.salesVAT.Add(v.Share(sum))
 			}
@@ -145,7 +134,7 @@ func (a *App) totals(ctx context.Context, from, to time.Time) (*totalsReport, er
 				s.refunded = s.refunded.Add(o.Amount)
 			}
 			for v, sum := range byRate {
-				r := rate(v)
+				r := sumsOf(rates, v)
 				r.refundSales = r.refundSales.Add(sum)
 				r.refundSaleVAT = r.refundSaleVAT.Add(v.Share(sum))
 			}
@@ -175,18 +164,21 @@ func (a *App) totals(ctx context.Context, from, to time.Time) (*totalsReport, er
 			PaidLate: s.paidLate, Refunds: s.refunds, Refunded: FormatAmount(s.refunded)})
 	}
 	rep.VAT = []vatTotals{}
-	vats := make([]VAT, 0, len(rates))
-	for v := range rates {
-		vats = append(vats, v)
-	}
-	slices.Sort(vats)
-	for _, v := range vats {
+	for _, v := range slices.Sorted(maps.Keys(rates)) {
 		s := rates[v]
 		rep.VAT = append(rep.VAT, vatTotals{VAT: v, Label: v.Label(), Sales: FormatAmount(s.sales), SalesVAT: FormatAmount(s.salesVAT),
 			Refunds: FormatAmount(s.refundSales), RefundsVAT: FormatAmount(s.refundSaleVAT)})
 	}
 	rep.Orders, rep.Amount, rep.Refunded = all.orders, FormatAmount(all.amount), FormatAmount(all.refunded)
 	return rep, nil
+}
+
+// sumsOf is m's sums under k, new ones if it has none yet.
+func sumsOf[K comparable](m map[K]*sums, k K) *sums {
+	if m[k] == nil {
+		m[k] = &sums{}
+	}
+	return m[k]
 }
 
 // receiptRates is order o's receipt's sum at each VAT rate, a position

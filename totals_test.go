@@ -2,7 +2,6 @@ package kassa
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -90,14 +89,7 @@ func TestMonthTotals(t *testing.T) {
 	order("999.00", item("999.00", 1, VAT22))
 
 	s.clock.t = time.Date(2026, 12, 6, 9, 0, 0, 0, time.UTC)
-	w := httptest.NewRecorder()
-	if err := s.app.serveAdmin(w, httptest.NewRequest(http.MethodGet, "/kassa/orders/totals?month=2026-11", nil)); err != nil {
-		t.Fatal(err)
-	}
-	var rep totalsReport
-	if w.Code != http.StatusOK || json.Unmarshal(w.Body.Bytes(), &rep) != nil {
-		t.Fatalf("totals: %d %s", w.Code, w.Body)
-	}
+	rep := s.monthTotals("2026-11")
 	if !rep.From.Equal(time.Date(2026, 10, 31, 21, 0, 0, 0, time.UTC)) || !rep.To.Equal(time.Date(2026, 11, 30, 21, 0, 0, 0, time.UTC)) ||
 		rep.TimeZone != "Europe/Moscow" {
 		t.Errorf("period %v to %v in %s; want November in Moscow", rep.From, rep.To, rep.TimeZone)
