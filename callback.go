@@ -175,15 +175,15 @@ func (h *CallbackHandler) receive(r *http.Request) (string, error) {
 		return callbackPayout, nil
 	}
 
-	unknown := &RequestError{Status: http.StatusNotFound, Code: "unknown_payment", Message: "no order of this account holds that payment"}
-	if !ValidOrderID(cb.OrderID) || cb.PaymentID == "" {
-		h.logger.Info("callback for an unknown payment", zap.String("account", h.acc.name), zap.String("payment_id", cb.PaymentID))
-		return callbackUnknownPayment, unknown
+	// An id that cannot be an order's is not looked up: it names none.
+	var o *Order
+	err = ErrOrderNotFound
+	if ValidOrderID(cb.OrderID) && cb.PaymentID != "" {
+		o, err = h.app.orders.Load(r.Context(), cb.OrderID)
 	}
-	o, err := h.app.orders.Load(r.Context(), cb.OrderID)
 	if errors.Is(err, ErrOrderNotFound) || (err == nil && (o.Account != h.acc.name || o.Payment.ID != cb.PaymentID)) {
 		h.logger.Info("callback for an unknown payment", zap.String("account", h.acc.name), zap.String("payment_id", cb.PaymentID))
-		return callbackUnknownPayment, unknown
+		return callbackUnknownPayment, &RequestError{Status: http.StatusNotFound, Code: "unknown_payment", Message: "no order of this account holds that payment"}
 	}
 	if err != nil {
 		return callbackFailed, err

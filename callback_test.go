@@ -183,6 +183,15 @@ func (s *callbackShop) unchanged(o *Order) {
 	}
 }
 
+// asked checks that the provider was asked want times for a payment's
+// status.
+func (s *callbackShop) asked(want int64) {
+	s.t.Helper()
+	if n := s.provider.asked.Load(); n != want {
+		s.t.Errorf("the provider was asked %d times, want %d", n, want)
+	}
+}
+
 // noSecrets checks that no log line and no answer carries the salt or a
 // signature.
 func (s *callbackShop) noSecrets(signatures ...string) {
@@ -215,9 +224,7 @@ func TestCallbackPaysTheOrder(t *testing.T) {
 	if got.State != OrderPaid || got.PaidLate || got.Receipt == nil || got.Receipt.State != ReceiptSending || got.Receipt.attempt() != 1 {
 		t.Fatalf("after the callback the order is %s (late %v, receipt %+v); want paid with its first receipt attempt", got.State, got.PaidLate, got.Receipt)
 	}
-	if n := s.provider.asked.Load(); n != 1 {
-		t.Errorf("the provider was asked %d times, want once", n)
-	}
+	s.asked(1)
 	select {
 	case id := <-s.app.reconciler.nudges:
 		if id != o.ID {
@@ -229,9 +236,7 @@ func TestCallbackPaysTheOrder(t *testing.T) {
 	// Sent again, as the provider does: answered, nothing asked or changed.
 	expectAnswer(t, s.post(signedCallback(o.Payment.ID, o.ID)), http.StatusOK, "")
 	s.unchanged(got)
-	if n := s.provider.asked.Load(); n != 1 {
-		t.Errorf("a repeat of the callback for a paid order asked the provider (%d calls)", n)
-	}
+	s.asked(1)
 	s.noSecrets(sha1Hex(o.Payment.ID + ":" + callbackSalt))
 }
 
@@ -261,9 +266,7 @@ func TestCallbackForgedSignature(t *testing.T) {
 		}
 	}
 	s.unchanged(o)
-	if n := s.provider.asked.Load(); n != 0 {
-		t.Errorf("forged callbacks had the provider asked %d times", n)
-	}
+	s.asked(0)
 	if n := valueOf(metrics.callbacks.WithLabelValues("main", callbackBadSignature)) - counted; n != float64(len(forged)) {
 		t.Errorf("kassa_callbacks_total{result=bad_signature} moved by %v, want %d", n, len(forged))
 	}
@@ -302,9 +305,7 @@ func TestCallbackNotPaid(t *testing.T) {
 	o := s.created("")
 	expectAnswer(t, s.post(signedCallback(o.Payment.ID, o.ID)), http.StatusOK, "")
 	s.unchanged(o)
-	if n := s.provider.asked.Load(); n != 1 {
-		t.Errorf("the provider was asked %d times, want once", n)
-	}
+	s.asked(1)
 }
 
 // TestCallbackUnknownPayment: a validly signed callback that names no
@@ -334,9 +335,7 @@ func TestCallbackUnknownPayment(t *testing.T) {
 	}
 	s.unchanged(o)
 	s.unchanged(other)
-	if n := s.provider.asked.Load(); n != 0 {
-		t.Errorf("callbacks for unknown payments had the provider asked %d times", n)
-	}
+	s.asked(0)
 }
 
 // TestCallbackProviderDown: when the provider cannot say where the payment
@@ -436,9 +435,7 @@ func TestCallbackRequestLimits(t *testing.T) {
 		expectAnswer(t, s.post(body), http.StatusBadRequest, "bad_callback")
 	}
 	s.unchanged(o)
-	if n := s.provider.asked.Load(); n != 0 {
-		t.Errorf("the provider was asked %d times", n)
-	}
+	s.asked(0)
 }
 
 // TestCallbackForAPayout: a payout's callback is answered 200 and logged,
@@ -452,9 +449,7 @@ func TestCallbackForAPayout(t *testing.T) {
 	if len(lines) != 1 || lines[0].ContextMap()["payout_id"] != id || lines[0].Level != zapcore.InfoLevel {
 		t.Errorf("logged %v, want one info line with the payout id", lines)
 	}
-	if n := s.provider.asked.Load(); n != 0 {
-		t.Errorf("the provider was asked %d times", n)
-	}
+	s.asked(0)
 }
 
 // TestConcurrentCallbacksPayOnce: the same callback many times at once is
@@ -637,9 +632,7 @@ func TestCallbackSlowBodyCutOff(t *testing.T) {
 		t.Errorf("answer %d, want 400", resp.StatusCode)
 	}
 	s.unchanged(o)
-	if n := s.provider.asked.Load(); n != 0 {
-		t.Errorf("the provider was asked %d times", n)
-	}
+	s.asked(0)
 }
 
 // TestCallbackUnderpaidNotCountedPaid: a callback whose payment the

@@ -10,12 +10,6 @@ import (
 	"go.uber.org/zap"
 )
 
-// getPayout asks the app's GET /kassa/payouts/{id}, with its query, as
-// the admin endpoint does.
-func getPayout(a *App, path string) *httptest.ResponseRecorder {
-	return adminCall(a, http.MethodGet, path)
-}
-
 // adminCall calls the app's admin API without a body, as the admin
 // endpoint does.
 func adminCall(a *App, method, path string) *httptest.ResponseRecorder {
@@ -45,7 +39,7 @@ func TestAdminPayoutStatus(t *testing.T) {
 		{"/kassa/payouts/777_po0001?payment=v3", `{"payment":"v3","id":"777_po0001","state":"processing","commission":"1.50"}` + "\n"},
 		{"/kassa/payouts/777_po0001", `{"payment":"v3","id":"777_po0001","state":"paid","commission":"1.50"}` + "\n"},
 	} {
-		if w := getPayout(a, tc.path); w.Code != http.StatusOK || w.Body.String() != tc.want {
+		if w := adminGet(t, a, tc.path); w.Code != http.StatusOK || w.Body.String() != tc.want {
 			t.Errorf("GET %s: %d %s, want %s", tc.path, w.Code, w.Body, tc.want)
 		}
 	}
@@ -75,11 +69,11 @@ func TestAdminPayoutStatus(t *testing.T) {
 		t.Errorf("%d status calls for refused requests", n-statusCalls)
 	}
 
-	if w := getPayout(a, "/kassa/payouts/777_po0404"); w.Code != http.StatusNotFound || errorCode(t, w) != "unknown_payout" {
+	if w := adminGet(t, a, "/kassa/payouts/777_po0404"); w.Code != http.StatusNotFound || errorCode(t, w) != "unknown_payout" {
 		t.Errorf("unknown id: %d %s", w.Code, w.Body)
 	}
 	payer.queue("status", faultDown)
-	w := getPayout(a, "/kassa/payouts/777_po0001")
+	w := adminGet(t, a, "/kassa/payouts/777_po0001")
 	if w.Code != http.StatusServiceUnavailable || errorCode(t, w) != "provider_unavailable" || w.Header().Get("Retry-After") == "" ||
 		strings.Contains(w.Body.String(), stepSecret) {
 		t.Errorf("provider down: %d %s %v", w.Code, w.Body, w.Header())
@@ -87,14 +81,14 @@ func TestAdminPayoutStatus(t *testing.T) {
 
 	// With two accounts that track payouts, payment must say which.
 	a.accounts["v3b"] = &account{name: "v3b", provider: "crystalpay", PaymentProvider: newStepPayer()}
-	if w := getPayout(a, "/kassa/payouts/777_po0001"); w.Code != http.StatusBadRequest || errorCode(t, w) != "bad_payment" ||
+	if w := adminGet(t, a, "/kassa/payouts/777_po0001"); w.Code != http.StatusBadRequest || errorCode(t, w) != "bad_payment" ||
 		!strings.Contains(w.Body.String(), "v3, v3b") {
 		t.Errorf("two tracking accounts: %d %s", w.Code, w.Body)
 	}
 	// With none, the route says payouts are not tracked.
 	delete(a.accounts, "v3")
 	delete(a.accounts, "v3b")
-	if w := getPayout(a, "/kassa/payouts/777_po0001"); w.Code != http.StatusBadRequest || errorCode(t, w) != "payouts_not_tracked" {
+	if w := adminGet(t, a, "/kassa/payouts/777_po0001"); w.Code != http.StatusBadRequest || errorCode(t, w) != "payouts_not_tracked" {
 		t.Errorf("no tracking account: %d %s", w.Code, w.Body)
 	}
 }

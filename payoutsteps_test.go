@@ -221,14 +221,14 @@ func (s *stepPayer) state(id string) PayoutState {
 	return ""
 }
 
-// payoutStorage is a storage in memory whose locks hold across instances.
-// It records the state of each payout record it stores, and can fail a
-// write or crash the shop right after one: the request's goroutine ends,
-// its deferred unlocks running as a dead process's locks lapse.
+// payoutStorage is a storage in memory whose locks hold across instances
+// (lockingStorage). It records the state of each payout record it stores,
+// and can fail a write or crash the shop right after one: the request's
+// goroutine ends, its deferred unlocks running as a dead process's locks
+// lapse.
 type payoutStorage struct {
-	*benchStorage
+	*lockingStorage
 	mu     sync.Mutex
-	locks  map[string]chan struct{}
 	states []payoutState
 	// crashAfter and failWrite are asked about the nth payout write
 	// (from 1); nil is never.
@@ -237,41 +237,12 @@ type payoutStorage struct {
 }
 
 func newPayoutStorage() *payoutStorage {
-	return &payoutStorage{benchStorage: newBenchStorage(), locks: map[string]chan struct{}{}}
-}
-
-func (s *payoutStorage) Lock(ctx context.Context, name string) error {
-	for {
-		s.mu.Lock()
-		held, ok := s.locks[name]
-		if !ok {
-			s.locks[name] = make(chan struct{})
-			s.mu.Unlock()
-			return nil
-		}
-		s.mu.Unlock()
-		select {
-		case <-held:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-}
-
-func (s *payoutStorage) Unlock(_ context.Context, name string) error {
-	s.mu.Lock()
-	held := s.locks[name]
-	delete(s.locks, name)
-	s.mu.Unlock()
-	if held != nil {
-		close(held)
-	}
-	return nil
+	return &payoutStorage{lockingStorage: &lockingStorage{Storage: newBenchStorage()}}
 }
 
 func (s *payoutStorage) Store(ctx context.Context, key string, value []byte) error {
 	if !strings.HasPrefix(key, payoutsPrefix+"/") {
-		return s.benchStorage.Store(ctx, key, value)
+		return s.Storage.Store(ctx, key, value)
 	}
 	s.mu.Lock()
 	n := len(s.states) + 1
@@ -280,7 +251,7 @@ func (s *payoutStorage) Store(ctx context.Context, key string, value []byte) err
 	if fail {
 		return errDown
 	}
-	if err := s.benchStorage.Store(ctx, key, value); err != nil {
+	if err := s.Storage.Store(ctx, key, value); err != nil {
 		return err
 	}
 	var rec payoutRecord
