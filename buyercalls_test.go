@@ -223,13 +223,7 @@ func TestBuyerCallsHaveABudget(t *testing.T) {
 // the account's rate limit (nothing left for the reconciler), for an
 // account the app does not have, or not positive, is a config error.
 func TestBuyerRateLimitConfig(t *testing.T) {
-	accounts := func() map[string]*account {
-		return map[string]*account{
-			"main": {name: "main", provider: "crystalpay", PaymentProvider: &limitedProvider{}},
-			"card": {name: "card", provider: "pegas", PaymentProvider: &benchProvider{}},
-		}
-	}
-	a := &App{logger: zap.NewNop(), accounts: accounts()}
+	a := &App{logger: zap.NewNop(), accounts: rateLimitAccounts()}
 	if err := a.useRateLimits(); err != nil {
 		t.Fatal(err)
 	}
@@ -239,7 +233,7 @@ func TestBuyerRateLimitConfig(t *testing.T) {
 	if l := a.accounts["card"].buyers; l == nil || l.Limit() != 5 {
 		t.Errorf("card's buyers = %v; want 5/s", l)
 	}
-	a = &App{logger: zap.NewNop(), accounts: accounts(), BuyerRateLimit: map[string]float64{"main": 1, "card": 20}}
+	a = &App{logger: zap.NewNop(), accounts: rateLimitAccounts(), BuyerRateLimit: map[string]float64{"main": 1, "card": 20}}
 	if err := a.useRateLimits(); err != nil {
 		t.Fatal(err)
 	}
@@ -251,7 +245,7 @@ func TestBuyerRateLimitConfig(t *testing.T) {
 		{"cash": 1}:  `no payment account "cash"`,
 		{"card": -1}: "want a positive number",
 	} {
-		a := &App{logger: zap.NewNop(), accounts: accounts(), BuyerRateLimit: *limits}
+		a := &App{logger: zap.NewNop(), accounts: rateLimitAccounts(), BuyerRateLimit: *limits}
 		if err := a.useRateLimits(); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("buyer_rate_limit %v: err = %v; want one containing %q", *limits, err, want)
 		}
