@@ -64,14 +64,6 @@ func getDocument(t *testing.T, h *ReceiptHandler, method, id, format string) *ht
 	return w
 }
 
-// paidLifeOrder checks out and pays an order, and has the reconciler see it.
-func paidLifeOrder(s *lifeShop, key string) *Order {
-	o := s.created(key)
-	s.provider.pay(o.Payment.ID)
-	s.pass()
-	return s.load(o.ID)
-}
-
 // TestDocumentOnlyForPaidOrders: the payment document of an order that is
 // not paid is 409 order_not_paid, and the provider is not asked. Before:
 // every request for any order made a Pegas call with the shop's token.
@@ -96,7 +88,7 @@ func TestDocumentOnlyForPaidOrders(t *testing.T) {
 func TestDocumentIsCached(t *testing.T) {
 	doc := []byte("%PDF-1.4 the receipt of a paid order")
 	s, p, h := newDocShop(t, doc)
-	o := paidLifeOrder(s, "key-doc-paid-000001")
+	o := s.paidOrder()
 	for i := range 10 {
 		method := http.MethodGet
 		if i%2 == 1 {
@@ -118,7 +110,7 @@ func TestDocumentIsCached(t *testing.T) {
 	big := bytes.Repeat([]byte("x"), 3000)
 	s2, p2, h2 := newDocShop(t, big)
 	h2.docs = newDocCache(1000, 10000)
-	o2 := paidLifeOrder(s2, "key-doc-big-0000001")
+	o2 := s2.paidOrder()
 	for range 3 {
 		if w := getDocument(t, h2, http.MethodGet, o2.ID, "pdf"); w.Code != http.StatusOK || !bytes.Equal(w.Body.Bytes(), big) {
 			t.Fatalf("a big document: %d, %d bytes; want 200 and all %d", w.Code, w.Body.Len(), len(big))
@@ -134,7 +126,7 @@ func TestDocumentIsCached(t *testing.T) {
 // view asks the provider again.
 func TestDocumentBrokenOff(t *testing.T) {
 	s, p, h := newDocShop(t, []byte("%PDF-1.4 a document that breaks off"))
-	o := paidLifeOrder(s, "key-doc-broken-00001")
+	o := s.paidOrder()
 	p.broken = true
 	w := getDocument(t, h, http.MethodGet, o.ID, "pdf")
 	if w.Code != http.StatusServiceUnavailable || !strings.Contains(w.Body.String(), `"code":"provider_unavailable"`) {
@@ -180,8 +172,8 @@ func TestDocCacheBounded(t *testing.T) {
 func TestBuyerCallsHaveABudget(t *testing.T) {
 	s, p, h := newDocShop(t, []byte("%PDF-1.4"))
 	var paid []*Order
-	for i := range 3 {
-		paid = append(paid, paidLifeOrder(s, "key-doc-budget-00"+string(rune('a'+i))))
+	for range 3 {
+		paid = append(paid, s.paidOrder())
 	}
 	pending := s.created("key-doc-budget-poll")
 	acc := s.app.accounts["main"]
@@ -223,13 +215,7 @@ func TestBuyerCallsHaveABudget(t *testing.T) {
 // the account's rate limit (nothing left for the reconciler), for an
 // account the app does not have, or not positive, is a config error.
 func TestBuyerRateLimitConfig(t *testing.T) {
-	accounts := func() map[string]*account {
-		return map[string]*account{
-			"main": {name: "main", provider: "crystalpay", PaymentProvider: &limitedProvider{}},
-			"card": {name: "card", provider: "pegas", PaymentProvider: &benchProvider{}},
-		}
-	}
-	a := &App{logger: zap.NewNop(), accounts: accounts()}
+	a := &App{logger: zap.NewNop(), accounts: rateLimitAccounts()}
 	if err := a.useRateLimits(); err != nil {
 		t.Fatal(err)
 	}
@@ -239,7 +225,7 @@ func TestBuyerRateLimitConfig(t *testing.T) {
 	if l := a.accounts["card"].buyers; l == nil || l.Limit() != 5 {
 		t.Errorf("card's buyers = %v; want 5/s", l)
 	}
-	a = &App{logger: zap.NewNop(), accounts: accounts(), BuyerRateLimit: map[string]float64{"main": 1, "card": 20}}
+	a = &App{logger: zap.NewNop(), accounts: rateLimitAccounts(), BuyerRateLimit: map[string]float64{"main": 1, "card": 20}}
 	if err := a.useRateLimits(); err != nil {
 		t.Fatal(err)
 	}
@@ -251,7 +237,7 @@ func TestBuyerRateLimitConfig(t *testing.T) {
 		{"cash": 1}:  `no payment account "cash"`,
 		{"card": -1}: "want a positive number",
 	} {
-		a := &App{logger: zap.NewNop(), accounts: accounts(), BuyerRateLimit: *limits}
+		a := &App{logger: zap.NewNop(), accounts: rateLimitAccounts(), BuyerRateLimit: *limits}
 		if err := a.useRateLimits(); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("buyer_rate_limit %v: err = %v; want one containing %q", *limits, err, want)
 		}

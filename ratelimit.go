@@ -15,23 +15,11 @@ import (
 // for it, or its provider's, or none. An account named in rate_limit
 // that the app does not have is a config error.
 func (a *App) useRateLimits() error {
-	for _, name := range slices.Sorted(maps.Keys(a.RateLimit)) {
-		perSecond := a.RateLimit[name]
-		if _, ok := a.accounts[name]; !ok {
-			return fmt.Errorf("rate_limit: no payment account %q in the kassa app (it has: %s)", name, a.accountNames())
-		}
-		if !(perSecond > 0) || math.IsInf(perSecond, 0) {
-			return fmt.Errorf("rate_limit %s: want a positive number of requests a second, got %v", name, perSecond)
-		}
+	if err := a.checkRateLimits("rate_limit", a.RateLimit); err != nil {
+		return err
 	}
-	for _, name := range slices.Sorted(maps.Keys(a.BuyerRateLimit)) {
-		perSecond := a.BuyerRateLimit[name]
-		if _, ok := a.accounts[name]; !ok {
-			return fmt.Errorf("buyer_rate_limit: no payment account %q in the kassa app (it has: %s)", name, a.accountNames())
-		}
-		if !(perSecond > 0) || math.IsInf(perSecond, 0) {
-			return fmt.Errorf("buyer_rate_limit %s: want a positive number of requests a second, got %v", name, perSecond)
-		}
+	if err := a.checkRateLimits("buyer_rate_limit", a.BuyerRateLimit); err != nil {
+		return err
 	}
 	for _, acc := range a.sortedAccounts() {
 		perSecond, ok := a.RateLimit[acc.name]
@@ -50,6 +38,20 @@ func (a *App) useRateLimits() error {
 				acc.name, buyers, perSecond)
 		}
 		acc.buyers = newLimiter(buyers)
+	}
+	return nil
+}
+
+// checkRateLimits refuses, in the option named, a limit for an account the
+// app does not have, or one that is no positive number.
+func (a *App) checkRateLimits(option string, limits map[string]float64) error {
+	for _, name := range slices.Sorted(maps.Keys(limits)) {
+		if _, ok := a.accounts[name]; !ok {
+			return fmt.Errorf("%s: no payment account %q in the kassa app (it has: %s)", option, name, a.accountNames())
+		}
+		if perSecond := limits[name]; !(perSecond > 0) || math.IsInf(perSecond, 0) {
+			return fmt.Errorf("%s %s: want a positive number of requests a second, got %v", option, name, perSecond)
+		}
 	}
 	return nil
 }

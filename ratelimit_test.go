@@ -17,17 +17,20 @@ type limitedProvider struct{ benchProvider }
 
 func (*limitedProvider) RateLimit() float64 { return 5 }
 
+// rateLimitAccounts are two accounts: main, whose provider publishes 5/s,
+// and card, whose provider publishes none.
+func rateLimitAccounts() map[string]*account {
+	return map[string]*account{
+		"main": {name: "main", provider: "crystalpay", PaymentProvider: &limitedProvider{}},
+		"card": {name: "card", provider: "pegas", PaymentProvider: &benchProvider{}},
+	}
+}
+
 // TestRateLimitConfig: an account takes the app's rate_limit for it, or
 // its provider's published one; naming an account the app does not have,
 // or a limit that is no positive number, is a config error.
 func TestRateLimitConfig(t *testing.T) {
-	accounts := func() map[string]*account {
-		return map[string]*account{
-			"main": {name: "main", provider: "crystalpay", PaymentProvider: &limitedProvider{}},
-			"card": {name: "card", provider: "pegas", PaymentProvider: &benchProvider{}},
-		}
-	}
-	a := &App{logger: zap.NewNop(), accounts: accounts()}
+	a := &App{logger: zap.NewNop(), accounts: rateLimitAccounts()}
 	if err := a.useRateLimits(); err != nil {
 		t.Fatal(err)
 	}
@@ -38,7 +41,7 @@ func TestRateLimitConfig(t *testing.T) {
 		t.Error("card got a limiter without a rate_limit or a published one")
 	}
 
-	a = &App{logger: zap.NewNop(), accounts: accounts(), RateLimit: map[string]float64{"main": 2.5, "card": 0.5}}
+	a = &App{logger: zap.NewNop(), accounts: rateLimitAccounts(), RateLimit: map[string]float64{"main": 2.5, "card": 0.5}}
 	if err := a.useRateLimits(); err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +56,7 @@ func TestRateLimitConfig(t *testing.T) {
 		{"cash": 5}: `no payment account "cash"`,
 		{"main": 0}: "want a positive number",
 	} {
-		a := &App{logger: zap.NewNop(), accounts: accounts(), RateLimit: *limits}
+		a := &App{logger: zap.NewNop(), accounts: rateLimitAccounts(), RateLimit: *limits}
 		if err := a.useRateLimits(); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("rate_limit %v: err = %v, want one containing %q", *limits, err, want)
 		}
