@@ -370,13 +370,20 @@ func (c *Catalog) WithKopecks() []string {
 }
 
 // validSKU reports whether s is 1 to 64 characters of [A-Za-z0-9._-].
-func validSKU(s string) bool {
-	if len(s) < 1 || len(s) > maxSKU {
+func validSKU(s string) bool { return validIdent(s, maxSKU, "") }
+
+// validIdent reports whether s is 1 to max ASCII letters, digits, dots,
+// underscores, dashes or bytes of also: an identifier (a SKU, an
+// upstream's order id, a payout id) that a URL, a log line or the admin
+// API may carry as it is.
+func validIdent(s string, max int, also string) bool {
+	if len(s) < 1 || len(s) > max {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-' ||
+			strings.IndexByte(also, c) >= 0) {
 			return false
 		}
 	}

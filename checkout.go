@@ -459,18 +459,7 @@ const maxShopOrderID = 64
 // 64 ASCII letters, digits, dots, underscores, dashes or colons: an
 // identifier that a redirect URL, a log line or the admin API may carry as
 // it is.
-func validShopOrderID(s string) bool {
-	if len(s) < 1 || len(s) > maxShopOrderID {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-' || c == ':') {
-			return false
-		}
-	}
-	return true
-}
+func validShopOrderID(s string) bool { return validIdent(s, maxShopOrderID, ":") }
 
 // readRequest reads a checkout's body, form-encoded or JSON, up to MaxBody.
 func (h *Checkout) readRequest(r *http.Request) (CheckoutRequest, error) {

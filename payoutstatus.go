@@ -77,15 +77,4 @@ func (a *App) payoutTracker(q url.Values) (*account, TwoStepPayer, error) {
 
 // validPayoutID reports whether id looks like a provider's payout id:
 // 1 to 64 ASCII letters, digits, dots, underscores or dashes.
-func validPayoutID(id string) bool {
-	if len(id) == 0 || len(id) > maxPayoutToken {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
-}
+func validPayoutID(id string) bool { return validIdent(id, maxPayoutToken, "") }
