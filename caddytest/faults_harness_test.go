@@ -36,8 +36,6 @@ type matrixEnv struct {
 	shop, short *procShop
 	// shops are their processes, whose logs must hold no secret.
 	shops []*procCaddy
-	// paidPegas is a paid Pegas order with its receipt done.
-	paidPegas string
 	// knownOperation is a processed Smart Cashier operation.
 	knownOperation string
 	// knownPayout is the id of a CrystalPAY v3 payout the operator made.
@@ -70,9 +68,6 @@ func matrixStart(t *testing.T) *matrixEnv {
 		id := e.buy(t, e.shop, acc.path)
 		e.pay(t, e.shop, acc.api, id)
 		e.waitDone(t, e.shop, id)
-		if acc.api == "pegas" {
-			e.paidPegas = id
-		}
 	}
 	e.knownOperation = "matrix-setup-cash"
 	procCall(t, http.MethodPost, "http://"+e.shop.admin+"/kassa/cash/deposit", map[string]any{
