@@ -418,15 +418,8 @@ func (e *matrixEnv) accepted(t *testing.T, api, op, want string) int {
 // HTTP statuses, oldest first (0 when none came back).
 func (e *matrixEnv) deliveries(t *testing.T, invoice string) []int {
 	t.Helper()
-	var out struct {
-		Calls []struct {
-			Body   json.RawMessage `json:"body"`
-			Status int             `json:"status"`
-		} `json:"calls"`
-	}
-	procCall(t, http.MethodGet, e.sb.url+"/control/calls?api=crystalpay&op=callback", nil, http.StatusOK, &out)
 	var statuses []int
-	for _, c := range out.Calls {
+	for _, c := range e.sb.calls(t, "crystalpay", "callback") {
 		if bytes.Contains(c.Body, []byte(`"`+invoice+`"`)) {
 			statuses = append(statuses, c.Status)
 		}
