@@ -497,6 +497,7 @@ type procJournalCall struct {
 	API    string            `json:"api"`
 	Op     string            `json:"op"`
 	Query  map[string]string `json:"query"`
+	Body   json.RawMessage   `json:"body"`
 	Status int               `json:"status"`
 }
 

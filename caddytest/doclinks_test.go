@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"path"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -30,20 +29,11 @@ var (
 )
 
 // linkedDocs are the Markdown files whose relative links are checked, as
-// paths from the repository root.
+// paths from the repository root: the docs whose examples are tested, and
+// the changelog and security policy.
 func linkedDocs(t *testing.T) []string {
 	t.Helper()
-	files := []string{"README.md", "CONTRIBUTING.md", "CHANGELOG.md", "SECURITY.md", "xcaddy.md"}
-	err := filepath.WalkDir("../docs", func(p string, d os.DirEntry, err error) error {
-		if err == nil && !d.IsDir() && strings.HasSuffix(p, ".md") {
-			files = append(files, filepath.ToSlash(strings.TrimPrefix(p, "../")))
-		}
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return files
+	return append(docFiles(t), "CHANGELOG.md", "SECURITY.md")
 }
 
 // proseOf is a Markdown text without its code blocks and code spans.

@@ -6,8 +6,6 @@ package caddytest
 
 import (
 	"bytes"
-	"crypto/sha1"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -36,8 +34,6 @@ type matrixEnv struct {
 	shop, short *procShop
 	// shops are their processes, whose logs must hold no secret.
 	shops []*procCaddy
-	// paidPegas is a paid Pegas order with its receipt done.
-	paidPegas string
 	// knownOperation is a processed Smart Cashier operation.
 	knownOperation string
 	// knownPayout is the id of a CrystalPAY v3 payout the operator made.
@@ -70,9 +66,6 @@ func matrixStart(t *testing.T) *matrixEnv {
 		id := e.buy(t, e.shop, acc.path)
 		e.pay(t, e.shop, acc.api, id)
 		e.waitDone(t, e.shop, id)
-		if acc.api == "pegas" {
-			e.paidPegas = id
-		}
 	}
 	e.knownOperation = "matrix-setup-cash"
 	procCall(t, http.MethodPost, "http://"+e.shop.admin+"/kassa/cash/deposit", map[string]any{
@@ -161,14 +154,11 @@ func (e *matrixEnv) inject(t *testing.T, api, op string, f matrixFault) {
 
 // checkNoSecretLogged checks that the shops logged no CrystalPAY secret:
 // neither an auth secret nor the salt, nor a signature of the v3 payouts
-// (computed here, as sha1 over the literal string).
+// (computed here, with v3Sign).
 func (e *matrixEnv) checkNoSecretLogged(t *testing.T) {
 	t.Helper()
-	secrets := []string{"sandbox-secret", matrixSalt}
-	for _, signed := range []string{"10:LZTMARKET:matrix-payee:" + matrixSalt, e.knownPayout + ":" + matrixSalt} {
-		sum := sha1.Sum([]byte(signed))
-		secrets = append(secrets, hex.EncodeToString(sum[:]))
-	}
+	secrets := []string{"sandbox-secret", matrixSalt,
+		v3Sign("10", "LZTMARKET", "matrix-payee", matrixSalt), v3Sign(e.knownPayout, matrixSalt)}
 	for _, p := range e.shops {
 		b, err := os.ReadFile(p.log)
 		if err != nil {
@@ -428,15 +418,8 @@ func (e *matrixEnv) accepted(t *testing.T, api, op, want string) int {
 // HTTP statuses, oldest first (0 when none came back).
 func (e *matrixEnv) deliveries(t *testing.T, invoice string) []int {
 	t.Helper()
-	var out struct {
-		Calls []struct {
-			Body   json.RawMessage `json:"body"`
-			Status int             `json:"status"`
-		} `json:"calls"`
-	}
-	procCall(t, http.MethodGet, e.sb.url+"/control/calls?api=crystalpay&op=callback", nil, http.StatusOK, &out)
 	var statuses []int
-	for _, c := range out.Calls {
+	for _, c := range e.sb.calls(t, "crystalpay", "callback") {
 		if bytes.Contains(c.Body, []byte(`"`+invoice+`"`)) {
 			statuses = append(statuses, c.Status)
 		}

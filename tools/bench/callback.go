@@ -299,21 +299,9 @@ func (r *scaleRun) measureCallbackRun(ctx context.Context, p *latencyProxy, call
 // directory storage, its CrystalPAY v3 account at endpoint; with
 // callbacks, the account has a callback URL and the site its route.
 func (r *scaleRun) callbackShop(ctx context.Context, name, storage, endpoint string, callbacks bool) (*shop, error) {
-	admin, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	port, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	caddyfile := callbackCaddyfile(admin, port, endpoint, storage, callbacks)
-	proc, err := startCaddy(ctx, r.bin, r.dir, name, caddyfile, admin, base+respondPath)
-	if err != nil {
-		return nil, err
-	}
-	return &shop{caddyProcess: proc, provider: r.provider, base: base, client: newClient(r.opts.concurrency)}, nil
+	return r.startShop(ctx, name, func(admin, port int) string {
+		return callbackCaddyfile(admin, port, endpoint, storage, callbacks)
+	})
 }
 
 // callbackCaddyfile is the callback figures' shop: kassa_checkout on a

@@ -92,12 +92,7 @@ func (f *figures) callbackSummary() string {
 func (f *figures) callbackMarkdown(alone bool) string {
 	var b strings.Builder
 	b.WriteString(callbackHeading + "\n\n")
-	if alone {
-		fmt.Fprintf(&b, "Measured on its own, on the machine above, by\n\n    %s\n\non %s (load average %s as it began, %s as it ended).\n\n",
-			f.opts.command(), f.machine.date.Format("2006-01-02 15:04 MST"), f.machine.loadBefore, f.machine.loadAfter)
-	} else {
-		b.WriteString("Measured in the run above.\n\n")
-	}
+	b.WriteString(f.measured(alone))
 	c := &f.callback
 	fmt.Fprintf(&b, "How soon a paid CrystalPAY v3 invoice makes its order paid: on a shop the provider calls back, "+
 		"and on one that polls alone. Every provider call takes %s to %s; the shops' poll_interval is %s, "+

@@ -98,12 +98,7 @@ func (f *figures) notifySummary() string {
 func (f *figures) notifyMarkdown(alone bool) string {
 	var b strings.Builder
 	b.WriteString(notifyHeading + "\n\n")
-	if alone {
-		fmt.Fprintf(&b, "Measured on its own, on the machine above, by\n\n    %s\n\non %s (load average %s as it began, %s as it ended).\n\n",
-			f.opts.command(), f.machine.date.Format("2006-01-02 15:04 MST"), f.machine.loadBefore, f.machine.loadAfter)
-	} else {
-		b.WriteString("Measured in the run above.\n\n")
-	}
+	b.WriteString(f.measured(alone))
 	fmt.Fprintf(&b, "%d workers, %s per checkout figure.\n\n", f.opts.concurrency, f.opts.duration)
 	b.WriteString("| target | want | measured | |\n|---|---|---|---|\n")
 	for _, t := range f.notifyTargets() {

@@ -355,3 +355,14 @@ func roundDuration(d time.Duration) time.Duration {
 		return d.Round(time.Microsecond)
 	}
 }
+
+// measured says how a section's figures were measured: alone, on their
+// own (-only), by this run's command line, at its date; else in the run
+// the report's top describes.
+func (f *figures) measured(alone bool) string {
+	if !alone {
+		return "Measured in the run above.\n\n"
+	}
+	return fmt.Sprintf("Measured on its own, on the machine above, by\n\n    %s\n\non %s (load average %s as it began, %s as it ended).\n\n",
+		f.opts.command(), f.machine.date.Format("2006-01-02 15:04 MST"), f.machine.loadBefore, f.machine.loadAfter)
+}

@@ -163,6 +163,14 @@ func (r *scaleRun) setLatency(ctx context.Context, d time.Duration) error {
 // storage: the reconciler's period scalePollInterval, orders living ttl,
 // and receipts on the sandbox's Smart Cashier.
 func (r *scaleRun) scaleShop(ctx context.Context, name, storage string, ttl time.Duration) (*shop, error) {
+	return r.startShop(ctx, name, func(admin, port int) string {
+		return scaleCaddyfile(admin, port, r.providerPort, storage, ttl)
+	})
+}
+
+// startShop starts a shop named name on two free ports, its admin API's
+// and its site's, with the Caddyfile that caddyfile writes for them.
+func (r *scaleRun) startShop(ctx context.Context, name string, caddyfile func(adminPort, port int) string) (*shop, error) {
 	admin, err := freePort()
 	if err != nil {
 		return nil, err
@@ -172,7 +180,7 @@ func (r *scaleRun) scaleShop(ctx context.Context, name, storage string, ttl time
 		return nil, err
 	}
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	p, err := startCaddy(ctx, r.bin, r.dir, name, scaleCaddyfile(admin, port, r.providerPort, storage, ttl), admin, base+respondPath)
+	p, err := startCaddy(ctx, r.bin, r.dir, name, caddyfile(admin, port), admin, base+respondPath)
 	if err != nil {
 		return nil, err
 	}

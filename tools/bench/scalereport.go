@@ -186,12 +186,7 @@ func (f *figures) scaleSummary() string {
 func (f *figures) scaleMarkdown(alone bool) string {
 	var b strings.Builder
 	b.WriteString(scaleHeading + "\n\n")
-	if alone {
-		fmt.Fprintf(&b, "Measured on its own, on the machine above, by\n\n    %s\n\non %s (load average %s as it began, %s as it ended).\n\n",
-			f.opts.command(), f.machine.date.Format("2006-01-02 15:04 MST"), f.machine.loadBefore, f.machine.loadAfter)
-	} else {
-		b.WriteString("Measured in the run above.\n\n")
-	}
+	b.WriteString(f.measured(alone))
 	fmt.Fprintf(&b, "Every provider call takes %s (the sandbox's latency); the shop's poll_interval is %s.\n\n",
 		f.scale.latency, scalePollInterval)
 	b.WriteString("| target | want | measured | |\n|---|---|---|---|\n")
