@@ -66,23 +66,10 @@ func assertV3Request(t *testing.T, r stubRequest, op, want string) {
 	if ct := r.Header.Get("Content-Type"); ct != "application/json" {
 		t.Errorf("%s: Content-Type %q", op, ct)
 	}
-	got, wantV := decodeNumbers(t, r.Body), decodeNumbers(t, []byte(want))
+	got, wantV := scDecode(t, r.Body), scDecode(t, []byte(want))
 	if !reflect.DeepEqual(got, wantV) {
 		t.Errorf("%s body:\n got %s\nwant %s", op, r.Body, want)
 	}
-}
-
-// decodeNumbers decodes JSON keeping numbers as json.Number, so that a
-// number and a string of the same digits differ.
-func decodeNumbers(t *testing.T, data []byte) any {
-	t.Helper()
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		t.Fatalf("decoding %s: %v", data, err)
-	}
-	return v
 }
 
 func TestCrystalPayV3CreatePayment(t *testing.T) {

@@ -163,7 +163,9 @@ func scSeedReceiptValue() Receipt {
 	}
 }
 
-// scDecode decodes JSON keeping numbers as written.
+// scDecode decodes a JSON object keeping numbers as json.Number, so that a
+// number and a string of the same digits differ (Smart Cashier and CrystalPAY
+// v3 bodies alike).
 func scDecode(t *testing.T, data []byte) map[string]any {
 	t.Helper()
 	dec := json.NewDecoder(bytes.NewReader(data))
